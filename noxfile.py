@@ -1,0 +1,64 @@
+"""Test sessions. `nox` runs the default set (the README's test command); `nox -l` lists them all."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "unit", "arch"]
+
+ARCHITECTURES = ["amd64", "arm64"]
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """Install the locked dependencies (uv.lock) of the project plus `groups` into the session."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--quiet",
+        "--no-default-groups",
+        *(f"--group={g}" for g in groups),
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting check."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict on the package."""
+    install(session, "lint")
+    session.run("mypy")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests: configuration, service model, renderers, task surface."""
+    install(session, "test")
+    session.run("pytest", "tests/unit", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Integration tests against the real local stack (PostgreSQL, search engine, Temporal, UI)."""
+    install(session, "test")
+    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("arch", ARCHITECTURES)
+def arch(session: nox.Session, arch: str) -> None:
+    """Per architecture: render the compose file and validate it against the Compose Specification."""
+    install(session, "test")
+    output = f"{session.create_tmp()}/docker-compose.{arch}.yml"
+    session.run("invoke", "compose", "--arch", arch, "--output", output)
+    session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", output)

@@ -1,0 +1,1 @@
+"""Deploy and operate Temporal on Aurora DSQL with Elasticsearch visibility."""

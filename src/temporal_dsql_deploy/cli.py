@@ -1,0 +1,53 @@
+"""Glue shared by the entry points (tasks.py and `python -m temporal_dsql_deploy`).
+
+Loads settings once per task, turns errors a user can act on into a clean non-zero exit, and
+owns the console so the rest of the package returns values instead of printing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+
+from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.errors import DeployError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+
+class TaskFailed(SystemExit):
+    """Raised by entry points after the failure has been reported; carries the exit code."""
+
+
+def settings_for(project_root: Path) -> Settings:
+    return load_settings(project_root)
+
+
+def reported(function: Callable[P, R]) -> Callable[P, R]:
+    """Report a DeployError as `error: ... / fix: ...` on stderr and exit 1; let anything else raise."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except DeployError as exc:
+            error_console.print(f"[bold red]error:[/] {escape(exc.problem)}", soft_wrap=True)
+            if exc.fix:
+                error_console.print(f"[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
+            raise TaskFailed(1) from None
+
+    return wrapper
+
+
+def say(message: str, **kwargs: Any) -> None:
+    """Print plain text (never interpreted as markup)."""
+    console.print(escape(message), **kwargs)

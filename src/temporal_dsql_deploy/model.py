@@ -1,0 +1,296 @@
+"""The service model: what the stack is, independent of how a runtime starts it.
+
+Renderers (Compose, the process supervisor) decide *how*: images or binaries, hostnames, paths.
+The model decides *what*: services, the component each runs, environment, ports, health checks
+and the order they wait on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from temporal_dsql_deploy.config import Settings, format_go_duration
+
+
+class Component(StrEnum):
+    """A program the stack runs; each renderer knows how to launch each one."""
+
+    POSTGRESQL = "postgresql"
+    SEARCH_ENGINE = "search-engine"
+    TEMPORAL_SERVER = "temporal-server"
+    TEMPORAL_UI = "temporal-ui"
+    ADMIN = "admin"  # this package's own one-shot commands (schema, index, namespace setup)
+
+
+class Condition(StrEnum):
+    """What a dependent waits for; the values are Compose's spelling."""
+
+    STARTED = "service_started"
+    HEALTHY = "service_healthy"
+    COMPLETED = "service_completed_successfully"
+
+
+@dataclass(frozen=True)
+class HostOf:
+    """An environment value naming another service's host; renderers resolve it."""
+
+    service: str
+
+
+EnvValue = str | HostOf
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    port: int
+    path: str
+
+
+@dataclass(frozen=True)
+class GrpcProbe:
+    port: int
+    service: str  # the grpc.health.v1 service name to ask about
+
+
+@dataclass(frozen=True)
+class PostgresProbe:
+    port: int
+
+
+Probe = HttpProbe | GrpcProbe | PostgresProbe
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    probe: Probe
+    interval_s: int = 5
+    timeout_s: int = 5
+    retries: int = 30
+    start_period_s: int = 10
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    number: int
+    published: bool = False  # reachable from the host in Compose (all ports are local natively)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    component: Component
+    args: tuple[str, ...] = ()
+    environment: Mapping[str, EnvValue] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    depends_on: Mapping[str, Condition] = field(default_factory=dict)
+    healthcheck: HealthCheck | None = None
+    one_shot: bool = False  # runs to completion; dependents wait for exit code 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Stack:
+    services: tuple[Service, ...]
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self.services)
+
+    def get(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise KeyError(f"no service {name!r} in the stack (services: {known})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.services)
+
+    def startup_order(self) -> tuple[str, ...]:
+        """Services in an order where each comes after everything it depends on (stable by position)."""
+        order: list[str] = []
+        remaining = list(self.services)
+        while remaining:
+            ready = [s for s in remaining if all(dep in order for dep in s.depends_on)]
+            if not ready:
+                cycle = ", ".join(s.name for s in remaining)
+                raise ValueError(f"dependency cycle among: {cycle}")
+            order.append(ready[0].name)
+            remaining.remove(ready[0])
+        return tuple(order)
+
+
+@dataclass(frozen=True)
+class TemporalRole:
+    """One of Temporal's four server roles and the ports it owns."""
+
+    role: str
+    grpc_port: int
+    metrics_port: int
+    health_service: str
+
+    @property
+    def membership_port(self) -> int:
+        # Temporal's conventional layout: membership port = gRPC port - 300 (7233 -> 6933).
+        return self.grpc_port - 300
+
+
+def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
+    """The four roles in the order they start: history, matching, frontend, worker."""
+    return (
+        TemporalRole(
+            "history",
+            settings.temporal_history_port,
+            9092,
+            "temporal.server.api.historyservice.v1.HistoryService",
+        ),
+        TemporalRole(
+            "matching",
+            settings.temporal_matching_port,
+            9093,
+            "temporal.server.api.matchingservice.v1.MatchingService",
+        ),
+        TemporalRole(
+            "frontend",
+            settings.temporal_frontend_port,
+            9091,
+            "temporal.api.workflowservice.v1.WorkflowService",
+        ),
+        TemporalRole("worker", settings.temporal_worker_port, 9094, ""),
+    )
+
+
+def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
+    """Variables the Temporal config template and the schema tools read for persistence."""
+    host: EnvValue = HostOf("postgresql") if settings.sql_is_local else settings.temporal_sql_host
+    return {
+        "TEMPORAL_SQL_PLUGIN": settings.temporal_sql_plugin,
+        "TEMPORAL_SQL_HOST": host,
+        "TEMPORAL_SQL_PORT": str(settings.temporal_sql_port),
+        "TEMPORAL_SQL_USER": settings.temporal_sql_user,
+        "TEMPORAL_SQL_DATABASE": settings.temporal_sql_database,
+        "TEMPORAL_SQL_TLS_ENABLED": str(settings.temporal_sql_tls_enabled).lower(),
+        "TEMPORAL_SQL_IAM_AUTH": str(settings.temporal_sql_iam_auth).lower(),
+        "TEMPORAL_SQL_MAX_CONNS": str(settings.temporal_sql_max_conns),
+        "TEMPORAL_SQL_MAX_IDLE_CONNS": str(settings.temporal_sql_max_idle_conns),
+        "TEMPORAL_SQL_CONNECTION_TIMEOUT": format_go_duration(settings.temporal_sql_connection_timeout),
+        "TEMPORAL_SQL_MAX_CONN_LIFETIME": format_go_duration(settings.temporal_sql_max_conn_lifetime),
+        **({"AWS_REGION": settings.aws_region} if settings.aws_region else {}),
+    }
+
+
+def visibility_environment(settings: Settings) -> dict[str, EnvValue]:
+    return {
+        "TEMPORAL_ELASTICSEARCH_HOST": HostOf("elasticsearch"),
+        "TEMPORAL_ELASTICSEARCH_PORT": str(settings.temporal_elasticsearch_port),
+        "TEMPORAL_ELASTICSEARCH_SCHEME": settings.temporal_elasticsearch_scheme,
+        "TEMPORAL_ELASTICSEARCH_INDEX": settings.temporal_elasticsearch_index,
+    }
+
+
+def build_stack(settings: Settings) -> Stack:
+    """The whole stack for these settings."""
+    services: list[Service] = []
+    if settings.sql_is_local:
+        services.append(
+            Service(
+                name="postgresql",
+                component=Component.POSTGRESQL,
+                ports=(Port("sql", settings.temporal_sql_port),),
+                healthcheck=HealthCheck(PostgresProbe(settings.temporal_sql_port), retries=60),
+                description=f"PostgreSQL {settings.postgres_version}: local persistence",
+            )
+        )
+    es_port = settings.temporal_elasticsearch_port
+    services.append(
+        Service(
+            name="elasticsearch",
+            component=Component.SEARCH_ENGINE,
+            ports=(Port("http", es_port, published=True),),
+            healthcheck=HealthCheck(
+                HttpProbe(es_port, "/_cluster/health?wait_for_status=yellow&timeout=5s"),
+                retries=60,
+                start_period_s=20,
+            ),
+            description=f"{settings.search_engine} {settings.search_engine_version}: visibility store",
+        )
+    )
+    services.append(
+        Service(
+            name="es-setup",
+            component=Component.ADMIN,
+            args=("es-setup",),
+            environment=visibility_environment(settings),
+            depends_on={"elasticsearch": Condition.HEALTHY},
+            one_shot=True,
+            description="creates the visibility index template and index from Temporal's own schema",
+        )
+    )
+    schema_deps = {"es-setup": Condition.COMPLETED}
+    if settings.sql_is_local:
+        schema_deps["postgresql"] = Condition.HEALTHY
+    services.append(
+        Service(
+            name="schema-setup",
+            component=Component.ADMIN,
+            args=("schema-setup",),
+            environment=persistence_environment(settings),
+            depends_on=schema_deps,
+            one_shot=True,
+            description="creates or updates Temporal's persistence schema",
+        )
+    )
+    services.extend(_temporal_services(settings))
+    services.append(
+        Service(
+            name="temporal-ui",
+            component=Component.TEMPORAL_UI,
+            environment={
+                "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
+                "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
+                "TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
+            },
+            ports=(Port("http", settings.temporal_ui_port, published=True),),
+            depends_on={"temporal-frontend": Condition.HEALTHY},
+            healthcheck=HealthCheck(HttpProbe(settings.temporal_ui_port, "/healthz")),
+            description=f"Temporal Web UI {settings.temporal_ui_version}",
+        )
+    )
+    return Stack(tuple(services))
+
+
+def _temporal_services(settings: Settings) -> Iterator[Service]:
+    shared_env: dict[str, EnvValue] = {
+        **persistence_environment(settings),
+        **visibility_environment(settings),
+        "TEMPORAL_LOG_LEVEL": settings.temporal_log_level,
+    }
+    previous = "schema-setup"
+    previous_condition = Condition.COMPLETED
+    for role in temporal_roles(settings):
+        name = f"temporal-{role.role}"
+        depends: dict[str, Condition] = {previous: previous_condition}
+        if role.role == "worker":
+            depends = {"temporal-frontend": Condition.HEALTHY}
+        yield Service(
+            name=name,
+            component=Component.TEMPORAL_SERVER,
+            args=("start", "--service", role.role),
+            environment={
+                **shared_env,
+                "TEMPORAL_SERVICE": role.role,
+                "TEMPORAL_METRICS_PORT": str(role.metrics_port),
+            },
+            ports=(
+                Port("grpc", role.grpc_port, published=role.role == "frontend"),
+                Port("membership", role.membership_port),
+                Port("metrics", role.metrics_port),
+            ),
+            depends_on=depends,
+            healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
+            description=f"Temporal {role.role} service",
+        )
+        previous, previous_condition = name, Condition.HEALTHY

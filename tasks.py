@@ -1,0 +1,176 @@
+"""Invoke tasks: parse arguments, call the package, report. All logic lives in src/temporal_dsql_deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, Context, task
+
+from temporal_dsql_deploy import cli
+from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
+from temporal_dsql_deploy.reference import update_readme
+from temporal_dsql_deploy.render_compose import write_compose
+
+ROOT = Path(__file__).resolve().parent
+ARCH_HELP = "Target architecture: amd64 or arm64 (default: DOCKER_ARCH, else this machine's)."
+
+
+def _not_built(task_name: str, capability: str) -> None:
+    cli.settings_for(ROOT)  # bad configuration is reported before anything else
+    raise NotBuiltYetError(task_name, capability)
+
+
+@task(help={"arch": ARCH_HELP, "output": "Where to write the file (default: compose/docker-compose.yml)."})
+@cli.reported
+def compose(c: Context, arch: str = "", output: str = "") -> None:
+    """Render docker-compose.yml from the service model."""
+    settings = cli.settings_for(ROOT)
+    target = arch or settings.docker_arch
+    if target not in ("amd64", "arm64"):
+        raise DeployError(f"--arch {target!r} is not supported", "use --arch amd64 or --arch arm64")
+    path = write_compose(
+        settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml"
+    )  # type: ignore[arg-type]
+    cli.say(f"wrote {path} for linux/{target}")
+
+
+@task(
+    help={
+        "source": "A temporal-dsql source checkout to build instead of the pinned upstream module.",
+        "arch": ARCH_HELP,
+    }
+)
+@cli.reported
+def build(c: Context, source: str = "", arch: str = "") -> None:
+    """Cross-compile the Temporal server and tools and build the runtime image."""
+    _not_built("build", "the multi-architecture build")
+
+
+@task(
+    help={"yes": "Apply without asking for confirmation.", "dry_run": "Show what would run; change nothing."}
+)
+@cli.reported
+def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
+    """Create the DSQL cluster with Terraform and write .env from its outputs."""
+    _not_built("deploy", "AWS deployment")
+
+
+@task(
+    help={
+        "runtime": "local (process supervisor, default) or docker (needs a Docker engine).",
+    }
+)
+@cli.reported
+def up(c: Context, runtime: str = "local") -> None:
+    """Start the whole stack and return once every service is healthy."""
+    _not_built("up", "the embedded local stack")
+
+
+@task(help={"volumes": "Also delete the stack's data (databases, indexes)."})
+@cli.reported
+def down(c: Context, volumes: bool = False) -> None:
+    """Stop the stack; data is kept unless --volumes."""
+    _not_built("down", "the embedded local stack")
+
+
+@task
+@cli.reported
+def status(c: Context) -> None:
+    """Show every service's state, health and port; exit non-zero if any is unhealthy."""
+    _not_built("status", "the embedded local stack")
+
+
+@task(help={"service": "Only this service's log (default: all)."})
+@cli.reported
+def logs(c: Context, service: str = "") -> None:
+    """Print the stack's logs."""
+    _not_built("logs", "the embedded local stack")
+
+
+@task(name="test")
+@cli.reported
+def smoke_test(c: Context) -> None:
+    """Smoke-test the running stack: run the sample workflow and find it through visibility and the UI."""
+    _not_built("test", "the smoke test")
+
+
+@task(name="check-dsql")
+@cli.reported
+def check_dsql(c: Context) -> None:
+    """Check the DSQL endpoint: token, TLS, SELECT 1, latency and schema version."""
+    _not_built("check-dsql", "the DSQL connectivity check")
+
+
+@task(
+    help={
+        "destroy_infra": "Also destroy the DSQL cluster (only if its Project tag equals PROJECT_NAME).",
+        "yes": "Do not ask for confirmation.",
+    }
+)
+@cli.reported
+def cleanup(c: Context, destroy_infra: bool = False, yes: bool = False) -> None:
+    """Stop the stack, remove its data and generated files; optionally destroy the cluster."""
+    _not_built("cleanup", "cleanup")
+
+
+SCHEMA_NAME_HELP = "A schema this product ships, e.g. postgresql/v12/temporal or dsql/v12/temporal."
+SCHEMA_DIR_HELP = "Any versioned schema directory (e.g. a temporal-dsql fork's own schema)."
+
+
+@task(
+    name="setup",
+    help={
+        "version": "Version to set up, e.g. 1.0.",
+        "schema_name": SCHEMA_NAME_HELP,
+        "schema_dir": SCHEMA_DIR_HELP,
+        "overwrite": "Drop this schema's tables first (asks for confirmation).",
+        "yes": "Do not ask for confirmation.",
+    },
+)
+@cli.reported
+def schema_setup(
+    c: Context,
+    version: str = "",
+    schema_name: str = "",
+    schema_dir: str = "",
+    overwrite: bool = False,
+    yes: bool = False,
+) -> None:
+    """Create the persistence schema at a version."""
+    _not_built("schema.setup", "the schema applier")
+
+
+@task(
+    name="update",
+    help={
+        "target_version": "Stop at this version (default: the newest).",
+        "schema_name": SCHEMA_NAME_HELP,
+        "schema_dir": SCHEMA_DIR_HELP,
+    },
+)
+@cli.reported
+def schema_update(c: Context, target_version: str = "", schema_name: str = "", schema_dir: str = "") -> None:
+    """Apply versioned migrations up to the target version."""
+    _not_built("schema.update", "the schema applier")
+
+
+@task(name="setup")
+@cli.reported
+def es_setup(c: Context) -> None:
+    """Create the visibility index template and index from Temporal's own schema, then verify the mapping."""
+    _not_built("es.setup", "visibility setup")
+
+
+@task
+@cli.reported
+def docs(c: Context) -> None:
+    """Regenerate the README's configuration reference from the settings object."""
+    changed = update_readme(ROOT / "README.md")
+    cli.say("README.md updated" if changed else "README.md already current")
+
+
+schema = Collection("schema", schema_setup, schema_update)
+es = Collection("es", es_setup)
+namespace = Collection(
+    compose, docs, build, deploy, up, down, status, logs, smoke_test, check_dsql, cleanup, schema, es
+)

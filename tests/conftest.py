@@ -1,0 +1,33 @@
+"""Shared fixtures: settings isolated from the developer's own .env and environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from temporal_dsql_deploy.config import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Remove every variable the settings read, so tests see only what they set."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("DOCKER_ARCH", "amd64")  # golden files must not depend on the machine
+    return monkeypatch
+
+
+@pytest.fixture
+def make_settings(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings from the given variables only (no .env of the developer's)."""
+
+    def make(**variables: str) -> Settings:
+        for name, value in variables.items():
+            clean_env.setenv(name, value)
+        return load_settings(tmp_path)
+
+    return make
