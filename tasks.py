@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, task
 
-from temporal_dsql_deploy import cli
+from temporal_dsql_deploy import cli, local
 from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
 from temporal_dsql_deploy.reference import update_readme
 from temporal_dsql_deploy.render_compose import write_compose
@@ -28,9 +28,7 @@ def compose(c: Context, arch: str = "", output: str = "") -> None:
     target = arch or settings.docker_arch
     if target not in ("amd64", "arm64"):
         raise DeployError(f"--arch {target!r} is not supported", "use --arch amd64 or --arch arm64")
-    path = write_compose(
-        settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml"
-    )  # type: ignore[arg-type]
+    path = write_compose(settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml")  # type: ignore[arg-type]
     cli.say(f"wrote {path} for linux/{target}")
 
 
@@ -46,45 +44,44 @@ def build(c: Context, source: str = "", arch: str = "") -> None:
     _not_built("build", "the multi-architecture build")
 
 
-@task(
-    help={"yes": "Apply without asking for confirmation.", "dry_run": "Show what would run; change nothing."}
-)
+@task(help={"yes": "Apply without asking for confirmation.", "dry_run": "Show what would run; change nothing."})
 @cli.reported
 def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
     """Create the DSQL cluster with Terraform and write .env from its outputs."""
     _not_built("deploy", "AWS deployment")
 
 
-@task(
-    help={
-        "runtime": "local (process supervisor, default) or docker (needs a Docker engine).",
-    }
-)
+@task(help={"runtime": "local (process supervisor, default) or docker (needs a Docker engine)."})
 @cli.reported
 def up(c: Context, runtime: str = "local") -> None:
     """Start the whole stack and return once every service is healthy."""
-    _not_built("up", "the embedded local stack")
+    local.up(cli.settings_for(ROOT), ROOT, runtime)
 
 
 @task(help={"volumes": "Also delete the stack's data (databases, indexes)."})
 @cli.reported
 def down(c: Context, volumes: bool = False) -> None:
     """Stop the stack; data is kept unless --volumes."""
-    _not_built("down", "the embedded local stack")
+    local.down(cli.settings_for(ROOT), ROOT, volumes=volumes)
 
 
 @task
 @cli.reported
 def status(c: Context) -> None:
     """Show every service's state, health and port; exit non-zero if any is unhealthy."""
-    _not_built("status", "the embedded local stack")
+    local.status(cli.settings_for(ROOT), ROOT)
 
 
-@task(help={"service": "Only this service's log (default: all)."})
+@task(
+    help={
+        "service": "Only this service's log (default: all).",
+        "lines": "How many lines per log (default 50).",
+    }
+)
 @cli.reported
-def logs(c: Context, service: str = "") -> None:
+def logs(c: Context, service: str = "", lines: int = 50) -> None:
     """Print the stack's logs."""
-    _not_built("logs", "the embedded local stack")
+    local.logs(cli.settings_for(ROOT), ROOT, service, lines)
 
 
 @task(name="test")
@@ -154,11 +151,14 @@ def schema_update(c: Context, target_version: str = "", schema_name: str = "", s
     _not_built("schema.update", "the schema applier")
 
 
-@task(name="setup")
+@task(
+    name="setup",
+    help={"cluster_settings": "Also apply Temporal's cluster-wide settings (off: shared clusters stay untouched)."},
+)
 @cli.reported
-def es_setup(c: Context) -> None:
+def es_setup(c: Context, cluster_settings: bool = False) -> None:
     """Create the visibility index template and index from Temporal's own schema, then verify the mapping."""
-    _not_built("es.setup", "visibility setup")
+    local.es_setup(cli.settings_for(ROOT), cluster_settings=cluster_settings)
 
 
 @task

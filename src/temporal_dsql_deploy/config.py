@@ -107,9 +107,7 @@ class Settings(BaseSettings):
     temporal_sql_password: SecretStr | None = Field(
         None, description="Database password for non-IAM auth. Never printed or logged."
     )
-    temporal_sql_database: str = Field(
-        "temporal", description="Database name (DSQL has exactly one: `postgres`)."
-    )
+    temporal_sql_database: str = Field("temporal", description="Database name (DSQL has exactly one: `postgres`).")
     temporal_sql_plugin: SqlPlugin = Field(
         "postgres12_pgx", description="Temporal SQL plugin: postgres12, postgres12_pgx or dsql."
     )
@@ -146,6 +144,12 @@ class Settings(BaseSettings):
 
     # --- Temporal services -------------------------------------------------------------------
     temporal_namespace: str = Field("default", description="Namespace registered at start-up.")
+    temporal_num_history_shards: int = Field(
+        4,
+        ge=1,
+        le=16384,
+        description="History shards; fixed when the schema is first used (production: 512+).",
+    )
     temporal_frontend_port: Port = Field(7233, description="Frontend gRPC port.")
     temporal_history_port: Port = Field(7234, description="History gRPC port.")
     temporal_matching_port: Port = Field(7235, description="Matching gRPC port.")
@@ -193,10 +197,7 @@ class Settings(BaseSettings):
             )
         if self.temporal_sql_iam_auth and not self.aws_region:
             raise ValueError("TEMPORAL_SQL_IAM_AUTH=true needs AWS_REGION to sign tokens for")
-        if (
-            self.temporal_sql_plugin == "dsql"
-            and self.temporal_sql_max_conn_lifetime >= DSQL_MAX_CONNECTION_LIFETIME
-        ):
+        if self.temporal_sql_plugin == "dsql" and self.temporal_sql_max_conn_lifetime >= DSQL_MAX_CONNECTION_LIFETIME:
             raise ValueError(
                 "TEMPORAL_SQL_MAX_CONN_LIFETIME="
                 f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
@@ -224,9 +225,7 @@ class Settings(BaseSettings):
 
     @property
     def search_engine_version(self) -> str:
-        return (
-            self.elasticsearch_version if self.search_engine == "elasticsearch" else self.opensearch_version
-        )
+        return self.elasticsearch_version if self.search_engine == "elasticsearch" else self.opensearch_version
 
     @property
     def elasticsearch_url(self) -> str:

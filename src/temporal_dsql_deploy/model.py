@@ -123,6 +123,9 @@ class Stack:
         return tuple(order)
 
 
+FRONTEND_HTTP_PORT = 8233
+
+
 @dataclass(frozen=True)
 class TemporalRole:
     """One of Temporal's four server roles and the ports it owns."""
@@ -130,7 +133,7 @@ class TemporalRole:
     role: str
     grpc_port: int
     metrics_port: int
-    health_service: str
+    health_service: str  # the name the role reports in grpc.health.v1 ("" = the whole server)
 
     @property
     def membership_port(self) -> int:
@@ -145,13 +148,13 @@ def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
             "history",
             settings.temporal_history_port,
             9092,
-            "temporal.server.api.historyservice.v1.HistoryService",
+            "temporal.api.workflowservice.v1.HistoryService",
         ),
         TemporalRole(
             "matching",
             settings.temporal_matching_port,
             9093,
-            "temporal.server.api.matchingservice.v1.MatchingService",
+            "temporal.api.workflowservice.v1.MatchingService",
         ),
         TemporalRole(
             "frontend",
@@ -246,12 +249,28 @@ def build_stack(settings: Settings) -> Stack:
     services.extend(_temporal_services(settings))
     services.append(
         Service(
+            name="namespace-setup",
+            component=Component.ADMIN,
+            args=("namespace-setup",),
+            environment={
+                "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
+                "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
+                "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+            },
+            depends_on={"temporal-frontend": Condition.HEALTHY},
+            one_shot=True,
+            description=f"registers the {settings.temporal_namespace!r} namespace if it is missing",
+        )
+    )
+    services.append(
+        Service(
             name="temporal-ui",
             component=Component.TEMPORAL_UI,
             environment={
                 "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
                 "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
                 "TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
+                "TEMPORAL_NAMESPACE": settings.temporal_namespace,
             },
             ports=(Port("http", settings.temporal_ui_port, published=True),),
             depends_on={"temporal-frontend": Condition.HEALTHY},
@@ -263,14 +282,21 @@ def build_stack(settings: Settings) -> Stack:
 
 
 def _temporal_services(settings: Settings) -> Iterator[Service]:
+    roles = temporal_roles(settings)
     shared_env: dict[str, EnvValue] = {
         **persistence_environment(settings),
         **visibility_environment(settings),
         "TEMPORAL_LOG_LEVEL": settings.temporal_log_level,
+        "TEMPORAL_NUM_HISTORY_SHARDS": str(settings.temporal_num_history_shards),
+        "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
+        "TEMPORAL_FRONTEND_HTTP_PORT": str(FRONTEND_HTTP_PORT),
     }
+    for each in roles:
+        shared_env[f"TEMPORAL_{each.role.upper()}_PORT"] = str(each.grpc_port)
+        shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
     previous = "schema-setup"
     previous_condition = Condition.COMPLETED
-    for role in temporal_roles(settings):
+    for role in roles:
         name = f"temporal-{role.role}"
         depends: dict[str, Condition] = {previous: previous_condition}
         if role.role == "worker":
@@ -288,6 +314,7 @@ def _temporal_services(settings: Settings) -> Iterator[Service]:
                 Port("grpc", role.grpc_port, published=role.role == "frontend"),
                 Port("membership", role.membership_port),
                 Port("metrics", role.metrics_port),
+                *((Port("http", FRONTEND_HTTP_PORT),) if role.role == "frontend" else ()),
             ),
             depends_on=depends,
             healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),

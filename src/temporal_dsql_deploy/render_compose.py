@@ -108,8 +108,7 @@ def _volumes_for(service: Service, settings: Settings) -> list[str]:
 
 def _environment(service: Service, extra: dict[str, str]) -> dict[str, str]:
     resolved = {
-        key: value.service if isinstance(value, HostOf) else value
-        for key, value in service.environment.items()
+        key: value.service if isinstance(value, HostOf) else value for key, value in service.environment.items()
     }
     return dict(sorted({**resolved, **extra}.items()))
 

@@ -63,9 +63,7 @@ def test_unknown_plugin_lists_accepted_values(make_settings: MakeSettings) -> No
 
 
 @pytest.mark.parametrize("lifetime", ["60m", "1h", "3600s", "2h30m"])
-def test_dsql_connection_lifetime_of_an_hour_or_more_is_refused(
-    make_settings: MakeSettings, lifetime: str
-) -> None:
+def test_dsql_connection_lifetime_of_an_hour_or_more_is_refused(make_settings: MakeSettings, lifetime: str) -> None:
     message = _error(make_settings, **DSQL, TEMPORAL_SQL_MAX_CONN_LIFETIME=lifetime)
     assert "TEMPORAL_SQL_MAX_CONN_LIFETIME" in message
     assert "60 minutes" in message
@@ -77,9 +75,7 @@ def test_dsql_connection_lifetime_below_an_hour_is_accepted(make_settings: MakeS
 
 
 def test_long_lifetime_is_fine_for_postgresql(make_settings: MakeSettings) -> None:
-    assert make_settings(TEMPORAL_SQL_MAX_CONN_LIFETIME="2h").temporal_sql_max_conn_lifetime == timedelta(
-        hours=2
-    )
+    assert make_settings(TEMPORAL_SQL_MAX_CONN_LIFETIME="2h").temporal_sql_max_conn_lifetime == timedelta(hours=2)
 
 
 def test_max_idle_above_max_conns_is_refused(make_settings: MakeSettings) -> None:

@@ -15,6 +15,4 @@ def test_readme_reference_is_current() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert BEGIN in readme
     assert END in readme
-    assert render_readme_section(readme) == readme, (
-        "README's configuration reference is stale: run `invoke docs`"
-    )
+    assert render_readme_section(readme) == readme, "README's configuration reference is stale: run `invoke docs`"

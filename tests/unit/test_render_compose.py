@@ -31,9 +31,7 @@ def test_matches_golden_file(make_settings: MakeSettings) -> None:
     text = render_compose(build_stack(settings), settings, "amd64")
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text, encoding="utf-8")
-    assert text == GOLDEN.read_text(encoding="utf-8"), (
-        "rendering changed; rerun with UPDATE_GOLDEN=1 and review"
-    )
+    assert text == GOLDEN.read_text(encoding="utf-8"), "rendering changed; rerun with UPDATE_GOLDEN=1 and review"
 
 
 def test_rendering_is_deterministic(make_settings: MakeSettings) -> None:
@@ -58,9 +56,7 @@ def test_every_service_follows_the_architecture_and_validates(
 
 def test_schema_validation_catches_a_broken_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    broken.write_text(
-        "services:\n  x:\n    image: a\n    depends_on: {y: {condition: sometimes}}\n", encoding="utf-8"
-    )
+    broken.write_text("services:\n  x:\n    image: a\n    depends_on: {y: {condition: sometimes}}\n", encoding="utf-8")
     assert _validate_compose_schema(broken).returncode != 0
 
 
@@ -77,9 +73,7 @@ def test_dependencies_and_health_checks_come_from_the_model(make_settings: MakeS
 
 
 def test_images_are_pinned_from_settings(make_settings: MakeSettings) -> None:
-    settings = make_settings(
-        TEMPORAL_VERSION="1.31.5", ELASTICSEARCH_VERSION="7.10.1", RUNTIME_IMAGE="reg/rt"
-    )
+    settings = make_settings(TEMPORAL_VERSION="1.31.5", ELASTICSEARCH_VERSION="7.10.1", RUNTIME_IMAGE="reg/rt")
     document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
     images = {name: service["image"] for name, service in document["services"].items()}
     assert images["temporal-history"] == "reg/rt:1.31.5"

@@ -57,9 +57,7 @@ def _collection() -> Collection:
 def test_list_shows_every_guide_task() -> None:
     result = _invoke("--list")
     assert result.returncode == 0, result.stderr
-    listed = {
-        line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip() and line.startswith("  ")
-    }
+    listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip() and line.startswith("  ")}
     assert set(GUIDE_TASKS) <= listed
 
 
@@ -80,9 +78,7 @@ def test_bad_port_fails_every_task_naming_the_variable(task: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    "task", ["build", "deploy", "check-dsql", "cleanup", "schema.setup", "schema.update"]
-)
+@pytest.mark.parametrize("task", ["build", "deploy", "check-dsql", "cleanup", "schema.setup", "schema.update"])
 def test_capabilities_not_built_yet_fail_loudly(task: str) -> None:
     result = _invoke(task)
     assert result.returncode != 0

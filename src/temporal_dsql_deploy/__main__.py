@@ -1,0 +1,43 @@
+"""One-shot commands the supervisors run as services (es-setup, schema-setup, namespace-setup).
+
+`python -m temporal_dsql_deploy COMMAND`; settings come from `.env` in the working directory and the
+environment the service model gives the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from temporal_dsql_deploy import cli
+from temporal_dsql_deploy.components import installed_paths
+from temporal_dsql_deploy.namespace import ensure_namespace
+from temporal_dsql_deploy.persistence import setup_upstream_schema
+from temporal_dsql_deploy.visibility import setup_visibility
+
+
+@cli.reported
+def run(command: str) -> None:
+    settings = cli.settings_for(Path.cwd())
+    paths = installed_paths(settings)
+    if command == "es-setup":
+        report = setup_visibility(settings, paths.temporal_es_tool)
+        state = "created" if report.created else "already present"
+        cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match the template")
+    elif command == "schema-setup":
+        version = setup_upstream_schema(settings, paths.temporal_sql_tool, paths.temporal_schema_dir)
+        cli.say(f"persistence schema at version {version}")
+    elif command == "namespace-setup":
+        created = ensure_namespace(paths.temporal_cli, settings.frontend_address, settings.temporal_namespace)
+        cli.say(f"namespace {settings.temporal_namespace} {'registered' if created else 'already registered'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m temporal_dsql_deploy", description=__doc__)
+    parser.add_argument("command", choices=["es-setup", "schema-setup", "namespace-setup"])
+    run(parser.parse_args(argv).command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

