@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "unit", "arch"]
+nox.options.sessions = ["lint", "typecheck", "unit", "arch", "integration"]
 
 ARCHITECTURES = ["amd64", "arm64"]
 

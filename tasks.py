@@ -10,6 +10,7 @@ from temporal_dsql_deploy import cli, local
 from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
 from temporal_dsql_deploy.reference import update_readme
 from temporal_dsql_deploy.render_compose import write_compose
+from temporal_dsql_deploy.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parent
 ARCH_HELP = "Target architecture: amd64 or arm64 (default: DOCKER_ARCH, else this machine's)."
@@ -88,7 +89,10 @@ def logs(c: Context, service: str = "", lines: int = 50) -> None:
 @cli.reported
 def smoke_test(c: Context) -> None:
     """Smoke-test the running stack: run the sample workflow and find it through visibility and the UI."""
-    _not_built("test", "the smoke test")
+    report = run_smoke(cli.settings_for(ROOT), ROOT)
+    for step, seconds in report.steps:
+        cli.say(f"ok  {step} ({seconds:.1f}s)")
+    cli.say(f"smoke passed: {report.workflow_id} returned {report.result!r}")
 
 
 @task(name="check-dsql")

@@ -1,0 +1,89 @@
+"""Smoke test of a running stack: the guide's sample completes, and visibility and the UI both find it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+
+SAMPLE_TIMEOUT_S = 120
+VISIBILITY_WAIT_S = 30
+
+
+@dataclass
+class SmokeReport:
+    workflow_id: str = ""
+    result: str = ""
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _run_sample(settings: Settings, project_root: Path, name: str) -> dict[str, str]:
+    sample = project_root / "samples" / "hello_activity.py"
+    argv = [sys.executable, str(sample), "--address", settings.frontend_address,
+            "--namespace", settings.temporal_namespace, "--name", name]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=SAMPLE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"hello_activity did not finish within {SAMPLE_TIMEOUT_S}s", "see `invoke status`") from None
+    if done.returncode != 0:
+        raise DeployError(f"hello_activity failed:\n{done.stderr.strip()[-1500:]}", "see `invoke status`")
+    output: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return output
+
+
+async def _find_in_visibility(settings: Settings, workflow_id: str) -> None:
+    client = await Client.connect(settings.frontend_address, namespace=settings.temporal_namespace)
+    query = f"WorkflowType = 'GreetingWorkflow' AND ExecutionStatus = 'Completed' AND WorkflowId = '{workflow_id}'"
+    deadline = time.monotonic() + VISIBILITY_WAIT_S
+    while time.monotonic() < deadline:
+        found = [w.id async for w in client.list_workflows(query)]
+        if found == [workflow_id]:
+            return
+        await asyncio.sleep(1)
+    raise DeployError(
+        f"visibility did not return completed workflow {workflow_id} within {VISIBILITY_WAIT_S}s (query: {query})",
+        "check `invoke logs es-setup` and `invoke logs temporal-history`; `invoke es.setup` verifies the index",
+    )
+
+
+def _find_in_ui(settings: Settings, workflow_id: str) -> None:
+    url = f"http://127.0.0.1:{settings.temporal_ui_port}/api/v1/namespaces/{settings.temporal_namespace}/workflows"
+    deadline = time.monotonic() + VISIBILITY_WAIT_S
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, params={"query": f"WorkflowId = '{workflow_id}'"}, timeout=10)
+            last = f"HTTP {response.status_code}"
+            if response.status_code == 200 and workflow_id in response.text:
+                return
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(1)
+    raise DeployError(f"the UI API at {url} did not list {workflow_id} ({last})", "check `invoke logs temporal-ui`")
+
+
+def run_smoke(settings: Settings, project_root: Path) -> SmokeReport:
+    report = SmokeReport()
+    name = f"smoke-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    sample = _run_sample(settings, project_root, name)
+    report.workflow_id, report.result = sample["workflow_id"], sample["result"]
+    if report.result != f"Hello, {name}!":
+        raise DeployError(f"hello_activity returned {report.result!r}, expected 'Hello, {name}!'", "see the sample")
+    report.steps.append(("sample workflow completed", time.monotonic() - started))
+    asyncio.run(_find_in_visibility(settings, report.workflow_id))
+    report.steps.append(("found through visibility", time.monotonic() - started))
+    _find_in_ui(settings, report.workflow_id)
+    report.steps.append(("found through the UI API", time.monotonic() - started))
+    return report

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from temporal_dsql_deploy.components import Paths
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.model import Component, Port, Service, Stack, build_stack
+from temporal_dsql_deploy.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.stack import check_ports_free
+
+MakeSettings = Callable[..., Settings]
+CONDITIONS = {
+    "service_healthy": "process_healthy",
+    "service_completed_successfully": "process_completed_successfully",
+    "service_started": "process_started",
+}
+
+
+def _paths(root: Path) -> Paths:
+    return Paths(
+        temporal_server=root / "server", temporal_sql_tool=root / "sql", temporal_es_tool=root / "es",
+        temporal_schema_dir=root / "schema", ui_server=root / "ui", process_compose=root / "pc",
+        grpc_health_probe=root / "probe", search_engine_lib=root / "lib", search_engine_main_class="Main",
+        postgres_bin=root / "pg", temporal_cli=root / "temporal",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def rendered(make_settings: MakeSettings, tmp_path: Path) -> tuple[Stack, dict]:  # type: ignore[type-arg]
+    settings = make_settings()
+    stack = build_stack(settings)
+    text = render_supervisor(stack, settings, _paths(tmp_path), Layout(tmp_path / ".stack"), tmp_path)
+    return stack, yaml.safe_load(text)
+
+
+def test_same_services_and_dependencies_as_the_model(rendered: tuple[Stack, dict]) -> None:  # type: ignore[type-arg]
+    stack, document = rendered
+    assert list(document["processes"]) == list(stack.names)
+    for service in stack:
+        process = document["processes"][service.name]
+        expected = {name: {"condition": CONDITIONS[c.value]} for name, c in service.depends_on.items()}
+        assert process.get("depends_on", {}) == expected
+        assert ("readiness_probe" in process) == (service.healthcheck is not None)
+        assert process["availability"]["restart"] == ("no" if service.one_shot else "on_failure")
+        assert process["log_location"].endswith(f"{service.name}.log")
+
+
+def test_hosts_are_loopback_and_temporal_gets_its_dynamic_config(rendered: tuple[Stack, dict]) -> None:  # type: ignore[type-arg]
+    _, document = rendered
+    env = dict(item.split("=", 1) for item in document["processes"]["temporal-history"]["environment"])
+    assert env["TEMPORAL_SQL_HOST"] == "127.0.0.1"
+    assert env["TEMPORAL_ELASTICSEARCH_HOST"] == "127.0.0.1"
+    assert env["TEMPORAL_DYNAMIC_CONFIG_FILE"].endswith("dynamicconfig.yaml")
+    assert "--service history" in document["processes"]["temporal-history"]["command"]
+
+
+def test_grpc_probes_ask_for_each_role(rendered: tuple[Stack, dict]) -> None:  # type: ignore[type-arg]
+    _, document = rendered
+    probe = document["processes"]["temporal-history"]["readiness_probe"]["exec"]["command"]
+    assert "-addr=127.0.0.1:7234" in probe
+    assert "HistoryService" in probe
+
+
+def test_a_taken_port_is_named_before_anything_starts() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        stack = Stack((Service("web", Component.TEMPORAL_UI, ports=(Port("http", port),)),))
+        with pytest.raises(DeployError) as caught:
+            check_ports_free(stack)
+    assert f"port {port} (for web)" in str(caught.value)
+    assert caught.value.fix is not None
+
+
+def test_free_ports_pass() -> None:
+    stack = Stack((Service("web", Component.TEMPORAL_UI, ports=(Port("http", 1),)),))
+    check_ports_free(stack, bind=lambda _port: True)
