@@ -10,6 +10,15 @@ import pytest
 from temporal_dsql_deploy.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Settings of a real-looking DSQL endpoint (nothing connects to it in unit tests).
+DSQL = {
+    "TEMPORAL_SQL_HOST": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",
+    "TEMPORAL_SQL_PORT": "5432",
+    "TEMPORAL_SQL_PLUGIN": "dsql",
+    "TEMPORAL_SQL_TLS_ENABLED": "true",
+    "TEMPORAL_SQL_IAM_AUTH": "true",
+    "AWS_REGION": "us-east-1",
+}
 
 
 @pytest.fixture

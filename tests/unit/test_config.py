@@ -8,17 +8,9 @@ import pytest
 
 from temporal_dsql_deploy.config import Settings, format_go_duration, load_settings, parse_go_duration
 from temporal_dsql_deploy.errors import ConfigError
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import DSQL, PROJECT_ROOT
 
 MakeSettings = Callable[..., Settings]
-DSQL = {
-    "TEMPORAL_SQL_HOST": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",
-    "TEMPORAL_SQL_PORT": "5432",
-    "TEMPORAL_SQL_PLUGIN": "dsql",
-    "TEMPORAL_SQL_TLS_ENABLED": "true",
-    "TEMPORAL_SQL_IAM_AUTH": "true",
-    "AWS_REGION": "us-east-1",
-}
 
 
 def test_defaults_select_the_local_stack(make_settings: MakeSettings) -> None:

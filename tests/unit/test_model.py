@@ -6,16 +6,9 @@ import pytest
 
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.model import Component, Condition, Service, Stack, build_stack
+from tests.conftest import DSQL
 
 MakeSettings = Callable[..., Settings]
-DSQL = {
-    "TEMPORAL_SQL_HOST": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",
-    "TEMPORAL_SQL_PORT": "5432",
-    "TEMPORAL_SQL_PLUGIN": "dsql",
-    "TEMPORAL_SQL_TLS_ENABLED": "true",
-    "TEMPORAL_SQL_IAM_AUTH": "true",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(params=["local", "dsql"])
