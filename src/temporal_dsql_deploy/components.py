@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
 
 # The Go toolchain the pinned modules declare (`go 1.26.10`); the go command fetches it from the
 # module proxy on first use, so the machine's own Go only has to be 1.21 or newer.
@@ -51,66 +51,53 @@ def _component_dir(settings: Settings, name: str, version: str) -> Path:
     return settings.cache_dir / "components" / name / version
 
 
-def _run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, what: str) -> None:
-    try:
-        result = subprocess.run(
-            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
-        )
-    except FileNotFoundError:
-        raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {argv[0]} and run again") from None
-    except subprocess.TimeoutExpired:
-        raise DeployError(
-            f"{what}: gave up after {BUILD_TIMEOUT_S}s", "check network access to the package registries"
-        ) from None
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise DeployError(f"{what} failed (exit {result.returncode}):\n{tail}", "see the output above")
+def _build_step(argv: list[str], what: str, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    run_tool(argv, what=what, fix="check access to the package registries, then run again", timeout_s=BUILD_TIMEOUT_S,
+             env=env, cwd=cwd)  # fmt: skip
 
 
-def _install_once(target: Path, what: str, report: Reporter, build: Callable[[Path], None]) -> Path:
-    """Run `build(staging_dir)` unless `target` is already complete, then move it into place."""
-    if (target / COMPLETE_MARKER).exists():
+class Installer:
+    """Installs components once; with `build=False` it only locates them and says what is missing."""
+
+    def __init__(self, report: Reporter, *, build: bool = True) -> None:
+        self.report = report
+        self.build = build
+
+    def once(self, target: Path, what: str, build: Callable[[Path], None]) -> Path:
+        """Run `build(staging_dir)` unless `target` is already complete, then move it into place."""
+        if (target / COMPLETE_MARKER).exists():
+            return target
+        if not self.build:
+            raise DeployError(f"{what} is not installed (no {target})", "run `invoke up`, which installs it")
+        self.report(f"installing {what} (first time only; cached in {target})")
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        build(staging)
+        (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
         return target
-    report(f"installing {what} (first time only; cached in {target})")
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    build(staging)
-    (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
 
 
 def _go_env(gobin: Path) -> dict[str, str]:
-    return inherited_environment(
-        {"GOTOOLCHAIN": GO_TOOLCHAIN, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(gobin)}
-    )
+    return {"GOTOOLCHAIN": GO_TOOLCHAIN, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(gobin)}
 
 
 def _go_install(packages: list[str], staging: Path, what: str, tags: str = "") -> None:
     argv = ["go", "install", "-trimpath", "-ldflags", "-s -w"]
     if tags:
         argv += ["-tags", tags]
-    _run([*argv, *packages], env=_go_env(staging), what=what)
+    _build_step([*argv, *packages], what, env=_go_env(staging))
 
 
 def _module_dir(module: str, version: str) -> Path:
-    result = subprocess.run(
-        ["go", "list", "-m", "-json", f"{module}@{version}"],
-        env=_go_env(Path()),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    for line in result.stdout.splitlines():
-        if line.strip().startswith('"Dir"'):
-            return Path(line.split(":", 1)[1].strip().strip('",'))
-    raise DeployError(f"could not locate the source of {module}@{version}", "check Go module proxy access")
+    output = run_tool(["go", "list", "-m", "-f", "{{.Dir}}", f"{module}@{version}"], what=f"locating {module}",
+                      fix="check Go module proxy access", timeout_s=300, env=_go_env(Path()))  # fmt: skip
+    return Path(output.strip().splitlines()[-1])
 
 
-def install_temporal_server(settings: Settings, report: Reporter) -> Path:
+def install_temporal_server(settings: Settings, installer: Installer) -> Path:
     version = f"v{settings.temporal_version}"
 
     def build(staging: Path) -> None:
@@ -122,44 +109,31 @@ def install_temporal_server(settings: Settings, report: Reporter) -> Path:
         for directory, _, _ in os.walk(staging / "schema"):
             Path(directory).chmod(0o755)  # the module cache is read-only; the copy must be removable
 
-    return _install_once(
-        _component_dir(settings, "temporal-server", version), f"Temporal server {version}", report, build
-    )
+    return installer.once(_component_dir(settings, "temporal-server", version), f"Temporal server {version}", build)
 
 
-def install_ui_server(settings: Settings, report: Reporter) -> Path:
+def install_ui_server(settings: Settings, installer: Installer) -> Path:
     version = f"v{settings.temporal_ui_version}"
 
     def build(staging: Path) -> None:
         _go_install([f"github.com/temporalio/ui-server/v2/cmd/server@{version}"], staging, f"building UI {version}")
 
-    return _install_once(_component_dir(settings, "ui-server", version), f"Temporal UI {version}", report, build)
+    return installer.once(_component_dir(settings, "ui-server", version), f"Temporal UI {version}", build)
 
 
-def install_process_compose(settings: Settings, report: Reporter) -> Path:
+def install_process_compose(settings: Settings, installer: Installer) -> Path:
     def build(staging: Path) -> None:
         # Built through the pinned wrapper module in components/ (see its go.mod for why).
-        _run(
-            [
-                "go",
-                "build",
-                "-trimpath",
-                "-ldflags",
-                "-s -w",
-                "-o",
-                str(staging / "process-compose"),
-                "github.com/f1bonacc1/process-compose",
-            ],
-            cwd=PROJECT_ROOT / "components" / "process-compose",
-            env=_go_env(staging),
-            what=f"building process-compose {PROCESS_COMPOSE_VERSION}",
-        )
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "process-compose"),
+                "github.com/f1bonacc1/process-compose"]  # fmt: skip
+        _build_step(argv, f"building process-compose {PROCESS_COMPOSE_VERSION}", env=_go_env(staging),
+                    cwd=PROJECT_ROOT / "components" / "process-compose")  # fmt: skip
 
     target = _component_dir(settings, "process-compose", PROCESS_COMPOSE_VERSION)
-    return _install_once(target, f"process-compose {PROCESS_COMPOSE_VERSION}", report, build)
+    return installer.once(target, f"process-compose {PROCESS_COMPOSE_VERSION}", build)
 
 
-def install_grpc_health_probe(settings: Settings, report: Reporter) -> Path:
+def install_grpc_health_probe(settings: Settings, installer: Installer) -> Path:
     def build(staging: Path) -> None:
         _go_install(
             [f"github.com/grpc-ecosystem/grpc-health-probe@{GRPC_HEALTH_PROBE_VERSION}"],
@@ -168,7 +142,7 @@ def install_grpc_health_probe(settings: Settings, report: Reporter) -> Path:
         )
 
     target = _component_dir(settings, "grpc-health-probe", GRPC_HEALTH_PROBE_VERSION)
-    return _install_once(target, f"grpc-health-probe {GRPC_HEALTH_PROBE_VERSION}", report, build)
+    return installer.once(target, f"grpc-health-probe {GRPC_HEALTH_PROBE_VERSION}", build)
 
 
 def _search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:
@@ -188,7 +162,7 @@ def _search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:
     )
 
 
-def install_search_engine(settings: Settings, report: Reporter) -> Path:
+def install_search_engine(settings: Settings, installer: Installer) -> Path:
     group, artifact, version, _ = _search_engine_artifact(settings)
 
     def build(staging: Path) -> None:
@@ -200,30 +174,28 @@ def install_search_engine(settings: Settings, report: Reporter) -> Path:
             "</dependency></dependencies></project>"
         )
         (staging / "pom.xml").write_text(pom, encoding="utf-8")
-        _run(
-            ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=lib"],
-            cwd=staging,
-            env=inherited_environment(),
-            what=f"fetching {artifact} {version} from Maven Central",
-        )
+        _build_step(["mvn", "-q", "-B", "dependency:copy-dependencies", "-DoutputDirectory=lib"],
+                    f"fetching {artifact} {version} from Maven Central", cwd=staging)  # fmt: skip
 
     target = _component_dir(settings, settings.search_engine, settings.search_engine_version)
-    return _install_once(target, f"{settings.search_engine} {settings.search_engine_version}", report, build)
+    return installer.once(target, f"{settings.search_engine} {settings.search_engine_version}", build)
 
 
-def install_postgresql(settings: Settings, report: Reporter) -> Path:
+def install_postgresql(settings: Settings, installer: Installer) -> Path:
     bin_dir = POSTGRES_BIN / settings.postgres_version / "bin"
     if (bin_dir / "postgres").exists():
         return bin_dir
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not installer.build or os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise DeployError(
             f"PostgreSQL {settings.postgres_version} is not installed ({bin_dir} is missing)",
             f"install Debian's postgresql-{settings.postgres_version} package",
         )
-    report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
-    env = inherited_environment({"DEBIAN_FRONTEND": "noninteractive"})
-    _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
-    _run(["apt-get", "install", "-y", "-q", f"postgresql-{settings.postgres_version}"], env=env, what="apt-get")
+    installer.report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    _build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
+    _build_step(
+        ["apt-get", "install", "-y", "-q", f"postgresql-{settings.postgres_version}"], "apt-get install", env=env
+    )
     return bin_dir
 
 
@@ -237,23 +209,27 @@ def temporal_cli() -> Path:
 
 def install_all(settings: Settings, report: Reporter) -> Paths:
     """Make sure every component of the local stack is present; return where each program is."""
-    server = install_temporal_server(settings, report)
-    engine = install_search_engine(settings, report)
+    return _locate(settings, Installer(report))
+
+
+def installed_paths(settings: Settings) -> Paths:
+    """Where the installed components are, without building anything (for status, down, one-shots)."""
+    return _locate(settings, Installer(lambda _message: None, build=False))
+
+
+def _locate(settings: Settings, installer: Installer) -> Paths:
+    server = install_temporal_server(settings, installer)
+    engine = install_search_engine(settings, installer)
     return Paths(
         temporal_server=server / "server",
         temporal_sql_tool=server / "sql",
         temporal_es_tool=server / "elasticsearch",
         temporal_schema_dir=server / "schema",
-        ui_server=install_ui_server(settings, report) / "server",
-        process_compose=install_process_compose(settings, report) / "process-compose",
-        grpc_health_probe=install_grpc_health_probe(settings, report) / "grpc-health-probe",
+        ui_server=install_ui_server(settings, installer) / "server",
+        process_compose=install_process_compose(settings, installer) / "process-compose",
+        grpc_health_probe=install_grpc_health_probe(settings, installer) / "grpc-health-probe",
         search_engine_lib=engine / "lib",
         search_engine_main_class=_search_engine_artifact(settings)[3],
-        postgres_bin=install_postgresql(settings, report),
+        postgres_bin=install_postgresql(settings, installer),
         temporal_cli=temporal_cli(),
     )
-
-
-def installed_paths(settings: Settings) -> Paths:
-    """Paths of installed components, for one-shot commands that run after `install_all`."""
-    return install_all(settings, lambda _message: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -51,8 +52,6 @@ def up(settings: Settings, project_root: Path, runtime: str) -> None:
 
 
 def _docker_engine_available() -> bool:
-    import subprocess  # noqa: PLC0415
-
     return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20).returncode == 0
 
 

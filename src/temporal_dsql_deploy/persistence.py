@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import psycopg
 
-from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
 
 UPSTREAM_SCHEMA = Path("postgresql") / "v12" / "temporal" / "versioned"
 TOOL_TIMEOUT_S = 300
@@ -40,10 +40,11 @@ def init_data_dir(data_dir: Path, postgres_bin: Path, user: str) -> bool:
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(data_dir, "postgres", "postgres")
         argv = ["runuser", "-u", "postgres", "--", *argv]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT_S)
-    if result.returncode != 0:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        raise DeployError(f"initdb failed for {data_dir}: {result.stderr.strip()[-500:]}", "see the message above")
+    try:
+        run_tool(argv, what=f"initdb of {data_dir}", fix="see the message above", timeout_s=TOOL_TIMEOUT_S)
+    except DeployError:
+        shutil.rmtree(data_dir, ignore_errors=True)  # leave nothing half-made behind
+        raise
     return True
 
 
@@ -60,7 +61,7 @@ def _connect(settings: Settings, database: str) -> psycopg.Connection[tuple[obje
     )
 
 
-def _sql_tool(tool: Path, settings: Settings, *args: str) -> str:
+def _sql_tool(tool: Path, settings: Settings, *args: str) -> None:
     env = {}
     if settings.temporal_sql_password:  # the password travels in the environment, never in argv
         env["SQL_PASSWORD"] = settings.temporal_sql_password.get_secret_value()
@@ -68,20 +69,8 @@ def _sql_tool(tool: Path, settings: Settings, *args: str) -> str:
         str(tool), "--ep", settings.temporal_sql_host, "-p", str(settings.temporal_sql_port),
         "-u", settings.temporal_sql_user, "--pl", "postgres12", "--db", settings.temporal_sql_database, *args,
     ]  # fmt: skip
-    result = subprocess.run(
-        argv,
-        env=inherited_environment(env),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=TOOL_TIMEOUT_S,
-    )
-    if result.returncode != 0:
-        raise DeployError(
-            f"temporal-sql-tool {args[0]} failed (exit {result.returncode}): {result.stderr.strip()[-800:]}",
-            "check `invoke logs postgresql`",
-        )
-    return result.stdout + result.stderr
+    run_tool(argv, what=f"temporal-sql-tool {args[0]}", fix="check `invoke logs postgresql`", timeout_s=TOOL_TIMEOUT_S,
+             env=env)  # fmt: skip
 
 
 def setup_upstream_schema(settings: Settings, sql_tool: Path, schema_root: Path) -> str:

@@ -104,7 +104,7 @@ class LocalStack:
             # A half-started stack (interrupted or failed `up`): stop it, keep its data, start again.
             report("the stack is partly up; restarting it (data is kept)")
             self.down(paths, volumes=False)
-        self._stop_leftover_supervisor()
+        self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
         self._write_configs(paths)
         if self.settings.sql_is_local and init_data_dir(
@@ -113,10 +113,6 @@ class LocalStack:
             report("created the local PostgreSQL data directory")
         self._start_supervisor(paths)
         return self.wait_healthy(paths, report, timeout_s)
-
-    def _stop_leftover_supervisor(self) -> None:
-        # A socket without a live supervisor is left by an interrupted run; remove it so `up` can start.
-        self.layout.socket.unlink(missing_ok=True)
 
     def _write_configs(self, paths: Paths) -> None:
         for directory in (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,9 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
 
 TEMPLATE_NAME = "temporal_visibility_v1_template"
 TOOL_TIMEOUT_S = 120
@@ -40,21 +40,13 @@ def _run_tool(tool: Path, settings: Settings, *args: str) -> None:
         env["ES_USER"] = settings.temporal_elasticsearch_username
     if settings.temporal_elasticsearch_password:
         env["ES_PWD"] = settings.temporal_elasticsearch_password.get_secret_value()
-    argv = [str(tool), "--ep", settings.elasticsearch_url, *args]
-    result = subprocess.run(
-        argv,
-        env=inherited_environment(env),
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT_S,
-        check=False,
+    run_tool(
+        [str(tool), "--ep", settings.elasticsearch_url, *args],
+        what=f"temporal-elasticsearch-tool {args[0]} at {settings.elasticsearch_url}",
+        fix=f"check that the search engine is healthy: curl -s {settings.elasticsearch_url}/_cluster/health?pretty",
+        timeout_s=TOOL_TIMEOUT_S,
+        env=env,
     )
-    if result.returncode != 0:
-        raise DeployError(
-            f"temporal-elasticsearch-tool {args[0]} failed at {settings.elasticsearch_url} "
-            f"(exit {result.returncode}): {(result.stderr or result.stdout).strip()[-800:]}",
-            f"check that the search engine is healthy: curl -s {settings.elasticsearch_url}/_cluster/health?pretty",
-        )
 
 
 def _properties(mapping: dict[str, Any]) -> dict[str, Any]:

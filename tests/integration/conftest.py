@@ -11,6 +11,7 @@ import pytest
 
 from temporal_dsql_deploy.components import Paths, installed_paths
 from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.stack import LocalStack
 from tests.conftest import PROJECT_ROOT
 
@@ -34,16 +35,14 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def local_stack(settings: Settings) -> Iterator[LocalStack]:
     stack = LocalStack(settings, PROJECT_ROOT)
-    paths = installed_paths(settings) if _components_ready(settings) else None
-    was_running = paths is not None and stack.running(paths)
+    try:
+        was_running = stack.running(installed_paths(settings))
+    except DeployError:  # components not installed yet: `up` installs them
+        was_running = False
     stack.up(print)
     yield stack
     if not was_running:
         stack.down(installed_paths(settings), volumes=False)
-
-
-def _components_ready(settings: Settings) -> bool:
-    return (settings.cache_dir / "components").exists()
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,8 @@ def test_a_taken_port_is_named_before_anything_starts() -> None:
     assert caught.value.fix is not None
 
 
-def test_free_ports_pass() -> None:
-    stack = Stack((Service("web", Component.TEMPORAL_UI, ports=(Port("http", 1),)),))
-    check_ports_free(stack, bind=lambda _port: True)
+def test_free_ports_pass_after_every_port_is_checked() -> None:
+    checked: list[int] = []
+    stack = Stack((Service("web", Component.TEMPORAL_UI, ports=(Port("http", 1), Port("grpc", 2))),))
+    check_ports_free(stack, bind=lambda port: checked.append(port) is None)
+    assert checked == [1, 2]
