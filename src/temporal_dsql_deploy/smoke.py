@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -12,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from temporalio.client import Client
 
+from temporal_dsql_deploy.components import temporal_cli
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
 
 SAMPLE_TIMEOUT_S = 120
 VISIBILITY_WAIT_S = 30
@@ -42,15 +42,17 @@ def _run_sample(settings: Settings, project_root: Path, name: str) -> dict[str, 
     return output
 
 
-async def _find_in_visibility(settings: Settings, workflow_id: str) -> None:
-    client = await Client.connect(settings.frontend_address, namespace=settings.temporal_namespace)
+def _find_in_visibility(settings: Settings, cli: Path, workflow_id: str) -> None:
+    """List through the temporal CLI (out of process: the SDK's teardown can abort short-lived processes)."""
     query = f"WorkflowType = 'GreetingWorkflow' AND ExecutionStatus = 'Completed' AND WorkflowId = '{workflow_id}'"
+    argv = [str(cli), "workflow", "list", "--query", query, "--address", settings.frontend_address,
+            "--namespace", settings.temporal_namespace, "-o", "json"]  # fmt: skip
     deadline = time.monotonic() + VISIBILITY_WAIT_S
     while time.monotonic() < deadline:
-        found = [w.id async for w in client.list_workflows(query)]
-        if found == [workflow_id]:
+        listed = json.loads(run_tool(argv, what="temporal workflow list", fix="see `invoke status`", timeout_s=30))
+        if [entry["execution"]["workflowId"] for entry in listed] == [workflow_id]:
             return
-        await asyncio.sleep(1)
+        time.sleep(1)
     raise DeployError(
         f"visibility did not return completed workflow {workflow_id} within {VISIBILITY_WAIT_S}s (query: {query})",
         "check `invoke logs es-setup` and `invoke logs temporal-history`; `invoke es.setup` verifies the index",
@@ -82,7 +84,7 @@ def run_smoke(settings: Settings, project_root: Path) -> SmokeReport:
     if report.result != f"Hello, {name}!":
         raise DeployError(f"hello_activity returned {report.result!r}, expected 'Hello, {name}!'", "see the sample")
     report.steps.append(("sample workflow completed", time.monotonic() - started))
-    asyncio.run(_find_in_visibility(settings, report.workflow_id))
+    _find_in_visibility(settings, temporal_cli(), report.workflow_id)
     report.steps.append(("found through visibility", time.monotonic() - started))
     _find_in_ui(settings, report.workflow_id)
     report.steps.append(("found through the UI API", time.monotonic() - started))

@@ -24,6 +24,7 @@ from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_sup
 UP_TIMEOUT_S = 600
 CONTROL_TIMEOUT_S = 30
 LOG_TAIL_LINES = 30
+FAILURE_GRACE_S = 10
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ServiceState:
     status: str  # process-compose's: Pending, Running, Completed, Launching, Restarting, ...
     healthy: bool | None  # None: no health check
     exit_code: int
+    pid: int
     restarts: int
     ports: tuple[int, ...]
     one_shot: bool
@@ -86,6 +88,7 @@ class LocalStack:
                     status=str(entry.get("status", "Missing")),
                     healthy=None if service.healthcheck is None else health == "Ready",
                     exit_code=int(entry.get("exit_code", 0)),
+                    pid=int(entry.get("pid", 0)),
                     restarts=int(entry.get("restarts", 0)),
                     ports=tuple(p.number for p in service.ports if p.name in {"grpc", "http", "sql"}),
                     one_shot=service.one_shot,
@@ -161,13 +164,19 @@ class LocalStack:
     def wait_healthy(self, paths: Paths, report: Reporter, timeout_s: float) -> list[ServiceState]:
         deadline = time.monotonic() + timeout_s
         announced: set[str] = set()
+        failing_since: dict[str, float] = {}
         while True:
             states = self.states(paths)
+            now = time.monotonic()
             for state in states:
                 if state.ok and state.name not in announced:
                     announced.add(state.name)
                     report(f"{state.name}: {'completed' if state.one_shot else 'healthy'}")
-                if state.failed:
+                # A restart passes through `Completed` for a moment; only a failure that lasts counts.
+                first_seen = failing_since.setdefault(state.name, now) if state.failed else None
+                if first_seen is None:
+                    failing_since.pop(state.name, None)
+                elif state.one_shot or now - first_seen >= FAILURE_GRACE_S:
                     raise self._failure(state, "failed")
             if all(state.ok for state in states):
                 return states

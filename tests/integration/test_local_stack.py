@@ -98,12 +98,20 @@ def test_custom_search_attribute_query(local_stack: LocalStack, settings: Settin
 def test_restarting_one_service_keeps_the_stack_serving(
     local_stack: LocalStack, settings: Settings, paths: Paths
 ) -> None:
+    def matching_pid() -> int:
+        return next(s.pid for s in local_stack.states(paths) if s.name == "temporal-matching")
+
+    before = matching_pid()
     socket_path = str(local_stack.layout.socket)
     restarted = subprocess.run(
         [str(paths.process_compose), "process", "restart", "temporal-matching", "-U", "-u", socket_path],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert restarted.returncode == 0, restarted.stderr
+    deadline = time.monotonic() + 60
+    while matching_pid() in (before, 0) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert matching_pid() != before, "temporal-matching was not restarted"
     states = local_stack.wait_healthy(paths, lambda _m: None, timeout_s=180)
     assert all(s.ok for s in states)
     assert run_smoke(settings, PROJECT_ROOT).result.startswith("Hello, ")
