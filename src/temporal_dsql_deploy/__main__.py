@@ -13,7 +13,7 @@ from pathlib import Path
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.components import installed_paths
 from temporal_dsql_deploy.namespace import ensure_namespace
-from temporal_dsql_deploy.persistence import setup_upstream_schema
+from temporal_dsql_deploy.persistence import forget_stopped_members, setup_upstream_schema
 from temporal_dsql_deploy.visibility import setup_visibility
 
 
@@ -28,6 +28,8 @@ def run(command: str) -> None:
     elif command == "schema-setup":
         version = setup_upstream_schema(settings, paths.temporal_sql_tool, paths.temporal_schema_dir)
         cli.say(f"persistence schema at version {version}")
+        if settings.sql_is_local:  # the stack's own database; no Temporal service runs yet
+            cli.say(f"forgot {forget_stopped_members(settings)} membership rows of the previous run")
     elif command == "namespace-setup":
         created = ensure_namespace(paths.temporal_cli, settings.frontend_address, settings.temporal_namespace)
         cli.say(f"namespace {settings.temporal_namespace} {'registered' if created else 'already registered'}")

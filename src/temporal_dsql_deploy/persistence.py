@@ -61,6 +61,14 @@ def _connect(settings: Settings, database: str) -> psycopg.Connection[tuple[obje
     )
 
 
+def _unreachable(settings: Settings, exc: psycopg.OperationalError) -> DeployError:
+    first_line = str(exc).strip().splitlines()[0]
+    return DeployError(
+        f"cannot reach PostgreSQL at {settings.temporal_sql_host}:{settings.temporal_sql_port}: {first_line}",
+        "check `invoke status` and `invoke logs postgresql`",
+    )
+
+
 def _sql_tool(tool: Path, settings: Settings, *args: str) -> None:
     env = {}
     if settings.temporal_sql_password:  # the password travels in the environment, never in argv
@@ -71,6 +79,19 @@ def _sql_tool(tool: Path, settings: Settings, *args: str) -> None:
     ]  # fmt: skip
     run_tool(argv, what=f"temporal-sql-tool {args[0]}", fix="check `invoke logs postgresql`", timeout_s=TOOL_TIMEOUT_S,
              env=env)  # fmt: skip
+
+
+def forget_stopped_members(settings: Settings) -> int:
+    """Delete membership rows left by a stopped run of the local stack; return how many.
+
+    Only for the project-owned local database, before any Temporal service starts: rows younger than
+    20 s would otherwise be used as ringpop seeds, and joining them fails only after 30 s.
+    """
+    try:
+        with _connect(settings, settings.temporal_sql_database) as conn:
+            return conn.execute("DELETE FROM cluster_membership").rowcount
+    except psycopg.OperationalError as exc:
+        raise _unreachable(settings, exc) from None
 
 
 def setup_upstream_schema(settings: Settings, sql_tool: Path, schema_root: Path) -> str:
@@ -90,11 +111,7 @@ def setup_upstream_schema(settings: Settings, sql_tool: Path, schema_root: Path)
         with _connect(settings, settings.temporal_sql_database) as conn:
             row = conn.execute("SELECT curr_version FROM schema_version").fetchone()
     except psycopg.OperationalError as exc:
-        raise DeployError(
-            f"cannot reach PostgreSQL at {settings.temporal_sql_host}:{settings.temporal_sql_port}: "
-            f"{str(exc).strip().splitlines()[0]}",
-            "check `invoke status` and `invoke logs postgresql`",
-        ) from None
+        raise _unreachable(settings, exc) from None
     if row is None:
         raise DeployError("schema_version is empty after update-schema", "run `invoke schema.setup` again")
     return str(row[0])
