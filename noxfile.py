@@ -10,6 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unit", "arch", "integration"]
 
 ARCHITECTURES = ["amd64", "arm64"]
+SEARCH_ENGINES = ["elasticsearch", "opensearch"]
 
 
 def install(session: nox.Session, *groups: str) -> None:
@@ -48,10 +49,11 @@ def unit(session: nox.Session) -> None:
 
 
 @nox.session
-def integration(session: nox.Session) -> None:
+@nox.parametrize("engine", SEARCH_ENGINES)
+def integration(session: nox.Session, engine: str) -> None:
     """Integration tests against the real local stack (PostgreSQL, search engine, Temporal, UI)."""
     install(session, "test")
-    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
+    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs, env={"SEARCH_ENGINE": engine})
 
 
 @nox.session

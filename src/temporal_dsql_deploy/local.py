@@ -60,7 +60,7 @@ def down(settings: Settings, project_root: Path, *, volumes: bool) -> None:
     was_running = stack.down(installed_paths(settings), volumes=volumes)
     cli.say("stopped the local stack" if was_running else "the local stack was not running")
     if volumes:
-        cli.say(f"deleted its data in {stack.layout.data}")
+        cli.say(f"deleted its data in {stack.layout.all_data}")
 
 
 def status(settings: Settings, project_root: Path) -> None:

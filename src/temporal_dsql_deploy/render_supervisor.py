@@ -34,9 +34,14 @@ _CONDITIONS = {
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the local stack keeps its state under STACK_DIR."""
+    """Where the local stack keeps its state under STACK_DIR.
+
+    Data is kept per search engine: Temporal's persistence records which search attributes the
+    index maps, so a database and an index only make sense together.
+    """
 
     root: Path
+    search_engine: str
 
     @property
     def config(self) -> Path:
@@ -47,8 +52,12 @@ class Layout:
         return self.root / "logs"
 
     @property
-    def data(self) -> Path:
+    def all_data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def data(self) -> Path:
+        return self.all_data / self.search_engine
 
     @property
     def supervisor_config(self) -> Path:

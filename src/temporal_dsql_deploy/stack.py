@@ -60,7 +60,7 @@ class LocalStack:
     def __init__(self, settings: Settings, project_root: Path) -> None:
         self.settings = settings
         self.project_root = project_root
-        self.layout = Layout(settings.stack_dir)
+        self.layout = Layout(settings.stack_dir, settings.search_engine)
         self.model: Stack = build_stack(settings)
 
     # --- supervisor control ---------------------------------------------------------------
@@ -204,7 +204,7 @@ class LocalStack:
                 time.sleep(0.5)
         self.layout.socket.unlink(missing_ok=True)
         if volumes:
-            shutil.rmtree(self.layout.data, ignore_errors=True)
+            shutil.rmtree(self.layout.all_data, ignore_errors=True)
         return was_running
 
 

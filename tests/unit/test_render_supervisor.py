@@ -35,7 +35,8 @@ def _paths(root: Path) -> Paths:
 def rendered(make_settings: MakeSettings, tmp_path: Path) -> tuple[Stack, dict]:  # type: ignore[type-arg]
     settings = make_settings()
     stack = build_stack(settings)
-    text = render_supervisor(stack, settings, _paths(tmp_path), Layout(tmp_path / ".stack"), tmp_path)
+    layout = Layout(tmp_path / ".stack", settings.search_engine)
+    text = render_supervisor(stack, settings, _paths(tmp_path), layout, tmp_path)
     return stack, yaml.safe_load(text)
 
 
