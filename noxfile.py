@@ -64,3 +64,10 @@ def arch(session: nox.Session, arch: str) -> None:
     output = f"{session.create_tmp()}/docker-compose.{arch}.yml"
     session.run("invoke", "compose", "--arch", arch, "--output", output)
     session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", output)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Measure the local stack: warm `up` time, resident memory, smoke duration (prints numbers)."""
+    install(session, "test")
+    session.run("python", "benchmarks/local_stack.py", *session.posargs)
