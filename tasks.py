@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, task
 
-from temporal_dsql_deploy import cli, local
+from temporal_dsql_deploy import cli, operations
 from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
 from temporal_dsql_deploy.reference import update_readme
 from temporal_dsql_deploy.render_compose import write_compose
@@ -52,37 +52,41 @@ def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
     _not_built("deploy", "AWS deployment")
 
 
-@task(help={"runtime": "local (process supervisor, default) or docker (needs a Docker engine)."})
+RUNTIME_HELP = "local (process supervisor, default) or docker (the rendered compose; needs a Docker engine)."
+
+
+@task(help={"runtime": RUNTIME_HELP})
 @cli.reported
 def up(c: Context, runtime: str = "local") -> None:
     """Start the whole stack and return once every service is healthy."""
-    local.up(cli.settings_for(ROOT), ROOT, runtime)
+    operations.up(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime))
 
 
-@task(help={"volumes": "Also delete the stack's data (databases, indexes)."})
+@task(help={"volumes": "Also delete the stack's data (databases, indexes).", "runtime": RUNTIME_HELP})
 @cli.reported
-def down(c: Context, volumes: bool = False) -> None:
+def down(c: Context, volumes: bool = False, runtime: str = "local") -> None:
     """Stop the stack; data is kept unless --volumes."""
-    local.down(cli.settings_for(ROOT), ROOT, volumes=volumes)
+    operations.down(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), volumes=volumes)
 
 
-@task
+@task(help={"runtime": RUNTIME_HELP})
 @cli.reported
-def status(c: Context) -> None:
+def status(c: Context, runtime: str = "local") -> None:
     """Show every service's state, health and port; exit non-zero if any is unhealthy."""
-    local.status(cli.settings_for(ROOT), ROOT)
+    operations.status(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime))
 
 
 @task(
     help={
         "service": "Only this service's log (default: all).",
         "lines": "How many lines per log (default 50).",
+        "runtime": RUNTIME_HELP,
     }
 )
 @cli.reported
-def logs(c: Context, service: str = "", lines: int = 50) -> None:
+def logs(c: Context, service: str = "", lines: int = 50, runtime: str = "local") -> None:
     """Print the stack's logs."""
-    local.logs(cli.settings_for(ROOT), ROOT, service, lines)
+    operations.logs(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), service, lines)
 
 
 @task(name="test")
@@ -162,7 +166,7 @@ def schema_update(c: Context, target_version: str = "", schema_name: str = "", s
 @cli.reported
 def es_setup(c: Context, cluster_settings: bool = False) -> None:
     """Create the visibility index template and index from Temporal's own schema, then verify the mapping."""
-    local.es_setup(cli.settings_for(ROOT), cluster_settings=cluster_settings)
+    operations.es_setup(cli.settings_for(ROOT), cluster_settings=cluster_settings)
 
 
 @task

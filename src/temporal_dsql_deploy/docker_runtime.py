@@ -1,0 +1,109 @@
+"""The Docker runtime: the rendered compose file under `docker compose`, where a Docker engine exists."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.render_compose import runtime_image, write_compose
+
+UP_TIMEOUT_S = 600
+ENGINE_CHECK_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    service: str
+    state: str
+    health: str
+    ports: str
+    exit_code: int
+
+    @property
+    def ok(self) -> bool:
+        """Running and not unhealthy, or a one-shot that exited 0."""
+        if self.state == "exited":
+            return self.exit_code == 0
+        return self.state == "running" and self.health != "unhealthy"
+
+
+def compose_file(project_root: Path) -> Path:
+    return project_root / "compose" / "docker-compose.yml"
+
+
+def require_engine() -> None:
+    """Fail clearly unless a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        raise DeployError("--runtime docker needs Docker, and no `docker` command is installed",
+                          "use the default local runtime (`invoke up`), or install Docker")  # fmt: skip
+    try:
+        answered = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=ENGINE_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        answered = None
+    if answered is None or answered.returncode != 0:
+        raise DeployError(
+            "--runtime docker needs a running Docker engine, and none answers on this host (`docker info` failed)",
+            "use the default local runtime (`invoke up`), or start the Docker engine and try again",
+        )
+
+
+def _compose(project_root: Path, *args: str, what: str, timeout_s: float = 120) -> str:
+    argv = ["docker", "compose", "-f", str(compose_file(project_root)), *args]
+    return run_tool(argv, what=what, fix="see the output above; `docker compose logs` has more", timeout_s=timeout_s)
+
+
+def up(settings: Settings, project_root: Path) -> Path:
+    """Render the compose file for this machine's architecture and bring it up, waiting for health."""
+    require_engine()
+    image = runtime_image(settings)
+    inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False, timeout=60)
+    if inspected.returncode != 0:
+        raise DeployError(f"the runtime image {image} is not on this Docker host",
+                          f"build it with `invoke build --arch {settings.docker_arch}`")  # fmt: skip
+    path = write_compose(settings, settings.docker_arch, compose_file(project_root))
+    _compose(project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
+             what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
+    return path
+
+
+def down(project_root: Path, *, volumes: bool) -> None:
+    require_engine()
+    _compose(project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down")
+
+
+def states(project_root: Path) -> list[ContainerState]:
+    require_engine()
+    output = _compose(project_root, "ps", "--all", "--format", "json", what="docker compose ps")
+    # One JSON object per line; older Compose releases print a single array instead.
+    entries: list[dict[str, object]] = []
+    for raw in output.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            entries.extend(json.loads(line))
+        elif line.startswith("{"):
+            entries.append(json.loads(line))
+    return [_container(entry) for entry in entries]
+
+
+def _container(entry: dict[str, Any]) -> ContainerState:
+    published = [str(p["PublishedPort"]) for p in entry.get("Publishers") or [] if p.get("PublishedPort")]
+    return ContainerState(
+        service=str(entry.get("Service", "?")),
+        state=str(entry.get("State", "?")),
+        health=str(entry.get("Health") or "-"),
+        ports=", ".join(published) or "-",
+        exit_code=int(entry.get("ExitCode") or 0),
+    )
+
+
+def logs(project_root: Path, service: str, lines: int) -> str:
+    require_engine()
+    return _compose(project_root, "logs", "--no-color", "--tail", str(lines), *([service] if service else []),
+                    what="docker compose logs")  # fmt: skip

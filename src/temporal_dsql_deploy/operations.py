@@ -1,0 +1,112 @@
+"""Operator-facing actions: what `invoke up/down/status/logs/es.setup` do and print, for either runtime."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from rich.table import Table
+
+from temporal_dsql_deploy import cli, docker_runtime
+from temporal_dsql_deploy.components import install_all, installed_paths
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
+from temporal_dsql_deploy.visibility import setup_visibility
+
+Runtime = Literal["local", "docker"]
+
+
+def runtime_of(value: str) -> Runtime:
+    if value == "local":
+        return "local"
+    if value == "docker":
+        return "docker"
+    raise DeployError(f"--runtime {value!r} is not known", "use --runtime local (default) or --runtime docker")
+
+
+def _report(message: str) -> None:
+    cli.say(f"• {message}")
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> Table:
+    table = Table("service", "state", "health", "port")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _local_rows(states: list[ServiceState]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for state in states:
+        health = "-" if state.healthy is None else ("healthy" if state.healthy else "unhealthy")
+        if state.one_shot:
+            health = "done" if state.ok else f"exit {state.exit_code}"
+        rows.append((state.name, state.status, health, ", ".join(map(str, state.ports)) or "-"))
+    return rows
+
+
+def _endpoints(settings: Settings) -> None:
+    cli.say(f"  Temporal frontend  {settings.frontend_address}   (namespace {settings.temporal_namespace})")
+    cli.say(f"  Web UI             http://127.0.0.1:{settings.temporal_ui_port}")
+    cli.say(f"  {settings.search_engine:<18} {settings.elasticsearch_url}")
+
+
+def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
+    started = time.monotonic()
+    if runtime == "docker":
+        with cli.console.status("docker compose up --wait"):
+            path = docker_runtime.up(settings, project_root)
+        cli.say(f"{path} is up and healthy in {time.monotonic() - started:.1f}s")
+    else:
+        with cli.console.status("starting the local stack"):
+            states = LocalStack(settings, project_root).up(_report)
+        cli.console.print(_table(_local_rows(states)))
+        cli.say(f"all {len(states)} services up in {time.monotonic() - started:.1f}s")
+    _endpoints(settings)
+
+
+def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: bool) -> None:
+    if runtime == "docker":
+        docker_runtime.down(project_root, volumes=volumes)
+        cli.say("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
+        return
+    stack = LocalStack(settings, project_root)
+    was_running = stack.down(installed_paths(settings), volumes=volumes)
+    cli.say("stopped the local stack" if was_running else "the local stack was not running")
+    if volumes:
+        cli.say(f"deleted its data in {stack.layout.all_data}")
+
+
+def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
+    if runtime == "docker":
+        containers = docker_runtime.states(project_root)
+        rows = [(c.service, c.state, c.health, c.ports) for c in containers]
+        bad = [c.service for c in containers if not c.ok]
+    else:
+        states = LocalStack(settings, project_root).states(installed_paths(settings))
+        rows = _local_rows(states)
+        bad = [s.name for s in states if not s.ok]
+    cli.console.print(_table(rows))
+    if bad:
+        raise DeployError(f"not healthy: {', '.join(bad)}", "see `invoke logs SERVICE`; `invoke up` restarts them")
+
+
+def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:
+    if runtime == "docker":
+        cli.say(docker_runtime.logs(project_root, service, lines))
+        return
+    stack = LocalStack(settings, project_root)
+    if service and service not in stack.model.names:
+        raise DeployError(f"no service {service!r}", f"use one of: {', '.join(stack.model.names)}")
+    for name in [service] if service else stack.model.names:
+        cli.say(f"==> {stack.layout.log(name)} <==")
+        cli.say(tail(stack.layout.log(name), lines))
+
+
+def es_setup(settings: Settings, *, cluster_settings: bool) -> None:
+    paths = install_all(settings, _report)
+    report = setup_visibility(settings, paths.temporal_es_tool, cluster_settings=cluster_settings)
+    state = "created" if report.created else "already present"
+    cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match Temporal's template")
