@@ -26,7 +26,9 @@ HEADER = (
 )
 # Paths inside the runtime image that docker/Dockerfile lays out.
 IMAGE_TEMPORAL_CONFIG = "/etc/temporal/config/temporal.yaml"
+IMAGE_DYNAMIC_CONFIG = "/etc/temporal/config/dynamicconfig.yaml"
 IMAGE_UI_ROOT = "/etc/temporal/ui"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container; only published ports reach the host
 
 
 def runtime_image(settings: Settings) -> str:
@@ -90,11 +92,12 @@ def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None
         image, env, _ = _search_engine_image(settings)
         return image, None, env
     if service.component is Component.TEMPORAL_SERVER:
-        command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, *service.args]
-        return runtime_image(settings), command, {"TEMPORAL_BIND_IP": "0.0.0.0"}  # noqa: S104
+        command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, "--allow-no-auth", *service.args]
+        env = {"TEMPORAL_BIND_IP": ALL_INTERFACES, "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG}
+        return runtime_image(settings), command, env
     if service.component is Component.TEMPORAL_UI:
         command = ["ui-server", "--root", IMAGE_UI_ROOT, "--env", "docker", "start"]
-        return runtime_image(settings), command, {}
+        return runtime_image(settings), command, {"TEMPORAL_UI_BIND_IP": ALL_INTERFACES}
     return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {}
 
 
