@@ -42,7 +42,7 @@ def _local_rows(states: list[ServiceState]) -> list[tuple[str, str, str, str]]:
     for state in states:
         health = "-" if state.healthy is None else ("healthy" if state.healthy else "unhealthy")
         if state.one_shot:
-            health = "done" if state.ok else f"exit {state.exit_code}"
+            health = "done" if state.ok else (f"exit {state.exit_code}" if state.status == "Completed" else "-")
         rows.append((state.name, state.status, health, ", ".join(map(str, state.ports)) or "-"))
     return rows
 
