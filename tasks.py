@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, task
 
-from temporal_dsql_deploy import cli, operations
+from temporal_dsql_deploy import cli, infra, operations
 from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
 from temporal_dsql_deploy.reference import update_readme
 from temporal_dsql_deploy.render_compose import write_compose
@@ -49,7 +49,14 @@ def build(c: Context, source: str = "", arch: str = "") -> None:
 @cli.reported
 def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
     """Create the DSQL cluster with Terraform and write .env from its outputs."""
-    _not_built("deploy", "AWS deployment")
+    result = infra.deploy(cli.settings_for(ROOT), ROOT, yes=yes, dry_run=dry_run, confirm=cli.confirm, report=cli.say)
+    if dry_run:
+        cli.say("dry run: every prerequisite is met; `invoke deploy` would run:")
+        for number, step in enumerate(result.steps, start=1):
+            cli.say(f"  {number}. {step}")
+        return
+    cli.say(f"cluster endpoint {result.endpoint} is ACTIVE" + ("" if result.applied else " (nothing to change)"))
+    cli.say(".env updated for DSQL" if result.env_changed else ".env already points at this cluster")
 
 
 RUNTIME_HELP = "local (process supervisor, default) or docker (the rendered compose; needs a Docker engine)."
@@ -115,7 +122,11 @@ def check_dsql(c: Context) -> None:
 @cli.reported
 def cleanup(c: Context, destroy_infra: bool = False, yes: bool = False) -> None:
     """Stop the stack, remove its data and generated files; optionally destroy the cluster."""
-    _not_built("cleanup", "cleanup")
+    done = infra.cleanup(
+        cli.settings_for(ROOT), ROOT, destroy_infra=destroy_infra, yes=yes, confirm=cli.confirm, report=cli.say
+    )
+    for line in done or ["nothing to clean up"]:
+        cli.say(line)
 
 
 SCHEMA_NAME_HELP = "A schema this product ships, e.g. postgresql/v12/temporal or dsql/v12/temporal."

@@ -7,6 +7,7 @@ owns the console so the rest of the package returns values instead of printing.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -46,6 +47,13 @@ def reported(function: Callable[P, R]) -> Callable[P, R]:
             raise TaskFailed(1) from None
 
     return wrapper
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal; without one, refuse rather than guess."""
+    if not sys.stdin.isatty():
+        raise DeployError(f"{question} needs an answer, and there is no terminal to ask on", "pass --yes to confirm")
+    return console.input(f"{escape(question)} [y/N] ").strip().lower() in {"y", "yes"}
 
 
 def say(message: str, **kwargs: Any) -> None:

@@ -38,16 +38,23 @@ def compose_file(project_root: Path) -> Path:
     return project_root / "compose" / "docker-compose.yml"
 
 
+def engine_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        answered = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=ENGINE_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return False
+    return answered.returncode == 0
+
+
 def require_engine() -> None:
     """Fail clearly unless a Docker engine answers (the client alone is not enough)."""
     if shutil.which("docker") is None:
         raise DeployError("--runtime docker needs Docker, and no `docker` command is installed",
                           "use the default local runtime (`invoke up`), or install Docker")  # fmt: skip
-    try:
-        answered = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=ENGINE_CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        answered = None
-    if answered is None or answered.returncode != 0:
+    if not engine_available():
         raise DeployError(
             "--runtime docker needs a running Docker engine, and none answers on this host (`docker info` failed)",
             "use the default local runtime (`invoke up`), or start the Docker engine and try again",

@@ -1,0 +1,92 @@
+"""The AWS control plane through boto3: credentials, Region support, cluster status. Never a data-plane secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, WaiterError
+
+from temporal_dsql_deploy.errors import DeployError
+
+ACTIVE_TIMEOUT_S = 900
+_WAITER_DELAY_S = 5
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+CREDENTIAL_FIX = "configure credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+
+
+def credential_problem(region: str) -> str | None:
+    """Why AWS cannot be used with the current credentials, or None when they work."""
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        return "no AWS credentials were found (environment, shared config, or instance role)"
+    try:
+        session.client("sts").get_caller_identity()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _EXPIRED_CODES:
+            return "the AWS credentials have expired"
+        return f"AWS refused the credentials ({code})"
+    except NoCredentialsError:
+        return "no AWS credentials were found"
+    except BotoCoreError as exc:
+        return f"AWS STS could not be reached: {exc}"
+    return None
+
+
+def region_problem(region: str) -> str | None:
+    """Why `region` is not an AWS Region at all, or None (botocore's offline partition data)."""
+    known = boto3.Session().get_available_regions("ec2")
+    if region not in known:
+        return f"{region!r} is not an AWS Region (for example: {', '.join(sorted(known)[:6])}, ...)"
+    return None
+
+
+def dsql_problem(region: str) -> str | None:
+    """Why DSQL cannot be used in `region` with working credentials, or None (one read-only call)."""
+    try:
+        boto3.client("dsql", region_name=region).list_clusters(maxResults=1)
+    except EndpointConnectionError:
+        return f"Aurora DSQL has no endpoint in {region} (the service is not offered there)"
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return f"AWS refused to list DSQL clusters in {region} ({code}): the credentials need dsql:ListClusters"
+    return None
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    identifier: str
+    status: str
+    deletion_protection: bool
+    tags: dict[str, str]
+
+
+def describe_cluster(identifier: str, region: str) -> ClusterInfo:
+    client = boto3.client("dsql", region_name=region)
+    try:
+        cluster = client.get_cluster(identifier=identifier)
+        tags = client.list_tags_for_resource(resourceArn=cluster["arn"]).get("tags", {})
+    except ClientError as exc:
+        raise DeployError(f"cannot read DSQL cluster {identifier} in {region}: {exc}", CREDENTIAL_FIX) from None
+    return ClusterInfo(
+        identifier=identifier,
+        status=str(cluster["status"]),
+        deletion_protection=bool(cluster.get("deletionProtectionEnabled", False)),
+        tags=dict(tags),
+    )
+
+
+def wait_until_active(identifier: str, region: str, timeout_s: int = ACTIVE_TIMEOUT_S) -> None:
+    """Block until the cluster is ACTIVE, at most `timeout_s`."""
+    waiter = boto3.client("dsql", region_name=region).get_waiter("cluster_active")
+    try:
+        waiter.wait(
+            identifier=identifier,
+            WaiterConfig={"Delay": _WAITER_DELAY_S, "MaxAttempts": max(1, timeout_s // _WAITER_DELAY_S)},
+        )
+    except WaiterError as exc:
+        raise DeployError(
+            f"DSQL cluster {identifier} in {region} was not ACTIVE within {timeout_s}s: {exc}",
+            f"check it with `aws dsql get-cluster --identifier {identifier} --region {region}`",
+        ) from None

@@ -1,0 +1,190 @@
+"""`invoke deploy` and `invoke cleanup`: the DSQL cluster through Terraform, guarded at every step."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporal_dsql_deploy import aws, docker_runtime
+from temporal_dsql_deploy.components import Paths, Reporter, installed_paths
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.envfile import generated_by_deploy, update_env_file
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.terraform import CLUSTER_ADDRESS, Terraform, find_terraform, require_terraform, variables
+
+Confirm = Callable[[str], bool]
+DSQL_PORT = "5432"
+
+
+@dataclass
+class DeployResult:
+    steps: list[str] = field(default_factory=list)
+    applied: bool = False
+    env_changed: bool = False
+    endpoint: str = ""
+
+
+def _preflight(settings: Settings) -> list[str]:
+    """Everything that would stop a deploy, found before anything is created."""
+    problems = []
+    if find_terraform() is None:
+        problems.append("terraform is not installed (not on PATH): install Terraform 1.5 or newer")
+    if not settings.aws_region:
+        problems.append("AWS_REGION is not set: set it (e.g. us-east-1) in .env or the environment")
+        return problems
+    region = aws.region_problem(settings.aws_region)
+    if region:
+        problems.append(region)
+        return problems
+    credentials = aws.credential_problem(settings.aws_region)
+    if credentials:
+        problems.append(f"{credentials}: {aws.CREDENTIAL_FIX}")
+        return problems
+    service = aws.dsql_problem(settings.aws_region)
+    if service:
+        problems.append(service)
+    return problems
+
+
+def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
+    """The .env entries that point the stack at the deployed cluster (no secrets: auth is IAM)."""
+    return {
+        "PROJECT_NAME": settings.project_name,
+        "AWS_REGION": str(outputs["region"]),
+        "TEMPORAL_SQL_HOST": str(outputs["endpoint"]),
+        "TEMPORAL_SQL_PORT": DSQL_PORT,
+        "TEMPORAL_SQL_USER": "admin",
+        "TEMPORAL_SQL_DATABASE": "postgres",
+        "TEMPORAL_SQL_PLUGIN": "dsql",
+        "TEMPORAL_SQL_TLS_ENABLED": "true",
+        "TEMPORAL_SQL_IAM_AUTH": "true",
+        "TEMPORAL_SQL_MAX_CONNS": str(settings.temporal_sql_max_conns),
+        "TEMPORAL_SQL_MAX_IDLE_CONNS": str(settings.temporal_sql_max_idle_conns),
+        "TEMPORAL_SQL_MAX_CONN_LIFETIME": "300s",  # DSQL closes connections at 60 minutes
+    }
+
+
+def deploy(settings: Settings, project_root: Path, *, yes: bool, dry_run: bool, confirm: Confirm,
+           report: Reporter) -> DeployResult:  # fmt: skip
+    result = DeployResult()
+    problems = _preflight(settings)
+    if dry_run:
+        result.steps = [
+            "terraform init", f"terraform plan ({' '.join(variables(settings)) if settings.aws_region else '...'})",
+            "confirm the plan" + (" (skipped: --yes)" if yes else ""), "terraform apply",
+            "wait for the cluster to be ACTIVE", f"write {project_root / '.env'} from terraform outputs",
+        ]  # fmt: skip
+    if problems:
+        raise DeployError(
+            "cannot deploy; nothing was created:\n" + "\n".join(f"  - {p}" for p in problems),
+            "fix the problems above and run `invoke deploy` again (`--dry-run` checks without changing anything)",
+        )
+    if dry_run:
+        return result
+    terraform = Terraform(require_terraform(), project_root / "terraform")
+    report("terraform init")
+    terraform.init()
+    summary = terraform.plan(variables(settings))
+    report(summary.describe())
+    if not summary.no_changes:
+        if not yes and not confirm("apply this plan?"):
+            raise DeployError("deploy cancelled; nothing was applied", "run `invoke deploy --yes` to skip the question")
+        report("terraform apply")
+        terraform.apply_plan()
+        result.applied = True
+    terraform.plan_file().unlink(missing_ok=True)
+    outputs = terraform.outputs()
+    report(f"waiting for cluster {outputs['identifier']} to be ACTIVE")
+    aws.wait_until_active(str(outputs["identifier"]), str(outputs["region"]))
+    result.endpoint = str(outputs["endpoint"])
+    result.env_changed = update_env_file(project_root / ".env", dsql_env(settings, outputs))
+    return result
+
+
+def _cluster_in_state(resources: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for resource in resources:
+        if resource.get("address") == CLUSTER_ADDRESS:
+            values: dict[str, Any] = resource.get("values", {})
+            return values
+    return None
+
+
+def _require_project_tag(settings: Settings, identifier: str, source: str, tags: dict[str, str]) -> None:
+    if tags.get("Project") != settings.project_name:
+        raise DeployError(
+            f"refusing to destroy cluster {identifier}: the {source} tags it Project={tags.get('Project')!r}, "
+            f"but PROJECT_NAME is {settings.project_name!r}",
+            "set PROJECT_NAME to the project that owns this cluster, or destroy it by hand",
+        )
+
+
+def check_destroy_allowed(settings: Settings, terraform: Terraform) -> str | None:
+    """The identifier of the cluster that may be destroyed, None when nothing is deployed; raise when unsafe."""
+    cluster = _cluster_in_state(terraform.resources())
+    if cluster is None:
+        return None
+    identifier = str(cluster.get("identifier", "?"))
+    _require_project_tag(settings, identifier, "Terraform state", cluster.get("tags_all") or cluster.get("tags") or {})
+    protected = bool(cluster.get("deletion_protection_enabled"))
+    if settings.aws_region:  # the live cluster counts too: tags or protection may have changed outside Terraform
+        live = aws.describe_cluster(identifier, settings.aws_region)
+        _require_project_tag(settings, identifier, "live cluster", live.tags)
+        protected = protected or live.deletion_protection
+    if protected:
+        raise DeployError(
+            f"refusing to destroy cluster {identifier}: deletion protection is on",
+            "turn it off first: terraform -chdir=terraform apply -var deletion_protection=false "
+            f"-var project_name={settings.project_name} -var region={settings.aws_region}",
+        )
+    return identifier
+
+
+def _generated_files(project_root: Path, settings: Settings) -> list[Path]:
+    candidates = [settings.stack_dir, docker_runtime.compose_file(project_root), project_root / "terraform" / "tfplan"]
+    if generated_by_deploy(project_root / ".env"):
+        candidates.append(project_root / ".env")
+    return [path for path in candidates if path.exists()]
+
+
+def _installed_or_none(settings: Settings) -> Paths | None:
+    try:
+        return installed_paths(settings)
+    except DeployError:  # never installed, so no local stack ever ran
+        return None
+
+
+def cleanup(settings: Settings, project_root: Path, *, destroy_infra: bool, yes: bool, confirm: Confirm,
+            report: Reporter) -> list[str]:  # fmt: skip
+    """Stop the stack, remove its data and generated files; with `destroy_infra`, destroy the cluster."""
+    terraform = Terraform(require_terraform(), project_root / "terraform") if destroy_infra else None
+    cluster = check_destroy_allowed(settings, terraform) if terraform is not None else None
+    files = _generated_files(project_root, settings)
+    what = [f"stop the stack and delete {', '.join(str(f) for f in files) or 'nothing else'}"]
+    if cluster:
+        what.append(f"destroy DSQL cluster {cluster} and its IAM policy")
+    if not yes and not confirm("This will " + " and ".join(what) + ". Continue?"):
+        raise DeployError("cleanup cancelled; nothing was changed", "run `invoke cleanup --yes` to skip the question")
+    done = []
+    paths = _installed_or_none(settings)
+    if paths is not None and LocalStack(settings, project_root).down(paths, volumes=True):
+        done.append("stopped the local stack")
+    if docker_runtime.compose_file(project_root).exists() and docker_runtime.engine_available():
+        docker_runtime.down(project_root, volumes=True)
+        done.append("stopped the Docker stack and removed its volumes")
+    for path in files:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        done.append(f"removed {path}")
+    if cluster and terraform is not None:
+        report(f"destroying cluster {cluster}")
+        terraform.plan(variables(settings), destroy=True)
+        terraform.apply_plan()
+        terraform.plan_file().unlink(missing_ok=True)
+        done.append(f"destroyed DSQL cluster {cluster}")
+    return done

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporal_dsql_deploy.envfile import GENERATED_MARKER, generated_by_deploy, update_env_file
+
+
+def test_new_file_is_marked_as_generated(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    assert update_env_file(path, {"A": "1", "B": "2"})
+    assert path.read_text(encoding="utf-8") == f"{GENERATED_MARKER}\nA=1\nB=2\n"
+    assert generated_by_deploy(path)
+
+
+def test_operator_lines_and_comments_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("# mine\nTEMPORAL_UI_PORT=8081\nA=old\n# A=commented\n", encoding="utf-8")
+    assert update_env_file(path, {"A": "new", "C": "3"})
+    assert path.read_text(encoding="utf-8") == "# mine\nTEMPORAL_UI_PORT=8081\nA=new\n# A=commented\n\nC=3\n"
+    assert not generated_by_deploy(path)
+
+
+def test_same_values_change_nothing(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    update_env_file(path, {"A": "1"})
+    assert not update_env_file(path, {"A": "1"})

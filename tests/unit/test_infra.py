@@ -1,0 +1,264 @@
+"""deploy and cleanup: a stand-in `terraform` that records its arguments and replays JSON, AWS under moto."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from temporal_dsql_deploy import infra
+from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.envfile import GENERATED_MARKER
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.terraform import summarize_plan
+
+REGION = "us-east-1"  # moto's DSQL mock serves only some Regions
+STAND_IN = """#!/usr/bin/env python3
+import json, os, sys
+args = [a for a in sys.argv[1:] if not a.startswith("-chdir=")]
+with open(os.environ["FAKE_TF_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+replies = os.environ["FAKE_TF_REPLIES"]
+if args[:2] == ["show", "-json"]:
+    name = "plan.json" if len(args) > 2 else "state.json"
+    print(open(os.path.join(replies, name)).read())
+elif args[:2] == ["output", "-json"]:
+    print(open(os.path.join(replies, "output.json")).read())
+"""
+
+
+@pytest.fixture
+def aws_env(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    nowhere = str(tmp_path / "none")
+    variables = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": nowhere,
+        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
+        "AWS_REGION": REGION,
+        "PROJECT_NAME": "demo",
+    }
+    for name, value in variables.items():
+        clean_env.setenv(name, value)
+    with mock_aws():
+        yield clean_env
+
+
+@pytest.fixture
+def project(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Path:
+    """A project root with terraform/ and a stand-in terraform first on PATH."""
+    root = tmp_path / "project"
+    (root / "terraform").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "terraform"
+    stand_in.write_text(STAND_IN, encoding="utf-8")
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
+    replies = tmp_path / "replies"
+    replies.mkdir()
+    clean_env.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    clean_env.setenv("FAKE_TF_LOG", str(tmp_path / "terraform.log"))
+    clean_env.setenv("FAKE_TF_REPLIES", str(replies))
+    return root
+
+
+def _reply(project: Path, name: str, document: dict[str, Any]) -> None:
+    (project.parent / "replies" / name).write_text(json.dumps(document), encoding="utf-8")
+
+
+def _calls(project: Path) -> list[list[str]]:
+    log = project.parent / "terraform.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _cluster(tags: dict[str, str], protected: bool = False) -> dict[str, str]:
+    client = boto3.client("dsql", region_name=REGION)
+    created = client.create_cluster(deletionProtectionEnabled=protected, tags=tags)
+    return {"identifier": created["identifier"], "arn": created["arn"]}
+
+
+def _outputs(cluster: dict[str, str]) -> dict[str, Any]:
+    endpoint = f"{cluster['identifier']}.dsql.{REGION}.on.aws"
+    values = {"identifier": cluster["identifier"], "endpoint": endpoint, "arn": cluster["arn"], "region": REGION}
+    return {name: {"value": value, "type": "string", "sensitive": False} for name, value in values.items()}
+
+
+CREATE_PLAN = {"resource_changes": [
+    {"address": "aws_dsql_cluster.primary", "change": {"actions": ["create"]}},
+    {"address": "aws_iam_policy.temporal_dsql_connect", "change": {"actions": ["create"]}},
+    {"address": "data.aws_iam_policy_document.temporal_dsql_connect", "change": {"actions": ["read"]}},
+]}  # fmt: skip
+NO_CHANGES_PLAN = {"resource_changes": [{"address": "aws_dsql_cluster.primary", "change": {"actions": ["no-op"]}}]}
+
+
+def _settings(project: Path) -> Settings:
+    return load_settings(project)
+
+
+def _deploy(project: Path, *, answer: bool = True, yes: bool = False, dry_run: bool = False) -> infra.DeployResult:
+    asked: list[str] = []
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return answer
+
+    result = infra.deploy(
+        _settings(project), project, yes=yes, dry_run=dry_run, confirm=confirm, report=lambda _m: None
+    )
+    result.steps.extend(f"asked: {q}" for q in asked)
+    return result
+
+
+def test_deploy_applies_after_confirmation_and_writes_env(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "demo"})
+    _reply(project, "plan.json", CREATE_PLAN)
+    _reply(project, "output.json", _outputs(cluster))
+    result = _deploy(project)
+    assert result.applied
+    assert "asked: apply this plan?" in result.steps
+    verbs = [call[0] for call in _calls(project)]
+    assert verbs == ["init", "plan", "show", "apply", "output"]
+    plan_call = _calls(project)[1]
+    assert "project_name=demo" in plan_call
+    assert f"region={REGION}" in plan_call
+    env_text = (project / ".env").read_text(encoding="utf-8")
+    assert env_text.startswith(GENERATED_MARKER)
+    assert f"TEMPORAL_SQL_HOST={cluster['identifier']}.dsql.{REGION}.on.aws" in env_text
+    assert "PASSWORD" not in env_text
+    written = _settings(project)  # the written .env is valid configuration
+    assert written.temporal_sql_plugin == "dsql"
+    assert written.temporal_sql_iam_auth
+    assert written.temporal_sql_tls_enabled
+    assert not written.sql_is_local
+
+
+def test_summary_names_what_will_be_created() -> None:
+    summary = summarize_plan(CREATE_PLAN)
+    assert summary.create == ["aws_dsql_cluster.primary", "aws_iam_policy.temporal_dsql_connect"]
+    assert "2 to create, 0 to change, 0 to replace, 0 to destroy" in summary.describe()
+    assert summarize_plan(NO_CHANGES_PLAN).no_changes
+
+
+def test_rerun_with_nothing_to_change_changes_nothing(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "demo"})
+    _reply(project, "plan.json", CREATE_PLAN)
+    _reply(project, "output.json", _outputs(cluster))
+    _deploy(project, yes=True)
+    before = (project / ".env").read_text(encoding="utf-8")
+    _reply(project, "plan.json", NO_CHANGES_PLAN)
+    log_before = len(_calls(project))
+    second = _deploy(project)
+    assert not second.applied
+    assert not second.env_changed
+    assert not any(step.startswith("asked:") for step in second.steps)
+    assert "apply" not in [call[0] for call in _calls(project)[log_before:]]
+    assert (project / ".env").read_text(encoding="utf-8") == before
+
+
+def test_declined_plan_applies_nothing(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    _reply(project, "plan.json", CREATE_PLAN)
+    with pytest.raises(DeployError, match="cancelled"):
+        _deploy(project, answer=False)
+    assert "apply" not in [call[0] for call in _calls(project)]
+    assert not (project / ".env").exists()
+
+
+def test_dry_run_without_credentials_explains_and_touches_nothing(
+    project: Path, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        clean_env.delenv(name, raising=False)
+    clean_env.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    clean_env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    clean_env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clean_env.setenv("AWS_REGION", REGION)
+    with pytest.raises(DeployError) as caught:
+        _deploy(project, dry_run=True)
+    assert "no AWS credentials" in str(caught.value)
+    assert "nothing was created" in str(caught.value)
+    assert _calls(project) == []
+    assert not (project / ".env").exists()
+
+
+def test_dry_run_with_everything_in_place_lists_the_steps(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    result = _deploy(project, dry_run=True)
+    assert result.steps[0] == "terraform init"
+    assert any(step == "terraform apply" for step in result.steps)
+    assert _calls(project) == []
+
+
+def test_missing_terraform_is_reported_first(aws_env: pytest.MonkeyPatch, project: Path, tmp_path: Path) -> None:
+    aws_env.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(DeployError, match="terraform is not installed"):
+        _deploy(project)
+
+
+def test_region_that_is_not_a_region(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    aws_env.setenv("AWS_REGION", "zz-nowhere-9")
+    with pytest.raises(DeployError, match="not an AWS Region"):
+        _deploy(project)
+
+
+def _state(cluster: dict[str, str], project_tag: str, protected: bool) -> dict[str, Any]:
+    values = {"identifier": cluster["identifier"], "arn": cluster["arn"], "deletion_protection_enabled": protected,
+              "tags_all": {"Project": project_tag, "ManagedBy": "temporal-dsql-deploy"}}  # fmt: skip
+    return {"values": {"root_module": {"resources": [{"address": "aws_dsql_cluster.primary", "values": values}]}}}
+
+
+def _cleanup(project: Path, *, destroy: bool = True) -> list[str]:
+    settings = _settings(project)
+    return infra.cleanup(settings, project, destroy_infra=destroy, yes=True, confirm=lambda _q: True,
+                         report=lambda _m: None)  # fmt: skip
+
+
+def _generated(project: Path) -> Callable[[], bool]:
+    (project / ".stack" / "data").mkdir(parents=True)
+    return (project / ".stack").exists
+
+
+def test_cleanup_refuses_another_projects_cluster(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "someone-else"})
+    _reply(project, "state.json", _state(cluster, "someone-else", protected=False))
+    stack_exists = _generated(project)
+    with pytest.raises(DeployError, match="Project='someone-else'"):
+        _cleanup(project)
+    assert stack_exists(), "nothing may be removed when the cleanup is refused"
+    assert "apply" not in [call[0] for call in _calls(project)]
+
+
+def test_cleanup_refuses_while_deletion_protection_is_on(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "demo"}, protected=True)
+    _reply(project, "state.json", _state(cluster, "demo", protected=False))  # changed outside Terraform
+    with pytest.raises(DeployError) as caught:
+        _cleanup(project)
+    assert "deletion protection is on" in str(caught.value)
+    assert caught.value.fix is not None
+    assert "deletion_protection=false" in caught.value.fix
+
+
+def test_cleanup_destroys_own_cluster_and_only_generated_files(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "demo"})
+    _reply(project, "state.json", _state(cluster, "demo", protected=False))
+    _reply(project, "plan.json", {"resource_changes": [{"address": "aws_dsql_cluster.primary",
+                                                        "change": {"actions": ["delete"]}}]})  # fmt: skip
+    stack_exists = _generated(project)
+    (project / ".env").write_text("# my own settings\nPROJECT_NAME=demo\n", encoding="utf-8")
+    done = _cleanup(project)
+    assert not stack_exists()
+    assert (project / ".env").exists(), "an operator-written .env is not ours to delete"
+    assert f"destroyed DSQL cluster {cluster['identifier']}" in done
+    plan_call = next(call for call in _calls(project) if call[0] == "plan")
+    assert "-destroy" in plan_call
+
+
+def test_cleanup_removes_a_generated_env(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    (project / ".env").write_text(f"{GENERATED_MARKER}\nPROJECT_NAME=demo\n", encoding="utf-8")
+    _cleanup(project, destroy=False)
+    assert not (project / ".env").exists()
+    assert _calls(project) == []
