@@ -7,6 +7,9 @@ from pathlib import Path
 from invoke import Collection, Context, task
 
 from temporal_dsql_deploy import cli, infra, operations
+from temporal_dsql_deploy.build import build as build_runtime
+from temporal_dsql_deploy.build import elf_machine
+from temporal_dsql_deploy.config import Architecture
 from temporal_dsql_deploy.errors import DeployError, NotBuiltYetError
 from temporal_dsql_deploy.reference import update_readme
 from temporal_dsql_deploy.render_compose import write_compose
@@ -14,6 +17,14 @@ from temporal_dsql_deploy.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parent
 ARCH_HELP = "Target architecture: amd64 or arm64 (default: DOCKER_ARCH, else this machine's)."
+
+
+def _architecture(value: str) -> Architecture:
+    if value == "amd64":
+        return "amd64"
+    if value == "arm64":
+        return "arm64"
+    raise DeployError(f"--arch {value!r} is not supported", "use --arch amd64 or --arch arm64")
 
 
 def _not_built(task_name: str, capability: str) -> None:
@@ -26,10 +37,8 @@ def _not_built(task_name: str, capability: str) -> None:
 def compose(c: Context, arch: str = "", output: str = "") -> None:
     """Render docker-compose.yml from the service model."""
     settings = cli.settings_for(ROOT)
-    target = arch or settings.docker_arch
-    if target not in ("amd64", "arm64"):
-        raise DeployError(f"--arch {target!r} is not supported", "use --arch amd64 or --arch arm64")
-    path = write_compose(settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml")  # type: ignore[arg-type]
+    target = _architecture(arch or settings.docker_arch)
+    path = write_compose(settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml")
     cli.say(f"wrote {path} for linux/{target}")
 
 
@@ -42,7 +51,14 @@ def compose(c: Context, arch: str = "", output: str = "") -> None:
 @cli.reported
 def build(c: Context, source: str = "", arch: str = "") -> None:
     """Cross-compile the Temporal server and tools and build the runtime image."""
-    _not_built("build", "the multi-architecture build")
+    settings = cli.settings_for(ROOT)
+    target = _architecture(arch or settings.docker_arch)
+    result = build_runtime(settings, ROOT, target, Path(source) if source else None, cli.say)
+    for binary in result.binaries:
+        cli.say(f"built {binary} (linux/{elf_machine(binary)})")
+    cli.say(f"image {result.image} built for linux/{target}" if result.image else "no image built")
+    for note in result.notes:
+        cli.say(note)
 
 
 @task(help={"yes": "Apply without asking for confirmation.", "dry_run": "Show what would run; change nothing."})

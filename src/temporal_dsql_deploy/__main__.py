@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from temporal_dsql_deploy import cli
-from temporal_dsql_deploy.components import installed_paths
+from temporal_dsql_deploy.components import installed_temporal_server, temporal_cli
 from temporal_dsql_deploy.namespace import ensure_namespace
 from temporal_dsql_deploy.persistence import forget_stopped_members, setup_upstream_schema
 from temporal_dsql_deploy.visibility import setup_visibility
@@ -20,18 +20,18 @@ from temporal_dsql_deploy.visibility import setup_visibility
 @cli.reported
 def run(command: str) -> None:
     settings = cli.settings_for(Path.cwd())
-    paths = installed_paths(settings)
     if command == "es-setup":
-        report = setup_visibility(settings, paths.temporal_es_tool)
+        report = setup_visibility(settings, installed_temporal_server(settings).es_tool)
         state = "created" if report.created else "already present"
         cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match the template")
     elif command == "schema-setup":
-        version = setup_upstream_schema(settings, paths.temporal_sql_tool, paths.temporal_schema_dir)
+        server = installed_temporal_server(settings)
+        version = setup_upstream_schema(settings, server.sql_tool, server.schema_dir)
         cli.say(f"persistence schema at version {version}")
         if settings.sql_is_local:  # the stack's own database; no Temporal service runs yet
             cli.say(f"forgot {forget_stopped_members(settings)} membership rows of the previous run")
     elif command == "namespace-setup":
-        created = ensure_namespace(paths.temporal_cli, settings.frontend_address, settings.temporal_namespace)
+        created = ensure_namespace(temporal_cli(), settings.frontend_address, settings.temporal_namespace)
         cli.say(f"namespace {settings.temporal_namespace} {'registered' if created else 'already registered'}")
 
 

@@ -21,8 +21,8 @@ from temporal_dsql_deploy.errors import DeployError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(highlight=False)
-error_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class TaskFailed(SystemExit):

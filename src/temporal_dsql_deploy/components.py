@@ -97,17 +97,25 @@ def _module_dir(module: str, version: str) -> Path:
     return Path(output.strip().splitlines()[-1])
 
 
+def copy_schema(source: Path, destination: Path) -> None:
+    """Keep a copy of a server's schema files beside the binaries that use them."""
+    shutil.copytree(source, destination, copy_function=shutil.copyfile, dirs_exist_ok=True)
+    for directory, _, _ in os.walk(destination):
+        Path(directory).chmod(0o755)  # the module cache is read-only; the copy must be removable
+
+
+def server_module_dir(version: str) -> Path:
+    """Where the Go module cache holds go.temporal.io/server at `version` (downloaded if needed)."""
+    return _module_dir("go.temporal.io/server", version)
+
+
 def install_temporal_server(settings: Settings, installer: Installer) -> Path:
     version = f"v{settings.temporal_version}"
 
     def build(staging: Path) -> None:
         packages = [f"go.temporal.io/server/cmd/{p}@{version}" for p in ("server", "tools/sql", "tools/elasticsearch")]
         _go_install(packages, staging, f"building Temporal server {version}", tags="disable_grpc_modules")
-        # Schema files ship with the module; keep a copy beside the binaries that use them.
-        source = _module_dir("go.temporal.io/server", version) / "schema"
-        shutil.copytree(source, staging / "schema", copy_function=shutil.copyfile)
-        for directory, _, _ in os.walk(staging / "schema"):
-            Path(directory).chmod(0o755)  # the module cache is read-only; the copy must be removable
+        copy_schema(server_module_dir(version) / "schema", TemporalServer(staging).schema_dir)
 
     return installer.once(_component_dir(settings, "temporal-server", version), f"Temporal server {version}", build)
 
@@ -212,19 +220,47 @@ def install_all(settings: Settings, report: Reporter) -> Paths:
     return _locate(settings, Installer(report))
 
 
+@dataclass(frozen=True)
+class TemporalServer:
+    """The programs and schema files of one built Temporal server release."""
+
+    root: Path
+
+    @property
+    def server(self) -> Path:
+        return self.root / "server"
+
+    @property
+    def sql_tool(self) -> Path:
+        return self.root / "sql"
+
+    @property
+    def es_tool(self) -> Path:
+        return self.root / "elasticsearch"
+
+    @property
+    def schema_dir(self) -> Path:
+        return self.root / "schema"
+
+
+def installed_temporal_server(settings: Settings) -> TemporalServer:
+    """The installed Temporal server and tools alone (all the one-shot commands need), without building."""
+    return TemporalServer(install_temporal_server(settings, Installer(lambda _message: None, build=False)))
+
+
 def installed_paths(settings: Settings) -> Paths:
     """Where the installed components are, without building anything (for status, down, one-shots)."""
     return _locate(settings, Installer(lambda _message: None, build=False))
 
 
 def _locate(settings: Settings, installer: Installer) -> Paths:
-    server = install_temporal_server(settings, installer)
+    server = TemporalServer(install_temporal_server(settings, installer))
     engine = install_search_engine(settings, installer)
     return Paths(
-        temporal_server=server / "server",
-        temporal_sql_tool=server / "sql",
-        temporal_es_tool=server / "elasticsearch",
-        temporal_schema_dir=server / "schema",
+        temporal_server=server.server,
+        temporal_sql_tool=server.sql_tool,
+        temporal_es_tool=server.es_tool,
+        temporal_schema_dir=server.schema_dir,
         ui_server=install_ui_server(settings, installer) / "server",
         process_compose=install_process_compose(settings, installer) / "process-compose",
         grpc_health_probe=install_grpc_health_probe(settings, installer) / "grpc-health-probe",

@@ -150,6 +150,7 @@ class Settings(BaseSettings):
         le=16384,
         description="History shards; fixed when the schema is first used (production: 512+).",
     )
+    temporal_frontend_host: str = Field("127.0.0.1", description="Host clients reach the frontend at.")
     temporal_frontend_port: Port = Field(7233, description="Frontend gRPC port.")
     temporal_history_port: Port = Field(7234, description="History gRPC port.")
     temporal_matching_port: Port = Field(7235, description="Matching gRPC port.")
@@ -236,7 +237,7 @@ class Settings(BaseSettings):
 
     @property
     def frontend_address(self) -> str:
-        return f"127.0.0.1:{self.temporal_frontend_port}"
+        return f"{self.temporal_frontend_host}:{self.temporal_frontend_port}"
 
     def resolve(self, project_root: Path) -> Settings:
         """Anchor relative paths at the project root, so tasks behave the same from any directory."""

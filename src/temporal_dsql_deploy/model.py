@@ -253,7 +253,7 @@ def build_stack(settings: Settings) -> Stack:
             component=Component.ADMIN,
             args=("namespace-setup",),
             environment={
-                "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
+                "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
                 "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
                 "TEMPORAL_NAMESPACE": settings.temporal_namespace,
             },

