@@ -152,7 +152,7 @@ SCHEMA_DIR_HELP = "Any versioned schema directory (e.g. a temporal-dsql fork's o
 @task(
     name="setup",
     help={
-        "version": "Version to set up, e.g. 1.0.",
+        "version": "0.0 (bookkeeping only; then schema.update) or the newest version (the whole schema.sql).",
         "schema_name": SCHEMA_NAME_HELP,
         "schema_dir": SCHEMA_DIR_HELP,
         "overwrite": "Drop this schema's tables first (asks for confirmation).",
@@ -169,7 +169,15 @@ def schema_setup(
     yes: bool = False,
 ) -> None:
     """Create the persistence schema at a version."""
-    _not_built("schema.setup", "the schema applier")
+    operations.schema_setup(
+        cli.settings_for(ROOT),
+        ROOT,
+        version=version,
+        schema_name=schema_name,
+        schema_dir=schema_dir,
+        overwrite=overwrite,
+        confirm=lambda question: yes or cli.confirm(question),
+    )
 
 
 @task(
@@ -183,7 +191,15 @@ def schema_setup(
 @cli.reported
 def schema_update(c: Context, target_version: str = "", schema_name: str = "", schema_dir: str = "") -> None:
     """Apply versioned migrations up to the target version."""
-    _not_built("schema.update", "the schema applier")
+    operations.schema_update(cli.settings_for(ROOT), ROOT, target_version=target_version, schema_name=schema_name,
+                             schema_dir=schema_dir)  # fmt: skip
+
+
+@task(name="validate", help={"schema_name": SCHEMA_NAME_HELP, "schema_dir": SCHEMA_DIR_HELP})
+@cli.reported
+def schema_validate(c: Context, schema_name: str = "", schema_dir: str = "") -> None:
+    """Report the applied schema version and any drift from the schema files; non-zero if behind or missing tables."""
+    operations.schema_validate(cli.settings_for(ROOT), ROOT, schema_name=schema_name, schema_dir=schema_dir)
 
 
 @task(
@@ -204,7 +220,7 @@ def docs(c: Context) -> None:
     cli.say("README.md updated" if changed else "README.md already current")
 
 
-schema = Collection("schema", schema_setup, schema_update)
+schema = Collection("schema", schema_setup, schema_update, schema_validate)
 es = Collection("es", es_setup)
 namespace = Collection(
     compose, docs, build, deploy, up, down, status, logs, smoke_test, check_dsql, cleanup, schema, es

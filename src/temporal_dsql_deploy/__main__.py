@@ -13,21 +13,31 @@ from pathlib import Path
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.components import installed_temporal_server, temporal_cli
 from temporal_dsql_deploy.namespace import ensure_namespace
-from temporal_dsql_deploy.persistence import forget_stopped_members, setup_upstream_schema
+from temporal_dsql_deploy.persistence import ensure_database, forget_stopped_members
+from temporal_dsql_deploy.schema import Applier, SchemaSource, default_schema_name, ensure_schema
 from temporal_dsql_deploy.visibility import setup_visibility
 
 
 @cli.reported
 def run(command: str) -> None:
-    settings = cli.settings_for(Path.cwd())
+    project_root = Path.cwd()
+    settings = cli.settings_for(project_root)
     if command == "es-setup":
         report = setup_visibility(settings, installed_temporal_server(settings).es_tool)
         state = "created" if report.created else "already present"
         cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match the template")
     elif command == "schema-setup":
-        server = installed_temporal_server(settings)
-        version = setup_upstream_schema(settings, server.sql_tool, server.schema_dir)
-        cli.say(f"persistence schema at version {version}")
+        if settings.sql_is_local and ensure_database(settings):
+            cli.say(f"created database {settings.temporal_sql_database}")
+        source = SchemaSource.resolve(project_root, lambda: installed_temporal_server(settings), "", "",
+                                      default_schema_name(settings))  # fmt: skip
+        applier = Applier(settings, source, cli.say)
+        try:
+            result = ensure_schema(applier)
+        finally:
+            applier.close()
+        cli.say(f"persistence schema at version {result.to_version} ({source.root}); "
+                f"{result.statements} statements, {result.retries} retries")  # fmt: skip
         if settings.sql_is_local:  # the stack's own database; no Temporal service runs yet
             cli.say(f"forgot {forget_stopped_members(settings)} membership rows of the previous run")
     elif command == "namespace-setup":

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from rich.table import Table
 
 from temporal_dsql_deploy import cli, docker_runtime
-from temporal_dsql_deploy.components import install_all, installed_paths
+from temporal_dsql_deploy.components import (
+    Installer,
+    TemporalServer,
+    install_all,
+    install_temporal_server,
+    installed_paths,
+)
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.schema import BASE_VERSION, Applier, ApplyReport, SchemaSource, default_schema_name
 from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
 from temporal_dsql_deploy.visibility import setup_visibility
 
@@ -110,3 +118,64 @@ def es_setup(settings: Settings, *, cluster_settings: bool) -> None:
     report = setup_visibility(settings, paths.temporal_es_tool, cluster_settings=cluster_settings)
     state = "created" if report.created else "already present"
     cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match Temporal's template")
+
+
+def _applier(settings: Settings, project_root: Path, schema_name: str, schema_dir: str) -> Applier:
+    def server() -> TemporalServer:
+        return TemporalServer(install_temporal_server(settings, Installer(_report)))
+
+    source = SchemaSource.resolve(project_root, server, schema_name, schema_dir, default_schema_name(settings))
+    cli.say(f"schema {source.root} → {settings.temporal_sql_host}:{settings.temporal_sql_port}/"
+            f"{settings.temporal_sql_database}")  # fmt: skip
+    return Applier(settings, source, _report)
+
+
+def _summary(result: ApplyReport, started: float) -> None:
+    applied = ", ".join(result.versions_applied) or "nothing to apply"
+    cli.say(f"schema version {result.from_version or 'none'} → {result.to_version}: {applied}")
+    cli.say(f"{result.statements} statements, {result.index_jobs} index jobs, {result.retries} retries, "
+            f"{result.skipped_as_done} already done, {time.monotonic() - started:.1f}s")  # fmt: skip
+
+
+def schema_setup(settings: Settings, project_root: Path, *, version: str, schema_name: str, schema_dir: str,
+                 overwrite: bool, confirm: Callable[[str], bool]) -> None:  # fmt: skip
+    started = time.monotonic()
+    applier = _applier(settings, project_root, schema_name, schema_dir)
+    try:
+        if overwrite:
+            tables = ", ".join(applier.source.tables())
+            if not confirm(f"drop these tables of {applier.source.root.name} and their data: {tables}?"):
+                raise DeployError("overwrite cancelled; nothing was dropped", "pass --yes to skip the question")
+        result = applier.setup(version or BASE_VERSION, overwrite=overwrite)
+    finally:
+        applier.close()
+    if result.tables_dropped:
+        cli.say(f"dropped {len(result.tables_dropped)} tables")
+    _summary(result, started)
+
+
+def schema_update(settings: Settings, project_root: Path, *, target_version: str, schema_name: str,
+                  schema_dir: str) -> None:  # fmt: skip
+    started = time.monotonic()
+    applier = _applier(settings, project_root, schema_name, schema_dir)
+    try:
+        result = applier.update(target_version)
+    finally:
+        applier.close()
+    _summary(result, started)
+
+
+def schema_validate(settings: Settings, project_root: Path, *, schema_name: str, schema_dir: str) -> None:
+    applier = _applier(settings, project_root, schema_name, schema_dir)
+    try:
+        report = applier.validate()
+    finally:
+        applier.close()
+    cli.say(f"applied version {report.version or 'none'}; newest in the schema {report.latest}")
+    if report.unexpected_tables:
+        cli.say(f"tables the schema does not define (kept): {', '.join(report.unexpected_tables)}")
+    if not report.ok:
+        missing = ", ".join(report.missing_tables) or "none"
+        raise DeployError(f"schema drift: version {report.version or 'none'} (newest {report.latest}); "
+                          f"missing tables: {missing}", "run `invoke schema.update`")  # fmt: skip
+    cli.say("schema is current: every table is present")

@@ -78,7 +78,7 @@ def test_bad_port_fails_every_task_naming_the_variable(task: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("task", ["check-dsql", "schema.setup", "schema.update"])
+@pytest.mark.parametrize("task", ["check-dsql"])
 def test_capabilities_not_built_yet_fail_loudly(task: str) -> None:
     result = _invoke(task)
     assert result.returncode != 0

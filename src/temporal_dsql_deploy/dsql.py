@@ -1,0 +1,130 @@
+"""Connections to the persistence database: IAM tokens and TLS for DSQL, passwords for PostgreSQL; DSQL SQL checks.
+
+A fresh IAM token is made for every connection, locally (a SigV4 presigned URL, no network call), and
+is handed straight to the driver: it is never printed, logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import certifi
+import psycopg
+import sqlparse
+from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+
+TOKEN_LIFETIME_S = 900
+CONNECT_TIMEOUT_S = 15
+LINT_TIMEOUT_S = 120
+# Key columns DSQL refuses (supported-data-types); dsql-lint does not check keys, so this does.
+_REFUSED_KEY_TYPES = ("bytea", "json", "jsonb", "interval", "timetz")
+_CREATE_TABLE = re.compile(r"create\s+table\s+(?:if\s+not\s+exists\s+)?(\w+)\s*\((.*)\)", re.IGNORECASE | re.DOTALL)
+_COLUMN = re.compile(r"^\s*(\w+)\s+([a-z]+)", re.IGNORECASE)
+_PRIMARY_KEY = re.compile(r"primary\s+key\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def auth_token(settings: Settings) -> str:
+    """A fresh IAM admin token for the configured endpoint (made locally by boto3)."""
+    if not settings.aws_region:
+        raise DeployError("IAM auth needs AWS_REGION", "set AWS_REGION to the cluster's Region")
+    try:
+        client = boto3.client("dsql", region_name=settings.aws_region)
+        # botocore adds the token helper to the dsql client at run time; its stubs do not list it.
+        token: str = client.generate_db_connect_admin_auth_token(  # type: ignore[attr-defined]
+            Hostname=settings.temporal_sql_host, Region=settings.aws_region, ExpiresIn=TOKEN_LIFETIME_S
+        )
+    except (NoCredentialsError, BotoCoreError) as exc:
+        raise DeployError(f"cannot make an IAM auth token: {type(exc).__name__}", _credentials_fix()) from None
+    return token
+
+
+def _credentials_fix() -> str:
+    return "configure AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+
+
+def connect(settings: Settings, database: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to the persistence database: one statement, one transaction."""
+    password: str | None = None
+    if settings.temporal_sql_iam_auth:
+        password = auth_token(settings)
+    elif settings.temporal_sql_password is not None:
+        password = settings.temporal_sql_password.get_secret_value()
+    # With TLS: verify-full against the public roots (Amazon Root CA 1 for DSQL endpoints).
+    tls = settings.temporal_sql_tls_enabled
+    return psycopg.connect(
+        host=settings.temporal_sql_host,
+        port=settings.temporal_sql_port,
+        user=settings.temporal_sql_user,
+        password=password,
+        dbname=database or settings.temporal_sql_database,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        autocommit=True,
+        sslmode="verify-full" if tls else "prefer",
+        sslrootcert=certifi.where() if tls else None,
+    )
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: Path
+    line: int  # dsql-lint's line number, or the statement number for key checks
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+def lint_files(files: list[Path]) -> list[Finding]:
+    """What DSQL would refuse in `files`: dsql-lint's diagnostics plus refused key column types."""
+    if not files:
+        return []
+    dsql_lint = shutil.which("dsql-lint")
+    if dsql_lint is None:
+        raise DeployError("dsql-lint is not installed in this environment", "run `./run invoke ...` to sync it")
+    done = subprocess.run([dsql_lint, "--format", "json", *map(str, files)], capture_output=True, text=True,
+                          check=False, timeout=LINT_TIMEOUT_S)  # fmt: skip
+    if done.returncode not in (0, 1):
+        raise DeployError(f"dsql-lint failed (exit {done.returncode}): {done.stderr.strip()[-500:]}", "see above")
+    findings: list[Finding] = [
+        Finding(Path(entry["file"]), int(diagnostic.get("line", 0)), f"{diagnostic['rule']}: {diagnostic['message']}")
+        for entry in json.loads(done.stdout).get("files", [])
+        for diagnostic in entry.get("diagnostics", [])
+    ]
+    for path in files:
+        findings.extend(refused_key_types(path))
+    return findings
+
+
+def refused_key_types(path: Path) -> list[Finding]:
+    """Primary-key columns of a type DSQL cannot use in a key (hand-written: dsql-lint skips keys)."""
+    text = sqlparse.format(path.read_text(encoding="utf-8"), strip_comments=True)
+    findings: list[Finding] = []
+    for number, statement in enumerate(sqlparse.split(text), start=1):
+        match = _CREATE_TABLE.match(statement.strip())
+        if match is None:
+            continue
+        table, body = match.group(1), match.group(2)
+        types: dict[str, str] = {}
+        keys: list[str] = []
+        for line in body.split(","):
+            column = _COLUMN.match(line)
+            if column and column.group(1).lower() not in {"primary", "constraint", "unique", "check", "foreign"}:
+                types[column.group(1).lower()] = column.group(2).lower()
+                if "primary key" in line.lower():
+                    keys.append(column.group(1).lower())
+        keys += [key.strip().lower() for found in _PRIMARY_KEY.finditer(body) for key in found.group(1).split(",")]
+        findings.extend(
+            Finding(path, number, f"key_type: {table}.{key} is {types[key]}, which DSQL refuses in a key")
+            for key in keys
+            if types.get(key) in _REFUSED_KEY_TYPES
+        )
+    return findings

@@ -1,0 +1,383 @@
+"""The schema applier: Temporal's versioned schema directories, applied the DSQL way, recorded the Temporal way.
+
+Layout (as `temporal-sql-tool` reads it): `<schema>/schema.sql` is the whole schema at the newest version;
+`<schema>/versioned/vX.Y/manifest.json` names each version's files (CurrVersion, MinCompatibleVersion,
+Description, SchemaUpdateCqlFiles). Progress is written to `schema_version` and `schema_update_history`
+exactly as Temporal writes and reads them, so upstream tools and the server agree with this one.
+
+Every statement runs in its own transaction (DSQL: one DDL per transaction, never DDL with DML); a
+conflict (SQLSTATE 40001, OC000/OC001) or a dropped connection retries that statement with jittered
+exponential backoff; any other error stops at once, naming the file, the statement and the SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import sqlparse
+from psycopg import errors as pg_errors
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from temporal_dsql_deploy import dsql
+from temporal_dsql_deploy.components import Reporter, TemporalServer
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+
+BASE_VERSION = "0.0"
+RETRY_ATTEMPTS = 8
+# Re-running a version that failed part-way meets what its first run already did; like
+# temporal-sql-tool, treat "already exists" from a CREATE/ADD and "does not exist" from a DROP as done.
+_DUPLICATE = {"42P07", "42701", "42710", "42P06"}  # duplicate table, column, object, schema
+_UNDEFINED = {"42P01", "42703", "42704"}  # undefined table, column, object
+_CREATES = re.compile(r"^\s*(create|alter\s+table\s+\S+\s+add)\b", re.IGNORECASE)
+_DROPS = re.compile(r"^\s*(drop|alter\s+table\s+\S+\s+drop)\b", re.IGNORECASE)
+_CREATE_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?(\w+)", re.IGNORECASE)
+_ASYNC_INDEX = re.compile(r"^\s*create\s+(?:unique\s+)?index\s+async\b", re.IGNORECASE)
+
+CONTROL_TABLES = ("schema_version", "schema_update_history")
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version_partition INT NOT NULL, db_name VARCHAR(255) NOT NULL, "
+    "creation_time TIMESTAMP, curr_version VARCHAR(64), min_compatible_version VARCHAR(64), "
+    "PRIMARY KEY (version_partition, db_name))"
+)
+_HISTORY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_update_history (version_partition INT NOT NULL, year INT NOT NULL, "
+    "month INT NOT NULL, update_time TIMESTAMP NOT NULL, description VARCHAR(255), manifest_md5 VARCHAR(64), "
+    "new_version VARCHAR(64), old_version VARCHAR(64), PRIMARY KEY (version_partition, year, month, update_time))"
+)
+_READ_VERSION = "SELECT curr_version FROM schema_version WHERE version_partition = 0 AND db_name = %s"
+_WRITE_VERSION = (
+    "INSERT INTO schema_version (version_partition, db_name, creation_time, curr_version, min_compatible_version) "
+    "VALUES (0, %s, %s, %s, %s) ON CONFLICT (version_partition, db_name) DO UPDATE SET "
+    "creation_time = excluded.creation_time, curr_version = excluded.curr_version, "
+    "min_compatible_version = excluded.min_compatible_version"
+)
+_WRITE_HISTORY = (
+    "INSERT INTO schema_update_history (version_partition, year, month, update_time, old_version, new_version, "
+    "manifest_md5, description) VALUES (0, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+Connect = Callable[[Settings], "psycopg.Connection[tuple[object, ...]]"]
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """`1.10` sorts after `1.9`; a leading `v` is ignored."""
+    try:
+        return tuple(int(part) for part in version.removeprefix("v").split("."))
+    except ValueError:
+        raise DeployError(f"{version!r} is not a schema version", "use numbers like 1.12") from None
+
+
+@dataclass(frozen=True)
+class Statement:
+    file: Path
+    number: int  # 1-based position in its file
+    sql: str
+
+    def describe(self) -> str:
+        first_line = " ".join(self.sql.split())[:160]
+        return f"{self.file} statement {self.number}: {first_line}"
+
+
+def split_statements(path: Path) -> list[Statement]:
+    """The statements of a SQL file, comments removed (sqlparse knows quoting and dollar-quoting)."""
+    text = sqlparse.format(path.read_text(encoding="utf-8"), strip_comments=True)
+    pieces = [piece.strip().rstrip(";").strip() for piece in sqlparse.split(text)]
+    return [Statement(path, number, sql) for number, sql in enumerate((p for p in pieces if p), start=1)]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    min_compatible_version: str
+    description: str
+    md5: str
+    files: tuple[Path, ...]
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [statement for path in self.files for statement in split_statements(path)]
+
+
+def _read_manifest(directory: Path) -> Migration:
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.exists():
+        raise DeployError(f"{directory} has no manifest.json", "every versioned/vX.Y directory needs one")
+    blob = manifest_path.read_bytes()
+    manifest = json.loads(blob)
+    version = str(manifest.get("CurrVersion", ""))
+    if version_key(version) != version_key(directory.name):
+        raise DeployError(f"{manifest_path}: CurrVersion {version!r} does not match the directory name",
+                          "make the directory vX.Y and CurrVersion X.Y agree")  # fmt: skip
+    files = tuple(directory / name for name in manifest.get("SchemaUpdateCqlFiles", []))
+    missing = [str(path) for path in files if not path.exists()]
+    if missing or not files:
+        raise DeployError(f"{manifest_path}: files missing or none listed: {missing}", "fix SchemaUpdateCqlFiles")
+    return Migration(
+        version=version,
+        min_compatible_version=str(manifest.get("MinCompatibleVersion") or version),
+        description=str(manifest.get("Description", "")),
+        # The same digest temporal-sql-tool records: md5 of the manifest file as written.
+        md5=hashlib.md5(blob, usedforsecurity=False).hexdigest(),
+        files=files,
+    )
+
+
+@dataclass(frozen=True)
+class SchemaSource:
+    """One versioned schema directory."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, project_root: Path, server: Callable[[], TemporalServer], schema_name: str, schema_dir: str,
+                default_name: str) -> SchemaSource:  # fmt: skip
+        """`--schema-dir`, else `--schema-name` (shipped in schema/, else upstream's), else `default_name`."""
+        if schema_dir:
+            root = Path(schema_dir).resolve()
+            root = root.parent if root.name == "versioned" else root
+        else:
+            name = schema_name or default_name
+            shipped = project_root / "schema" / name
+            root = shipped if shipped.is_dir() else server().schema_dir / name
+        if not (root / "versioned").is_dir():
+            raise DeployError(
+                f"{root} is not a versioned schema directory (no versioned/ inside)",
+                "pass --schema-dir pointing at a directory with versioned/vX.Y/manifest.json",
+            )
+        return cls(root)
+
+    def migrations(self) -> list[Migration]:
+        directories = [d for d in (self.root / "versioned").iterdir() if d.is_dir() and d.name.startswith("v")]
+        return sorted((_read_manifest(d) for d in directories), key=lambda m: version_key(m.version))
+
+    @property
+    def latest_version(self) -> str:
+        migrations = self.migrations()
+        return migrations[-1].version if migrations else BASE_VERSION
+
+    @property
+    def base_file(self) -> Path:
+        return self.root / "schema.sql"
+
+    def tables(self, *, current_only: bool = False) -> list[str]:
+        """Tables the schema creates: all it ever created (for --overwrite), or those of schema.sql (drift)."""
+        files = [self.base_file] if self.base_file.exists() else []
+        if not (current_only and files):
+            files += [path for migration in self.migrations() for path in migration.files]
+        names = {m.group(1).lower() for f in files for s in split_statements(f) if (m := _CREATE_TABLE.match(s.sql))}
+        return sorted(names)
+
+
+class _TransientError(Exception):
+    """A conflict or dropped connection: the statement is retried."""
+
+
+@dataclass
+class ApplyReport:
+    from_version: str | None = None
+    to_version: str | None = None
+    versions_applied: list[str] = field(default_factory=list)
+    statements: int = 0
+    index_jobs: int = 0
+    retries: int = 0
+    skipped_as_done: int = 0
+    tables_dropped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Validation:
+    version: str | None
+    latest: str
+    missing_tables: list[str]
+    unexpected_tables: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.version == self.latest and not self.missing_tables
+
+
+class Applier:
+    """Applies one schema source to the configured database."""
+
+    def __init__(self, settings: Settings, source: SchemaSource, report: Reporter,
+                 connect: Connect = dsql.connect) -> None:  # fmt: skip
+        self.settings = settings
+        self.source = source
+        self.report = report
+        self._connect = connect
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self.result = ApplyReport()
+
+    # --- connection and statement execution -------------------------------------------------
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect(self.settings)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """One statement in its own transaction, retried on conflicts and dropped connections."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(_TransientError),
+            wait=wait_random_exponential(multiplier=0.1, max=5),
+            stop=stop_after_attempt(RETRY_ATTEMPTS),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.result.retries += 1
+                try:
+                    cursor = self._connection().execute(sql, params or None)
+                    return cursor.fetchall() if cursor.description else []
+                except pg_errors.SerializationFailure as exc:  # 40001: OC000 data / OC001 schema conflict
+                    raise _TransientError(str(exc)) from exc
+                except psycopg.OperationalError as exc:
+                    if self._conn is not None and not self._conn.closed:
+                        raise  # the server answered with an error: not a dropped connection
+                    self._conn = None
+                    raise _TransientError(str(exc)) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _apply(self, statement: Statement) -> None:
+        try:
+            rows = self._run(statement.sql)
+        except _TransientError as exc:
+            raise DeployError(
+                f"{statement.describe()} kept failing after {RETRY_ATTEMPTS} attempts: {exc}",
+                "run the command again; the schema version shows what was completed",
+            ) from None
+        except psycopg.Error as exc:
+            state = exc.sqlstate or "?"
+            if (state in _DUPLICATE and _CREATES.match(statement.sql)) or (
+                state in _UNDEFINED and _DROPS.match(statement.sql)
+            ):
+                self.result.skipped_as_done += 1
+                return
+            raise DeployError(
+                f"{statement.describe()} failed with SQLSTATE {state}: {str(exc).strip().splitlines()[0]}",
+                "fix the statement; the schema version stays at the last version fully applied",
+            ) from None
+        self.result.statements += 1
+        if _ASYNC_INDEX.match(statement.sql) and rows:
+            job_id = str(rows[0][0])
+            self.report(f"waiting for index job {job_id} ({statement.describe()})")
+            self._run("CALL sys.wait_for_job(%s)", (job_id,))
+            self.result.index_jobs += 1
+
+    # --- version bookkeeping ----------------------------------------------------------------------
+    def current_version(self) -> str | None:
+        exists = self._run("SELECT to_regclass('schema_version') IS NOT NULL")
+        if not exists or not exists[0][0]:
+            return None
+        rows = self._run(_READ_VERSION, (self.settings.temporal_sql_database,))
+        return str(rows[0][0]) if rows else None
+
+    def _record(self, old: str, migration_version: str, min_compatible: str, md5: str, description: str) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        database = self.settings.temporal_sql_database
+        self._run(_WRITE_VERSION, (database, now, migration_version, min_compatible))
+        self._run(_WRITE_HISTORY, (now.year, now.month, now, old, migration_version, md5, description))
+        self.result.to_version = migration_version
+
+    def _lint(self, files: list[Path]) -> None:
+        if self.settings.temporal_sql_plugin != "dsql":
+            return
+        findings = dsql.lint_files(files)
+        if findings:
+            listed = "\n".join(f"  - {finding}" for finding in findings)
+            raise DeployError(f"DSQL would refuse these statements; nothing was applied:\n{listed}",
+                              "change the schema files so DSQL accepts them (see the rules above)")  # fmt: skip
+
+    # --- commands -----------------------------------------------------------------------------------
+    def setup(self, version: str, *, overwrite: bool) -> ApplyReport:
+        """Create the bookkeeping tables and, for the newest version, the whole schema from schema.sql."""
+        self.result = ApplyReport()
+        latest = self.source.latest_version
+        if version_key(version) not in {version_key(BASE_VERSION), version_key(latest)}:
+            raise DeployError(
+                f"setup --version {version}: schema.sql is the schema at {latest}, so setup takes {BASE_VERSION} "
+                f"or {latest}",
+                f"run setup --version {BASE_VERSION}, then update --target-version {version}",
+            )
+        with_base = version_key(version) != version_key(BASE_VERSION)
+        self._lint([self.source.base_file] if with_base else [])
+        self.result.from_version = self.current_version() if not overwrite else None
+        if self.result.from_version is not None:
+            if version_key(self.result.from_version) == version_key(version):
+                return self.result  # already set up at this version: nothing to do
+            raise DeployError(f"the schema is already at version {self.result.from_version}",
+                              "use `invoke schema.update`, or `schema.setup --overwrite` to start over")  # fmt: skip
+        if overwrite:
+            self._drop_tables()
+        self._run(_VERSION_TABLE)
+        self._run(_HISTORY_TABLE)
+        if with_base:
+            for statement in split_statements(self.source.base_file):
+                self._apply(statement)
+        self._record(BASE_VERSION, version, version, "", f"setup of {self.source.root.name} at {version}")
+        self.result.versions_applied.append(version)
+        return self.result
+
+    def _drop_tables(self) -> None:
+        """Drop this schema's tables (and the bookkeeping), one per transaction; other tables are kept."""
+        for table in [*self.source.tables(), *CONTROL_TABLES]:
+            self._run(f'DROP TABLE IF EXISTS "{table}"')
+            self.result.tables_dropped.append(table)
+
+    def update(self, target: str = "") -> ApplyReport:
+        """Apply every version after the current one, up to `target` (default: the newest)."""
+        self.result = ApplyReport()
+        current = self.current_version()
+        if current is None:
+            raise DeployError("the database has no schema_version", "run `invoke schema.setup --version 0.0` first")
+        self.result.from_version = self.result.to_version = current
+        migrations = self.source.migrations()
+        if target and version_key(target) not in {version_key(m.version) for m in migrations}:
+            known = ", ".join(m.version for m in migrations)
+            raise DeployError(f"--target-version {target} is not in {self.source.root} (versions: {known})",
+                              "pick one of the versions listed")  # fmt: skip
+        pending = [m for m in migrations if version_key(m.version) > version_key(current)
+                   and (not target or version_key(m.version) <= version_key(target))]  # fmt: skip
+        self._lint([path for migration in pending for path in migration.files])
+        for migration in pending:
+            self.report(f"applying {migration.version}: {migration.description}")
+            for statement in migration.statements:
+                self._apply(statement)
+            self._record(current, migration.version, migration.min_compatible_version, migration.md5,
+                         migration.description)  # fmt: skip
+            self.result.versions_applied.append(migration.version)
+            current = migration.version
+        return self.result
+
+    def validate(self) -> Validation:
+        expected = set(self.source.tables(current_only=True))
+        present = {str(row[0]) for row in self._run(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}  # fmt: skip
+        return Validation(
+            version=self.current_version(),
+            latest=self.source.latest_version,
+            missing_tables=sorted(expected - present),
+            unexpected_tables=sorted(present - expected - set(CONTROL_TABLES)),
+        )
+
+
+def default_schema_name(settings: Settings) -> str:
+    return "dsql/v12/temporal" if settings.temporal_sql_plugin == "dsql" else "postgresql/v12/temporal"
+
+
+def ensure_schema(applier: Applier) -> ApplyReport:
+    """Set up the bookkeeping if the database has none, then update to the newest version."""
+    if applier.current_version() is None:
+        applier.setup(BASE_VERSION, overwrite=False)
+    return applier.update()
