@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, WaiterError
 
 from temporal_dsql_deploy.errors import DeployError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
 
 ACTIVE_TIMEOUT_S = 900
 _WAITER_DELAY_S = 5
@@ -15,13 +19,13 @@ _EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 CREDENTIAL_FIX = "configure credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 
 
-def credential_problem(region: str) -> str | None:
-    """Why AWS cannot be used with the current credentials, or None when they work."""
+def credential_problem(region: str, sts: STSClient | None = None) -> str | None:
+    """Why AWS cannot be used with the current credentials, or None when they work (`sts`: for tests)."""
     session = boto3.Session(region_name=region)
     if session.get_credentials() is None:
         return "no AWS credentials were found (environment, shared config, or instance role)"
     try:
-        session.client("sts").get_caller_identity()
+        (sts or session.client("sts")).get_caller_identity()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _EXPIRED_CODES:

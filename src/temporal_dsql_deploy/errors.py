@@ -17,13 +17,3 @@ class DeployError(Exception):
 
 class ConfigError(DeployError):
     """Settings from `.env` or the environment are invalid."""
-
-
-class NotBuiltYetError(DeployError):
-    """A task whose capability does not exist yet; it fails instead of pretending to work."""
-
-    def __init__(self, task: str, capability: str) -> None:
-        super().__init__(
-            f"`invoke {task}` is not available yet: {capability} has not been built in this release.",
-            "track the capability in the project's issues; nothing was changed.",
-        )

@@ -78,13 +78,6 @@ def test_bad_port_fails_every_task_naming_the_variable(task: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("task", ["check-dsql"])
-def test_capabilities_not_built_yet_fail_loudly(task: str) -> None:
-    result = _invoke(task)
-    assert result.returncode != 0
-    assert "not available yet" in result.stderr
-
-
 def test_compose_arm64_writes_a_valid_file(tmp_path: Path) -> None:
     output = tmp_path / "compose.yml"
     result = _invoke("compose", "--arch", "arm64", "--output", str(output))
