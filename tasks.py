@@ -217,7 +217,14 @@ def docs(c: Context) -> None:
     cli.say("README.md updated" if changed else "README.md already current")
 
 
-schema = Collection("schema", schema_setup, schema_update, schema_validate)
+@task(name="translate")
+@cli.reported
+def schema_translate(c: Context) -> None:
+    """Regenerate schema/dsql/v12/temporal from the pinned upstream PostgreSQL schema, with CHANGES.md."""
+    operations.schema_translate(cli.settings_for(ROOT), ROOT)
+
+
+schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)
 es = Collection("es", es_setup)
 namespace = Collection(
     compose, docs, build, deploy, up, down, status, logs, smoke_test, check_dsql, cleanup, schema, es

@@ -18,6 +18,8 @@ from temporal_dsql_deploy.components import (
     installed_paths,
 )
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.dsql import lint_files
+from temporal_dsql_deploy.dsql_schema import write_translation
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.schema import BASE_VERSION, Applier, ApplyReport, SchemaSource, default_schema_name
 from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
@@ -179,3 +181,18 @@ def schema_validate(settings: Settings, project_root: Path, *, schema_name: str,
         raise DeployError(f"schema drift: version {report.version or 'none'} (newest {report.latest}); "
                           f"missing tables: {missing}", "run `invoke schema.update`")  # fmt: skip
     cli.say("schema is current: every table is present")
+
+
+def schema_translate(settings: Settings, project_root: Path) -> None:
+    server = TemporalServer(install_temporal_server(settings, Installer(_report)))
+    upstream_root = server.schema_dir / "postgresql" / "v12" / "temporal"
+    version = SchemaSource(upstream_root).latest_version
+    label = f"go.temporal.io/server v{settings.temporal_version} schema/postgresql/v12/temporal {version}"
+    target = project_root / "schema" / "dsql" / "v12" / "temporal"
+    changes = write_translation(upstream_root, target, version, label)
+    findings = lint_files([target / "schema.sql"])
+    cli.say(f"wrote {target} at version {version}: {len(changes)} changes (see CHANGES.md)")
+    if findings:
+        listed = "\n".join(f"  - {finding}" for finding in findings)
+        raise DeployError(f"the translation still has statements DSQL refuses:\n{listed}", "extend dsql_schema.py")
+    cli.say("dsql-lint and the key-type check pass on it")
