@@ -108,6 +108,10 @@ def translate(upstream_sql: str) -> tuple[str, list[Change]]:
     return ";\n\n".join(out) + ";\n", changes
 
 
+def upstream_label(temporal_version: str, schema_version: str) -> str:
+    return f"go.temporal.io/server v{temporal_version} schema/postgresql/v12/temporal {schema_version}"
+
+
 def _changes_table(changes: list[Change], upstream: str) -> str:
     rows = ["| Table | Column / object | Upstream | DSQL | Why |", "| --- | --- | --- | --- | --- |"]
     rows += [f"| {c.table} | {c.item} | {c.upstream} | {c.dsql} | {c.reason} |" for c in changes]

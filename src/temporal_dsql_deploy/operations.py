@@ -19,7 +19,7 @@ from temporal_dsql_deploy.components import (
 )
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.dsql import lint_files
-from temporal_dsql_deploy.dsql_schema import write_translation
+from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.schema import BASE_VERSION, Applier, ApplyReport, SchemaSource, default_schema_name
 from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
@@ -187,9 +187,8 @@ def schema_translate(settings: Settings, project_root: Path) -> None:
     server = TemporalServer(install_temporal_server(settings, Installer(_report)))
     upstream_root = server.schema_dir / "postgresql" / "v12" / "temporal"
     version = SchemaSource(upstream_root).latest_version
-    label = f"go.temporal.io/server v{settings.temporal_version} schema/postgresql/v12/temporal {version}"
     target = project_root / "schema" / "dsql" / "v12" / "temporal"
-    changes = write_translation(upstream_root, target, version, label)
+    changes = write_translation(upstream_root, target, version, upstream_label(settings.temporal_version, version))
     findings = lint_files([target / "schema.sql"])
     cli.say(f"wrote {target} at version {version}: {len(changes)} changes (see CHANGES.md)")
     if findings:

@@ -16,7 +16,7 @@ import pytest
 from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.components import Installer, TemporalServer, install_postgresql, install_temporal_server
 from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.dsql_schema import write_translation
+from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.persistence import init_data_dir
 from temporal_dsql_deploy.schema import Applier, SchemaSource, ensure_schema
@@ -262,8 +262,8 @@ def test_shipped_dsql_schema_is_the_translation_of_the_pinned_upstream(server: T
     shipped = Path(__file__).resolve().parents[2] / "schema" / "dsql" / "v12" / "temporal"
     upstream = server.schema_dir / UPSTREAM
     version = SchemaSource(upstream).latest_version
-    label = (shipped / "CHANGES.md").read_text(encoding="utf-8").split("from ", 1)[1].split(". Tables", 1)[0]
-    write_translation(upstream, tmp_path, version, label)
+    pinned = load_settings(Path(__file__).resolve().parents[2]).temporal_version
+    write_translation(upstream, tmp_path, version, upstream_label(pinned, version))
     for generated in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
         committed = shipped / generated.relative_to(tmp_path)
         assert committed.read_text(encoding="utf-8") == generated.read_text(encoding="utf-8"), (
