@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -143,3 +144,22 @@ def test_dynamic_config_has_only_known_keys(paths: Paths) -> None:
                              capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert "unregistered" not in checked.stdout + checked.stderr
+
+
+def _invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          check=False, timeout=300)  # fmt: skip
+
+
+def test_check_dsql_against_the_stacks_database(local_stack: LocalStack) -> None:
+    result = _invoke("check-dsql")
+    assert result.returncode == 0, result.stderr
+    assert "SELECT 1 round trip over 5 samples" in result.stdout
+    assert "schema version 1.19" in result.stdout
+
+
+def test_schema_validate_reports_no_drift(local_stack: LocalStack) -> None:
+    result = _invoke("schema.validate")
+    assert result.returncode == 0, result.stderr
+    assert "applied version 1.19" in result.stdout
+    assert "schema is current" in result.stdout
