@@ -35,9 +35,7 @@ class Paths:
     """Where each installed component's programs are."""
 
     temporal_server: Path
-    temporal_sql_tool: Path
     temporal_es_tool: Path
-    temporal_schema_dir: Path
     ui_server: Path
     process_compose: Path
     grpc_health_probe: Path
@@ -258,9 +256,7 @@ def _locate(settings: Settings, installer: Installer) -> Paths:
     engine = install_search_engine(settings, installer)
     return Paths(
         temporal_server=server.server,
-        temporal_sql_tool=server.sql_tool,
         temporal_es_tool=server.es_tool,
-        temporal_schema_dir=server.schema_dir,
         ui_server=install_ui_server(settings, installer) / "server",
         process_compose=install_process_compose(settings, installer) / "process-compose",
         grpc_health_probe=install_grpc_health_probe(settings, installer) / "grpc-health-probe",

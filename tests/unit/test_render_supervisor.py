@@ -24,8 +24,8 @@ CONDITIONS = {
 
 def _paths(root: Path) -> Paths:
     return Paths(
-        temporal_server=root / "server", temporal_sql_tool=root / "sql", temporal_es_tool=root / "es",
-        temporal_schema_dir=root / "schema", ui_server=root / "ui", process_compose=root / "pc",
+        temporal_server=root / "server", temporal_es_tool=root / "es",
+        ui_server=root / "ui", process_compose=root / "pc",
         grpc_health_probe=root / "probe", search_engine_lib=root / "lib", search_engine_main_class="Main",
         postgres_bin=root / "pg", temporal_cli=root / "temporal",
     )  # fmt: skip
