@@ -111,9 +111,10 @@ def _probe(check: HealthCheck, paths: Paths) -> dict[str, Any]:
     if isinstance(probe, HttpProbe):
         path, _, query = probe.path.partition("?")
         target: dict[str, Any] = {"http_get": {"host": LOCALHOST, "port": probe.port, "path": path, "scheme": "http"}}
-        if query:  # process-compose's http_get takes no query string; keep the check's meaning with curl
+        if query:  # process-compose's http_get takes no query string; keep the check's meaning in Python
             url = f"http://{LOCALHOST}:{probe.port}{probe.path}"
-            target = {"exec": {"command": shlex.join(["curl", "-fsS", "-o", "/dev/null", url])}}
+            fetch = f"import urllib.request; urllib.request.urlopen({url!r}, timeout={check.timeout_s})"
+            target = {"exec": {"command": shlex.join([sys.executable, "-c", fetch])}}
     elif isinstance(probe, GrpcProbe):
         argv = [str(paths.grpc_health_probe), f"-addr={LOCALHOST}:{probe.port}"]
         if probe.service:

@@ -216,6 +216,8 @@ def tail(path: Path, lines: int) -> str:
 
 def _holder(port: int) -> str:
     """Who holds a TCP port, from `ss` (best effort: the port number alone is still reported)."""
+    if shutil.which("ss") is None:
+        return "another process"
     result = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
     return result.stdout.strip().split("users:", 1)[-1] if "users:" in result.stdout else "another process"
 
