@@ -168,7 +168,6 @@ def schema_setup(
     """Create the persistence schema at a version."""
     operations.schema_setup(
         cli.settings_for(ROOT),
-        ROOT,
         version=version,
         schema_name=schema_name,
         schema_dir=schema_dir,
@@ -188,7 +187,7 @@ def schema_setup(
 @cli.reported
 def schema_update(c: Context, target_version: str = "", schema_name: str = "", schema_dir: str = "") -> None:
     """Apply versioned migrations up to the target version."""
-    operations.schema_update(cli.settings_for(ROOT), ROOT, target_version=target_version, schema_name=schema_name,
+    operations.schema_update(cli.settings_for(ROOT), target_version=target_version, schema_name=schema_name,
                              schema_dir=schema_dir)  # fmt: skip
 
 
@@ -196,7 +195,7 @@ def schema_update(c: Context, target_version: str = "", schema_name: str = "", s
 @cli.reported
 def schema_validate(c: Context, schema_name: str = "", schema_dir: str = "") -> None:
     """Report the applied schema version and any drift from the schema files; non-zero if behind or missing tables."""
-    operations.schema_validate(cli.settings_for(ROOT), ROOT, schema_name=schema_name, schema_dir=schema_dir)
+    operations.schema_validate(cli.settings_for(ROOT), schema_name=schema_name, schema_dir=schema_dir)
 
 
 @task(
@@ -221,7 +220,7 @@ def docs(c: Context) -> None:
 @cli.reported
 def schema_translate(c: Context) -> None:
     """Regenerate schema/dsql/v12/temporal from the pinned upstream PostgreSQL schema, with CHANGES.md."""
-    operations.schema_translate(cli.settings_for(ROOT), ROOT)
+    operations.schema_translate(cli.settings_for(ROOT))
 
 
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)

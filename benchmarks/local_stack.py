@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from temporal_dsql_deploy.components import install_all, installed_paths
+from temporal_dsql_deploy.components import install_all
 from temporal_dsql_deploy.config import load_settings
 from temporal_dsql_deploy.smoke import run_smoke
 from temporal_dsql_deploy.stack import LocalStack
@@ -51,16 +51,15 @@ def resident_mb(roots: list[int]) -> float:
 def main() -> None:
     settings = load_settings(ROOT)
     stack = LocalStack(settings, ROOT)
-    install_all(settings, lambda message: print(f"  {message}"))
-    paths = installed_paths(settings)
-    was_running = stack.running(paths)
-    stack.down(paths, volumes=False)
+    process_compose = install_all(settings, ROOT, lambda message: print(f"  {message}")).process_compose
+    was_running = stack.running(process_compose)
+    stack.down(process_compose, volumes=False)
 
     started = time.monotonic()
     states = stack.up(lambda _message: None)
     up_s = time.monotonic() - started
     memory = resident_mb([state.pid for state in states if not state.one_shot])
-    smoke = run_smoke(settings, ROOT)
+    smoke = run_smoke(stack.settings, ROOT)
 
     print(f"search engine:            {settings.search_engine} {settings.search_engine_version}")
     print(f"warm invoke up (stopped): {up_s:.1f} s to {len(states)} services healthy")
@@ -68,7 +67,7 @@ def main() -> None:
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in smoke.steps)
     print(f"smoke:                    {smoke.steps[-1][1]:.1f} s ({steps})")
     if not was_running:
-        stack.down(paths, volumes=False)
+        stack.down(process_compose, volumes=False)
 
 
 if __name__ == "__main__":

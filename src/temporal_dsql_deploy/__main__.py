@@ -1,14 +1,13 @@
 """One-shot commands the supervisors run as services (es-setup, schema-setup, namespace-setup).
 
-`python -m temporal_dsql_deploy COMMAND`; settings come from `.env` in the working directory and the
-environment the service model gives the process.
+`python -m temporal_dsql_deploy COMMAND` (or the `temporal-dsql-deploy` console script); settings come from
+the environment alone, which the service model gives the process: the working directory plays no part.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.components import installed_temporal_server, temporal_cli
@@ -20,8 +19,7 @@ from temporal_dsql_deploy.visibility import setup_visibility
 
 @cli.reported
 def run(command: str) -> None:
-    project_root = Path.cwd()
-    settings = cli.settings_for(project_root)
+    settings = cli.settings_from_environment()
     if command == "es-setup":
         report = setup_visibility(settings, installed_temporal_server(settings).es_tool)
         state = "created" if report.created else "already present"
@@ -29,7 +27,7 @@ def run(command: str) -> None:
     elif command == "schema-setup":
         if settings.sql_is_local and ensure_database(settings):
             cli.say(f"created database {settings.temporal_sql_database}")
-        source = SchemaSource.resolve(project_root, lambda: installed_temporal_server(settings), "", "",
+        source = SchemaSource.resolve(lambda: installed_temporal_server(settings), "", "",
                                       default_schema_name(settings))  # fmt: skip
         applier = Applier(settings, source, cli.say)
         try:

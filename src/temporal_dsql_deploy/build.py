@@ -22,6 +22,7 @@ from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.render_compose import runtime_image
 
 BUILD_TIMEOUT_S = 1800
+UV_VERSION = "0.13.8"  # the same uv ./run bootstraps
 # e_machine values of the ELF header (offset 18, little-endian) for the architectures we build.
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
 SERVER_COMMANDS = {"server": "cmd/server", "sql": "cmd/tools/sql", "elasticsearch": "cmd/tools/elasticsearch"}
@@ -66,10 +67,15 @@ def _go_install(packages: list[str], arch: Architecture, out: Path, tags: str = 
                 shutil.move(str(binary), out / binary.name)
 
 
-def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
-    if not (source / "go.mod").exists() or not (source / "cmd" / "server").is_dir():
+def check_source(source: Path) -> Path:
+    """The absolute source checkout, or a clear error before anything is created."""
+    if not (source / "go.mod").is_file() or not (source / "cmd" / "server").is_dir():
         raise DeployError(f"--source {source} is not a Temporal server checkout (no go.mod and cmd/server)",
                           "point --source at a clone of temporal or temporal-dsql")  # fmt: skip
+    return source.resolve()
+
+
+def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
         env = _go_env(arch, Path(gopath))
         for name, package in SERVER_COMMANDS.items():
@@ -80,14 +86,15 @@ def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
 
 def build_binaries(settings: Settings, arch: Architecture, source: Path | None, report: Reporter) -> BuildResult:
     """Cross-compile the Temporal server and tools, the UI server and the health probe for `arch`."""
+    source = check_source(source) if source else None
     label = "source" if source else f"v{settings.temporal_version}"
     output = settings.cache_dir / "build" / label / arch
     server = TemporalServer(output / "temporal-server")
     server.root.mkdir(parents=True, exist_ok=True)
     report(f"cross-compiling Temporal server {label} for linux/{arch}")
     if source:
-        _build_from_source(source.resolve(), arch, server.root)
-        copy_schema(source.resolve() / "schema", server.schema_dir)
+        _build_from_source(source, arch, server.root)
+        copy_schema(source / "schema", server.schema_dir)
     else:
         version = f"v{settings.temporal_version}"
         packages = [f"go.temporal.io/server/{package}@{version}" for package in SERVER_COMMANDS.values()]
@@ -105,6 +112,11 @@ def build_binaries(settings: Settings, arch: Architecture, source: Path | None, 
         raise DeployError(f"cross-compile for {arch} produced the wrong machine type: {', '.join(wrong)}",
                           "report this; the Go toolchain ignored GOARCH")  # fmt: skip
     return BuildResult(arch=arch, output=output, binaries=binaries)
+
+
+def image_build_args(settings: Settings) -> dict[str, str]:
+    """The Dockerfile's ARGs, from the settings: the Temporal version is pinned in one place."""
+    return {"TEMPORAL_VERSION": settings.temporal_version, "UV_VERSION": UV_VERSION}
 
 
 def lint_dockerfile(dockerfile: Path) -> None:
@@ -129,6 +141,7 @@ def build(settings: Settings, project_root: Path, arch: Architecture, source: Pa
     image = runtime_image(settings) if source is None else f"{settings.runtime_image}:source"
     report(f"building image {image} for linux/{arch}")
     run_tool(["docker", "build", "--platform", f"linux/{arch}", "-f", str(dockerfile), "-t", image,
+              *(f"--build-arg={name}={value}" for name, value in image_build_args(settings).items()),
               "--build-context", f"binaries={result.output}", str(project_root)],
              what="docker build", fix="see the build output above", timeout_s=BUILD_TIMEOUT_S)  # fmt: skip
     result.image = image

@@ -15,8 +15,10 @@ from typing import Any, ParamSpec, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.config import Settings, env_file_warnings, load_settings, load_settings_from_environment
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.persistence import with_local_password
+from temporal_dsql_deploy.render_supervisor import Layout
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,7 +32,16 @@ class TaskFailed(SystemExit):
 
 
 def settings_for(project_root: Path) -> Settings:
-    return load_settings(project_root)
+    """The project's settings (`.env` + environment), with the local database's password when it has one."""
+    settings = load_settings(project_root)  # first: it refuses a .env that cannot be read
+    for warning in env_file_warnings(project_root / ".env"):
+        error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    return with_local_password(settings, Layout(settings.stack_dir, settings.search_engine).sql_password, create=False)
+
+
+def settings_from_environment() -> Settings:
+    """Settings for a process the stack started: its environment is all it is given."""
+    return load_settings_from_environment()
 
 
 def reported(function: Callable[P, R]) -> Callable[P, R]:

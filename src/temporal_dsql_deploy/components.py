@@ -25,7 +25,6 @@ GRPC_HEALTH_PROBE_VERSION = "v0.4.61"
 POSTGRES_BIN = Path("/usr/lib/postgresql")
 BUILD_TIMEOUT_S = 1800
 COMPLETE_MARKER = ".complete"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Reporter = Callable[[str], None]
 
@@ -57,9 +56,10 @@ def _build_step(argv: list[str], what: str, *, env: dict[str, str] | None = None
 class Installer:
     """Installs components once; with `build=False` it only locates them and says what is missing."""
 
-    def __init__(self, report: Reporter, *, build: bool = True) -> None:
+    def __init__(self, report: Reporter, *, build: bool = True, project_root: Path | None = None) -> None:
         self.report = report
         self.build = build
+        self.project_root = project_root  # where the Go modules of this repository are (to build them)
 
     def once(self, target: Path, what: str, build: Callable[[Path], None]) -> Path:
         """Run `build(staging_dir)` unless `target` is already complete, then move it into place."""
@@ -130,10 +130,12 @@ def install_ui_server(settings: Settings, installer: Installer) -> Path:
 def install_process_compose(settings: Settings, installer: Installer) -> Path:
     def build(staging: Path) -> None:
         # Built through the pinned wrapper module in components/ (see its go.mod for why).
+        if installer.project_root is None:
+            raise DeployError("process-compose is not installed", "run `invoke up` from the project, which builds it")
         argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "process-compose"),
                 "github.com/f1bonacc1/process-compose"]  # fmt: skip
         _build_step(argv, f"building process-compose {PROCESS_COMPOSE_VERSION}", env=_go_env(staging),
-                    cwd=PROJECT_ROOT / "components" / "process-compose")  # fmt: skip
+                    cwd=installer.project_root / "components" / "process-compose")  # fmt: skip
 
     target = _component_dir(settings, "process-compose", PROCESS_COMPOSE_VERSION)
     return installer.once(target, f"process-compose {PROCESS_COMPOSE_VERSION}", build)
@@ -213,9 +215,9 @@ def temporal_cli() -> Path:
     return cli
 
 
-def install_all(settings: Settings, report: Reporter) -> Paths:
+def install_all(settings: Settings, project_root: Path, report: Reporter) -> Paths:
     """Make sure every component of the local stack is present; return where each program is."""
-    return _locate(settings, Installer(report))
+    return _locate(settings, Installer(report, project_root=project_root))
 
 
 @dataclass(frozen=True)
@@ -247,8 +249,16 @@ def installed_temporal_server(settings: Settings) -> TemporalServer:
 
 
 def installed_paths(settings: Settings) -> Paths:
-    """Where the installed components are, without building anything (for status, down, one-shots)."""
+    """Where the installed components are, without building anything."""
     return _locate(settings, Installer(lambda _message: None, build=False))
+
+
+def installed_process_compose(settings: Settings) -> Path | None:
+    """The installed supervisor, or None if it never was (then no local stack can be running)."""
+    try:
+        return install_process_compose(settings, Installer(lambda _message: None, build=False)) / "process-compose"
+    except DeployError:
+        return None
 
 
 def _locate(settings: Settings, installer: Installer) -> Paths:

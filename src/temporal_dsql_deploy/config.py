@@ -6,17 +6,20 @@ README's configuration reference speak the operator's language.
 
 from __future__ import annotations
 
+import difflib
+import io
 import ipaddress
-import os
 import platform
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from dotenv.parser import parse_stream
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from temporal_dsql_deploy.environment import cache_home, format_go_duration
 from temporal_dsql_deploy.errors import ConfigError
 
 Architecture = Literal["amd64", "arm64"]
@@ -26,7 +29,15 @@ SearchEngine = Literal["elasticsearch", "opensearch"]
 DSQL_MAX_CONNECTION_LIFETIME = timedelta(minutes=60)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _GO_DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_SECRET_FIELDS = frozenset({"temporal_sql_password", "temporal_elasticsearch_password"})
+SECRET_FIELDS = frozenset({"temporal_sql_password", "temporal_elasticsearch_password"})
+# Variables the AWS SDKs read themselves; they may sit in .env beside the settings.
+AWS_SDK_VARIABLES = frozenset({
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DSQL",
+    "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
+    "AWS_STS_REGIONAL_ENDPOINTS", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_SDK_LOAD_CONFIG",
+})  # fmt: skip
+_CHECKED_PREFIXES = ("TEMPORAL_", "AWS_")
 
 
 def parse_go_duration(value: object) -> timedelta:
@@ -50,14 +61,34 @@ def parse_go_duration(value: object) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_go_duration(value: timedelta) -> str:
-    """Render a duration the way Temporal's YAML config expects it."""
-    milliseconds = round(value.total_seconds() * 1000)
-    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(value: str) -> str:
+    """A bare host name or IP address: no scheme, port, path or spaces (the port has its own variable)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("a host name or IP address, not empty")
+    if "://" in text or "/" in text:
+        raise ValueError("a bare host name or IP address, without a scheme or path (e.g. 127.0.0.1)")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if len(text) > 253 or not all(_HOST_LABEL.match(label) for label in text.rstrip(".").split(".")):
+            raise ValueError("a host name (letters, digits, dashes and dots) or an IP address") from None
+    return text
+
+
+def check_ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError("an IP address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
 
 
 GoDuration = Annotated[timedelta, BeforeValidator(parse_go_duration)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Host = Annotated[str, AfterValidator(check_host)]
 
 
 def host_architecture() -> Architecture:
@@ -67,16 +98,14 @@ def host_architecture() -> Architecture:
 
 
 def _default_cache_dir() -> Path:
-    # XDG's cache home, read here because config is the one module that reads the environment.
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "temporal-dsql-deploy"
+    return cache_home() / "temporal-dsql-deploy"
 
 
 class Settings(BaseSettings):
     """Everything the product needs to know, with defaults that select the local embedded stack."""
 
     model_config = SettingsConfigDict(
-        env_file=".env",
+        env_file=None,  # load_settings names the file; nothing reads one from the working directory
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
@@ -97,7 +126,7 @@ class Settings(BaseSettings):
     )
 
     # --- Persistence (DSQL in AWS, or the local PostgreSQL) --------------------------------
-    temporal_sql_host: str = Field(
+    temporal_sql_host: Host = Field(
         "127.0.0.1",
         description="Persistence endpoint. A loopback address selects the local embedded database; "
         "a DSQL cluster endpoint looks like <id>.dsql.<region>.on.aws.",
@@ -126,7 +155,7 @@ class Settings(BaseSettings):
     )
 
     # --- Visibility (Elasticsearch / OpenSearch) -------------------------------------------
-    temporal_elasticsearch_host: str = Field("127.0.0.1", description="Search engine host.")
+    temporal_elasticsearch_host: Host = Field("127.0.0.1", description="Search engine host.")
     temporal_elasticsearch_port: Port = Field(9200, description="Search engine HTTP port.")
     temporal_elasticsearch_scheme: Literal["http", "https"] = Field("http", description="http or https.")
     temporal_elasticsearch_index: str = Field(
@@ -150,12 +179,17 @@ class Settings(BaseSettings):
         le=16384,
         description="History shards; fixed when the schema is first used (production: 512+).",
     )
-    temporal_frontend_host: str = Field("127.0.0.1", description="Host clients reach the frontend at.")
+    temporal_frontend_host: Host = Field("127.0.0.1", description="Host clients reach the frontend at.")
     temporal_frontend_port: Port = Field(7233, description="Frontend gRPC port.")
     temporal_history_port: Port = Field(7234, description="History gRPC port.")
     temporal_matching_port: Port = Field(7235, description="Matching gRPC port.")
     temporal_worker_port: Port = Field(7239, description="Worker gRPC port.")
     temporal_ui_port: Port = Field(8080, description="Web UI port.")
+    publish_address: Annotated[str, AfterValidator(check_ip_address)] = Field(
+        "127.0.0.1",
+        description="Host address compose publishes the frontend, UI and search-engine ports on. The default "
+        "keeps them on this machine; 0.0.0.0 opens them to the network, with no authentication in front.",
+    )
     temporal_log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info", description="Temporal server log level."
     )
@@ -198,7 +232,7 @@ class Settings(BaseSettings):
             )
         if self.temporal_sql_iam_auth and not self.aws_region:
             raise ValueError("TEMPORAL_SQL_IAM_AUTH=true needs AWS_REGION to sign tokens for")
-        if self.temporal_sql_plugin == "dsql" and self.temporal_sql_max_conn_lifetime >= DSQL_MAX_CONNECTION_LIFETIME:
+        if self.is_dsql and self.temporal_sql_max_conn_lifetime >= DSQL_MAX_CONNECTION_LIFETIME:
             raise ValueError(
                 "TEMPORAL_SQL_MAX_CONN_LIFETIME="
                 f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
@@ -218,6 +252,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} and {seen[port]} are both {port}; every service needs its own port")
             seen[port] = name
         return self
+
+    @property
+    def is_dsql(self) -> bool:
+        """True when Temporal talks to its persistence through the `dsql` plugin."""
+        return self.temporal_sql_plugin == "dsql"
 
     @property
     def sql_is_local(self) -> bool:
@@ -261,7 +300,7 @@ def _describe_error(error: Any) -> str:
     if not field:  # a cross-field rule: its message already names the variables
         return str(error["msg"]).removeprefix("Value error, ")
     variable = field.upper()
-    shown = "(value hidden)" if field in _SECRET_FIELDS else repr(error.get("input"))
+    shown = "(value hidden)" if field in SECRET_FIELDS else repr(error.get("input"))
     accepted = str(error["msg"]).removeprefix("Value error, ")
     expected = error.get("ctx", {}).get("expected")
     if expected:
@@ -269,20 +308,69 @@ def _describe_error(error: Any) -> str:
     return f"{variable}={shown} is invalid: {accepted}"
 
 
+def _env_file_problems(source: Path) -> list[str]:
+    """What is wrong with the .env file itself: encoding, malformed lines, misspelt names."""
+    try:
+        text = source.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = source.read_bytes()[: exc.start].count(b"\n") + 1
+        return [f"line {line} is not UTF-8 text (byte {exc.start}); save the file as UTF-8"]
+    except OSError as exc:
+        return [f"cannot be read: {exc.strerror}"]
+    problems = []
+    known = {name.upper() for name in Settings.model_fields}
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            shown = binding.original.string.strip()[:60].split("=", 1)[0]
+            problems.append(f"line {line} is not NAME=value: {shown!r}")
+            continue
+        name = (binding.key or "").upper()
+        if name.startswith(_CHECKED_PREFIXES) and name not in known and name not in AWS_SDK_VARIABLES:
+            close = difflib.get_close_matches(name, sorted(known | AWS_SDK_VARIABLES), n=1)
+            hint = f"did you mean {close[0]}?" if close else "no setting has this name"
+            problems.append(f"line {line}: {binding.key} is not a known variable ({hint})")
+    return problems
+
+
 def load_settings(project_root: Path, env_file: Path | None = None) -> Settings:
     """Load and validate settings from `<project_root>/.env` and the environment."""
     source = env_file if env_file is not None else project_root / ".env"
+    if source.exists():
+        problems = _env_file_problems(source)
+        if problems:
+            listed = "\n".join(f"  - {problem}" for problem in problems)
+            raise ConfigError(
+                f"{source} has problems:\n{listed}", "correct these lines; .env.example lists every variable"
+            )
+    return _validated(source if source.exists() else None, source.name).resolve(project_root)
+
+
+def load_settings_from_environment() -> Settings:
+    """Settings from the environment alone: what a process started by the stack receives."""
+    return _validated(None, "the environment")
+
+
+def _validated(env_file: Path | None, origin: str) -> Settings:
     try:
-        settings = Settings(_env_file=source if source.exists() else None)
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         problems = "\n".join(f"  - {_describe_error(error)}" for error in exc.errors())
+        where = f"from {origin} and the environment" if env_file else f"from {origin}"
         raise ConfigError(
-            f"invalid configuration (from {source.name} and the environment):\n{problems}",
+            f"invalid configuration ({where}):\n{problems}",
             "correct the variables above in .env or the environment; .env.example documents each one",
         ) from None
-    return settings.resolve(project_root)
 
 
-def inherited_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The process environment for child processes, plus `extra` (this module owns environment access)."""
-    return {**os.environ, **(extra or {})}
+def env_file_warnings(source: Path) -> list[str]:
+    """Warnings about a .env that works but is unsafe: secrets readable by other users."""
+    if not source.exists() or not source.stat().st_mode & 0o077:
+        return []
+    secrets = {variable.upper() for variable in SECRET_FIELDS}
+    bindings = parse_stream(io.StringIO(source.read_text(encoding="utf-8")))
+    held = sorted({b.key.upper() for b in bindings if b.key and b.value and b.key.upper() in secrets})
+    if not held:
+        return []
+    return [f"{source} holds {', '.join(held)} and other users can read it (mode "
+            f"{oct(source.stat().st_mode & 0o777)}); run `chmod 600 {source}`"]  # fmt: skip

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.process import run_tool
-from temporal_dsql_deploy.render_compose import runtime_image, write_compose
+from temporal_dsql_deploy.model import build_stack
+from temporal_dsql_deploy.persistence import with_local_password
+from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.render_compose import compose_secrets, runtime_image, write_compose
+from temporal_dsql_deploy.render_supervisor import Layout
 
 UP_TIMEOUT_S = 600
 ENGINE_CHECK_TIMEOUT_S = 20
@@ -43,8 +45,9 @@ def engine_available() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        answered = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=ENGINE_CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+        answered = run_program(["docker", "info"], what="docker info", fix="start the Docker engine",
+                               timeout_s=ENGINE_CHECK_TIMEOUT_S)  # fmt: skip
+    except DeployError:  # no answer in time: no usable engine
         return False
     return answered.returncode == 0
 
@@ -61,33 +64,44 @@ def require_engine() -> None:
         )
 
 
-def _compose(project_root: Path, *args: str, what: str, timeout_s: float = 120) -> str:
+def _compose(settings: Settings, project_root: Path, *args: str, what: str, timeout_s: float = 120) -> str:
+    # The file refers to its secrets as ${NAME}; Compose reads them from its own environment, given here.
     argv = ["docker", "compose", "-f", str(compose_file(project_root)), *args]
-    return run_tool(argv, what=what, fix="see the output above; `docker compose logs` has more", timeout_s=timeout_s)
+    secrets = compose_secrets(build_stack(settings), settings)
+    return run_tool(argv, what=what, fix="see the output above; `docker compose logs` has more", timeout_s=timeout_s,
+                    env=secrets)  # fmt: skip
+
+
+def with_secrets(settings: Settings, *, create: bool) -> Settings:
+    """Settings carrying the stack's own database password (kept beside the local stack's data)."""
+    return with_local_password(settings, Layout(settings.stack_dir, settings.search_engine).sql_password,
+                               create=create)  # fmt: skip
 
 
 def up(settings: Settings, project_root: Path) -> Path:
     """Render the compose file for this machine's architecture and bring it up, waiting for health."""
     require_engine()
+    settings = with_secrets(settings, create=True)
     image = runtime_image(settings)
-    inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False, timeout=60)
+    inspected = run_program(["docker", "image", "inspect", image], what="docker image inspect",
+                            fix="check that the Docker engine answers (`docker info`)", timeout_s=60)  # fmt: skip
     if inspected.returncode != 0:
         raise DeployError(f"the runtime image {image} is not on this Docker host",
                           f"build it with `invoke build --arch {settings.docker_arch}`")  # fmt: skip
     path = write_compose(settings, settings.docker_arch, compose_file(project_root))
-    _compose(project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
+    _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     return path
 
 
-def down(project_root: Path, *, volumes: bool) -> None:
+def down(settings: Settings, project_root: Path, *, volumes: bool) -> None:
     require_engine()
-    _compose(project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down")
+    _compose(settings, project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down")
 
 
-def states(project_root: Path) -> list[ContainerState]:
+def states(settings: Settings, project_root: Path) -> list[ContainerState]:
     require_engine()
-    output = _compose(project_root, "ps", "--all", "--format", "json", what="docker compose ps")
+    output = _compose(settings, project_root, "ps", "--all", "--format", "json", what="docker compose ps")
     # One JSON object per line; older Compose releases print a single array instead.
     entries: list[dict[str, object]] = []
     for raw in output.splitlines():
@@ -110,7 +124,7 @@ def _container(entry: dict[str, Any]) -> ContainerState:
     )
 
 
-def logs(project_root: Path, service: str, lines: int) -> str:
+def logs(settings: Settings, project_root: Path, service: str, lines: int) -> str:
     require_engine()
-    return _compose(project_root, "logs", "--no-color", "--tail", str(lines), *([service] if service else []),
+    return _compose(settings, project_root, "logs", "--no-color", "--tail", str(lines), *([service] if service else []),
                     what="docker compose logs")  # fmt: skip

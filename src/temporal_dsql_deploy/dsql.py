@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from botocore.exceptions import BotoCoreError, NoCredentialsError
 
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_program
 
 TOKEN_LIFETIME_S = 900
 CONNECT_TIMEOUT_S = 15
@@ -90,8 +90,9 @@ def lint_files(files: list[Path]) -> list[Finding]:
     dsql_lint = shutil.which("dsql-lint")
     if dsql_lint is None:
         raise DeployError("dsql-lint is not installed in this environment", "run `./run invoke ...` to sync it")
-    done = subprocess.run([dsql_lint, "--format", "json", *map(str, files)], capture_output=True, text=True,
-                          check=False, timeout=LINT_TIMEOUT_S)  # fmt: skip
+    done = run_program([dsql_lint, "--format", "json", *map(str, files)], what="dsql-lint",
+                       fix="run it again; if it keeps failing, reinstall with `./run invoke up`",
+                       timeout_s=LINT_TIMEOUT_S)  # fmt: skip
     if done.returncode not in (0, 1):
         raise DeployError(f"dsql-lint failed (exit {done.returncode}): {done.stderr.strip()[-500:]}", "see above")
     findings: list[Finding] = [

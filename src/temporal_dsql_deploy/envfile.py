@@ -1,35 +1,33 @@
-"""`.env` updates that keep everything the operator wrote and change only the keys given."""
+"""`.env` updates through python-dotenv: the operator's lines, comments and order are kept, and the
+file is left readable by its owner only (it may hold secrets)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from dotenv import dotenv_values, set_key
+
+from temporal_dsql_deploy.errors import DeployError
 
 GENERATED_MARKER = "# Written by `invoke deploy`"
 
 
 def update_env_file(path: Path, values: dict[str, str]) -> bool:
-    """Set `values` in the .env at `path` (created if missing); True if the file changed.
-
-    Lines for other keys, comments and order are kept; keys not yet present are appended in a block.
-    """
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = current.splitlines()
-    pending = dict(values)
-    for index, line in enumerate(lines):
-        key = line.split("=", 1)[0].strip()
-        if "=" in line and not line.lstrip().startswith("#") and key in pending:
-            lines[index] = f"{key}={pending.pop(key)}"
-    if pending:
-        if not lines:
-            lines.append(GENERATED_MARKER)
-        elif lines[-1].strip():
-            lines.append("")
-        lines.extend(f"{key}={value}" for key, value in pending.items())
-    updated = "\n".join(lines) + "\n"
-    if updated == current:
-        return False
-    path.write_text(updated, encoding="utf-8")
-    return True
+    """Set `values` in the .env at `path` (created 0600 if missing); True if any value changed."""
+    try:
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(GENERATED_MARKER + "\n")
+        current = dotenv_values(path)
+        changed = {key: value for key, value in values.items() if current.get(key) != value}
+        for key, value in changed.items():
+            set_key(path, key, value, quote_mode="never")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise DeployError(f"cannot update {path}: {exc.strerror}", f"make {path} writable and run again") from None
+    return bool(changed)
 
 
 def generated_by_deploy(path: Path) -> bool:

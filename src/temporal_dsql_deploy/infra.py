@@ -5,19 +5,25 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporal_dsql_deploy import aws, docker_runtime
-from temporal_dsql_deploy.components import Paths, Reporter, installed_paths
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.config import DSQL_MAX_CONNECTION_LIFETIME, Settings
 from temporal_dsql_deploy.envfile import generated_by_deploy, update_env_file
+from temporal_dsql_deploy.environment import settings_environment
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.stack import LocalStack
 from temporal_dsql_deploy.terraform import CLUSTER_ADDRESS, Terraform, find_terraform, require_terraform, variables
 
 Confirm = Callable[[str], bool]
-DSQL_PORT = "5432"
+DSQL_PORT = 5432
+DSQL_ADMIN_USER = "admin"
+DSQL_DATABASE = "postgres"  # DSQL has exactly one database
+DEFAULT_CONN_LIFETIME = timedelta(seconds=300)
+DEFAULT_STS_REGION = "us-east-1"  # credentials can be checked before a Region is chosen
 
 
 @dataclass
@@ -29,43 +35,50 @@ class DeployResult:
 
 
 def _preflight(settings: Settings) -> list[str]:
-    """Everything that would stop a deploy, found before anything is created."""
+    """Everything that would stop a deploy, all of it at once, found before anything is created."""
     problems = []
     if find_terraform() is None:
         problems.append("terraform is not installed (not on PATH): install Terraform 1.5 or newer")
     if not settings.aws_region:
         problems.append("AWS_REGION is not set: set it (e.g. us-east-1) in .env or the environment")
-        return problems
-    region = aws.region_problem(settings.aws_region)
-    if region:
+    elif region := aws.region_problem(settings.aws_region):
         problems.append(region)
-        return problems
-    credentials = aws.credential_problem(settings.aws_region)
+    credentials = aws.credential_problem(settings.aws_region or DEFAULT_STS_REGION)
     if credentials:
         problems.append(f"{credentials}: {aws.CREDENTIAL_FIX}")
-        return problems
-    service = aws.dsql_problem(settings.aws_region)
-    if service:
+    elif settings.aws_region and not problems and (service := aws.dsql_problem(settings.aws_region)):
         problems.append(service)
     return problems
 
 
+# Fields `invoke deploy` writes to .env: what points the stack at the cluster (no secrets: auth is IAM).
+DEPLOYED_FIELDS = (
+    "project_name", "aws_region", "temporal_sql_host", "temporal_sql_port", "temporal_sql_user",
+    "temporal_sql_database", "temporal_sql_plugin", "temporal_sql_tls_enabled", "temporal_sql_iam_auth",
+    "temporal_sql_max_conns", "temporal_sql_max_idle_conns", "temporal_sql_max_conn_lifetime",
+)  # fmt: skip
+
+
 def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
-    """The .env entries that point the stack at the deployed cluster (no secrets: auth is IAM)."""
-    return {
-        "PROJECT_NAME": settings.project_name,
-        "AWS_REGION": str(outputs["region"]),
-        "TEMPORAL_SQL_HOST": str(outputs["endpoint"]),
-        "TEMPORAL_SQL_PORT": DSQL_PORT,
-        "TEMPORAL_SQL_USER": "admin",
-        "TEMPORAL_SQL_DATABASE": "postgres",
-        "TEMPORAL_SQL_PLUGIN": "dsql",
-        "TEMPORAL_SQL_TLS_ENABLED": "true",
-        "TEMPORAL_SQL_IAM_AUTH": "true",
-        "TEMPORAL_SQL_MAX_CONNS": str(settings.temporal_sql_max_conns),
-        "TEMPORAL_SQL_MAX_IDLE_CONNS": str(settings.temporal_sql_max_idle_conns),
-        "TEMPORAL_SQL_MAX_CONN_LIFETIME": "300s",  # DSQL closes connections at 60 minutes
-    }
+    """The .env entries that point the stack at the deployed cluster, rendered from settings like any process's."""
+    lifetime = settings.temporal_sql_max_conn_lifetime
+    deployed = settings.model_copy(
+        update={
+            "aws_region": str(outputs["region"]),
+            "temporal_sql_host": str(outputs["endpoint"]),
+            "temporal_sql_port": DSQL_PORT,
+            "temporal_sql_user": DSQL_ADMIN_USER,
+            "temporal_sql_database": DSQL_DATABASE,
+            "temporal_sql_plugin": "dsql",
+            "temporal_sql_tls_enabled": True,
+            "temporal_sql_iam_auth": True,
+            # The operator's lifetime stays if DSQL allows it (it closes connections at 60 minutes).
+            "temporal_sql_max_conn_lifetime": lifetime if lifetime < DSQL_MAX_CONNECTION_LIFETIME else
+            DEFAULT_CONN_LIFETIME,
+        }
+    )  # fmt: skip
+    rendered = settings_environment(deployed, DEPLOYED_FIELDS)
+    return {name: value for name, value in rendered.items() if isinstance(value, str)}
 
 
 def deploy(settings: Settings, project_root: Path, *, yes: bool, dry_run: bool, confirm: Confirm,
@@ -150,13 +163,6 @@ def _generated_files(project_root: Path, settings: Settings) -> list[Path]:
     return [path for path in candidates if path.exists()]
 
 
-def _installed_or_none(settings: Settings) -> Paths | None:
-    try:
-        return installed_paths(settings)
-    except DeployError:  # never installed, so no local stack ever ran
-        return None
-
-
 def cleanup(settings: Settings, project_root: Path, *, destroy_infra: bool, yes: bool, confirm: Confirm,
             report: Reporter) -> list[str]:  # fmt: skip
     """Stop the stack, remove its data and generated files; with `destroy_infra`, destroy the cluster."""
@@ -169,11 +175,10 @@ def cleanup(settings: Settings, project_root: Path, *, destroy_infra: bool, yes:
     if not yes and not confirm("This will " + " and ".join(what) + ". Continue?"):
         raise DeployError("cleanup cancelled; nothing was changed", "run `invoke cleanup --yes` to skip the question")
     done = []
-    paths = _installed_or_none(settings)
-    if paths is not None and LocalStack(settings, project_root).down(paths, volumes=True):
+    if LocalStack(settings, project_root).down(installed_process_compose(settings), volumes=True):
         done.append("stopped the local stack")
     if docker_runtime.compose_file(project_root).exists() and docker_runtime.engine_available():
-        docker_runtime.down(project_root, volumes=True)
+        docker_runtime.down(settings, project_root, volumes=True)
         done.append("stopped the Docker stack and removed its volumes")
     for path in files:
         if path.is_dir():

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from temporal_dsql_deploy.config import Settings, format_go_duration
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.environment import EnvValue, HostOf, SecretRef, settings_environment
 
 
 class Component(StrEnum):
@@ -30,16 +31,6 @@ class Condition(StrEnum):
     STARTED = "service_started"
     HEALTHY = "service_healthy"
     COMPLETED = "service_completed_successfully"
-
-
-@dataclass(frozen=True)
-class HostOf:
-    """An environment value naming another service's host; renderers resolve it."""
-
-    service: str
-
-
-EnvValue = str | HostOf
 
 
 @dataclass(frozen=True)
@@ -166,32 +157,44 @@ def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
     )
 
 
+# The settings each kind of process reads, by field name; `settings_environment` names and renders them.
+PERSISTENCE_FIELDS = (
+    "temporal_sql_plugin", "temporal_sql_host", "temporal_sql_port", "temporal_sql_user", "temporal_sql_password",
+    "temporal_sql_database", "temporal_sql_tls_enabled", "temporal_sql_iam_auth", "temporal_sql_max_conns",
+    "temporal_sql_max_idle_conns", "temporal_sql_connection_timeout", "temporal_sql_max_conn_lifetime", "aws_region",
+)  # fmt: skip
+VISIBILITY_FIELDS = (
+    "temporal_elasticsearch_host", "temporal_elasticsearch_port", "temporal_elasticsearch_scheme",
+    "temporal_elasticsearch_index", "temporal_elasticsearch_username", "temporal_elasticsearch_password",
+)  # fmt: skip
+SERVER_FIELDS = (
+    "temporal_log_level", "temporal_num_history_shards", "temporal_frontend_host", "temporal_frontend_port",
+    "temporal_history_port", "temporal_matching_port", "temporal_worker_port",
+)  # fmt: skip
+# The one-shot commands find the installed Temporal tools through these.
+ADMIN_FIELDS = ("cache_dir", "temporal_version", "search_engine")
+
+
 def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
     """Variables the Temporal config template and the schema tools read for persistence."""
-    host: EnvValue = HostOf("postgresql") if settings.sql_is_local else settings.temporal_sql_host
-    return {
-        "TEMPORAL_SQL_PLUGIN": settings.temporal_sql_plugin,
-        "TEMPORAL_SQL_HOST": host,
-        "TEMPORAL_SQL_PORT": str(settings.temporal_sql_port),
-        "TEMPORAL_SQL_USER": settings.temporal_sql_user,
-        "TEMPORAL_SQL_DATABASE": settings.temporal_sql_database,
-        "TEMPORAL_SQL_TLS_ENABLED": str(settings.temporal_sql_tls_enabled).lower(),
-        "TEMPORAL_SQL_IAM_AUTH": str(settings.temporal_sql_iam_auth).lower(),
-        "TEMPORAL_SQL_MAX_CONNS": str(settings.temporal_sql_max_conns),
-        "TEMPORAL_SQL_MAX_IDLE_CONNS": str(settings.temporal_sql_max_idle_conns),
-        "TEMPORAL_SQL_CONNECTION_TIMEOUT": format_go_duration(settings.temporal_sql_connection_timeout),
-        "TEMPORAL_SQL_MAX_CONN_LIFETIME": format_go_duration(settings.temporal_sql_max_conn_lifetime),
-        **({"AWS_REGION": settings.aws_region} if settings.aws_region else {}),
-    }
+    environment = settings_environment(settings, PERSISTENCE_FIELDS)
+    if settings.sql_is_local:  # the stack's own database, which always has a password
+        environment["TEMPORAL_SQL_HOST"] = HostOf("postgresql")
+        environment["TEMPORAL_SQL_PASSWORD"] = SecretRef("TEMPORAL_SQL_PASSWORD")
+    return environment
 
 
 def visibility_environment(settings: Settings) -> dict[str, EnvValue]:
-    return {
-        "TEMPORAL_ELASTICSEARCH_HOST": HostOf("elasticsearch"),
-        "TEMPORAL_ELASTICSEARCH_PORT": str(settings.temporal_elasticsearch_port),
-        "TEMPORAL_ELASTICSEARCH_SCHEME": settings.temporal_elasticsearch_scheme,
-        "TEMPORAL_ELASTICSEARCH_INDEX": settings.temporal_elasticsearch_index,
-    }
+    environment = settings_environment(settings, VISIBILITY_FIELDS)
+    environment["TEMPORAL_ELASTICSEARCH_HOST"] = HostOf("elasticsearch")  # the stack runs its own engine
+    return environment
+
+
+def admin_environment(settings: Settings, *groups: dict[str, EnvValue]) -> dict[str, EnvValue]:
+    merged = settings_environment(settings, ADMIN_FIELDS)
+    for group in groups:
+        merged.update(group)
+    return merged
 
 
 def build_stack(settings: Settings) -> Stack:
@@ -226,7 +229,7 @@ def build_stack(settings: Settings) -> Stack:
             name="es-setup",
             component=Component.ADMIN,
             args=("es-setup",),
-            environment=visibility_environment(settings),
+            environment=admin_environment(settings, visibility_environment(settings)),
             depends_on={"elasticsearch": Condition.HEALTHY},
             one_shot=True,
             description="creates the visibility index template and index from Temporal's own schema",
@@ -240,7 +243,7 @@ def build_stack(settings: Settings) -> Stack:
             name="schema-setup",
             component=Component.ADMIN,
             args=("schema-setup",),
-            environment=persistence_environment(settings),
+            environment=admin_environment(settings, persistence_environment(settings)),
             depends_on=schema_deps,
             one_shot=True,
             description="creates or updates Temporal's persistence schema",
@@ -252,11 +255,11 @@ def build_stack(settings: Settings) -> Stack:
             name="namespace-setup",
             component=Component.ADMIN,
             args=("namespace-setup",),
-            environment={
-                "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
-                "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
-                "TEMPORAL_NAMESPACE": settings.temporal_namespace,
-            },
+            environment=admin_environment(
+                settings,
+                settings_environment(settings, ("temporal_frontend_port", "temporal_namespace")),
+                {"TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend")},
+            ),
             depends_on={"temporal-frontend": Condition.HEALTHY},
             one_shot=True,
             description=f"registers the {settings.temporal_namespace!r} namespace if it is missing",
@@ -267,10 +270,8 @@ def build_stack(settings: Settings) -> Stack:
             name="temporal-ui",
             component=Component.TEMPORAL_UI,
             environment={
+                **settings_environment(settings, ("temporal_frontend_port", "temporal_ui_port", "temporal_namespace")),
                 "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
-                "TEMPORAL_FRONTEND_PORT": str(settings.temporal_frontend_port),
-                "TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
-                "TEMPORAL_NAMESPACE": settings.temporal_namespace,
             },
             ports=(Port("http", settings.temporal_ui_port, published=True),),
             depends_on={"temporal-frontend": Condition.HEALTHY},
@@ -286,13 +287,11 @@ def _temporal_services(settings: Settings) -> Iterator[Service]:
     shared_env: dict[str, EnvValue] = {
         **persistence_environment(settings),
         **visibility_environment(settings),
-        "TEMPORAL_LOG_LEVEL": settings.temporal_log_level,
-        "TEMPORAL_NUM_HISTORY_SHARDS": str(settings.temporal_num_history_shards),
+        **settings_environment(settings, SERVER_FIELDS),
         "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
         "TEMPORAL_FRONTEND_HTTP_PORT": str(FRONTEND_HTTP_PORT),
     }
     for each in roles:
-        shared_env[f"TEMPORAL_{each.role.upper()}_PORT"] = str(each.grpc_port)
         shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
     previous = "schema-setup"
     previous_condition = Condition.COMPLETED

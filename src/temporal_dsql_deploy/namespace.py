@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import Completed, run_program
 
 RETENTION = "72h"
 
@@ -16,9 +16,9 @@ class _NotReadyError(Exception):
     """The frontend answered with something other than found / not found; try again shortly."""
 
 
-def _cli(cli: Path, address: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(cli: Path, address: str, *args: str) -> Completed:
     argv = [str(cli), "operator", "namespace", *args, "--address", address]
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    return run_program(argv, what=f"temporal operator namespace {args[0]}", fix="check `invoke status`", timeout_s=60)
 
 
 @retry(retry=retry_if_exception_type(_NotReadyError), stop=stop_after_delay(90), wait=wait_fixed(2), reraise=True)

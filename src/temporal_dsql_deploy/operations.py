@@ -13,15 +13,21 @@ from temporal_dsql_deploy import cli, docker_runtime
 from temporal_dsql_deploy.components import (
     Installer,
     TemporalServer,
-    install_all,
     install_temporal_server,
-    installed_paths,
+    installed_process_compose,
 )
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.dsql import lint_files
 from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.schema import BASE_VERSION, Applier, ApplyReport, SchemaSource, default_schema_name
+from temporal_dsql_deploy.schema import (
+    BASE_VERSION,
+    Applier,
+    ApplyReport,
+    SchemaSource,
+    default_schema_name,
+    shipped_schemas,
+)
 from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
 from temporal_dsql_deploy.visibility import setup_visibility
 
@@ -79,11 +85,11 @@ def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
 
 def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: bool) -> None:
     if runtime == "docker":
-        docker_runtime.down(project_root, volumes=volumes)
+        docker_runtime.down(settings, project_root, volumes=volumes)
         cli.say("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
         return
     stack = LocalStack(settings, project_root)
-    was_running = stack.down(installed_paths(settings), volumes=volumes)
+    was_running = stack.down(installed_process_compose(settings), volumes=volumes)
     cli.say("stopped the local stack" if was_running else "the local stack was not running")
     if volumes:
         cli.say(f"deleted its data in {stack.layout.all_data}")
@@ -91,11 +97,14 @@ def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: b
 
 def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
     if runtime == "docker":
-        containers = docker_runtime.states(project_root)
+        containers = docker_runtime.states(settings, project_root)
         rows = [(c.service, c.state, c.health, c.ports) for c in containers]
         bad = [c.service for c in containers if not c.ok]
     else:
-        states = LocalStack(settings, project_root).states(installed_paths(settings))
+        process_compose = installed_process_compose(settings)
+        if process_compose is None:
+            raise DeployError("the local stack is not running (it was never started here)", "start it with `invoke up`")
+        states = LocalStack(settings, project_root).states(process_compose)
         rows = _local_rows(states)
         bad = [s.name for s in states if not s.ok]
     cli.console.print(_table(rows))
@@ -105,7 +114,7 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:
     if runtime == "docker":
-        cli.say(docker_runtime.logs(project_root, service, lines))
+        cli.say(docker_runtime.logs(settings, project_root, service, lines))
         return
     stack = LocalStack(settings, project_root)
     if service and service not in stack.model.names:
@@ -116,17 +125,17 @@ def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str,
 
 
 def es_setup(settings: Settings, *, cluster_settings: bool) -> None:
-    paths = install_all(settings, _report)
-    report = setup_visibility(settings, paths.temporal_es_tool, cluster_settings=cluster_settings)
+    server = TemporalServer(install_temporal_server(settings, Installer(_report)))
+    report = setup_visibility(settings, server.es_tool, cluster_settings=cluster_settings)
     state = "created" if report.created else "already present"
     cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match Temporal's template")
 
 
-def _applier(settings: Settings, project_root: Path, schema_name: str, schema_dir: str) -> Applier:
+def _applier(settings: Settings, schema_name: str, schema_dir: str) -> Applier:
     def server() -> TemporalServer:
         return TemporalServer(install_temporal_server(settings, Installer(_report)))
 
-    source = SchemaSource.resolve(project_root, server, schema_name, schema_dir, default_schema_name(settings))
+    source = SchemaSource.resolve(server, schema_name, schema_dir, default_schema_name(settings))
     cli.say(f"schema {source.root} → {settings.temporal_sql_host}:{settings.temporal_sql_port}/"
             f"{settings.temporal_sql_database}")  # fmt: skip
     return Applier(settings, source, _report)
@@ -139,10 +148,10 @@ def _summary(result: ApplyReport, started: float) -> None:
             f"{result.skipped_as_done} already done, {time.monotonic() - started:.1f}s")  # fmt: skip
 
 
-def schema_setup(settings: Settings, project_root: Path, *, version: str, schema_name: str, schema_dir: str,
+def schema_setup(settings: Settings, *, version: str, schema_name: str, schema_dir: str,
                  overwrite: bool, confirm: Callable[[str], bool]) -> None:  # fmt: skip
     started = time.monotonic()
-    applier = _applier(settings, project_root, schema_name, schema_dir)
+    applier = _applier(settings, schema_name, schema_dir)
     try:
         if overwrite:
             tables = ", ".join(applier.source.tables())
@@ -156,10 +165,10 @@ def schema_setup(settings: Settings, project_root: Path, *, version: str, schema
     _summary(result, started)
 
 
-def schema_update(settings: Settings, project_root: Path, *, target_version: str, schema_name: str,
+def schema_update(settings: Settings, *, target_version: str, schema_name: str,
                   schema_dir: str) -> None:  # fmt: skip
     started = time.monotonic()
-    applier = _applier(settings, project_root, schema_name, schema_dir)
+    applier = _applier(settings, schema_name, schema_dir)
     try:
         result = applier.update(target_version)
     finally:
@@ -167,8 +176,8 @@ def schema_update(settings: Settings, project_root: Path, *, target_version: str
     _summary(result, started)
 
 
-def schema_validate(settings: Settings, project_root: Path, *, schema_name: str, schema_dir: str) -> None:
-    applier = _applier(settings, project_root, schema_name, schema_dir)
+def schema_validate(settings: Settings, *, schema_name: str, schema_dir: str) -> None:
+    applier = _applier(settings, schema_name, schema_dir)
     try:
         report = applier.validate()
     finally:
@@ -183,11 +192,11 @@ def schema_validate(settings: Settings, project_root: Path, *, schema_name: str,
     cli.say("schema is current: every table is present")
 
 
-def schema_translate(settings: Settings, project_root: Path) -> None:
+def schema_translate(settings: Settings) -> None:
     server = TemporalServer(install_temporal_server(settings, Installer(_report)))
     upstream_root = server.schema_dir / "postgresql" / "v12" / "temporal"
     version = SchemaSource(upstream_root).latest_version
-    target = project_root / "schema" / "dsql" / "v12" / "temporal"
+    target = shipped_schemas() / "dsql" / "v12" / "temporal"
     changes = write_translation(upstream_root, target, version, upstream_label(settings.temporal_version, version))
     findings = lint_files([target / "schema.sql"])
     cli.say(f"wrote {target} at version {version}: {len(changes)} changes (see CHANGES.md)")

@@ -3,35 +3,70 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from pydantic import SecretStr
 
 from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.render_supervisor import as_postgres_user
 
 TOOL_TIMEOUT_S = 300
 
 
-def init_data_dir(data_dir: Path, postgres_bin: Path, user: str) -> bool:
-    """Create the PostgreSQL cluster directory if missing; True if it was created."""
+PASSWORD_BYTES = 24
+
+
+def with_local_password(settings: Settings, password_file: Path, *, create: bool) -> Settings:
+    """Settings that carry the local PostgreSQL's password when the stack's own database is used.
+
+    A password set by the operator wins; otherwise the generated one kept (0600) beside the stack's data,
+    made on first use when `create`.
+    """
+    if not settings.sql_is_local or settings.temporal_sql_password is not None:
+        return settings
+    if not password_file.exists():
+        if not create:
+            return settings
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(PASSWORD_BYTES) + "\n")
+    password = password_file.read_text(encoding="utf-8").strip()
+    return settings.model_copy(update={"temporal_sql_password": SecretStr(password)})
+
+
+def init_data_dir(data_dir: Path, postgres_bin: Path, settings: Settings) -> bool:
+    """Create the PostgreSQL cluster directory if missing, with password (scram) authentication; True if created."""
     if (data_dir / "PG_VERSION").exists():
         return False
+    if settings.temporal_sql_password is None:
+        raise DeployError(f"no password for the local PostgreSQL in {data_dir}", "set TEMPORAL_SQL_PASSWORD")
     shutil.rmtree(data_dir, ignore_errors=True)  # a half-made directory from an interrupted run
-    data_dir.mkdir(parents=True)
-    argv = [str(postgres_bin / "initdb"), "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"]
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(data_dir, "postgres", "postgres")
-        argv = ["runuser", "-u", "postgres", "--", *argv]
-    try:
-        run_tool(argv, what=f"initdb of {data_dir}", fix="see the message above", timeout_s=TOOL_TIMEOUT_S)
-    except DeployError:
-        shutil.rmtree(data_dir, ignore_errors=True)  # leave nothing half-made behind
-        raise
+    data_dir.mkdir(parents=True, mode=0o700)
+    # initdb reads the password from a file: one in a private directory beside the data, for the moment it takes.
+    with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".initdb-") as private:
+        password_file = Path(private) / "password"
+        password_file.write_text(settings.temporal_sql_password.get_secret_value() + "\n", encoding="utf-8")
+        password_file.chmod(0o600)
+        argv = [str(postgres_bin / "initdb"), "-D", str(data_dir), "-U", settings.temporal_sql_user,
+                "--auth=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8", "--no-sync"]  # fmt: skip
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            for path in (data_dir, Path(private), password_file):
+                shutil.chown(path, "postgres", "postgres")
+            argv = as_postgres_user(argv)
+        try:
+            run_tool(argv, what=f"initdb of {data_dir}", fix="see the message above", timeout_s=TOOL_TIMEOUT_S)
+        except DeployError:
+            shutil.rmtree(data_dir, ignore_errors=True)  # leave nothing half-made behind
+            raise
     return True
 
 

@@ -8,11 +8,12 @@ from typing import Any
 import yaml
 
 from temporal_dsql_deploy.config import Architecture, Settings
+from temporal_dsql_deploy.environment import EnvValue, SecretRef, render_environment, secret_values
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.model import (
     Component,
     GrpcProbe,
     HealthCheck,
-    HostOf,
     HttpProbe,
     PostgresProbe,
     Service,
@@ -28,6 +29,7 @@ HEADER = (
 IMAGE_TEMPORAL_CONFIG = "/etc/temporal/config/temporal.yaml"
 IMAGE_DYNAMIC_CONFIG = "/etc/temporal/config/dynamicconfig.yaml"
 IMAGE_UI_ROOT = "/etc/temporal/ui"
+IMAGE_CACHE_DIR = "/opt/temporal-dsql-deploy/cache"  # the Dockerfile's CACHE_DIR
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container; only published ports reach the host
 
 
@@ -82,15 +84,21 @@ def _healthcheck(check: HealthCheck, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None, dict[str, str]]:
+def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None, dict[str, EnvValue]]:
     """Image, command and runtime-specific environment of one service under Docker."""
     if service.component is Component.POSTGRESQL:
         port = str(service.ports[0].number)
-        env = {"POSTGRES_USER": settings.temporal_sql_user, "POSTGRES_HOST_AUTH_METHOD": "trust"}
+        # Password (scram) authentication; the image's default database is named after the user.
+        env: dict[str, EnvValue] = {
+            "POSTGRES_USER": settings.temporal_sql_user,
+            "POSTGRES_DB": settings.temporal_sql_database,
+            "POSTGRES_PASSWORD": SecretRef("TEMPORAL_SQL_PASSWORD"),
+            "POSTGRES_INITDB_ARGS": "--auth=scram-sha-256",
+        }
         return f"postgres:{settings.postgres_version}", ["postgres", "-c", f"port={port}"], env
     if service.component is Component.SEARCH_ENGINE:
-        image, env, _ = _search_engine_image(settings)
-        return image, None, env
+        image, engine_env, _ = _search_engine_image(settings)
+        return image, None, dict(engine_env)
     if service.component is Component.TEMPORAL_SERVER:
         command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, "--allow-no-auth", *service.args]
         env = {"TEMPORAL_BIND_IP": ALL_INTERFACES, "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG}
@@ -98,7 +106,7 @@ def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None
     if service.component is Component.TEMPORAL_UI:
         command = ["ui-server", "--root", IMAGE_UI_ROOT, "--env", "docker", "start"]
         return runtime_image(settings), command, {"TEMPORAL_UI_BIND_IP": ALL_INTERFACES}
-    return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {}
+    return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {"CACHE_DIR": IMAGE_CACHE_DIR}
 
 
 def _volumes_for(service: Service, settings: Settings) -> list[str]:
@@ -109,22 +117,25 @@ def _volumes_for(service: Service, settings: Settings) -> list[str]:
     return []
 
 
-def _environment(service: Service, extra: dict[str, str]) -> dict[str, str]:
-    resolved = {
-        key: value.service if isinstance(value, HostOf) else value for key, value in service.environment.items()
-    }
-    return dict(sorted({**resolved, **extra}.items()))
+def environment(service: Service, settings: Settings) -> dict[str, str]:
+    """The service's variables as rendered: hosts are service names, secrets `${NAME:?...}` that Compose fills in
+    from its own environment when it starts (the runtime passes them), so no secret is written here."""
+    return render_environment(
+        {**service.environment, **_launch(service, settings)[2]},
+        lambda host: host.service,
+        lambda secret: "${" + secret.name + ":?" + secret.name + " must be set in .env or the environment}",
+    )
 
 
 def render_service(service: Service, settings: Settings, arch: Architecture) -> dict[str, Any]:
-    image, command, extra_env = _launch(service, settings)
+    image, command, _ = _launch(service, settings)
     rendered: dict[str, Any] = {"image": image, "platform": f"linux/{arch}"}
     if command is not None:
         rendered["command"] = command
-    environment = _environment(service, extra_env)
-    if environment:
-        rendered["environment"] = environment
-    published = [f"{port.number}:{port.number}" for port in service.ports if port.published]
+    variables = environment(service, settings)
+    if variables:
+        rendered["environment"] = variables
+    published = [f"{settings.publish_address}:{port.number}:{port.number}" for port in service.ports if port.published]
     if published:
         rendered["ports"] = published
     volumes = _volumes_for(service, settings)
@@ -152,9 +163,21 @@ def render_compose(stack: Stack, settings: Settings, arch: Architecture) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
 
 
+def compose_secrets(stack: Stack, settings: Settings) -> dict[str, str]:
+    """The secrets the rendered file refers to, for `docker compose`'s own environment."""
+    wanted = [{**service.environment, **_launch(service, settings)[2]} for service in stack]
+    return secret_values(settings, wanted)
+
+
 def write_compose(settings: Settings, arch: Architecture, output: Path) -> Path:
     """Render the stack for `settings` to `output` and return the path written."""
     text = render_compose(build_stack(settings), settings, arch)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    if output.is_dir():
+        raise DeployError(f"--output {output} is a directory", f"name a file, e.g. {output / 'docker-compose.yml'}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DeployError(f"cannot write {output}: {exc.strerror}",
+                          "choose an --output path in a directory you can write to") from None  # fmt: skip
     return output

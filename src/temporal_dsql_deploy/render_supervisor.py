@@ -13,11 +13,11 @@ import yaml
 
 from temporal_dsql_deploy.components import Paths
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.environment import render_environment
 from temporal_dsql_deploy.model import (
     Component,
     GrpcProbe,
     HealthCheck,
-    HostOf,
     HttpProbe,
     PostgresProbe,
     Service,
@@ -67,23 +67,46 @@ class Layout:
     def socket(self) -> Path:
         return self.root / "process-compose.sock"
 
+    @property
+    def secrets(self) -> Path:
+        """The secrets the supervisor substitutes into the config at start; 0600, never in the config itself."""
+        return self.config / "secrets.env"
+
+    @property
+    def sql_password(self) -> Path:
+        """The local PostgreSQL's generated password (0600), shared by the data of every engine."""
+        return self.all_data / "postgresql.password"
+
+    @property
+    def engine_marker(self) -> Path:
+        """Which search engine the stack last started from this directory runs."""
+        return self.config / "search-engine"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """PostgreSQL's socket directory (only its owner may enter)."""
+        return self.root / "run"
+
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
 
 
-def _as_user_postgres(argv: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; run it as the `postgres` account in that case.
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: switch to `postgres` with setpriv, which execs the server itself
+    (unlike runuser, which forks), so the supervisor's PID is the postmaster and signals reach it."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
 
 
 def _command(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
     if service.component is Component.POSTGRESQL:
         port = str(service.ports[0].number)
         postgres = str(paths.postgres_bin / "postgres")
-        data, sockets = layout.data / "postgresql", layout.root / "run"
-        return _as_user_postgres(
-            [postgres, "-D", str(data), "-p", port, "-k", str(sockets), "-c", f"listen_addresses={LOCALHOST}"]
-        )
+        data = layout.data / "postgresql"
+        argv = [postgres, "-D", str(data), "-p", port, "-k", str(layout.runtime_dir), "-c",
+                f"listen_addresses={LOCALHOST}", "-c", "unix_socket_permissions=0700"]  # fmt: skip
+        return as_postgres_user(argv)
     if service.component is Component.SEARCH_ENGINE:
         http_port = service.ports[0].number
         return [
@@ -99,14 +122,18 @@ def _command(service: Service, settings: Settings, paths: Paths, layout: Layout)
     return [sys.executable, "-m", "temporal_dsql_deploy", *service.args]
 
 
-def _environment(service: Service, layout: Layout) -> list[str]:
-    resolved = {key: LOCALHOST if isinstance(v, HostOf) else v for key, v in service.environment.items()}
+def environment(service: Service, layout: Layout) -> dict[str, str]:
+    """The service's variables as rendered: hosts are loopback, secrets `${NAME}` from the secrets file."""
+    extra = {}
     if service.component is Component.TEMPORAL_SERVER:
-        resolved["TEMPORAL_DYNAMIC_CONFIG_FILE"] = str(layout.config / "dynamicconfig.yaml")
-    return [f"{key}={value}" for key, value in sorted(resolved.items())]
+        extra["TEMPORAL_DYNAMIC_CONFIG_FILE"] = str(layout.config / "dynamicconfig.yaml")
+    rendered = render_environment(
+        {**service.environment, **extra}, lambda _host: LOCALHOST, lambda secret: "${" + secret.name + "}"
+    )
+    return dict(sorted(rendered.items()))
 
 
-def _probe(check: HealthCheck, paths: Paths) -> dict[str, Any]:
+def _probe(check: HealthCheck, settings: Settings, paths: Paths) -> dict[str, Any]:
     probe = check.probe
     if isinstance(probe, HttpProbe):
         path, _, query = probe.path.partition("?")
@@ -121,7 +148,10 @@ def _probe(check: HealthCheck, paths: Paths) -> dict[str, Any]:
             argv.append(f"-service={probe.service}")
         target = {"exec": {"command": shlex.join(argv)}}
     elif isinstance(probe, PostgresProbe):
-        argv = [str(paths.postgres_bin / "pg_isready"), "-h", LOCALHOST, "-p", str(probe.port), "-q"]
+        # As the stack's own user against the always-present `postgres` database: the server logs nothing for
+        # a client that leaves at the password prompt, so a healthy database keeps a quiet log.
+        argv = [str(paths.postgres_bin / "pg_isready"), "-h", LOCALHOST, "-p", str(probe.port), "-q",
+                "-U", settings.temporal_sql_user, "-d", "postgres"]  # fmt: skip
         target = {"exec": {"command": shlex.join(argv)}}
     return {
         **target,
@@ -139,14 +169,16 @@ def render_process(
     process: dict[str, Any] = {
         "command": shlex.join(_command(service, settings, paths, layout)),
         "working_dir": str(project_root),
-        "environment": _environment(service, layout),
+        "environment": [f"{name}={value}" for name, value in environment(service, layout).items()],
+        # Only the variables above (and the baseline the supervisor itself runs with) reach the service.
+        "is_dotenv_disabled": True,
         "log_location": str(layout.log(service.name)),
         "description": service.description,
     }
     if service.depends_on:
         process["depends_on"] = {name: {"condition": _CONDITIONS[c.value]} for name, c in service.depends_on.items()}
     if service.healthcheck is not None:
-        process["readiness_probe"] = _probe(service.healthcheck, paths)
+        process["readiness_probe"] = _probe(service.healthcheck, settings, paths)
     if service.one_shot:
         process["availability"] = {"restart": "no"}
     else:

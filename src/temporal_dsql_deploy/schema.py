@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -111,7 +112,13 @@ def _read_manifest(directory: Path) -> Migration:
     if not manifest_path.exists():
         raise DeployError(f"{directory} has no manifest.json", "every versioned/vX.Y directory needs one")
     blob = manifest_path.read_bytes()
-    manifest = json.loads(blob)
+    try:
+        manifest = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DeployError(f"{manifest_path} is not valid JSON: {exc}", "fix the manifest's syntax") from None
+    if not isinstance(manifest, dict):
+        raise DeployError(f"{manifest_path} holds a JSON {type(manifest).__name__}, not an object",
+                          'write it as {"CurrVersion": ..., "SchemaUpdateCqlFiles": [...]}')  # fmt: skip
     version = str(manifest.get("CurrVersion", ""))
     if version_key(version) != version_key(directory.name):
         raise DeployError(f"{manifest_path}: CurrVersion {version!r} does not match the directory name",
@@ -137,15 +144,15 @@ class SchemaSource:
     root: Path
 
     @classmethod
-    def resolve(cls, project_root: Path, server: Callable[[], TemporalServer], schema_name: str, schema_dir: str,
+    def resolve(cls, server: Callable[[], TemporalServer], schema_name: str, schema_dir: str,
                 default_name: str) -> SchemaSource:  # fmt: skip
-        """`--schema-dir`, else `--schema-name` (shipped in schema/, else upstream's), else `default_name`."""
+        """`--schema-dir`, else `--schema-name` (shipped with this package, else upstream's), else `default_name`."""
         if schema_dir:
             root = Path(schema_dir).resolve()
             root = root.parent if root.name == "versioned" else root
         else:
             name = schema_name or default_name
-            shipped = project_root / "schema" / name
+            shipped = shipped_schemas() / name
             root = shipped if shipped.is_dir() else server().schema_dir / name
         if not (root / "versioned").is_dir():
             raise DeployError(
@@ -228,6 +235,18 @@ class Applier:
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """One statement in its own transaction, retried on conflicts and dropped connections."""
+        try:
+            return self._run_retrying(sql, params)
+        except _TransientError as exc:
+            endpoint = f"{self.settings.temporal_sql_host}:{self.settings.temporal_sql_port}"
+            first_line = (str(exc).strip().splitlines() or ["no detail"])[0]
+            raise DeployError(
+                f"{endpoint} kept failing after {RETRY_ATTEMPTS} attempts ({' '.join(sql.split())[:80]}): {first_line}",
+                "check that the database is up (`invoke status`) and reachable, then run the command again; the "
+                "schema version shows what was completed",
+            ) from None
+
+    def _run_retrying(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         for attempt in Retrying(
             retry=retry_if_exception_type(_TransientError),
             wait=wait_random_exponential(multiplier=0.1, max=5),
@@ -252,11 +271,6 @@ class Applier:
     def _apply(self, statement: Statement) -> None:
         try:
             rows = self._run(statement.sql)
-        except _TransientError as exc:
-            raise DeployError(
-                f"{statement.describe()} kept failing after {RETRY_ATTEMPTS} attempts: {exc}",
-                "run the command again; the schema version shows what was completed",
-            ) from None
         except psycopg.Error as exc:
             state = exc.sqlstate or "?"
             if (state in _DUPLICATE and _CREATES.match(statement.sql)) or (
@@ -291,7 +305,7 @@ class Applier:
         self.result.to_version = migration_version
 
     def _lint(self, files: list[Path]) -> None:
-        if self.settings.temporal_sql_plugin != "dsql":
+        if not self.settings.is_dsql:
             return
         findings = dsql.lint_files(files)
         if findings:
@@ -372,8 +386,13 @@ class Applier:
         )
 
 
+def shipped_schemas() -> Path:
+    """The schema directories this package ships (package data, like the templates)."""
+    return Path(str(resources.files("temporal_dsql_deploy") / "schemas"))
+
+
 def default_schema_name(settings: Settings) -> str:
-    return "dsql/v12/temporal" if settings.temporal_sql_plugin == "dsql" else "postgresql/v12/temporal"
+    return "dsql/v12/temporal" if settings.is_dsql else "postgresql/v12/temporal"
 
 
 def ensure_schema(applier: Applier) -> ApplyReport:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -15,7 +14,7 @@ import httpx
 from temporal_dsql_deploy.components import temporal_cli
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.process import run_program, run_tool
 
 SAMPLE_TIMEOUT_S = 120
 VISIBILITY_WAIT_S = 30
@@ -32,10 +31,7 @@ def _run_sample(settings: Settings, project_root: Path, name: str) -> dict[str, 
     sample = project_root / "samples" / "hello_activity.py"
     argv = [sys.executable, str(sample), "--address", settings.frontend_address,
             "--namespace", settings.temporal_namespace, "--name", name]  # fmt: skip
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=SAMPLE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise DeployError(f"hello_activity did not finish within {SAMPLE_TIMEOUT_S}s", "see `invoke status`") from None
+    done = run_program(argv, what="the hello_activity sample", fix="see `invoke status`", timeout_s=SAMPLE_TIMEOUT_S)
     if done.returncode != 0:
         raise DeployError(f"hello_activity failed:\n{done.stderr.strip()[-1500:]}", "see `invoke status`")
     output: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])

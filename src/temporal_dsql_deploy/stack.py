@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,11 +14,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from temporal_dsql_deploy.components import Paths, Reporter, install_all
-from temporal_dsql_deploy.config import Settings, inherited_environment
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.environment import secret_values, service_baseline
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.model import Stack, build_stack
-from temporal_dsql_deploy.persistence import init_data_dir
+from temporal_dsql_deploy.persistence import init_data_dir, with_local_password
+from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
 
 UP_TIMEOUT_S = 600
@@ -55,26 +59,35 @@ class ServiceState:
 
 
 class LocalStack:
-    """One project's local stack: its layout, its model and the supervisor that runs it."""
+    """One project's local stack: its layout, its model and the supervisor that runs it.
+
+    Control needs only process-compose; `up` alone installs and locates the rest.
+    """
 
     def __init__(self, settings: Settings, project_root: Path) -> None:
-        self.settings = settings
-        self.project_root = project_root
         self.layout = Layout(settings.stack_dir, settings.search_engine)
-        self.model: Stack = build_stack(settings)
+        self.settings = with_local_password(settings, self.layout.sql_password, create=False)
+        self.project_root = project_root
+        self.model: Stack = build_stack(self.settings)
 
     # --- supervisor control ---------------------------------------------------------------
-    def _control(
-        self, paths: Paths, *args: str, timeout: float = CONTROL_TIMEOUT_S
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [str(paths.process_compose), *args, "-U", "-u", str(self.layout.socket)]
-        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    def _control(self, process_compose: Path, *args: str, timeout: float = CONTROL_TIMEOUT_S) -> Completed:
+        argv = [str(process_compose), *args, "-U", "-u", str(self.layout.socket)]
+        return run_program(argv, what=f"process-compose {args[0]}", timeout_s=timeout,
+                           fix=f"see {self.layout.log('process-compose-server')}")  # fmt: skip
 
-    def running(self, paths: Paths) -> bool:
-        return self.layout.socket.exists() and self._control(paths, "process", "list", "-o", "json").returncode == 0
+    def running(self, process_compose: Path) -> bool:
+        if not self.layout.socket.exists():
+            return False
+        return self._control(process_compose, "process", "list", "-o", "json").returncode == 0
 
-    def states(self, paths: Paths) -> list[ServiceState]:
-        result = self._control(paths, "process", "list", "-o", "json")
+    def running_engine(self) -> str | None:
+        """The search engine of the stack last started from this directory."""
+        marker = self.layout.engine_marker
+        return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+
+    def states(self, process_compose: Path) -> list[ServiceState]:
+        result = self._control(process_compose, "process", "list", "-o", "json")
         if result.returncode != 0:
             raise DeployError("the local stack is not running", "start it with `invoke up`")
         by_name: dict[str, Any] = {entry["name"]: entry for entry in json.loads(result.stdout)}
@@ -98,35 +111,46 @@ class LocalStack:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self, report: Reporter, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceState]:
-        paths = install_all(self.settings, report)
-        if self.running(paths):
-            states = self.states(paths)
-            if all(state.ok for state in states):
+        paths = install_all(self.settings, self.project_root, report)
+        if self.running(paths.process_compose):
+            states = self.states(paths.process_compose)
+            same_engine = self.running_engine() == self.settings.search_engine
+            if same_engine and all(state.ok for state in states):
                 report("the stack is already running and healthy")
                 return states
-            # A half-started stack (interrupted or failed `up`): stop it, keep its data, start again.
-            report("the stack is partly up; restarting it (data is kept)")
-            self.down(paths, volumes=False)
+            # A half-started stack (interrupted or failed `up`), or one on the other search engine:
+            # stop it, keep its data, start again.
+            report("the stack is partly up or runs another search engine; restarting it (data is kept)")
+            self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
+        self._prepare_database(paths, report)
         self._write_configs(paths)
-        if self.settings.sql_is_local and init_data_dir(
-            self.layout.data / "postgresql", paths.postgres_bin, self.settings.temporal_sql_user
-        ):
-            report("created the local PostgreSQL data directory")
-        self._start_supervisor(paths)
-        return self.wait_healthy(paths, report, timeout_s)
+        self._start_supervisor(paths.process_compose)
+        return self.wait_healthy(paths.process_compose, report, timeout_s)
+
+    def _prepare_database(self, paths: Paths, report: Reporter) -> None:
+        if not self.settings.sql_is_local:
+            return
+        data_dir = self.layout.data / "postgresql"
+        if (data_dir / "PG_VERSION").exists() and self.settings.temporal_sql_password is None:
+            raise DeployError(
+                f"the local PostgreSQL in {data_dir} was set up with a password kept in {self.layout.sql_password}, "
+                "which is missing",
+                "restore that file, set TEMPORAL_SQL_PASSWORD to the password, or delete the local data with "
+                "`invoke down --volumes`",
+            )
+        self.settings = with_local_password(self.settings, self.layout.sql_password, create=True)
+        self.model = build_stack(self.settings)
+        if init_data_dir(data_dir, paths.postgres_bin, self.settings):
+            report("created the local PostgreSQL data directory (password authentication)")
 
     def _write_configs(self, paths: Paths) -> None:
-        for directory in (
-            self.layout.config / "ui" / "config",
-            self.layout.logs,
-            self.layout.data,
-            self.layout.root / "run",
-        ):
+        for directory in (self.layout.config / "ui" / "config", self.layout.logs, self.layout.data):
             directory.mkdir(parents=True, exist_ok=True)
+        self.layout.runtime_dir.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:  # PostgreSQL runs as `postgres` and puts its socket here
-            shutil.chown(self.layout.root / "run", "postgres")
+            shutil.chown(self.layout.runtime_dir, "postgres")
         templates = resources.files("temporal_dsql_deploy") / "templates"
         (self.layout.config / "temporal.yaml").write_text((templates / "temporal.yaml").read_text(), encoding="utf-8")
         (self.layout.config / "dynamicconfig.yaml").write_text(
@@ -139,34 +163,39 @@ class LocalStack:
             render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
             encoding="utf-8",
         )
+        write_private(self.layout.secrets, render_secrets(self.model, self.settings))
+        self.layout.engine_marker.write_text(self.settings.search_engine + "\n", encoding="utf-8")
 
-    def _start_supervisor(self, paths: Paths) -> None:
+    def _start_supervisor(self, process_compose: Path) -> None:
+        # The supervisor runs with the baseline environment only (its services inherit it), and reads the
+        # secrets it substitutes into the config from a 0600 file, never from the project's .env.
         argv = [
-            str(paths.process_compose), "up", "-f", str(self.layout.supervisor_config), "--detached",
-            "--disable-dotenv", "--ordered-shutdown", "-U", "-u", str(self.layout.socket),
+            str(process_compose), "up", "-f", str(self.layout.supervisor_config), "--detached",
+            "-e", str(self.layout.secrets), "--ordered-shutdown", "-U", "-u", str(self.layout.socket),
             "-L", str(self.layout.log("process-compose-server")),
         ]  # fmt: skip
-        result = subprocess.run(
-            argv, cwd=self.project_root, env=inherited_environment(), capture_output=True, text=True,
-            check=False, timeout=CONTROL_TIMEOUT_S,
-        )  # fmt: skip
+        result = run_program(argv, what="starting process-compose", fix="see the message above",
+                             timeout_s=CONTROL_TIMEOUT_S, cwd=self.project_root, env=service_baseline(),
+                             replace_env=True)  # fmt: skip
         if result.returncode != 0:
-            raise DeployError(f"process-compose did not start: {result.stderr.strip()[-500:]}", "see the message")
-        deadline = time.monotonic() + CONTROL_TIMEOUT_S
-        while not self.running(paths):
-            if time.monotonic() > deadline:
-                raise DeployError(
-                    f"process-compose did not open {self.layout.socket} within {CONTROL_TIMEOUT_S}s",
-                    f"see {self.layout.log('process-compose-server')}",
-                )
-            time.sleep(0.5)
+            raise DeployError(f"process-compose did not start: {result.tail()}", "see the message above")
+        waiting = Retrying(stop=stop_after_delay(CONTROL_TIMEOUT_S), wait=wait_fixed(0.5),
+                           retry=retry_if_result(lambda up: not up))  # fmt: skip
+        try:
+            waiting(self.running, process_compose)
+        except RetryError:
+            raise DeployError(
+                f"process-compose did not open {self.layout.socket} within {CONTROL_TIMEOUT_S}s",
+                f"see {self.layout.log('process-compose-server')}",
+            ) from None
 
-    def wait_healthy(self, paths: Paths, report: Reporter, timeout_s: float) -> list[ServiceState]:
-        deadline = time.monotonic() + timeout_s
+    def wait_healthy(self, process_compose: Path, report: Reporter, timeout_s: float) -> list[ServiceState]:
+        """Poll until every service is ok; a failure that lasts (or a one-shot's) ends the wait at once."""
         announced: set[str] = set()
         failing_since: dict[str, float] = {}
-        while True:
-            states = self.states(paths)
+
+        def check() -> list[ServiceState]:
+            states = self.states(process_compose)
             now = time.monotonic()
             for state in states:
                 if state.ok and state.name not in announced:
@@ -178,12 +207,16 @@ class LocalStack:
                     failing_since.pop(state.name, None)
                 elif state.one_shot or now - first_seen >= FAILURE_GRACE_S:
                     raise self._failure(state, "failed")
-            if all(state.ok for state in states):
-                return states
-            if time.monotonic() > deadline:
-                waiting = [s for s in states if not s.ok]
-                raise self._failure(waiting[0], f"was not healthy after {int(timeout_s)}s (status {waiting[0].status})")
-            time.sleep(1)
+            return states
+
+        waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
+                           retry=retry_if_result(lambda states: not all(s.ok for s in states)))  # fmt: skip
+        try:
+            return waiting(check)
+        except RetryError as exc:
+            states = exc.last_attempt.result()
+            slow = [s for s in states if not s.ok]
+            raise self._failure(slow[0], f"was not healthy after {int(timeout_s)}s (status {slow[0].status})") from None
 
     def _failure(self, state: ServiceState, what: str) -> DeployError:
         log = self.layout.log(state.name)
@@ -192,20 +225,43 @@ class LocalStack:
             f"fix the cause above, then run `invoke up` again (`invoke logs {state.name}` shows the whole log)",
         )
 
-    def down(self, paths: Paths, *, volumes: bool) -> bool:
-        """Stop the stack; True if it was running. Data survives unless `volumes`."""
-        was_running = self.running(paths)
-        if was_running:
-            result = self._control(paths, "down", timeout=120)
+    def down(self, process_compose: Path | None, *, volumes: bool) -> bool:
+        """Stop the stack; True if it was running. Data survives unless `volumes`.
+
+        `process_compose` None: it was never installed, so no stack can be running.
+        """
+        was_running = process_compose is not None and self.running(process_compose)
+        if was_running and process_compose is not None:
+            result = self._control(process_compose, "down", timeout=120)
             if result.returncode != 0:
-                raise DeployError(f"process-compose down failed: {result.stderr.strip()[-300:]}", "run it again")
-            deadline = time.monotonic() + 60
-            while self.layout.socket.exists() and time.monotonic() < deadline:
-                time.sleep(0.5)
+                raise DeployError(f"process-compose down failed: {result.tail()}", "run it again")
+            gone = Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.5),
+                            retry=retry_if_result(lambda exists: exists))  # fmt: skip
+            with contextlib.suppress(RetryError):  # a socket left behind is removed below
+                gone(self.layout.socket.exists)
         self.layout.socket.unlink(missing_ok=True)
         if volumes:
             shutil.rmtree(self.layout.all_data, ignore_errors=True)
         return was_running
+
+
+def render_secrets(stack: Stack, settings: Settings) -> str:
+    """The dotenv text the supervisor reads the services' secrets from (single-quoted: taken literally)."""
+    values = secret_values(settings, (service.environment for service in stack))
+    for name, value in values.items():
+        if "'" in value or "\n" in value:
+            raise DeployError(f"{name} contains a single quote or a line break, which the local supervisor "
+                              "cannot pass on", f"choose a {name} without them")  # fmt: skip
+    return "".join(f"{name}='{value}'\n" for name, value in values.items())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by this user only, also when the file already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def tail(path: Path, lines: int) -> str:
@@ -218,7 +274,10 @@ def _holder(port: int) -> str:
     """Who holds a TCP port, from `ss` (best effort: the port number alone is still reported)."""
     if shutil.which("ss") is None:
         return "another process"
-    result = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
+    try:
+        result = run_program(["ss", "-Hltnp", f"sport = :{port}"], what="ss", fix="", timeout_s=10)
+    except DeployError:
+        return "another process"
     return result.stdout.strip().split("users:", 1)[-1] if "users:" in result.stdout else "another process"
 
 

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from temporal_dsql_deploy.components import Paths, installed_paths
+from temporal_dsql_deploy.components import Paths, installed_paths, installed_process_compose
 from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.stack import LocalStack
 from tests.conftest import PROJECT_ROOT
 
@@ -28,21 +27,27 @@ def require(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return load_settings(PROJECT_ROOT)
+def local_stack() -> Iterator[LocalStack]:
+    """The stack under test; whatever the user had running before is as they left it afterwards."""
+    configured = load_settings(PROJECT_ROOT)
+    stack = LocalStack(configured, PROJECT_ROOT)
+    process_compose = installed_process_compose(configured)
+    was_running = process_compose is not None and stack.running(process_compose)
+    users_engine = stack.running_engine() if was_running else None
+    stack.up(print)
+    yield stack
+    process_compose = installed_process_compose(configured)
+    if not was_running:
+        stack.down(process_compose, volumes=False)
+    elif users_engine and users_engine != configured.search_engine:  # put the user's own stack back
+        stack.down(process_compose, volumes=False)
+        LocalStack(configured.model_copy(update={"search_engine": users_engine}), PROJECT_ROOT).up(print)
 
 
 @pytest.fixture(scope="session")
-def local_stack(settings: Settings) -> Iterator[LocalStack]:
-    stack = LocalStack(settings, PROJECT_ROOT)
-    try:
-        was_running = stack.running(installed_paths(settings))
-    except DeployError:  # components not installed yet: `up` installs them
-        was_running = False
-    stack.up(print)
-    yield stack
-    if not was_running:
-        stack.down(installed_paths(settings), volumes=False)
+def settings(local_stack: LocalStack) -> Settings:
+    """The stack's settings, with the local database's password."""
+    return local_stack.settings
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_service_is_healthy(local_stack: LocalStack, paths: Paths) -> None:
-    states = local_stack.states(paths)
+    states = local_stack.states(paths.process_compose)
     assert [s.name for s in states if not s.ok] == []
     assert {s.name for s in states} >= {"postgresql", "elasticsearch", "temporal-frontend", "temporal-ui"}
 
@@ -100,7 +100,7 @@ def test_restarting_one_service_keeps_the_stack_serving(
     local_stack: LocalStack, settings: Settings, paths: Paths
 ) -> None:
     def matching_pid() -> int:
-        return next(s.pid for s in local_stack.states(paths) if s.name == "temporal-matching")
+        return next(s.pid for s in local_stack.states(paths.process_compose) if s.name == "temporal-matching")
 
     before = matching_pid()
     socket_path = str(local_stack.layout.socket)
@@ -113,7 +113,7 @@ def test_restarting_one_service_keeps_the_stack_serving(
     while matching_pid() in (before, 0) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert matching_pid() != before, "temporal-matching was not restarted"
-    states = local_stack.wait_healthy(paths, lambda _m: None, timeout_s=180)
+    states = local_stack.wait_healthy(paths.process_compose, lambda _m: None, timeout_s=180)
     assert all(s.ok for s in states)
     assert run_smoke(settings, PROJECT_ROOT).result.startswith("Hello, ")
 

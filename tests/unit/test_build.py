@@ -8,11 +8,13 @@ import shutil
 import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.build import elf_machine, lint_dockerfile
+from temporal_dsql_deploy.build import elf_machine, image_build_args, lint_dockerfile
+from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from tests.conftest import PROJECT_ROOT
 
@@ -96,3 +98,49 @@ def test_build_rejects_a_source_that_is_not_temporal(tmp_path: Path) -> None:
     result = subprocess.run(argv, cwd=PROJECT_ROOT, env=clean, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode != 0
     assert "is not a Temporal server checkout" in result.stderr
+
+
+def _dockerfile_copies() -> list[tuple[str, str]]:
+    """(source, destination) of every COPY from the build context (not from a named context)."""
+    copies = []
+    for line in (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(word.startswith("--from") for word in words):
+            copies.extend((source, words[-1]) for source in words[1:-1])
+    return copies
+
+
+def test_runtime_image_holds_the_schemas_one_shots_need(tmp_path: Path) -> None:
+    """The image installs the package built from the copied context; that package must carry the schemas."""
+    copied = {source.rstrip("/") for source, _ in _dockerfile_copies()}
+    assert {"pyproject.toml", "uv.lock", "README.md", "src"} <= copied
+    context = tmp_path / "context"
+    context.mkdir()
+    for source in ("pyproject.toml", "uv.lock", "README.md", "src"):
+        origin = PROJECT_ROOT / source
+        if origin.is_dir():
+            shutil.copytree(origin, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(origin, context / source)
+    uv = shutil.which("uv")
+    assert uv is not None, "uv runs every command here (./run puts it on PATH)"
+    built = subprocess.run([uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(context)],
+                           capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for schema in ("dsql/v12/temporal/schema.sql", "dsql/v12/temporal/versioned/v1.19/manifest.json"):
+        assert f"temporal_dsql_deploy/schemas/{schema}" in names
+    assert "temporal_dsql_deploy/templates/temporal.yaml" in names
+
+
+def test_temporal_version_has_one_source() -> None:
+    text = (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    args = re.findall(r"^ARG (\S+)", text, re.MULTILINE)
+    assert "TEMPORAL_VERSION" in args
+    assert all("=" not in arg for arg in args), "the Dockerfile must not pin a version of its own"
+    settings = Settings.model_construct(temporal_version="9.9.9")
+    assert image_build_args(settings)["TEMPORAL_VERSION"] == "9.9.9"
+    bootstrap = (PROJECT_ROOT / "run").read_text(encoding="utf-8")
+    assert f"UV_VERSION={image_build_args(settings)['UV_VERSION']}\n" in bootstrap

@@ -25,6 +25,8 @@ args = [a for a in sys.argv[1:] if not a.startswith("-chdir=")]
 with open(os.environ["FAKE_TF_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
 replies = os.environ["FAKE_TF_REPLIES"]
+if os.environ.get("FAKE_TF_WARN"):
+    print("Warning: a provider deprecation that terraform prints on stderr", file=sys.stderr)
 if args[:2] == ["show", "-json"]:
     name = "plan.json" if len(args) > 2 else "state.json"
     print(open(os.path.join(replies, name)).read())
@@ -262,3 +264,24 @@ def test_cleanup_removes_a_generated_env(aws_env: pytest.MonkeyPatch, project: P
     _cleanup(project, destroy=False)
     assert not (project / ".env").exists()
     assert _calls(project) == []
+
+
+def test_cleanup_reads_terraform_json_from_stdout_only(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    cluster = _cluster({"Project": "demo"})
+    _reply(project, "state.json", _state(cluster, "demo", protected=False))
+    _reply(project, "plan.json", {"resource_changes": [{"address": "aws_dsql_cluster.primary",
+                                                        "change": {"actions": ["delete"]}}]})  # fmt: skip
+    aws_env.setenv("FAKE_TF_WARN", "1")
+    assert f"destroyed DSQL cluster {cluster['identifier']}" in _cleanup(project)
+
+
+def test_deploy_writes_env_from_the_settings_model(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    aws_env.setenv("TEMPORAL_SQL_MAX_CONN_LIFETIME", "20m")
+    cluster = _cluster({"Project": "demo"})
+    _reply(project, "plan.json", CREATE_PLAN)
+    _reply(project, "output.json", _outputs(cluster))
+    _deploy(project, yes=True)
+    written = (project / ".env").read_text(encoding="utf-8")
+    assert "TEMPORAL_SQL_PORT=5432\n" in written
+    assert "TEMPORAL_SQL_MAX_CONN_LIFETIME=1200s\n" in written  # the operator's lifetime, under DSQL's 60 minutes
+    assert (project / ".env").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,79 @@
+"""The running local stack is locked down: password auth, private files, quiet probes, minimal environments."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from temporal_dsql_deploy.components import Paths
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.render_supervisor import environment
+from temporal_dsql_deploy.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+# process-compose names the process, and starts commands through a shell, which sets its own three.
+SUPERVISOR_VARIABLES = {"PC_PROC_NAME", "PC_REPLICA_NUM", "PWD", "SHLVL", "_"}
+BASELINE = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME"}
+
+
+def _pids(local_stack: LocalStack, paths: Paths) -> dict[str, int]:
+    return {state.name: state.pid for state in local_stack.states(paths.process_compose) if not state.one_shot}
+
+
+def test_database_refuses_a_connection_without_its_password(local_stack: LocalStack, settings: Settings) -> None:
+    common = {"host": "127.0.0.1", "port": settings.temporal_sql_port, "user": settings.temporal_sql_user,
+              "dbname": "postgres", "connect_timeout": 10}  # fmt: skip
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(**common, password="not-the-password").close()
+    assert settings.temporal_sql_password is not None
+    with psycopg.connect(**common, password=settings.temporal_sql_password.get_secret_value()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_secrets_stay_in_private_files(local_stack: LocalStack, settings: Settings) -> None:
+    layout = local_stack.layout
+    for private in (layout.secrets, layout.sql_password):
+        assert private.stat().st_mode & 0o077 == 0, f"{private} is readable by others"
+    assert layout.runtime_dir.stat().st_mode & 0o777 == 0o700
+    assert settings.temporal_sql_password is not None
+    assert settings.temporal_sql_password.get_secret_value() not in layout.supervisor_config.read_text()
+
+
+def test_supervised_postgresql_is_the_postmaster_and_its_probe_is_quiet(local_stack: LocalStack, paths: Paths) -> None:
+    pid = _pids(local_stack, paths)["postgresql"]
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "postgres", "the supervisor must watch the server itself"
+    log = local_stack.layout.log("postgresql")
+    before = log.read_text(encoding="utf-8", errors="replace")
+    check = local_stack.model.get("postgresql").healthcheck
+    assert check is not None
+    time.sleep(check.interval_s * 2 + 1)  # let the readiness probe run at least twice
+    added = log.read_text(encoding="utf-8", errors="replace")[len(before) :]
+    assert "FATAL" not in added, added
+
+
+def test_each_service_gets_only_the_environment_it_needs(local_stack: LocalStack, paths: Paths) -> None:
+    pids = _pids(local_stack, paths)
+    for service in local_stack.model:
+        if service.one_shot:
+            continue
+        raw = Path(f"/proc/{pids[service.name]}/environ").read_bytes().split(b"\0")
+        names = {entry.split(b"=", 1)[0].decode() for entry in raw if entry}
+        declared = set(environment(service, local_stack.layout))
+        assert names - declared - BASELINE - SUPERVISOR_VARIABLES == set(), service.name
+        assert not any(name.startswith("AWS_") for name in names - declared), service.name
+
+
+def test_a_killed_postgresql_is_restarted_by_the_supervisor(local_stack: LocalStack, paths: Paths) -> None:
+    before = _pids(local_stack, paths)["postgresql"]
+    subprocess.run(["kill", "-9", str(before)], check=True, timeout=10)
+    states = local_stack.wait_healthy(paths.process_compose, lambda _m: None, timeout_s=120)
+    after = next(state.pid for state in states if state.name == "postgresql")
+    assert after != before
+    orphans = subprocess.run(["pgrep", "-f", f"postgres -D {local_stack.layout.data / 'postgresql'}"],
+                             capture_output=True, text=True, check=False, timeout=10).stdout.split()  # fmt: skip
+    assert [int(pid) for pid in orphans] == [after], json.dumps(orphans)

@@ -1,0 +1,120 @@
+"""One path from settings to every process: names from the model, same values in both renderers, secrets kept out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from temporal_dsql_deploy.components import Paths
+from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.environment import HostOf, SecretRef, render_environment, settings_environment
+from temporal_dsql_deploy.model import Component, build_stack
+from temporal_dsql_deploy.render_compose import compose_secrets, render_compose
+from temporal_dsql_deploy.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.stack import render_secrets, write_private
+
+MakeSettings = Callable[..., Settings]
+PASSWORD = "only-in-dotenv-Pa55"
+
+
+def _paths(root: Path) -> Paths:
+    return Paths(
+        temporal_server=root / "server", temporal_es_tool=root / "es", ui_server=root / "ui",
+        process_compose=root / "pc", grpc_health_probe=root / "probe", search_engine_lib=root / "lib",
+        search_engine_main_class="Main", postgres_bin=root / "pg", temporal_cli=root / "temporal",
+    )  # fmt: skip
+
+
+def _both(settings: Settings, root: Path) -> tuple[str, str]:
+    stack = build_stack(settings)
+    supervisor = render_supervisor(stack, settings, _paths(root), Layout(root / ".stack", "elasticsearch"), root)
+    return supervisor, render_compose(stack, settings, "amd64")
+
+
+def test_names_come_from_the_settings_model(make_settings: MakeSettings) -> None:
+    settings = make_settings(TEMPORAL_SQL_MAX_CONN_LIFETIME="90s", TEMPORAL_SQL_PASSWORD="x")
+    fields = ["temporal_sql_max_conn_lifetime", "temporal_sql_tls_enabled", "temporal_sql_password", "aws_region",
+              "temporal_sql_port"]  # fmt: skip
+    environment = settings_environment(settings, fields)
+    assert environment == {
+        "TEMPORAL_SQL_MAX_CONN_LIFETIME": "90s",
+        "TEMPORAL_SQL_TLS_ENABLED": "false",
+        "TEMPORAL_SQL_PASSWORD": SecretRef("TEMPORAL_SQL_PASSWORD"),
+        "TEMPORAL_SQL_PORT": "5433",
+    }  # aws_region is unset, so it is left out
+    with pytest.raises(KeyError):
+        settings_environment(settings, ["no_such_setting"])
+
+
+def test_dollar_signs_are_escaped_for_both_file_formats() -> None:
+    rendered = render_environment({"A": "p$th", "B": HostOf("db"), "C": SecretRef("C")}, lambda h: h.service,
+                                  lambda s: "${" + s.name + "}")  # fmt: skip
+    assert rendered == {"A": "p$$th", "B": "db", "C": "${C}"}
+
+
+def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neither_file(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(f"TEMPORAL_SQL_PASSWORD={PASSWORD}\n", encoding="utf-8")
+    settings = load_settings(tmp_path)
+    supervisor_text, compose_text = _both(settings, tmp_path)
+    assert PASSWORD not in supervisor_text
+    assert PASSWORD not in compose_text
+    processes = yaml.safe_load(supervisor_text)["processes"]
+    services = yaml.safe_load(compose_text)["services"]
+    for name in ("temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker", "schema-setup"):
+        supervised = dict(item.split("=", 1) for item in processes[name]["environment"])
+        assert supervised["TEMPORAL_SQL_PASSWORD"] == "${TEMPORAL_SQL_PASSWORD}"
+        assert services[name]["environment"]["TEMPORAL_SQL_PASSWORD"].startswith("${TEMPORAL_SQL_PASSWORD:?")
+    # Each runtime supplies the value at start: process-compose from a 0600 file, Compose from its environment.
+    stack = build_stack(settings)
+    secrets_file = tmp_path / "secrets.env"
+    write_private(secrets_file, render_secrets(stack, settings))
+    assert secrets_file.read_text(encoding="utf-8") == f"TEMPORAL_SQL_PASSWORD='{PASSWORD}'\n"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    assert compose_secrets(stack, settings) == {"TEMPORAL_SQL_PASSWORD": PASSWORD}
+
+
+def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_path: Path) -> None:
+    settings = make_settings(TEMPORAL_ELASTICSEARCH_USERNAME="elastic", TEMPORAL_ELASTICSEARCH_PASSWORD="es-secret",
+                             TEMPORAL_SQL_MAX_CONNS="7")  # fmt: skip
+    supervisor_text, compose_text = _both(settings, tmp_path)
+    processes = yaml.safe_load(supervisor_text)["processes"]
+    services = yaml.safe_load(compose_text)["services"]
+    runtime_only = {"TEMPORAL_DYNAMIC_CONFIG_FILE", "TEMPORAL_BIND_IP", "TEMPORAL_UI_BIND_IP", "CACHE_DIR"}
+    for service in build_stack(settings):
+        if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:
+            continue  # runtime-specific programs (Debian binaries vs images) with their own variables
+        supervised = dict(item.split("=", 1) for item in processes[service.name]["environment"])
+        composed = services[service.name]["environment"]
+        assert set(supervised) - runtime_only == set(composed) - runtime_only, service.name
+        for name, value in service.environment.items():
+            if isinstance(value, str) and name not in runtime_only:
+                assert supervised[name] == composed[name] == value, f"{service.name}: {name}"
+            elif isinstance(value, HostOf):
+                assert (supervised[name], composed[name]) == ("127.0.0.1", value.service)
+    assert "es-secret" not in supervisor_text + compose_text
+
+
+def test_every_supervised_process_ignores_dotenv_files(make_settings: MakeSettings, tmp_path: Path) -> None:
+    supervisor_text, _ = _both(make_settings(), tmp_path)
+    processes = yaml.safe_load(supervisor_text)["processes"]
+    assert all(process["is_dotenv_disabled"] is True for process in processes.values())
+
+
+def test_supervisor_secrets_refuse_what_dotenv_cannot_carry(make_settings: MakeSettings) -> None:
+    settings = make_settings(TEMPORAL_SQL_PASSWORD="it's")
+    with pytest.raises(Exception, match="TEMPORAL_SQL_PASSWORD contains a single quote"):
+        render_secrets(build_stack(settings), settings)
+
+
+def test_compose_publishes_on_loopback_unless_told(make_settings: MakeSettings) -> None:
+    published = lambda settings: [  # noqa: E731
+        port for service in yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))["services"]
+        .values() for port in service.get("ports", [])
+    ]  # fmt: skip
+    assert published(make_settings()) == ["127.0.0.1:9200:9200", "127.0.0.1:7233:7233", "127.0.0.1:8080:8080"]
+    assert all(port.startswith("0.0.0.0:") for port in published(make_settings(PUBLISH_ADDRESS="0.0.0.0")))  # noqa: S104
