@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from invoke import Collection
 
 from temporal_dsql_deploy.config import Settings, load_settings
 
@@ -40,3 +42,15 @@ def make_settings(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...
         return load_settings(tmp_path)
 
     return make
+
+
+def load_tasks() -> Collection:
+    """The project's tasks.py collection, imported as Invoke imports it."""
+    sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        import tasks  # noqa: PLC0415
+
+        collection: Collection = tasks.namespace
+        return collection
+    finally:
+        sys.path.remove(str(PROJECT_ROOT))

@@ -6,10 +6,12 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from temporal_dsql_deploy.components import temporal_cli
 from temporal_dsql_deploy.config import Settings
@@ -38,37 +40,51 @@ def _run_sample(settings: Settings, project_root: Path, name: str) -> dict[str, 
     return output
 
 
+def _poll(check: Callable[[], bool]) -> bool:
+    """Ask `check` every second until it answers True or VISIBILITY_WAIT_S have passed."""
+    waiting = Retrying(
+        stop=stop_after_delay(VISIBILITY_WAIT_S), wait=wait_fixed(1), retry=retry_if_result(lambda ok: not ok)
+    )
+    try:
+        return bool(waiting(check))
+    except RetryError:
+        return False
+
+
 def _find_in_visibility(settings: Settings, cli: Path, workflow_id: str) -> None:
     """List through the temporal CLI (out of process: the SDK's teardown can abort short-lived processes)."""
     query = f"WorkflowType = 'GreetingWorkflow' AND ExecutionStatus = 'Completed' AND WorkflowId = '{workflow_id}'"
     argv = [str(cli), "workflow", "list", "--query", query, "--address", settings.frontend_address,
             "--namespace", settings.temporal_namespace, "-o", "json"]  # fmt: skip
-    deadline = time.monotonic() + VISIBILITY_WAIT_S
-    while time.monotonic() < deadline:
-        listed = json.loads(run_tool(argv, what="temporal workflow list", fix="see `invoke status`", timeout_s=30))
-        if [entry["execution"]["workflowId"] for entry in listed] == [workflow_id]:
-            return
-        time.sleep(1)
-    raise DeployError(
-        f"visibility did not return completed workflow {workflow_id} within {VISIBILITY_WAIT_S}s (query: {query})",
-        "check `invoke logs es-setup` and `invoke logs temporal-history`; `invoke es.setup` verifies the index",
-    )
+
+    def listed() -> bool:
+        found = json.loads(run_tool(argv, what="temporal workflow list", fix="see `invoke status`", timeout_s=30))
+        return [entry["execution"]["workflowId"] for entry in found] == [workflow_id]
+
+    if not _poll(listed):
+        raise DeployError(
+            f"visibility did not return completed workflow {workflow_id} within {VISIBILITY_WAIT_S}s (query: {query})",
+            "check `invoke logs es-setup` and `invoke logs temporal-history`; `invoke es.setup` verifies the index",
+        )
 
 
 def _find_in_ui(settings: Settings, workflow_id: str) -> None:
     url = f"http://127.0.0.1:{settings.temporal_ui_port}/api/v1/namespaces/{settings.temporal_namespace}/workflows"
-    deadline = time.monotonic() + VISIBILITY_WAIT_S
-    last = ""
-    while time.monotonic() < deadline:
+    last = ["no answer"]
+
+    def listed() -> bool:
         try:
             response = httpx.get(url, params={"query": f"WorkflowId = '{workflow_id}'"}, timeout=10)
-            last = f"HTTP {response.status_code}"
-            if response.status_code == 200 and workflow_id in response.text:
-                return
         except httpx.HTTPError as exc:
-            last = str(exc)
-        time.sleep(1)
-    raise DeployError(f"the UI API at {url} did not list {workflow_id} ({last})", "check `invoke logs temporal-ui`")
+            last[0] = str(exc)
+            return False
+        last[0] = f"HTTP {response.status_code}"
+        return response.status_code == 200 and workflow_id in response.text
+
+    if not _poll(listed):
+        raise DeployError(
+            f"the UI API at {url} did not list {workflow_id} ({last[0]})", "check `invoke logs temporal-ui`"
+        )
 
 
 def run_smoke(settings: Settings, project_root: Path) -> SmokeReport:

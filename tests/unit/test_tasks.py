@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from invoke import Collection
 
 from temporal_dsql_deploy.config import Settings
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_tasks
 
 GUIDE_TASKS = [
     "build",
@@ -44,16 +43,6 @@ def _invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _collection() -> Collection:
-    sys.path.insert(0, str(PROJECT_ROOT))
-    try:
-        import tasks  # noqa: PLC0415
-
-        return tasks.namespace
-    finally:
-        sys.path.remove(str(PROJECT_ROOT))
-
-
 def test_list_shows_every_guide_task() -> None:
     result = _invoke("--list")
     assert result.returncode == 0, result.stderr
@@ -62,7 +51,7 @@ def test_list_shows_every_guide_task() -> None:
 
 
 def test_every_task_and_argument_has_help() -> None:
-    collection = _collection()
+    collection = load_tasks()
     for name in collection.task_names:
         task = collection[name]
         assert (task.__doc__ or "").strip(), f"{name} has no help"

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import ast
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from invoke import Collection, Context
+from invoke import Context
 from moto import mock_aws
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.components import PROCESS_COMPOSE_VERSION
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_tasks
 
 PACKAGE = PROJECT_ROOT / "src" / "temporal_dsql_deploy"
 
@@ -29,16 +28,6 @@ def test_only_the_runner_imports_subprocess() -> None:
         if "subprocess" in names | modules:
             importers.append(path.name)
     assert importers == ["process.py"]
-
-
-def _tasks() -> Collection:
-    sys.path.insert(0, str(PROJECT_ROOT))
-    try:
-        import tasks  # noqa: PLC0415
-
-        return tasks.namespace
-    finally:
-        sys.path.remove(str(PROJECT_ROOT))
 
 
 def _hang(argv: list[str], **kwargs: Any) -> None:
@@ -93,7 +82,7 @@ def test_task_with_a_hanging_or_missing_tool(
     world.setattr("subprocess.run", failure)
     if name == "deploy":  # terraform is the tool under test here; the AWS prerequisites are met under moto
         world.setattr("temporal_dsql_deploy.aws.credential_problem", lambda *_a: None)
-    task = _tasks()[name]
+    task = load_tasks()[name]
     with pytest.raises(cli.TaskFailed):
         task(Context(), **arguments)
     stderr = capsys.readouterr().err
