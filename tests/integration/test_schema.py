@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.components import Installer, TemporalServer, install_postgresql, install_temporal_server
@@ -24,6 +26,7 @@ from temporal_dsql_deploy.schema import Applier, SchemaSource, ensure_schema
 pytestmark = pytest.mark.integration
 UPSTREAM = "postgresql/v12/temporal"
 MakeApplier = Callable[..., Applier]
+PASSWORD = secrets.token_urlsafe(16)  # the throwaway server's, like the stack's own: password auth
 
 
 def _free_port() -> int:
@@ -43,7 +46,8 @@ def postgres_port() -> Iterator[int]:
     if os.geteuid() == 0:  # the server runs as `postgres` and writes its log and socket here
         shutil.chown(root, "postgres", "postgres")
     data, port = root / "data", _free_port()
-    init_data_dir(data, bin_dir, "temporal")
+    owner = base.model_copy(update={"temporal_sql_user": "temporal", "temporal_sql_password": SecretStr(PASSWORD)})
+    init_data_dir(data, bin_dir, owner)
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
@@ -65,6 +69,7 @@ def database_settings(postgres_port: int, clean_env: pytest.MonkeyPatch, tmp_pat
     """Settings for a brand-new database on the session's server."""
     name = f"t_{uuid.uuid4().hex[:10]}"
     clean_env.setenv("TEMPORAL_SQL_PORT", str(postgres_port))
+    clean_env.setenv("TEMPORAL_SQL_PASSWORD", PASSWORD)
     with dsql.connect(load_settings(tmp_path), database="postgres") as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
 
@@ -112,7 +117,7 @@ def test_stock_schema_matches_upstream_bookkeeping(make_applier: MakeApplier, se
         [str(server.sql_tool), "--ep", "127.0.0.1", "-p", str(settings.temporal_sql_port), "-u", "temporal",
          "--pl", "postgres12", "--db", settings.temporal_sql_database, "update-schema",
          "-d", str(applier.source.root / "versioned")],
-        capture_output=True, text=True, check=False, timeout=120,
+        capture_output=True, text=True, check=False, timeout=120, env={**os.environ, "SQL_PASSWORD": PASSWORD},
     )  # fmt: skip
     assert upstream.returncode == 0, upstream.stderr
     assert f"found zero updates from current version {latest}" in upstream.stdout + upstream.stderr
