@@ -1,0 +1,117 @@
+// Command dsql-local is a local Aurora DSQL stand-in: a PostgreSQL wire-protocol proxy that holds
+// clients to DSQL's rules in front of a real PostgreSQL.
+//
+// Secrets come from the environment, never the command line: DSQL_LOCAL_BACKEND_PASSWORD (the
+// backend's), and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (the credentials
+// whose IAM tokens it accepts).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/temporal-dsql-deploy/dsql-local/internal/admin"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/tlsca"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "dsql-local:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:5432", "address clients connect to")
+	adminListen := flag.String("admin-listen", "127.0.0.1:5434", "address of the HTTP health and fault-injection endpoint")
+	endpoint := flag.String("endpoint", "127.0.0.1", "host name clients use: IAM tokens must be made for it and the certificate covers it")
+	region := flag.String("region", "us-east-1", "AWS Region IAM tokens must be signed for")
+	tlsDir := flag.String("tls-dir", "", "directory of the local CA (created once, kept) and its ca.pem for clients")
+	backendHost := flag.String("backend-host", "127.0.0.1", "backend PostgreSQL host")
+	backendPort := flag.Int("backend-port", 5433, "backend PostgreSQL port")
+	backendUser := flag.String("backend-user", "temporal", "backend PostgreSQL user")
+	backendDatabase := flag.String("backend-database", "dsql", "backend database that holds DSQL's one database, postgres")
+	maxConnections := flag.Int("max-connections", 10000, "connections at once (DSQL: 10,000 per cluster)")
+	connectRate := flag.Float64("connect-rate", 100, "new connections per second (DSQL: 100)")
+	connectBurst := flag.Int("connect-burst", 1000, "burst of new connections (DSQL: 1,000)")
+	maxLifetime := flag.Duration("max-lifetime", time.Hour, "connections are closed after this long (DSQL: 60 minutes)")
+	maxTxnAge := flag.Duration("max-transaction-age", 300*time.Second, "transactions older than this fail (DSQL quotas page: 300 s; the community emulator's record: 1,800 s)")
+	lockWait := flag.Duration("lock-wait", 5*time.Millisecond, "longest a statement waits for a row another transaction holds before it is a conflict")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	if *tlsDir == "" {
+		return errors.New("--tls-dir is required: the local CA is kept there")
+	}
+	secret, key := os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID")
+	if key == "" || secret == "" {
+		return errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set: IAM tokens are checked against them")
+	}
+	tlsConfig, err := tlsca.ServerConfig(*tlsDir, unique([]string{*endpoint, "127.0.0.1", "localhost"}))
+	if err != nil {
+		return fmt.Errorf("local CA in %s: %w", *tlsDir, err)
+	}
+	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort, *backendUser,
+		quote(os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	catalog, err := backend.Open(ctx, connect, *backendDatabase)
+	if err != nil {
+		return err
+	}
+	defer catalog.Close()
+	server := proxy.New(proxy.Config{
+		TLS: tlsConfig,
+		Tokens: &token.Verifier{Host: *endpoint, Region: *region, Now: time.Now,
+			Credentials: aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}},
+		Catalog:        catalog,
+		BackendConnect: connect + " dbname=" + quote(*backendDatabase),
+		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
+		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Log: log,
+	})
+	listener, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	adminServer := &http.Server{Addr: *adminListen, Handler: admin.Handler(server, catalog), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := adminServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin endpoint stopped", "error", err)
+			stop()
+		}
+	}()
+	defer adminServer.Close()
+	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile)
+	return server.Serve(ctx, listener)
+}
+
+func quote(value string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(value, `\`, `\\`), "'", `\'`) + "'"
+}
+
+func unique(values []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, value := range values {
+		if !seen[value] {
+			seen[value] = true
+			out = append(out, value)
+		}
+	}
+	return out
+}

@@ -1,0 +1,51 @@
+// Package admin is the stand-in's HTTP side door: health for supervisors, fault injection for tests.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
+)
+
+// Handler serves GET /healthz (200 when the backend answers) and GET/POST /faults
+// (conflict_rate=0..1, seed=N: that fraction of commits fails with OC000, deterministically per seed).
+func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := catalog.Pool().Ping(ctx); err != nil {
+			http.Error(w, "backend not answering", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) { writeFaults(w, server) })
+	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
+		rate, err := strconv.ParseFloat(r.FormValue("conflict_rate"), 64)
+		if err != nil || rate < 0 || rate > 1 {
+			http.Error(w, "conflict_rate must be a number from 0 to 1", http.StatusBadRequest)
+			return
+		}
+		seed, err := strconv.ParseInt(r.FormValue("seed"), 10, 64)
+		if err != nil {
+			seed = 1
+		}
+		server.Faults.Set(rate, seed)
+		writeFaults(w, server)
+	})
+	return mux
+}
+
+func writeFaults(w http.ResponseWriter, server *proxy.Server) {
+	rate, seed, fired := server.Faults.State()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"conflict_rate": rate, "seed": seed, "injected": fired, "connections": server.ActiveConnections(),
+	})
+}

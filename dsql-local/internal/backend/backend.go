@@ -1,0 +1,251 @@
+// Package backend prepares the PostgreSQL behind the stand-in and answers catalog questions about it.
+//
+// It owns what DSQL has and PostgreSQL lacks: the `sys.jobs` view of asynchronous index builds with
+// `sys.wait_for_job`, and DSQL's per-transaction limits (3,000 modified rows, 1 KiB keys), which are
+// enforced inside PostgreSQL by statement triggers the stand-in puts on every table, so that the limit
+// errors arrive in protocol order like any other statement error.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Limits DSQL enforces per transaction and per key (CHAP_quotas).
+const (
+	RowLimit    = 3000
+	KeySizeMax  = 1024
+	triggerName = "dsql_local_limits"
+)
+
+// setupStatements run once at start, each in its own transaction; all are idempotent.
+var setupStatements = []string{
+	`CREATE SCHEMA IF NOT EXISTS sys`,
+	`CREATE TABLE IF NOT EXISTS sys.jobs (
+		job_id text PRIMARY KEY, status text NOT NULL, details text, job_type text NOT NULL,
+		object_name text, start_time timestamptz NOT NULL DEFAULT now(), update_time timestamptz NOT NULL DEFAULT now())`,
+	// Waits for a job, committing between looks so each look sees the build's progress (CALL outside a block).
+	`CREATE OR REPLACE PROCEDURE sys.wait_for_job(id text) LANGUAGE plpgsql AS $$
+	DECLARE
+		state text;
+		detail text;
+	BEGIN
+		LOOP
+			SELECT status, details INTO state, detail FROM sys.jobs WHERE job_id = id;
+			IF state IS NULL THEN
+				RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = '42704';
+			ELSIF state = 'completed' THEN
+				RETURN;
+			ELSIF state IN ('failed', 'cancelled') THEN
+				RAISE EXCEPTION 'job % %: %', id, state, coalesce(detail, '') USING ERRCODE = 'XX000';
+			END IF;
+			COMMIT;
+			PERFORM pg_sleep(0.05);
+		END LOOP;
+	END $$`,
+	`CREATE SCHEMA IF NOT EXISTS dsql_local`,
+	fmt.Sprintf(`CREATE OR REPLACE FUNCTION dsql_local.enforce_limits() RETURNS trigger LANGUAGE plpgsql AS $$
+	DECLARE
+		changed bigint;
+		total bigint;
+		widest bigint;
+	BEGIN
+		IF TG_OP = 'DELETE' THEN
+			SELECT count(*) INTO changed FROM old_rows;
+		ELSE
+			SELECT count(*) INTO changed FROM new_rows;
+		END IF;
+		total := coalesce(nullif(current_setting('dsql_local.modified_rows', true), '')::bigint, 0) + changed;
+		PERFORM set_config('dsql_local.modified_rows', total::text, true);
+		IF total > %[1]d THEN
+			RAISE EXCEPTION 'transaction row limit exceeded' USING ERRCODE = '54000';
+		END IF;
+		IF TG_OP <> 'DELETE' AND TG_ARGV[0] <> '' THEN
+			EXECUTE 'SELECT coalesce(max(' || TG_ARGV[0] || '), 0) FROM new_rows' INTO widest;
+			IF widest > %[2]d THEN
+				RAISE EXCEPTION 'key size too large' USING ERRCODE = '54000';
+			END IF;
+		END IF;
+		RETURN NULL;
+	END $$`, RowLimit, KeySizeMax),
+}
+
+// Catalog is the stand-in's view of the backend's tables, cached until the next schema change.
+type Catalog struct {
+	pool  *pgxpool.Pool
+	mu    sync.Mutex
+	keys  map[string][]string
+	types map[string]map[string]string
+}
+
+// Open connects to the backend database (creating it if missing) and runs the setup.
+func Open(ctx context.Context, connString, database string) (*Catalog, error) {
+	if err := ensureDatabase(ctx, connString, database); err != nil {
+		return nil, err
+	}
+	config, err := pgxpool.ParseConfig(connString + " dbname=" + quote(database))
+	if err != nil {
+		return nil, err
+	}
+	config.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, config)
+	if err != nil {
+		return nil, err
+	}
+	for _, statement := range setupStatements {
+		if _, err := pool.Exec(ctx, statement); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("preparing the backend: %w", err)
+		}
+	}
+	catalog := &Catalog{pool: pool}
+	catalog.Invalidate()
+	if err := catalog.GuardAll(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return catalog, nil
+}
+
+func ensureDatabase(ctx context.Context, connString, database string) error {
+	conn, err := pgx.Connect(ctx, connString+" dbname=postgres")
+	if err != nil {
+		return fmt.Errorf("connecting to the backend PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", database).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{database}.Sanitize()); err != nil {
+			return fmt.Errorf("creating backend database %s: %w", database, err)
+		}
+	}
+	return nil
+}
+
+func quote(value string) string { return "'" + strings.ReplaceAll(value, "'", `\'`) + "'" }
+
+// Pool is the catalog's connection pool (background index builds use it too).
+func (c *Catalog) Pool() *pgxpool.Pool { return c.pool }
+
+// Close releases the pool.
+func (c *Catalog) Close() { c.pool.Close() }
+
+// Invalidate forgets cached keys and types (after any schema change).
+func (c *Catalog) Invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = map[string][]string{}
+	c.types = map[string]map[string]string{}
+}
+
+// PrimaryKey returns the primary-key columns of a table in the public schema.
+func (c *Catalog) PrimaryKey(table string) ([]string, error) {
+	c.mu.Lock()
+	cached, ok := c.keys[table]
+	c.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	rows, err := c.pool.Query(context.Background(), `
+		SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+		WHERE i.indrelid = to_regclass('public.' || quote_ident($1)) AND i.indisprimary
+		ORDER BY array_position(i.indkey, a.attnum)`, table)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.keys[table] = key
+	c.mu.Unlock()
+	return key, nil
+}
+
+// ColumnTypes maps a table's columns to their type names (pg_type.typname: bytea, jsonb, uuid, ...).
+func (c *Catalog) ColumnTypes(table string) (map[string]string, error) {
+	c.mu.Lock()
+	cached, ok := c.types[table]
+	c.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	rows, err := c.pool.Query(context.Background(), `
+		SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = to_regclass('public.' || quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped`, table)
+	if err != nil {
+		return nil, err
+	}
+	types := map[string]string{}
+	var name, kind string
+	_, err = pgx.ForEachRow(rows, []any{&name, &kind}, func() error { types[name] = kind; return nil })
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.types[table] = types
+	c.mu.Unlock()
+	return types, nil
+}
+
+// GuardAll puts the limit triggers on every table of the public schema that lacks them.
+func (c *Catalog) GuardAll(ctx context.Context) error {
+	rows, err := c.pool.Query(ctx, `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind = 'r'`)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, table := range tables {
+		if err := c.Guard(ctx, table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Guard puts the row-limit and key-size triggers on one table (a no-op if they are there).
+func (c *Catalog) Guard(ctx context.Context, table string) error {
+	key, err := c.PrimaryKey(table)
+	if err != nil {
+		return err
+	}
+	var sizes []string
+	for _, column := range key {
+		sizes = append(sizes, fmt.Sprintf("coalesce(pg_column_size(%s), 0)", pgx.Identifier{column}.Sanitize()))
+	}
+	keySize := strings.Join(sizes, " + ")
+	relation := "public." + pgx.Identifier{table}.Sanitize()
+	for event, transition := range map[string]string{"insert": "NEW TABLE AS new_rows", "update": "NEW TABLE AS new_rows",
+		"delete": "OLD TABLE AS old_rows"} {
+		name := pgx.Identifier{triggerName + "_" + event}.Sanitize()
+		var exists bool
+		if err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
+			relation, triggerName+"_"+event).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		statement := fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.enforce_limits(%s)",
+			name, strings.ToUpper(event), relation, transition, "'"+strings.ReplaceAll(keySize, "'", "''")+"'")
+		if _, err := c.pool.Exec(ctx, statement); err != nil {
+			return fmt.Errorf("guarding %s: %w", table, err)
+		}
+	}
+	return nil
+}

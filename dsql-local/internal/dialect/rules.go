@@ -1,0 +1,392 @@
+package dialect
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
+)
+
+const (
+	maxKeyColumns = 8
+	minBigCache   = 65536
+)
+
+// Types DSQL refuses in a primary or index key (supported-data-types).
+var refusedKeyTypes = map[string]bool{"bytea": true, "json": true, "jsonb": true, "interval": true, "timetz": true}
+
+// Session parameters DSQL lets a client SET; others fail (working-with-postgresql-compatibility).
+var settableParameters = map[string]bool{
+	"application_name": true, "client_encoding": true, "datestyle": true, "extra_float_digits": true,
+	"intervalstyle": true, "search_path": true, "statement_timeout": true, "timezone": true,
+	"idle_in_transaction_session_timeout": true, "standard_conforming_strings": true, "bytea_output": true,
+	"client_min_messages": true,
+}
+
+var serialTypes = map[string]bool{"serial": true, "bigserial": true, "smallserial": true, "serial4": true, "serial8": true, "serial2": true}
+
+func refuse(code, rule, format string, args ...any) *sqlerr.Error {
+	return sqlerr.New(code, rule, format, args...)
+}
+
+func notSupported(rule, format string, args ...any) *sqlerr.Error {
+	return refuse(sqlerr.FeatureNotSupported, rule, format, args...)
+}
+
+// refusal returns DSQL's error for a statement it refuses, or nil.
+func refusal(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Error {
+	if err := statementRule(node, async, catalog); err != nil {
+		return err
+	}
+	var found *sqlerr.Error
+	walk(node.ProtoReflect(), func(message any) { // clauses that may stand anywhere in a statement
+		if found != nil {
+			return
+		}
+		if locking, ok := message.(*pg_query.LockingClause); ok {
+			switch locking.GetStrength() {
+			case pg_query.LockClauseStrength_LCS_FORSHARE, pg_query.LockClauseStrength_LCS_FORNOKEYUPDATE:
+				found = notSupported("locking_strength", "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported")
+			}
+		}
+		if _, ok := message.(*pg_query.RangeTableSample); ok {
+			found = notSupported("tablesample", "TABLESAMPLE clause not supported")
+		}
+	})
+	if found != nil {
+		return found
+	}
+	if sel := node.GetSelectStmt(); sel != nil {
+		return forUpdateRule(sel, catalog)
+	}
+	return nil
+}
+
+func statementRule(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Error {
+	switch {
+	case node.GetTruncateStmt() != nil:
+		return notSupported("truncate", "unsupported statement: Truncate")
+	case node.GetCreateTrigStmt() != nil:
+		return notSupported("trigger", "CREATE TRIGGER not supported")
+	case node.GetCreateExtensionStmt() != nil:
+		return notSupported("extension", "unsupported statement: CreateExtension")
+	case node.GetCreatedbStmt() != nil:
+		return notSupported("create_database", "unsupported statement: Createdb")
+	case node.GetDoStmt() != nil:
+		return notSupported("plpgsql", "DO blocks are not supported (PL/pgSQL)")
+	case node.GetCreateFunctionStmt() != nil:
+		return functionRule(node.GetCreateFunctionStmt())
+	case node.GetCreateStmt() != nil:
+		return createTableRule(node.GetCreateStmt())
+	case node.GetIndexStmt() != nil:
+		return indexRule(node.GetIndexStmt(), async, catalog)
+	case node.GetCreateSeqStmt() != nil:
+		return cacheRule(node.GetCreateSeqStmt().GetOptions(), "CREATE SEQUENCE")
+	case node.GetAlterTableStmt() != nil:
+		return alterTableRule(node.GetAlterTableStmt())
+	case node.GetTransactionStmt() != nil:
+		return transactionRule(node.GetTransactionStmt())
+	case node.GetVariableSetStmt() != nil:
+		return setRule(node.GetVariableSetStmt())
+	case node.GetCreateTableAsStmt() != nil:
+		return notSupported("create_table_as", "unsupported statement: CreateTableAs")
+	case node.GetCreateEnumStmt() != nil:
+		return notSupported("enum_type", "CREATE TYPE not supported")
+	case node.GetCompositeTypeStmt() != nil:
+		return notSupported("composite_type", "unsupported statement: CompositeType")
+	case node.GetVacuumStmt() != nil && node.GetVacuumStmt().GetIsVacuumcmd():
+		return notSupported("vacuum", "unsupported VACUUM statement")
+	case node.GetListenStmt() != nil:
+		return notSupported("listen", "unsupported statement: Listen")
+	case node.GetNotifyStmt() != nil:
+		return notSupported("notify", "unsupported statement: Notify")
+	case node.GetAlterSystemStmt() != nil:
+		return notSupported("alter_system", "unsupported statement: AlterSystem")
+	case node.GetCreateTableSpaceStmt() != nil:
+		return notSupported("tablespace", "unsupported statement: CreateTableSpace")
+	case node.GetMergeStmt() != nil:
+		return notSupported("merge", "unsupported statement type: MERGE")
+	case node.GetDeclareCursorStmt() != nil:
+		return notSupported("cursor", "unsupported statement: DeclareCursor")
+	}
+	return nil
+}
+
+func functionRule(function *pg_query.CreateFunctionStmt) *sqlerr.Error {
+	language := "sql"
+	for _, option := range function.GetOptions() {
+		if def := option.GetDefElem(); def != nil && def.GetDefname() == "language" {
+			language = strings.ToLower(def.GetArg().GetString_().GetSval())
+		}
+	}
+	if language != "sql" {
+		return notSupported("function_language", "CREATE FUNCTION with language %s not supported", language)
+	}
+	return nil
+}
+
+func typeName(name *pg_query.TypeName) string {
+	parts := name.GetNames()
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.ToLower(parts[len(parts)-1].GetString_().GetSval())
+}
+
+func createTableRule(create *pg_query.CreateStmt) *sqlerr.Error {
+	switch create.GetRelation().GetRelpersistence() {
+	case "t":
+		return notSupported("temporary_table", "TEMPORARY or TEMP table not supported for CREATE TABLE")
+	case "u":
+		return notSupported("unlogged_table", "UNLOGGED table not supported for CREATE TABLE")
+	}
+	if create.GetPartspec() != nil {
+		return notSupported("partition", "PARTITION BY not supported for CREATE TABLE")
+	}
+	if len(create.GetInhRelations()) > 0 || create.GetPartbound() != nil {
+		return notSupported("inherits", "INHERITS and PARTITION OF not supported for CREATE TABLE")
+	}
+	types := map[string]string{}
+	var keys [][]string
+	for _, element := range create.GetTableElts() {
+		if column := element.GetColumnDef(); column != nil {
+			kind := typeName(column.GetTypeName())
+			types[strings.ToLower(column.GetColname())] = kind
+			if serialTypes[kind] {
+				return refuse(sqlerr.UndefinedObject, "serial", "type \"%s\" does not exist", kind)
+			}
+			for _, c := range column.GetConstraints() {
+				constraint := c.GetConstraint()
+				switch constraint.GetContype() {
+				case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
+					keys = append(keys, []string{strings.ToLower(column.GetColname())})
+				case pg_query.ConstrType_CONSTR_IDENTITY:
+					if kind != "int8" && kind != "bigint" {
+						return notSupported("identity_type", "datatype %s not supported, identity column type must be bigint", kind)
+					}
+					if err := cacheRule(constraint.GetOptions(), "identity column"); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if constraint := element.GetConstraint(); constraint != nil {
+			switch constraint.GetContype() {
+			case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
+				var key []string
+				for _, k := range constraint.GetKeys() {
+					key = append(key, strings.ToLower(k.GetString_().GetSval()))
+				}
+				keys = append(keys, key)
+			}
+		}
+	}
+	for _, key := range keys {
+		if err := keyRule(key, types); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keyRule(columns []string, types map[string]string) *sqlerr.Error {
+	if len(columns) > maxKeyColumns {
+		return refuse(sqlerr.ProgramLimitExceeded, "key_columns", "a key may have at most %d columns, this one has %d", maxKeyColumns, len(columns))
+	}
+	for _, column := range columns {
+		if refusedKeyTypes[types[column]] {
+			return notSupported("key_type", "datatype %s not supported as a key column (%s)", types[column], column)
+		}
+	}
+	return nil
+}
+
+func indexRule(index *pg_query.IndexStmt, async bool, catalog Catalog) *sqlerr.Error {
+	if !async {
+		return notSupported("sync_index", "unsupported mode. please use CREATE INDEX ASYNC.")
+	}
+	if index.GetConcurrent() {
+		return notSupported("index_concurrently", "CREATE INDEX CONCURRENTLY is not supported; use CREATE INDEX ASYNC")
+	}
+	var columns []string
+	for _, param := range index.GetIndexParams() {
+		if name := param.GetIndexElem().GetName(); name != "" {
+			columns = append(columns, strings.ToLower(name))
+		}
+	}
+	types, err := catalog.ColumnTypes(strings.ToLower(index.GetRelation().GetRelname()))
+	if err != nil {
+		types = map[string]string{} // an unknown table: PostgreSQL reports it
+	}
+	return keyRule(columns, types)
+}
+
+// cacheRule: DSQL's sequences and identity columns must state CACHE 1 or CACHE >= 65536.
+func cacheRule(options []*pg_query.Node, what string) *sqlerr.Error {
+	for _, option := range options {
+		def := option.GetDefElem()
+		if def.GetDefname() == "cache" {
+			if value := def.GetArg().GetInteger().GetIval(); value == 1 || value >= minBigCache {
+				return nil
+			}
+		}
+	}
+	return notSupported("sequence_cache", "%s is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1", what)
+}
+
+func alterTableRule(alter *pg_query.AlterTableStmt) *sqlerr.Error {
+	for _, command := range alter.GetCmds() {
+		cmd := command.GetAlterTableCmd()
+		switch cmd.GetSubtype() {
+		case pg_query.AlterTableType_AT_AlterColumnType:
+			return notSupported("alter_column_type", "unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement")
+		case pg_query.AlterTableType_AT_AddConstraint:
+			switch cmd.GetDef().GetConstraint().GetContype() {
+			case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
+				return notSupported("alter_add_key", "unsupported ALTER TABLE ADD CONSTRAINT statement")
+			}
+		case pg_query.AlterTableType_AT_AddColumn:
+			column := cmd.GetDef().GetColumnDef()
+			if serialTypes[typeName(column.GetTypeName())] {
+				return refuse(sqlerr.UndefinedObject, "serial", "type \"%s\" does not exist", typeName(column.GetTypeName()))
+			}
+			for _, c := range column.GetConstraints() {
+				switch c.GetConstraint().GetContype() {
+				case pg_query.ConstrType_CONSTR_DEFAULT, pg_query.ConstrType_CONSTR_NOTNULL:
+					return notSupported("add_column_constraint", "ALTER TABLE ADD COLUMN with a DEFAULT or NOT NULL constraint is not supported")
+				case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
+					return notSupported("alter_add_key", "unsupported ALTER TABLE ADD CONSTRAINT statement")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func transactionRule(transaction *pg_query.TransactionStmt) *sqlerr.Error {
+	switch transaction.GetKind() {
+	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		return notSupported("savepoint", "unsupported transaction statement: SAVEPOINT")
+	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+		return notSupported("savepoint", "unsupported transaction statement: RELEASE")
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return notSupported("savepoint", "unsupported transaction statement: ROLLBACK TO")
+	case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+		return notSupported("two_phase", "unsupported transaction statement: two-phase commit")
+	}
+	return isolationRule(transaction.GetOptions())
+}
+
+// isolationRule: DSQL runs every transaction at REPEATABLE READ and refuses any other level.
+func isolationRule(options []*pg_query.Node) *sqlerr.Error {
+	for _, option := range options {
+		def := option.GetDefElem()
+		if def.GetDefname() != "transaction_isolation" {
+			continue
+		}
+		level := strings.ToLower(def.GetArg().GetAConst().GetSval().GetSval())
+		if level != "repeatable read" {
+			return notSupported("isolation", "isolation level %s is not supported; DSQL runs transactions at REPEATABLE READ", level)
+		}
+	}
+	return nil
+}
+
+func setRule(set *pg_query.VariableSetStmt) *sqlerr.Error {
+	name := strings.ToLower(set.GetName())
+	switch name {
+	case "transaction", "session characteristics":
+		if err := isolationRule(set.GetArgs()); err != nil {
+			return err
+		}
+		return nil
+	case "transaction_isolation", "default_transaction_isolation":
+		return notSupported("isolation", "setting configuration parameter \"%s\" not supported", name)
+	case "":
+		return nil // RESET ALL
+	}
+	if !settableParameters[name] {
+		return notSupported("session_parameter", "setting configuration parameter \"%s\" not supported", name)
+	}
+	return nil
+}
+
+// forUpdateRule: DSQL takes FOR UPDATE only on one table, with equality on its whole primary key.
+func forUpdateRule(sel *pg_query.SelectStmt, catalog Catalog) *sqlerr.Error {
+	forUpdate := false
+	for _, clause := range sel.GetLockingClause() {
+		forUpdate = forUpdate || clause.GetLockingClause().GetStrength() == pg_query.LockClauseStrength_LCS_FORUPDATE
+	}
+	if !forUpdate {
+		return nil
+	}
+	from := sel.GetFromClause()
+	if len(from) != 1 || from[0].GetRangeVar() == nil {
+		return notSupported("for_update_join", "FOR UPDATE is supported on a single table only, not over a join or subquery")
+	}
+	table := strings.ToLower(from[0].GetRangeVar().GetRelname())
+	alias := strings.ToLower(from[0].GetRangeVar().GetAlias().GetAliasname())
+	key, err := catalog.PrimaryKey(table)
+	if err != nil || len(key) == 0 {
+		return nil // an unknown table or one without a key: PostgreSQL reports what is wrong
+	}
+	equal := equalities(sel.GetWhereClause(), table, alias)
+	for _, column := range key {
+		if !equal[column] {
+			return notSupported("for_update_key", "FOR UPDATE needs an equality condition on every primary key column of %s (missing %s)", table, column)
+		}
+	}
+	return nil
+}
+
+// equalities lists the columns the WHERE clause fixes with `column = expression` in its top-level AND.
+func equalities(where *pg_query.Node, table, alias string) map[string]bool {
+	found := map[string]bool{}
+	var visit func(*pg_query.Node)
+	visit = func(node *pg_query.Node) {
+		if boolean := node.GetBoolExpr(); boolean != nil {
+			if boolean.GetBoolop() == pg_query.BoolExprType_AND_EXPR {
+				for _, arg := range boolean.GetArgs() {
+					visit(arg)
+				}
+			}
+			return
+		}
+		expr := node.GetAExpr()
+		if expr == nil || expr.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(expr.GetName()) != 1 ||
+			expr.GetName()[0].GetString_().GetSval() != "=" {
+			return
+		}
+		for _, side := range []*pg_query.Node{expr.GetLexpr(), expr.GetRexpr()} {
+			if column := columnOf(side, table, alias); column != "" {
+				found[column] = true
+			}
+		}
+	}
+	if where != nil {
+		visit(where)
+	}
+	return found
+}
+
+func columnOf(node *pg_query.Node, table, alias string) string {
+	ref := node.GetColumnRef()
+	if ref == nil {
+		return ""
+	}
+	var parts []string
+	for _, field := range ref.GetFields() {
+		parts = append(parts, strings.ToLower(field.GetString_().GetSval()))
+	}
+	switch len(parts) {
+	case 1:
+		return parts[0]
+	case 2:
+		if parts[0] == table || parts[0] == alias {
+			return parts[1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+
+	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
+)
+
+// Jobs runs `CREATE INDEX ASYNC` builds in the background and records them in sys.jobs.
+type Jobs struct {
+	catalog *backend.Catalog
+	log     *slog.Logger
+}
+
+// NewJobs builds the job runner.
+func NewJobs(catalog *backend.Catalog, log *slog.Logger) *Jobs {
+	return &Jobs{catalog: catalog, log: log}
+}
+
+// NewID is a job id shaped like DSQL's (26 lower-case characters).
+func NewID() string {
+	buffer := make([]byte, 13)
+	_, _ = rand.Read(buffer)
+	return hex.EncodeToString(buffer)
+}
+
+// Start records job `id` as submitted and builds the index in the background.
+func (j *Jobs) Start(id string, index *dialect.AsyncIndex) {
+	ctx := context.Background()
+	pool := j.catalog.Pool()
+	if _, err := pool.Exec(ctx, `INSERT INTO sys.jobs (job_id, status, job_type, object_name) VALUES ($1, 'submitted', 'INDEX_BUILD', $2)`,
+		id, index.Name); err != nil {
+		j.log.Error("recording an index job failed", "job", id, "error", err)
+		return
+	}
+	go func() {
+		_, _ = pool.Exec(ctx, `UPDATE sys.jobs SET status = 'processing', update_time = now() WHERE job_id = $1`, id)
+		status, details := "completed", ""
+		if _, err := pool.Exec(ctx, index.Build); err != nil {
+			status, details = "failed", err.Error()
+		}
+		j.catalog.Invalidate()
+		if _, err := pool.Exec(ctx, `UPDATE sys.jobs SET status = $2, details = nullif($3, ''), update_time = now() WHERE job_id = $1`,
+			id, status, details); err != nil {
+			j.log.Error("recording an index job's end failed", "job", id, "error", err)
+		}
+		j.log.Info("index job finished", "job", id, "index", index.Name, "status", status)
+	}()
+}

@@ -1,0 +1,348 @@
+// Package proxy is the stand-in's wire-protocol front: DSQL's connection rules (TLS, IAM tokens, the
+// connection rate and lifetime), then one relay per client to its own backend PostgreSQL connection.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/time/rate"
+
+	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
+)
+
+// The one database and the admin role a DSQL cluster has.
+const (
+	Database      = "postgres"
+	AdminUser     = "admin"
+	maxMessageLen = 16 << 20 // DSQL rows are at most 2 MiB; anything far larger is refused
+	handshakeTime = 15 * time.Second
+)
+
+// Config is everything the stand-in is told at start.
+type Config struct {
+	TLS            *tls.Config
+	Tokens         *token.Verifier
+	Catalog        *backend.Catalog
+	BackendConnect string // keyword/value connection string of the backend (password included)
+	MaxConnections int
+	ConnectRate    float64
+	ConnectBurst   int
+	MaxLifetime    time.Duration
+	MaxTxnAge      time.Duration
+	LockWait       time.Duration
+	Log            *slog.Logger
+}
+
+// Server accepts clients and runs their sessions.
+type Server struct {
+	config  Config
+	limiter *rate.Limiter
+	active  atomic.Int64
+	Faults  *Faults
+	Schema  *SchemaEpochs
+	Jobs    *Jobs
+	wg      sync.WaitGroup
+}
+
+// New builds a server for config.
+func New(config Config) *Server {
+	return &Server{
+		config:  config,
+		limiter: rate.NewLimiter(rate.Limit(config.ConnectRate), config.ConnectBurst),
+		Faults:  NewFaults(),
+		Schema:  NewSchemaEpochs(),
+		Jobs:    NewJobs(config.Catalog, config.Log),
+	}
+}
+
+// ActiveConnections is how many clients are connected now.
+func (s *Server) ActiveConnections() int64 { return s.active.Load() }
+
+// Serve accepts connections on listener until ctx ends.
+func (s *Server) Serve(ctx context.Context, listener net.Listener) error {
+	go func() { <-ctx.Done(); listener.Close() }()
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.wg.Wait()
+				return nil
+			}
+			var temporary interface{ Temporary() bool }
+			if errors.As(err, &temporary) && temporary.Temporary() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer conn.Close()
+			s.handle(ctx, conn)
+		}()
+	}
+}
+
+func refuseConnection(conn net.Conn, err *sqlerr.Error) {
+	backend := pgproto3.NewBackend(conn, conn)
+	backend.Send(err.Response(true))
+	_ = backend.Flush()
+}
+
+func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	if !s.limiter.Allow() {
+		refuseConnection(raw, sqlerr.New(sqlerr.ConnectionRate, "connection_rate",
+			"unable to accept connection, rate exceeded (%g new connections per second, burst %d)", s.config.ConnectRate, s.config.ConnectBurst))
+		return
+	}
+	if s.active.Add(1) > int64(s.config.MaxConnections) {
+		s.active.Add(-1)
+		refuseConnection(raw, sqlerr.New(sqlerr.TooManyConnections, "max_connections", "sorry, too many clients already"))
+		return
+	}
+	defer s.active.Add(-1)
+	_ = raw.SetDeadline(time.Now().Add(handshakeTime))
+	conn, client, startup, err := s.negotiate(raw)
+	if err != nil || startup == nil {
+		return // a cancel request, or a client that went away: nothing to log for it
+	}
+	user, database := startup.Parameters["user"], startup.Parameters["database"]
+	if refusal := s.authenticate(client, user, database); refusal != nil {
+		s.config.Log.Info("connection refused", "rule", refusal.Rule, "user", user, "remote", raw.RemoteAddr().String())
+		client.Send(refusal.Response(true))
+		_ = client.Flush()
+		return
+	}
+	upstream, err := s.connectBackend(ctx, startup.Parameters["application_name"])
+	if err != nil {
+		s.config.Log.Error("backend connection failed", "error", err)
+		client.Send(sqlerr.New("08006", "backend", "the database is not available: %v", err).Response(true))
+		_ = client.Flush()
+		return
+	}
+	defer upstream.Conn.Close()
+	_ = raw.SetDeadline(time.Time{})
+	client.Send(&pgproto3.AuthenticationOk{})
+	for name, value := range upstream.ParameterStatuses {
+		if name == "session_authorization" {
+			value = user
+		}
+		client.Send(&pgproto3.ParameterStatus{Name: name, Value: value})
+	}
+	client.Send(&pgproto3.BackendKeyData{ProcessID: upstream.PID, SecretKey: upstream.SecretKey})
+	client.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := client.Flush(); err != nil {
+		return
+	}
+	lifetime := time.AfterFunc(s.config.MaxLifetime, func() { conn.Close(); upstream.Conn.Close() })
+	defer lifetime.Stop()
+	newSession(s, conn, client, upstream).run()
+}
+
+// negotiate insists on TLS and returns the client's startup message (nil for a cancel request).
+func (s *Server) negotiate(raw net.Conn) (net.Conn, *pgproto3.Backend, *pgproto3.StartupMessage, error) {
+	conn := net.Conn(raw)
+	client := pgproto3.NewBackend(conn, conn)
+	secured := false
+	for {
+		message, err := client.ReceiveStartupMessage()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		switch m := message.(type) {
+		case *pgproto3.SSLRequest:
+			if secured {
+				return nil, nil, nil, errors.New("second SSL request")
+			}
+			if _, err := conn.Write([]byte{'S'}); err != nil {
+				return nil, nil, nil, err
+			}
+			secure := tls.Server(conn, s.config.TLS)
+			if err := secure.Handshake(); err != nil {
+				return nil, nil, nil, err
+			}
+			conn, secured = secure, true
+			client = pgproto3.NewBackend(conn, conn)
+		case *pgproto3.GSSEncRequest:
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return nil, nil, nil, err
+			}
+		case *pgproto3.CancelRequest:
+			s.forwardCancel(m)
+			return nil, nil, nil, nil
+		case *pgproto3.StartupMessage:
+			if !secured {
+				refused := sqlerr.New(sqlerr.InvalidAuthorization, "tls_required", "SSL/TLS is required: connect with sslmode=require or stricter")
+				client.Send(refused.Response(true))
+				_ = client.Flush()
+				return nil, nil, nil, errors.New("plaintext startup")
+			}
+			client.SetMaxBodyLen(maxMessageLen)
+			return conn, client, m, nil
+		default:
+			return nil, nil, nil, fmt.Errorf("unexpected startup message %T", message)
+		}
+	}
+}
+
+// authenticate asks for the password and checks it is an IAM token for this endpoint and user.
+func (s *Server) authenticate(client *pgproto3.Backend, user, database string) *sqlerr.Error {
+	if database == "" {
+		database = user
+	}
+	if database != Database {
+		return sqlerr.New(sqlerr.InvalidCatalogName, "database", "database \"%s\" does not exist", database)
+	}
+	if user != AdminUser {
+		return sqlerr.New(sqlerr.InvalidAuthorization, "role", "role \"%s\" does not exist (the stand-in serves the admin role)", user)
+	}
+	client.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := client.Flush(); err != nil {
+		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "connection closed during authentication")
+	}
+	if err := client.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
+		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "authentication failed")
+	}
+	message, err := client.Receive()
+	password, ok := message.(*pgproto3.PasswordMessage)
+	if err != nil || !ok {
+		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "expected a password message")
+	}
+	if err := s.config.Tokens.Verify(user, password.Password); err != nil {
+		// The reason goes to the stand-in's log; the client learns only that the token was refused.
+		s.config.Log.Info("IAM token refused", "reason", err.Error())
+		return sqlerr.New(sqlerr.InvalidPassword, "iam_token", "password authentication failed for user \"%s\": the IAM token is invalid or expired", user)
+	}
+	return nil
+}
+
+func (s *Server) connectBackend(ctx context.Context, application string) (*pgconn.HijackedConn, error) {
+	config, err := pgconn.ParseConfig(s.config.BackendConnect)
+	if err != nil {
+		return nil, err
+	}
+	config.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	config.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", s.config.LockWait.Milliseconds())
+	config.RuntimeParams["timezone"] = "UTC"
+	if application != "" {
+		config.RuntimeParams["application_name"] = application
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(connectCtx, config)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Hijack()
+}
+
+func (s *Server) forwardCancel(request *pgproto3.CancelRequest) {
+	config, err := pgconn.ParseConfig(s.config.BackendConnect)
+	if err != nil {
+		return
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(config.Host, fmt.Sprint(config.Port)), 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	encoded, err := request.Encode(nil)
+	if err == nil {
+		_, _ = conn.Write(encoded)
+		_, _ = io.Copy(io.Discard, conn)
+	}
+}
+
+// Faults injects DSQL conflicts into a fraction of commits, deterministically for a given seed.
+type Faults struct {
+	mu     sync.Mutex
+	rate   float64
+	seed   int64
+	random *rand.Rand
+	fired  int64
+}
+
+// NewFaults starts with no injection.
+func NewFaults() *Faults { return &Faults{random: rand.New(rand.NewSource(1)), seed: 1} }
+
+// Set changes the conflict rate (0 to 1) and reseeds.
+func (f *Faults) Set(conflictRate float64, seed int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rate, f.seed, f.random, f.fired = conflictRate, seed, rand.New(rand.NewSource(seed)), 0
+}
+
+// State returns the rate, the seed and how many conflicts were injected since the last Set.
+func (f *Faults) State() (float64, int64, int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rate, f.seed, f.fired
+}
+
+// CommitConflict draws whether this commit fails with an injected conflict.
+func (f *Faults) CommitConflict() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rate <= 0 {
+		return false
+	}
+	if f.random.Float64() < f.rate {
+		f.fired++
+		return true
+	}
+	return false
+}
+
+// SchemaEpochs numbers committed schema changes per table, for DSQL's OC001 schema conflicts.
+type SchemaEpochs struct {
+	mu     sync.Mutex
+	now    uint64
+	tables map[string]uint64
+}
+
+// NewSchemaEpochs starts at epoch 0 with no changes.
+func NewSchemaEpochs() *SchemaEpochs { return &SchemaEpochs{tables: map[string]uint64{}} }
+
+// Now is the current epoch (a transaction notes it when it starts).
+func (e *SchemaEpochs) Now() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+// Changed records a committed schema change of tables.
+func (e *SchemaEpochs) Changed(tables []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now++
+	for _, table := range tables {
+		e.tables[table] = e.now
+	}
+}
+
+// ChangedSince reports whether any of tables changed after epoch.
+func (e *SchemaEpochs) ChangedSince(epoch uint64, tables []string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, table := range tables {
+		if e.tables[table] > epoch {
+			return true
+		}
+	}
+	return false
+}
