@@ -6,6 +6,7 @@ last makes a second run a no-op and an interrupted build invisible (it is redone
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -42,6 +43,7 @@ class Paths:
     search_engine_main_class: str
     postgres_bin: Path
     temporal_cli: Path
+    dsql_local: Path
 
 
 def _component_dir(settings: Settings, name: str, version: str) -> Path:
@@ -151,6 +153,35 @@ def install_grpc_health_probe(settings: Settings, installer: Installer) -> Path:
 
     target = _component_dir(settings, "grpc-health-probe", GRPC_HEALTH_PROBE_VERSION)
     return installer.once(target, f"grpc-health-probe {GRPC_HEALTH_PROBE_VERSION}", build)
+
+
+def _source_digest(module: Path) -> str:
+    """A version for a Go module of this repository: the digest of its sources, so any change rebuilds it."""
+    digest = hashlib.sha256()
+    for path in sorted(module.rglob("*")):
+        if path.is_file() and (path.suffix == ".go" or path.name in {"go.mod", "go.sum"}):
+            digest.update(str(path.relative_to(module)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def install_dsql_local(settings: Settings, installer: Installer) -> Path:
+    """The DSQL stand-in, built from dsql-local/ (cgo: PostgreSQL's parser comes with pg_query_go)."""
+    if installer.project_root is None:
+        # Locating only: the newest build there is (a one-shot or `down` needs no rebuild).
+        builds = sorted((settings.cache_dir / "components" / "dsql-local").glob("*/" + COMPLETE_MARKER),
+                        key=lambda marker: marker.stat().st_mtime)  # fmt: skip
+        if not builds:
+            raise DeployError("dsql-local is not installed", "run `invoke up`, which builds it")
+        return builds[-1].parent
+    module = installer.project_root / "dsql-local"
+
+    def build(staging: Path) -> None:
+        env = {**_go_env(staging), "CGO_ENABLED": "1"}
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "dsql-local"), "./cmd/dsql-local"]
+        _build_step(argv, "building dsql-local", env=env, cwd=module)
+
+    target = _component_dir(settings, "dsql-local", _source_digest(module))
+    return installer.once(target, "dsql-local (the DSQL stand-in)", build)
 
 
 def _search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:
@@ -274,4 +305,5 @@ def _locate(settings: Settings, installer: Installer) -> Paths:
         search_engine_main_class=_search_engine_artifact(settings)[3],
         postgres_bin=install_postgresql(settings, installer),
         temporal_cli=temporal_cli(),
+        dsql_local=install_dsql_local(settings, installer) / "dsql-local",
     )

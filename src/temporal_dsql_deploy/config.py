@@ -29,7 +29,7 @@ SearchEngine = Literal["elasticsearch", "opensearch"]
 DSQL_MAX_CONNECTION_LIFETIME = timedelta(minutes=60)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _GO_DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-SECRET_FIELDS = frozenset({"temporal_sql_password", "temporal_elasticsearch_password"})
+SECRET_FIELDS = frozenset({"temporal_sql_password", "temporal_elasticsearch_password", "dsql_local_secret_access_key"})
 # Variables the AWS SDKs read themselves; they may sit in .env beside the settings.
 AWS_SDK_VARIABLES = frozenset({
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
@@ -37,7 +37,7 @@ AWS_SDK_VARIABLES = frozenset({
     "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
     "AWS_STS_REGIONAL_ENDPOINTS", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_SDK_LOAD_CONFIG",
 })  # fmt: skip
-_CHECKED_PREFIXES = ("TEMPORAL_", "AWS_")
+_CHECKED_PREFIXES = ("TEMPORAL_", "AWS_", "DSQL_LOCAL_")
 
 
 def parse_go_duration(value: object) -> timedelta:
@@ -153,6 +153,37 @@ class Settings(BaseSettings):
         timedelta(seconds=300),
         description="Recycle connections after this long; DSQL closes them at 60 minutes.",
     )
+    temporal_sql_tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that verifies the endpoint's certificate (verify-full). Unset: the public roots "
+        "(Amazon Root CA 1 for DSQL), or the local stand-in's own CA for the local DSQL profile.",
+    )
+
+    # --- The local DSQL stand-in (dsql-local) --------------------------------------------------
+    dsql_local_port: Port = Field(
+        5432,
+        description="Port of dsql-local, the stack's Aurora DSQL stand-in. With TEMPORAL_SQL_PLUGIN=dsql and a "
+        "loopback TEMPORAL_SQL_HOST, Temporal and the schema tools reach the database through it (TLS, IAM "
+        "tokens, DSQL's rules) as admin/postgres; TEMPORAL_SQL_PORT stays the PostgreSQL behind it.",
+    )
+    dsql_local_admin_port: Port = Field(5434, description="dsql-local's HTTP health and fault-injection port.")
+    dsql_local_max_transaction_age: GoDuration = Field(
+        timedelta(seconds=300),
+        description="Transactions older than this fail in dsql-local. DSQL's quotas page says 300s; the "
+        "community emulator's recording of a real cluster says 1800s.",
+    )
+    dsql_local_connect_rate: float = Field(
+        100.0, gt=0, le=100_000, description="New connections per second dsql-local accepts (DSQL: 100, burst 1,000)."
+    )
+    dsql_local_access_key_id: str | None = Field(
+        None,
+        pattern=r"^[A-Z0-9]{16,128}$",
+        description="Access key of the credentials dsql-local checks IAM tokens against. Unset: generated once "
+        "and kept (0600) in STACK_DIR/data/dsql-local/.",
+    )
+    dsql_local_secret_access_key: SecretStr | None = Field(
+        None, description="Secret key of those credentials. Never printed or logged."
+    )
 
     # --- Visibility (Elasticsearch / OpenSearch) -------------------------------------------
     temporal_elasticsearch_host: Host = Field("127.0.0.1", description="Search engine host.")
@@ -238,7 +269,12 @@ class Settings(BaseSettings):
                 f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
                 "DSQL closes connections at 60 minutes; use less, e.g. 300s"
             )
+        local_database = (
+            {"TEMPORAL_SQL_PORT": self.temporal_sql_port, "DSQL_LOCAL_PORT": self.dsql_local_port,
+             "DSQL_LOCAL_ADMIN_PORT": self.dsql_local_admin_port} if self.sql_is_local else {}
+        )  # fmt: skip
         ports = {
+            **local_database,
             "TEMPORAL_FRONTEND_PORT": self.temporal_frontend_port,
             "TEMPORAL_HISTORY_PORT": self.temporal_history_port,
             "TEMPORAL_MATCHING_PORT": self.temporal_matching_port,
@@ -262,6 +298,11 @@ class Settings(BaseSettings):
     def sql_is_local(self) -> bool:
         """True when persistence is the project's own local database, not a remote endpoint."""
         return _is_loopback(self.temporal_sql_host)
+
+    @property
+    def local_dsql(self) -> bool:
+        """True for the local DSQL profile: the `dsql` plugin through the stack's own stand-in."""
+        return self.is_dsql and self.sql_is_local
 
     @property
     def search_engine_version(self) -> str:

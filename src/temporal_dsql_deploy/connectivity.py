@@ -16,6 +16,7 @@ import psycopg
 
 from temporal_dsql_deploy import aws, dsql
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import Endpoint, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 
 LATENCY_SAMPLES = 5
@@ -37,10 +38,10 @@ class CheckReport:
         return statistics.median(self.latencies_ms)
 
 
-def _classify(settings: Settings, exc: psycopg.OperationalError) -> DeployError:
+def _classify(endpoint: Endpoint, exc: psycopg.OperationalError) -> DeployError:
     message = str(exc).strip()
     lower = message.lower()
-    where = f"{settings.temporal_sql_host}:{settings.temporal_sql_port}"
+    where = endpoint.address
     first_line = message.splitlines()[0] if message else type(exc).__name__
     if any(marker in lower for marker in _UNREACHABLE):
         return DeployError(f"endpoint {where} is unreachable: {first_line}",
@@ -50,29 +51,31 @@ def _classify(settings: Settings, exc: psycopg.OperationalError) -> DeployError:
         return DeployError(f"TLS with {where} failed: {first_line}", fix)
     if any(marker in lower for marker in _AUTH):
         fix = "check the IAM permissions (dsql:DbConnectAdmin) and that the credentials are current"
-        return DeployError(f"{where} refused authentication as {settings.temporal_sql_user}: {first_line}", fix)
+        return DeployError(f"{where} refused authentication as {endpoint.user}: {first_line}", fix)
     return DeployError(f"cannot connect to {where}: {first_line}", "see the message above")
 
 
 def check(settings: Settings) -> CheckReport:
     report = CheckReport()
-    if settings.temporal_sql_iam_auth:
-        region = settings.aws_region or ""
-        endpoint_region = _ENDPOINT_REGION.match(settings.temporal_sql_host)
+    endpoint = persistence_endpoint(settings)
+    if endpoint.iam:
+        region = endpoint.region or ""
+        endpoint_region = _ENDPOINT_REGION.match(endpoint.host)
         if endpoint_region and endpoint_region.group(1) != region:
             raise DeployError(
-                f"AWS_REGION={region} but the endpoint {settings.temporal_sql_host} is in {endpoint_region.group(1)}",
+                f"AWS_REGION={region} but the endpoint {endpoint.host} is in {endpoint_region.group(1)}",
                 f"set AWS_REGION={endpoint_region.group(1)}; tokens are signed for one Region",
             )
-        problem = aws.credential_problem(region)
-        if problem:
-            raise DeployError(problem, aws.CREDENTIAL_FIX)
-        dsql.auth_token(settings)  # made locally; proves the credentials can sign, and is dropped
-        report.steps.append(f"IAM auth token generated for {settings.temporal_sql_host} in {region}")
+        if endpoint.access_key_id is None:  # the AWS SDK's own credentials: ask STS whether they work
+            problem = aws.credential_problem(region)
+            if problem:
+                raise DeployError(problem, aws.CREDENTIAL_FIX)
+        dsql.auth_token(endpoint)  # made locally; proves the credentials can sign, and is dropped
+        report.steps.append(f"IAM auth token generated for {endpoint.host} in {region}")
     try:
         with dsql.connect(settings) as conn:
-            tls = "TLS verify-full" if settings.temporal_sql_tls_enabled else "no TLS"
-            report.steps.append(f"connected to {settings.temporal_sql_host}:{settings.temporal_sql_port} ({tls})")
+            tls = "TLS verify-full" if endpoint.tls else "no TLS"
+            report.steps.append(f"connected to {endpoint.address} as {endpoint.user} ({tls})")
             for _ in range(LATENCY_SAMPLES):
                 started = time.perf_counter()
                 conn.execute("SELECT 1").fetchone()
@@ -80,17 +83,17 @@ def check(settings: Settings) -> CheckReport:
             exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
             if exists and exists[0]:
                 row = conn.execute("SELECT curr_version FROM schema_version WHERE version_partition = 0 "
-                                   "AND db_name = %s", (settings.temporal_sql_database,)).fetchone()  # fmt: skip
+                                   "AND db_name = %s", (endpoint.database,)).fetchone()  # fmt: skip
                 report.schema_version = str(row[0]) if row else None
     except psycopg.OperationalError as exc:
-        raise _classify(settings, exc) from None
+        raise _classify(endpoint, exc) from None
     report.steps.append(
         f"SELECT 1 round trip over {LATENCY_SAMPLES} samples: median {report.median_ms:.1f} ms, "
         f"min {min(report.latencies_ms):.1f} ms, max {max(report.latencies_ms):.1f} ms"
     )
     if report.schema_version is None:
         raise DeployError(
-            f"connected, but {settings.temporal_sql_database} has no Temporal schema (no schema_version)",
+            f"connected, but {endpoint.database} has no Temporal schema (no schema_version)",
             "run `invoke schema.setup --version 0.0` and `invoke schema.update`",
         )
     report.steps.append(f"schema version {report.schema_version}")

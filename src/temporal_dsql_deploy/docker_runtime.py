@@ -11,7 +11,7 @@ from typing import Any
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.model import build_stack
-from temporal_dsql_deploy.persistence import with_local_password
+from temporal_dsql_deploy.persistence import with_local_secrets
 from temporal_dsql_deploy.process import run_program, run_tool
 from temporal_dsql_deploy.render_compose import compose_secrets, runtime_image, write_compose
 from temporal_dsql_deploy.render_supervisor import Layout
@@ -74,7 +74,7 @@ def _compose(settings: Settings, project_root: Path, *args: str, what: str, time
 
 def with_secrets(settings: Settings, *, create: bool) -> Settings:
     """Settings carrying the stack's own database password (kept beside the local stack's data)."""
-    return with_local_password(settings, Layout(settings.stack_dir, settings.search_engine).sql_password,
+    return with_local_secrets(settings, Layout(settings.stack_dir, settings.search_engine).sql_password,
                                create=create)  # fmt: skip
 
 

@@ -19,6 +19,7 @@ import sqlparse
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import Endpoint, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program
 
@@ -32,15 +33,17 @@ _COLUMN = re.compile(r"^\s*(\w+)\s+([a-z]+)", re.IGNORECASE)
 _PRIMARY_KEY = re.compile(r"primary\s+key\s*\(([^)]*)\)", re.IGNORECASE)
 
 
-def auth_token(settings: Settings) -> str:
-    """A fresh IAM admin token for the configured endpoint (made locally by boto3)."""
-    if not settings.aws_region:
+def auth_token(endpoint: Endpoint) -> str:
+    """A fresh IAM admin token for the endpoint (made locally by boto3, with its credentials if it names any)."""
+    if not endpoint.region:
         raise DeployError("IAM auth needs AWS_REGION", "set AWS_REGION to the cluster's Region")
+    secret = endpoint.secret_access_key.get_secret_value() if endpoint.secret_access_key else None
     try:
-        client = boto3.client("dsql", region_name=settings.aws_region)
+        session = boto3.Session(aws_access_key_id=endpoint.access_key_id, aws_secret_access_key=secret)
+        client = session.client("dsql", region_name=endpoint.region)
         # botocore adds the token helper to the dsql client at run time; its stubs do not list it.
         token: str = client.generate_db_connect_admin_auth_token(  # type: ignore[attr-defined]
-            Hostname=settings.temporal_sql_host, Region=settings.aws_region, ExpiresIn=TOKEN_LIFETIME_S
+            Hostname=endpoint.host, Region=endpoint.region, ExpiresIn=TOKEN_LIFETIME_S
         )
     except (NoCredentialsError, BotoCoreError) as exc:
         raise DeployError(f"cannot make an IAM auth token: {type(exc).__name__}", _credentials_fix()) from None
@@ -51,25 +54,32 @@ def _credentials_fix() -> str:
     return "configure AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 
 
-def connect(settings: Settings, database: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
-    """An autocommit connection to the persistence database: one statement, one transaction."""
+def connect(
+    settings: Settings, database: str | None = None, *, direct: bool = False
+) -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to the persistence endpoint: one statement, one transaction.
+
+    `direct`: the PostgreSQL of TEMPORAL_SQL_* itself, even when the local DSQL stand-in fronts it.
+    """
+    endpoint = persistence_endpoint(settings.model_copy(update={"temporal_sql_plugin": "postgres12_pgx"}) if direct
+                                    else settings)  # fmt: skip
     password: str | None = None
-    if settings.temporal_sql_iam_auth:
-        password = auth_token(settings)
-    elif settings.temporal_sql_password is not None:
-        password = settings.temporal_sql_password.get_secret_value()
-    # With TLS: verify-full against the public roots (Amazon Root CA 1 for DSQL endpoints).
-    tls = settings.temporal_sql_tls_enabled
+    if endpoint.iam:
+        password = auth_token(endpoint)
+    elif endpoint.password is not None:
+        password = endpoint.password.get_secret_value()
+    # With TLS: verify-full against the endpoint's CA, else the public roots (Amazon Root CA 1 for DSQL).
+    root = str(endpoint.ca_file) if endpoint.ca_file else certifi.where()
     return psycopg.connect(
-        host=settings.temporal_sql_host,
-        port=settings.temporal_sql_port,
-        user=settings.temporal_sql_user,
+        host=endpoint.host,
+        port=endpoint.port,
+        user=endpoint.user,
         password=password,
-        dbname=database or settings.temporal_sql_database,
+        dbname=database or endpoint.database,
         connect_timeout=CONNECT_TIMEOUT_S,
         autocommit=True,
-        sslmode="verify-full" if tls else "prefer",
-        sslrootcert=certifi.where() if tls else None,
+        sslmode="verify-full" if endpoint.tls else "prefer",
+        sslrootcert=root if endpoint.tls else None,
     )
 
 

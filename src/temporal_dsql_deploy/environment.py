@@ -34,9 +34,17 @@ class HostOf:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """A secret's variable: rendered as a reference (`${NAME}`), supplied by the runtime at start."""
+    """A secret's variable: rendered as a reference (`${NAME}`), supplied by the runtime at start.
+
+    `field` names the setting that holds the value when it is not NAME lower-cased.
+    """
 
     name: str
+    field: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.field or self.name.lower()
 
 
 EnvValue = str | HostOf | SecretRef
@@ -77,12 +85,14 @@ def settings_environment(settings: Settings, fields: Iterable[str]) -> dict[str,
 
 def secret_values(settings: Settings, environment: Iterable[Mapping[str, EnvValue]]) -> dict[str, str]:
     """The values of the secrets these environments refer to (for the runtime, never for a file others read)."""
-    wanted = {value.name for env in environment for value in env.values() if isinstance(value, SecretRef)}
+    wanted = {value for env in environment for value in env.values() if isinstance(value, SecretRef)}
     values: dict[str, str] = {}
-    for name in sorted(wanted):
-        secret = getattr(settings, name.lower())
+    for reference in sorted(wanted, key=lambda ref: ref.name):
+        secret = getattr(settings, reference.source)
         if isinstance(secret, SecretStr):
-            values[name] = secret.get_secret_value()
+            values[reference.name] = secret.get_secret_value()
+        elif isinstance(secret, str):
+            values[reference.name] = secret
     return values
 
 

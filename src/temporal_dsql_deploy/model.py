@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.environment import EnvValue, HostOf, SecretRef, settings_environment
+from temporal_dsql_deploy.endpoint import persistence_endpoint
+from temporal_dsql_deploy.environment import EnvValue, HostOf, SecretRef, format_go_duration, settings_environment
 
 
 class Component(StrEnum):
@@ -22,6 +23,7 @@ class Component(StrEnum):
     SEARCH_ENGINE = "search-engine"
     TEMPORAL_SERVER = "temporal-server"
     TEMPORAL_UI = "temporal-ui"
+    DSQL_LOCAL = "dsql-local"  # the Aurora DSQL stand-in, this repository's dsql-local/ module
     ADMIN = "admin"  # this package's own one-shot commands (schema, index, namespace setup)
 
 
@@ -175,13 +177,68 @@ SERVER_FIELDS = (
 ADMIN_FIELDS = ("cache_dir", "temporal_version", "search_engine")
 
 
+# The database the stand-in keeps DSQL's one `postgres` database in, on the stack's PostgreSQL.
+DSQL_LOCAL_BACKEND_DATABASE = "dsql"
+
+
 def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
     """Variables the Temporal config template and the schema tools read for persistence."""
+    if settings.local_dsql:
+        return _local_dsql_environment(settings)
     environment = settings_environment(settings, PERSISTENCE_FIELDS)
     if settings.sql_is_local:  # the stack's own database, which always has a password
         environment["TEMPORAL_SQL_HOST"] = HostOf("postgresql")
         environment["TEMPORAL_SQL_PASSWORD"] = SecretRef("TEMPORAL_SQL_PASSWORD")
     return environment
+
+
+def _local_dsql_environment(settings: Settings) -> dict[str, EnvValue]:
+    """The local DSQL profile: clients are told the stand-in's endpoint as they would be a cluster's."""
+    endpoint = persistence_endpoint(settings)
+    as_cluster = settings.model_copy(
+        update={"temporal_sql_port": endpoint.port, "temporal_sql_user": endpoint.user,
+                "temporal_sql_database": endpoint.database, "temporal_sql_tls_enabled": True,
+                "temporal_sql_iam_auth": True, "aws_region": endpoint.region, "temporal_sql_password": None,
+                "temporal_sql_tls_ca_file": endpoint.ca_file}
+    )  # fmt: skip
+    environment = settings_environment(as_cluster, (*PERSISTENCE_FIELDS, "temporal_sql_tls_ca_file", "dsql_local_port"))
+    environment["TEMPORAL_SQL_HOST"] = HostOf("dsql-local")
+    # Tokens are signed with the stack's local credentials, handed over as the AWS SDKs read them.
+    environment["AWS_ACCESS_KEY_ID"] = SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id")
+    environment["AWS_SECRET_ACCESS_KEY"] = SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key")
+    return environment
+
+
+def _dsql_local_args(settings: Settings, region: str) -> tuple[str, ...]:
+    # The host clients use (--endpoint) is the renderers' to add: a loopback address here, a service name in Compose.
+    flags = {
+        "--region": region,
+        "--backend-port": str(settings.temporal_sql_port),
+        "--backend-user": settings.temporal_sql_user,
+        "--backend-database": DSQL_LOCAL_BACKEND_DATABASE,
+        "--max-transaction-age": format_go_duration(settings.dsql_local_max_transaction_age),
+        "--connect-rate": f"{settings.dsql_local_connect_rate:g}",
+    }
+    return tuple(part for flag, value in flags.items() for part in (flag, value))
+
+
+def dsql_local_service(settings: Settings) -> Service:
+    """The stand-in in front of the stack's PostgreSQL; it runs in every local stack, whichever plugin."""
+    endpoint = persistence_endpoint(settings.model_copy(update={"temporal_sql_plugin": "dsql"}))
+    return Service(
+        name="dsql-local",
+        component=Component.DSQL_LOCAL,
+        args=_dsql_local_args(settings, endpoint.region or ""),
+        environment={
+            "AWS_ACCESS_KEY_ID": SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id"),
+            "AWS_SECRET_ACCESS_KEY": SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key"),
+            "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD", "temporal_sql_password"),
+        },
+        ports=(Port("sql", settings.dsql_local_port), Port("admin", settings.dsql_local_admin_port)),
+        depends_on={"postgresql": Condition.HEALTHY},
+        healthcheck=HealthCheck(HttpProbe(settings.dsql_local_admin_port, "/healthz"), retries=60),
+        description="dsql-local: the Aurora DSQL stand-in (TLS, IAM tokens, DSQL's rules) in front of PostgreSQL",
+    )
 
 
 def visibility_environment(settings: Settings) -> dict[str, EnvValue]:
@@ -210,6 +267,7 @@ def build_stack(settings: Settings) -> Stack:
                 description=f"PostgreSQL {settings.postgres_version}: local persistence",
             )
         )
+        services.append(dsql_local_service(settings))
     es_port = settings.temporal_elasticsearch_port
     services.append(
         Service(
@@ -237,7 +295,7 @@ def build_stack(settings: Settings) -> Stack:
     )
     schema_deps = {"es-setup": Condition.COMPLETED}
     if settings.sql_is_local:
-        schema_deps["postgresql"] = Condition.HEALTHY
+        schema_deps.update({"postgresql": Condition.HEALTHY, "dsql-local": Condition.HEALTHY})
     services.append(
         Service(
             name="schema-setup",

@@ -136,9 +136,9 @@ def _applier(settings: Settings, schema_name: str, schema_dir: str) -> Applier:
         return TemporalServer(install_temporal_server(settings, Installer(_report)))
 
     source = SchemaSource.resolve(server, schema_name, schema_dir, default_schema_name(settings))
-    cli.say(f"schema {source.root} → {settings.temporal_sql_host}:{settings.temporal_sql_port}/"
-            f"{settings.temporal_sql_database}")  # fmt: skip
-    return Applier(settings, source, _report)
+    applier = Applier(settings, source, _report)
+    cli.say(f"schema {source.root} → {applier.endpoint.address}/{applier.endpoint.database}")
+    return applier
 
 
 def _summary(result: ApplyReport, started: float) -> None:

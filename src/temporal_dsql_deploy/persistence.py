@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import string
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from pydantic import SecretStr
 
 from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import dsql_local_dir
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.render_supervisor import as_postgres_user
@@ -22,6 +25,36 @@ TOOL_TIMEOUT_S = 300
 
 
 PASSWORD_BYTES = 24
+
+
+def _write_new_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def with_local_secrets(settings: Settings, password_file: Path, *, create: bool) -> Settings:
+    """Settings with the local stack's own secrets: its PostgreSQL password and its DSQL stand-in's credentials."""
+    return with_local_dsql_credentials(with_local_password(settings, password_file, create=create), create=create)
+
+
+def with_local_dsql_credentials(settings: Settings, *, create: bool) -> Settings:
+    """Settings carrying the credentials dsql-local checks IAM tokens against (set by the operator, else
+    generated once and kept 0600 beside the stand-in's CA)."""
+    if not settings.sql_is_local or settings.dsql_local_access_key_id is not None:
+        return settings
+    kept = dsql_local_dir(settings) / "credentials.json"
+    if not kept.exists():
+        if not create:
+            return settings
+        alphabet = string.ascii_uppercase + string.digits
+        key = "LOCAL" + "".join(secrets.choice(alphabet) for _ in range(15))
+        _write_new_private(kept, json.dumps({"access_key_id": key, "secret_access_key": secrets.token_urlsafe(30)}))
+    values = json.loads(kept.read_text(encoding="utf-8"))
+    secret = SecretStr(values["secret_access_key"])
+    return settings.model_copy(update={"dsql_local_access_key_id": values["access_key_id"],
+                                       "dsql_local_secret_access_key": secret})  # fmt: skip
 
 
 def with_local_password(settings: Settings, password_file: Path, *, create: bool) -> Settings:
@@ -35,10 +68,7 @@ def with_local_password(settings: Settings, password_file: Path, *, create: bool
     if not password_file.exists():
         if not create:
             return settings
-        password_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(secrets.token_urlsafe(PASSWORD_BYTES) + "\n")
+        _write_new_private(password_file, secrets.token_urlsafe(PASSWORD_BYTES) + "\n")
     password = password_file.read_text(encoding="utf-8").strip()
     return settings.model_copy(update={"temporal_sql_password": SecretStr(password)})
 
@@ -81,7 +111,7 @@ def _unreachable(settings: Settings, exc: psycopg.OperationalError) -> DeployErr
 def ensure_database(settings: Settings) -> bool:
     """Create the configured database on the local PostgreSQL if it is missing; True if created."""
     try:
-        with dsql.connect(settings, database="postgres") as admin:
+        with dsql.connect(settings, database="postgres", direct=True) as admin:
             name = settings.temporal_sql_database
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 return False

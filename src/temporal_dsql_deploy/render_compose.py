@@ -30,6 +30,7 @@ IMAGE_TEMPORAL_CONFIG = "/etc/temporal/config/temporal.yaml"
 IMAGE_DYNAMIC_CONFIG = "/etc/temporal/config/dynamicconfig.yaml"
 IMAGE_UI_ROOT = "/etc/temporal/ui"
 IMAGE_CACHE_DIR = "/opt/temporal-dsql-deploy/cache"  # the Dockerfile's CACHE_DIR
+DSQL_LOCAL_STATE = "/var/lib/dsql-local"  # the stand-in's CA, in a volume its clients mount read-only
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container; only published ports reach the host
 
 
@@ -99,19 +100,35 @@ def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None
     if service.component is Component.SEARCH_ENGINE:
         image, engine_env, _ = _search_engine_image(settings)
         return image, None, dict(engine_env)
+    # A client of the local stand-in verifies it with the CA in the stand-in's volume.
+    ca: dict[str, EnvValue] = {"TEMPORAL_SQL_TLS_CA_FILE": f"{DSQL_LOCAL_STATE}/ca.pem"} if _mounts_ca(service) else {}
     if service.component is Component.TEMPORAL_SERVER:
         command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, "--allow-no-auth", *service.args]
-        env = {"TEMPORAL_BIND_IP": ALL_INTERFACES, "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG}
+        env = {"TEMPORAL_BIND_IP": ALL_INTERFACES, "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG, **ca}
         return runtime_image(settings), command, env
     if service.component is Component.TEMPORAL_UI:
         command = ["ui-server", "--root", IMAGE_UI_ROOT, "--env", "docker", "start"]
         return runtime_image(settings), command, {"TEMPORAL_UI_BIND_IP": ALL_INTERFACES}
-    return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {"CACHE_DIR": IMAGE_CACHE_DIR}
+    if service.component is Component.DSQL_LOCAL:
+        sql, admin = (port.number for port in service.ports)
+        command = ["dsql-local", "--listen", f"{ALL_INTERFACES}:{sql}", "--admin-listen", f"{ALL_INTERFACES}:{admin}",
+                   "--backend-host", "postgresql", "--tls-dir", DSQL_LOCAL_STATE, "--endpoint", service.name,
+                   *service.args]  # fmt: skip
+        return runtime_image(settings), command, {}
+    return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {"CACHE_DIR": IMAGE_CACHE_DIR, **ca}
+
+
+def _mounts_ca(service: Service) -> bool:
+    return "TEMPORAL_SQL_TLS_CA_FILE" in service.environment and service.component is not Component.DSQL_LOCAL
 
 
 def _volumes_for(service: Service, settings: Settings) -> list[str]:
     if service.component is Component.POSTGRESQL:
         return ["postgresql-data:/var/lib/postgresql/data"]
+    if service.component is Component.DSQL_LOCAL:
+        return [f"dsql-local-data:{DSQL_LOCAL_STATE}"]
+    if _mounts_ca(service):
+        return [f"dsql-local-data:{DSQL_LOCAL_STATE}:ro"]
     if service.component is Component.SEARCH_ENGINE:
         return [f"search-data:{_search_engine_image(settings)[2]}"]
     return []

@@ -13,6 +13,7 @@ import yaml
 
 from temporal_dsql_deploy.components import Paths
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import dsql_local_dir
 from temporal_dsql_deploy.environment import render_environment
 from temporal_dsql_deploy.model import (
     Component,
@@ -119,6 +120,11 @@ def _command(service: Service, settings: Settings, paths: Paths, layout: Layout)
         return [str(paths.temporal_server), "--config-file", config, "--allow-no-auth", *service.args]
     if service.component is Component.TEMPORAL_UI:
         return [str(paths.ui_server), "--root", str(layout.config / "ui"), "--env", "local", "start"]
+    if service.component is Component.DSQL_LOCAL:
+        sql, admin = (port.number for port in service.ports)
+        return [str(paths.dsql_local), "--listen", f"{LOCALHOST}:{sql}", "--admin-listen", f"{LOCALHOST}:{admin}",
+                "--backend-host", LOCALHOST, "--tls-dir", str(dsql_local_dir(settings)),
+                "--endpoint", settings.temporal_sql_host, *service.args]  # fmt: skip
     return [sys.executable, "-m", "temporal_dsql_deploy", *service.args]
 
 

@@ -29,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.components import Reporter, TemporalServer
 from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 
 BASE_VERSION = "0.0"
@@ -217,6 +218,7 @@ class Applier:
     def __init__(self, settings: Settings, source: SchemaSource, report: Reporter,
                  connect: Connect = dsql.connect) -> None:  # fmt: skip
         self.settings = settings
+        self.endpoint = persistence_endpoint(settings)
         self.source = source
         self.report = report
         self._connect = connect
@@ -238,7 +240,7 @@ class Applier:
         try:
             return self._run_retrying(sql, params)
         except _TransientError as exc:
-            endpoint = f"{self.settings.temporal_sql_host}:{self.settings.temporal_sql_port}"
+            endpoint = self.endpoint.address
             first_line = (str(exc).strip().splitlines() or ["no detail"])[0]
             raise DeployError(
                 f"{endpoint} kept failing after {RETRY_ATTEMPTS} attempts ({' '.join(sql.split())[:80]}): {first_line}",
@@ -294,12 +296,12 @@ class Applier:
         exists = self._run("SELECT to_regclass('schema_version') IS NOT NULL")
         if not exists or not exists[0][0]:
             return None
-        rows = self._run(_READ_VERSION, (self.settings.temporal_sql_database,))
+        rows = self._run(_READ_VERSION, (self.endpoint.database,))
         return str(rows[0][0]) if rows else None
 
     def _record(self, old: str, migration_version: str, min_compatible: str, md5: str, description: str) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        database = self.settings.temporal_sql_database
+        database = self.endpoint.database
         self._run(_WRITE_VERSION, (database, now, migration_version, min_compatible))
         self._run(_WRITE_HISTORY, (now.year, now.month, now, old, migration_version, md5, description))
         self.result.to_version = migration_version

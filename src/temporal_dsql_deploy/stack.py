@@ -21,7 +21,7 @@ from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.environment import secret_values, service_baseline
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.model import Stack, build_stack
-from temporal_dsql_deploy.persistence import init_data_dir, with_local_password
+from temporal_dsql_deploy.persistence import init_data_dir, with_local_secrets
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
 
@@ -66,7 +66,7 @@ class LocalStack:
 
     def __init__(self, settings: Settings, project_root: Path) -> None:
         self.layout = Layout(settings.stack_dir, settings.search_engine)
-        self.settings = with_local_password(settings, self.layout.sql_password, create=False)
+        self.settings = with_local_secrets(settings, self.layout.sql_password, create=False)
         self.project_root = project_root
         self.model: Stack = build_stack(self.settings)
 
@@ -140,7 +140,7 @@ class LocalStack:
                 "restore that file, set TEMPORAL_SQL_PASSWORD to the password, or delete the local data with "
                 "`invoke down --volumes`",
             )
-        self.settings = with_local_password(self.settings, self.layout.sql_password, create=True)
+        self.settings = with_local_secrets(self.settings, self.layout.sql_password, create=True)
         self.model = build_stack(self.settings)
         if init_data_dir(data_dir, paths.postgres_bin, self.settings):
             report("created the local PostgreSQL data directory (password authentication)")

@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 from temporal_dsql_deploy import aws, dsql
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.connectivity import check
+from temporal_dsql_deploy.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from tests.conftest import DSQL, PROJECT_ROOT
 
@@ -38,11 +39,11 @@ def test_token_is_a_locally_signed_admin_connect_url(
 ) -> None:
     for name, value in FAKE_CREDENTIALS.items():
         no_aws_files.setenv(name, value)
-    token = dsql.auth_token(make_settings(**DSQL))
+    token = dsql.auth_token(persistence_endpoint(make_settings(**DSQL)))
     assert token.startswith(DSQL["TEMPORAL_SQL_HOST"])
     assert "Action=DbConnectAdmin" in token
     assert "X-Amz-Signature=" in token
-    assert dsql.auth_token(make_settings(**DSQL)) != ""
+    assert dsql.auth_token(persistence_endpoint(make_settings(**DSQL))) != ""
 
 
 def test_missing_credentials_are_named(make_settings: MakeSettings, no_aws_files: pytest.MonkeyPatch) -> None:

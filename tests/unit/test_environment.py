@@ -25,6 +25,7 @@ def _paths(root: Path) -> Paths:
         temporal_server=root / "server", temporal_es_tool=root / "es", ui_server=root / "ui",
         process_compose=root / "pc", grpc_health_probe=root / "probe", search_engine_lib=root / "lib",
         search_engine_main_class="Main", postgres_bin=root / "pg", temporal_cli=root / "temporal",
+        dsql_local=root / "dsql-local",
     )  # fmt: skip
 
 
@@ -73,9 +74,15 @@ def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neithe
     stack = build_stack(settings)
     secrets_file = tmp_path / "secrets.env"
     write_private(secrets_file, render_secrets(stack, settings))
-    assert secrets_file.read_text(encoding="utf-8") == f"TEMPORAL_SQL_PASSWORD='{PASSWORD}'\n"
+    # The stand-in in front of the same database gets it as its backend password.
+    assert secrets_file.read_text(encoding="utf-8") == (
+        f"DSQL_LOCAL_BACKEND_PASSWORD='{PASSWORD}'\nTEMPORAL_SQL_PASSWORD='{PASSWORD}'\n"
+    )
     assert secrets_file.stat().st_mode & 0o777 == 0o600
-    assert compose_secrets(stack, settings) == {"TEMPORAL_SQL_PASSWORD": PASSWORD}
+    assert compose_secrets(stack, settings) == {
+        "DSQL_LOCAL_BACKEND_PASSWORD": PASSWORD,
+        "TEMPORAL_SQL_PASSWORD": PASSWORD,
+    }
 
 
 def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -107,7 +114,7 @@ def test_every_supervised_process_ignores_dotenv_files(make_settings: MakeSettin
 
 def test_supervisor_secrets_refuse_what_dotenv_cannot_carry(make_settings: MakeSettings) -> None:
     settings = make_settings(TEMPORAL_SQL_PASSWORD="it's")
-    with pytest.raises(Exception, match="TEMPORAL_SQL_PASSWORD contains a single quote"):
+    with pytest.raises(Exception, match="PASSWORD contains a single quote"):
         render_secrets(build_stack(settings), settings)
 
 

@@ -28,6 +28,7 @@ def _paths(root: Path) -> Paths:
         ui_server=root / "ui", process_compose=root / "pc",
         grpc_health_probe=root / "probe", search_engine_lib=root / "lib", search_engine_main_class="Main",
         postgres_bin=root / "pg", temporal_cli=root / "temporal",
+        dsql_local=root / "dsql-local",
     )  # fmt: skip
 
 
