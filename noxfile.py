@@ -7,9 +7,12 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "unit", "arch", "integration"]
+nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration"]
 
 ARCHITECTURES = ["amd64", "arm64"]
+GO_MODULES = ["dsql-local"]
+# The Go toolchain the project's modules pin; the go command fetches it from the module proxy once.
+GO_ENV = {"GOTOOLCHAIN": "go1.26.10", "CGO_ENABLED": "1"}
 SEARCH_ENGINES = ["elasticsearch", "opensearch"]
 
 
@@ -39,6 +42,21 @@ def typecheck(session: nox.Session) -> None:
     """mypy, strict on the package."""
     install(session, "lint")
     session.run("mypy")
+
+
+@nox.session(venv_backend="none")
+def go(session: nox.Session) -> None:
+    """The Go modules: gofmt, go vet, and go test -race (the conformance run against a live stand-in is in
+    `integration`)."""
+    for module in GO_MODULES:
+        with session.chdir(module):
+            unformatted = session.run("gofmt", "-l", ".", silent=True, external=True, env=GO_ENV)
+            if unformatted and str(unformatted).strip():
+                session.error(f"gofmt would change these files in {module}/:\n{unformatted}")
+            session.run("go", "vet", "./...", external=True, env=GO_ENV)
+            packages = str(session.run("go", "list", "./...", silent=True, external=True, env=GO_ENV)).split()
+            unit_packages = [package for package in packages if not package.endswith("/conformance")]
+            session.run("go", "test", "-race", "-count=1", *unit_packages, external=True, env=GO_ENV)
 
 
 @nox.session

@@ -40,6 +40,9 @@ _DUPLICATE = {"42P07", "42701", "42710", "42P06"}  # duplicate table, column, ob
 _UNDEFINED = {"42P01", "42703", "42704"}  # undefined table, column, object
 _CREATES = re.compile(r"^\s*(create|alter\s+table\s+\S+\s+add)\b", re.IGNORECASE)
 _DROPS = re.compile(r"^\s*(drop|alter\s+table\s+\S+\s+drop)\b", re.IGNORECASE)
+# A migration's INSERT of a fixed row that meets its own row again was applied by an interrupted run.
+_INSERTS = re.compile(r"^\s*insert\s+into\b", re.IGNORECASE)
+_UNIQUE_VIOLATION = "23505"
 _CREATE_TABLE = re.compile(r"^\s*create\s+table\s+(?:if\s+not\s+exists\s+)?(\w+)", re.IGNORECASE)
 _ASYNC_INDEX = re.compile(r"^\s*create\s+(?:unique\s+)?index\s+async\b", re.IGNORECASE)
 
@@ -275,8 +278,10 @@ class Applier:
             rows = self._run(statement.sql)
         except psycopg.Error as exc:
             state = exc.sqlstate or "?"
-            if (state in _DUPLICATE and _CREATES.match(statement.sql)) or (
-                state in _UNDEFINED and _DROPS.match(statement.sql)
+            if (
+                (state in _DUPLICATE and _CREATES.match(statement.sql))
+                or (state in _UNDEFINED and _DROPS.match(statement.sql))
+                or (state == _UNIQUE_VIOLATION and _INSERTS.match(statement.sql))
             ):
                 self.result.skipped_as_done += 1
                 return
@@ -288,7 +293,13 @@ class Applier:
         if _ASYNC_INDEX.match(statement.sql) and rows:
             job_id = str(rows[0][0])
             self.report(f"waiting for index job {job_id} ({statement.describe()})")
-            self._run("CALL sys.wait_for_job(%s)", (job_id,))
+            try:
+                self._run("CALL sys.wait_for_job(%s)", (job_id,))
+            except psycopg.Error as exc:
+                raise DeployError(
+                    f"index job {job_id} of {statement.describe()} failed: {str(exc).strip().splitlines()[0]}",
+                    "drop the INVALID index a failed build leaves (DROP INDEX name), then run the command again",
+                ) from None
             self.result.index_jobs += 1
 
     # --- version bookkeeping ----------------------------------------------------------------------

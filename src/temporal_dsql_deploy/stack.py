@@ -114,13 +114,12 @@ class LocalStack:
         paths = install_all(self.settings, self.project_root, report)
         if self.running(paths.process_compose):
             states = self.states(paths.process_compose)
-            same_engine = self.running_engine() == self.settings.search_engine
-            if same_engine and all(state.ok for state in states):
+            if self._runs_this_configuration(paths) and all(state.ok for state in states):
                 report("the stack is already running and healthy")
                 return states
-            # A half-started stack (interrupted or failed `up`), or one on the other search engine:
-            # stop it, keep its data, start again.
-            report("the stack is partly up or runs another search engine; restarting it (data is kept)")
+            # A half-started stack (interrupted or failed `up`), or one started with other settings or
+            # components (another search engine, a rebuilt program): stop it, keep its data, start again.
+            report("the stack is partly up or was started with another configuration; restarting it (data is kept)")
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
@@ -128,6 +127,15 @@ class LocalStack:
         self._write_configs(paths)
         self._start_supervisor(paths.process_compose)
         return self.wait_healthy(paths.process_compose, report, timeout_s)
+
+    def _runs_this_configuration(self, paths: Paths) -> bool:
+        """True if the running supervisor was started from what these settings and components render now."""
+        config = self.layout.supervisor_config
+        if self.running_engine() != self.settings.search_engine or not config.exists():
+            return False
+        settings = with_local_secrets(self.settings, self.layout.sql_password, create=False)
+        rendered = render_supervisor(build_stack(settings), settings, paths, self.layout, self.project_root)
+        return config.read_text(encoding="utf-8") == rendered
 
     def _prepare_database(self, paths: Paths, report: Reporter) -> None:
         if not self.settings.sql_is_local:

@@ -198,6 +198,13 @@ func (c *Catalog) ColumnTypes(table string) (map[string]string, error) {
 	return types, nil
 }
 
+// RelationExists reports whether a table or index of that name exists in the public schema.
+func (c *Catalog) RelationExists(name string) (bool, error) {
+	var exists bool
+	err := c.pool.QueryRow(context.Background(), `SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL`, name).Scan(&exists)
+	return exists, err
+}
+
 // GuardAll puts the limit triggers on every table of the public schema that lacks them.
 func (c *Catalog) GuardAll(ctx context.Context) error {
 	rows, err := c.pool.Query(ctx, `

@@ -36,9 +36,10 @@ type Statement struct {
 
 // AsyncIndex is a `CREATE [UNIQUE] INDEX ASYNC`: the build to run, and the index it makes.
 type AsyncIndex struct {
-	Build string // the same index, built CONCURRENTLY (PostgreSQL's non-blocking build)
-	Name  string
-	Table string
+	Build       string // the same index, built CONCURRENTLY (PostgreSQL's non-blocking build)
+	Name        string
+	Table       string
+	IfNotExists bool
 }
 
 // Catalog answers what the rules need to know about existing tables.
@@ -114,7 +115,8 @@ func classify(node *pg_query.Node, version int32, async bool, catalog Catalog) S
 		index.Concurrent = true
 		build, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: node}}})
 		if err == nil {
-			statement.AsyncIndex = &AsyncIndex{Build: build, Name: index.GetIdxname(), Table: index.GetRelation().GetRelname()}
+			statement.AsyncIndex = &AsyncIndex{Build: build, Name: index.GetIdxname(),
+				Table: index.GetRelation().GetRelname(), IfNotExists: index.GetIfNotExists()}
 		}
 	}
 	if create := node.GetCreateStmt(); create != nil {

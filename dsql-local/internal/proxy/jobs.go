@@ -8,6 +8,7 @@ import (
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
 )
 
 // Jobs runs `CREATE INDEX ASYNC` builds in the background and records them in sys.jobs.
@@ -28,10 +29,31 @@ func NewID() string {
 	return hex.EncodeToString(buffer)
 }
 
-// Start records job `id` as submitted and builds the index in the background.
-func (j *Jobs) Start(id string, index *dialect.AsyncIndex) {
+// Admit checks an index build before it is accepted: DSQL refuses a name in use at once, and answers
+// IF NOT EXISTS on one with a job that has nothing to do.
+func (j *Jobs) Admit(index *dialect.AsyncIndex) (skip bool, refusal *sqlerr.Error) {
+	exists, err := j.catalog.RelationExists(index.Name)
+	switch {
+	case err != nil || !exists:
+		return false, nil
+	case index.IfNotExists:
+		return true, nil
+	}
+	return false, sqlerr.New("42P07", "duplicate_index", "relation \"%s\" already exists", index.Name)
+}
+
+// Start records job `id` as submitted and builds the index in the background (or, with `done`,
+// records a job that found its index already there).
+func (j *Jobs) Start(id string, index *dialect.AsyncIndex, done bool) {
 	ctx := context.Background()
 	pool := j.catalog.Pool()
+	if done {
+		if _, err := pool.Exec(ctx, `INSERT INTO sys.jobs (job_id, status, job_type, object_name) VALUES ($1, 'completed', 'INDEX_BUILD', $2)`,
+			id, index.Name); err != nil {
+			j.log.Error("recording an index job failed", "job", id, "error", err)
+		}
+		return
+	}
 	if _, err := pool.Exec(ctx, `INSERT INTO sys.jobs (job_id, status, job_type, object_name) VALUES ($1, 'submitted', 'INDEX_BUILD', $2)`,
 		id, index.Name); err != nil {
 		j.log.Error("recording an index job failed", "job", id, "error", err)

@@ -28,6 +28,7 @@ type prepared struct {
 	statements []dialect.Statement
 	classified bool
 	jobID      string // CREATE INDEX ASYNC: the job this statement starts when executed
+	jobDone    bool   // ... which finds its index already there (IF NOT EXISTS)
 }
 
 // transaction is what DSQL's rules need to know about the transaction in progress.
@@ -281,8 +282,12 @@ func (s *session) onQuery(text string) string {
 	case failedCommit != nil:
 		return s.marker(failedCommit)
 	case len(statements) == 1 && statements[0].AsyncIndex != nil:
+		done, refused := s.server.Jobs.Admit(statements[0].AsyncIndex)
+		if refused != nil {
+			return s.marker(refused)
+		}
 		id := NewID()
-		s.server.Jobs.Start(id, statements[0].AsyncIndex)
+		s.server.Jobs.Start(id, statements[0].AsyncIndex, done)
 		return fmt.Sprintf("SELECT '%s'::text AS job_id", id)
 	}
 	return text
@@ -302,7 +307,13 @@ func (s *session) onParse(parse *pgproto3.Parse) *pgproto3.Parse {
 		defer s.mu.Unlock()
 		return &pgproto3.Parse{Name: parse.Name, Query: s.marker(statement.Refusal)}
 	case statement.AsyncIndex != nil:
-		entry.jobID = NewID()
+		done, refused := s.server.Jobs.Admit(statement.AsyncIndex)
+		if refused != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return &pgproto3.Parse{Name: parse.Name, Query: s.marker(refused)}
+		}
+		entry.jobID, entry.jobDone = NewID(), done
 		return &pgproto3.Parse{Name: parse.Name, Query: fmt.Sprintf("SELECT '%s'::text AS job_id", entry.jobID)}
 	}
 	return parse
@@ -328,7 +339,7 @@ func (s *session) onExecute(execute *pgproto3.Execute) pgproto3.FrontendMessage 
 		s.rollbackAfterSync = true // the failed statement left the transaction open, aborted
 		return &pgproto3.Parse{Name: refusalStmtName, Query: s.marker(failedCommit)}
 	case entry.jobID != "":
-		s.server.Jobs.Start(entry.jobID, statement.AsyncIndex)
+		s.server.Jobs.Start(entry.jobID, statement.AsyncIndex, entry.jobDone)
 	}
 	return execute
 }

@@ -1,0 +1,174 @@
+"""The local DSQL profile for real: the schema tools and check-dsql through dsql-local, and its conformance table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from temporal_dsql_deploy import dsql
+from temporal_dsql_deploy.components import Installer, TemporalServer, install_temporal_server
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import local_ca_file, persistence_endpoint
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.schema import Applier, SchemaSource, shipped_schemas, split_statements
+from temporal_dsql_deploy.stack import LocalStack
+from tests.conftest import PROJECT_ROOT
+from tests.integration.conftest import require
+
+pytestmark = pytest.mark.integration
+DSQL_SCHEMA = "dsql/v12/temporal"
+
+
+@pytest.fixture(scope="module")
+def dsql_settings(settings: Settings) -> Settings:
+    """The local DSQL profile of the running stack: the dsql plugin through the stand-in."""
+    return settings.model_copy(update={"temporal_sql_plugin": "dsql"})
+
+
+@pytest.fixture
+def faults(dsql_settings: Settings) -> Iterator[str]:
+    url = f"http://127.0.0.1:{dsql_settings.dsql_local_admin_port}/faults"
+    yield url
+    httpx.post(url, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+
+
+def _applier(settings: Settings, name: str = DSQL_SCHEMA) -> Applier:
+    server = TemporalServer(install_temporal_server(settings, Installer(print)))
+    return Applier(settings, SchemaSource.resolve(lambda: server, name, "", name), print)
+
+
+def _async_indexes() -> int:
+    root = shipped_schemas() / DSQL_SCHEMA / "versioned"
+    return sum(" ASYNC " in s.sql.upper() for path in root.rglob("*.sql") for s in split_statements(path))
+
+
+def test_dsql_schema_applies_through_the_stand_in(dsql_settings: Settings) -> None:
+    endpoint = persistence_endpoint(dsql_settings)
+    assert (endpoint.port, endpoint.user, endpoint.database, endpoint.tls, endpoint.iam) == (
+        dsql_settings.dsql_local_port, "admin", "postgres", True, True)  # fmt: skip
+    applier = _applier(dsql_settings)
+    try:
+        applier.setup("0.0", overwrite=True)
+        result = applier.update()
+        assert result.to_version == applier.source.latest_version
+        assert result.index_jobs == _async_indexes() > 0  # every ASYNC index waited for through sys.wait_for_job
+        assert applier.validate().ok
+    finally:
+        applier.close()
+
+
+def test_injected_conflicts_are_retried(dsql_settings: Settings, faults: str) -> None:
+    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "7"}, timeout=10).raise_for_status()
+    applier = _applier(dsql_settings)
+    try:
+        setup = applier.setup("0.0", overwrite=True)
+        setup_retries = setup.retries
+        result = applier.update()
+    finally:
+        applier.close()
+    injected = httpx.get(faults, timeout=10).json()["injected"]
+    retries = setup_retries + result.retries
+    print(f"10% injected commit conflicts: {injected} injected, {retries} retries, version {result.to_version}")
+    assert injected > 0
+    assert retries == injected  # every injected conflict cost exactly one retry, and nothing failed
+    assert result.to_version == applier.source.latest_version
+
+
+def test_stock_postgresql_schema_is_refused(dsql_settings: Settings) -> None:
+    applier = _applier(dsql_settings, "postgresql/v12/temporal")
+    try:
+        with pytest.raises(DeployError, match="bytea, which DSQL refuses in a key"):
+            applier.setup(applier.source.latest_version, overwrite=False)
+    finally:
+        applier.close()
+    # And the stand-in itself refuses the first table of it, naming the column.
+    first_table = next(s.sql for s in split_statements(applier.source.base_file) if "BYTEA" in s.sql.upper())
+    with dsql.connect(dsql_settings) as conn, pytest.raises(psycopg.errors.FeatureNotSupported, match="bytea"):
+        conn.execute(first_table)
+
+
+def _invoke(*args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TEMPORAL_SQL_PLUGIN": "dsql", **env})  # fmt: skip
+
+
+def test_update_resumes_after_a_kill(dsql_settings: Settings) -> None:
+    applier = _applier(dsql_settings)
+    try:
+        applier.setup("0.0", overwrite=True)
+    finally:
+        applier.close()
+    killed = _invoke("schema.update")
+    time.sleep(0.8)  # part-way through the 45 statements
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    resumed = _invoke("schema.update")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "1.19" in out
+    validated = _invoke("schema.validate")
+    out, err = validated.communicate(timeout=120)
+    assert validated.returncode == 0, err
+    assert "schema is current" in out
+
+
+def test_check_dsql_through_the_stand_in(dsql_settings: Settings) -> None:
+    checked = _invoke("check-dsql")
+    out, err = checked.communicate(timeout=120)
+    assert checked.returncode == 0, err
+    assert f"connected to 127.0.0.1:{dsql_settings.dsql_local_port} as admin (TLS verify-full)" in out
+    assert "schema version 1.19" in out
+
+
+def test_a_bad_token_is_refused_without_echo(dsql_settings: Settings) -> None:
+    wrong = dsql_settings.model_copy(update={"dsql_local_secret_access_key": SecretStr("not-the-secret")})
+    token = dsql.auth_token(persistence_endpoint(wrong))
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(host="127.0.0.1", port=dsql_settings.dsql_local_port, user="admin", dbname="postgres",
+                        password=token, sslmode="verify-full", sslrootcert=str(local_ca_file(dsql_settings)),
+                        connect_timeout=10).close()  # fmt: skip
+    assert "IAM token is invalid or expired" in str(refused.value)
+    assert token not in str(refused.value)
+    assert "X-Amz-Signature" not in str(refused.value)
+    log = LocalStack(dsql_settings, PROJECT_ROOT).layout.log("dsql-local")
+    deadline = time.monotonic() + 10  # the supervisor writes its services' logs asynchronously
+    while "signature does not match" not in log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "signature does not match" in log.read_text(encoding="utf-8")
+    assert token not in log.read_text(encoding="utf-8")
+
+
+def test_conformance_table_and_resilience(dsql_settings: Settings) -> None:
+    """cases.yaml and the abuse tests, run by the stand-in's own Go tests against the running stand-in."""
+    go = shutil.which("go")
+    require(go is not None, "the go command is not installed")
+    assert go is not None
+    endpoint = persistence_endpoint(dsql_settings)
+    assert endpoint.secret_access_key is not None
+    env = {
+        **os.environ,
+        "GOTOOLCHAIN": "go1.26.10",
+        "DSQL_LOCAL_ADDR": endpoint.address,
+        "DSQL_LOCAL_CA": str(endpoint.ca_file),
+        "AWS_ACCESS_KEY_ID": str(endpoint.access_key_id),
+        "AWS_SECRET_ACCESS_KEY": endpoint.secret_access_key.get_secret_value(),
+        "AWS_REGION": str(endpoint.region),
+    }
+    ran = subprocess.run([go, "test", "-count=1", "-v", "./conformance/"], cwd=PROJECT_ROOT / "dsql-local", env=env,
+                         capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    summary = [line for line in ran.stdout.splitlines() if line.startswith("conformance:")]
+    print("\n".join(summary))
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
+    assert summary, ran.stdout[-2000:]
+    assert ", 0 failed" in summary[0]
