@@ -91,3 +91,10 @@ def bench(session: nox.Session) -> None:
     """Measure the local stack: warm `up` time, resident memory, smoke duration (prints numbers)."""
     install(session, "test")
     session.run("python", "benchmarks/local_stack.py", *session.posargs)
+
+
+@nox.session(name="bench_dsql_local")
+def bench_dsql_local(session: nox.Session) -> None:
+    """dsql-local's cost: one pgbench workload straight to PostgreSQL and through the stand-in (prints numbers)."""
+    install(session, "test")
+    session.run("python", "benchmarks/dsql_local.py", *session.posargs)

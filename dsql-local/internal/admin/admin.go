@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 )
 
-// Handler serves GET /healthz (200 when the backend answers) and GET/POST /faults
-// (conflict_rate=0..1, seed=N: that fraction of commits fails with OC000, deterministically per seed).
+// Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
+// seed=N: that fraction of commits fails with OC000, deterministically per seed) and Go's profiles.
 func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +40,9 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 		server.Faults.Set(rate, seed)
 		writeFaults(w, server)
 	})
+	// Profiles, for finding where the stand-in spends its time (the endpoint listens on loopback).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	return mux
 }
 
