@@ -53,8 +53,8 @@ def _prepare(settings_dsql: object) -> None:
         conn.execute("DROP TABLE IF EXISTS bench_accounts")
         conn.execute("CREATE TABLE bench_accounts (aid int PRIMARY KEY, abalance int NOT NULL, filler text)")
         for start in range(1, ROWS + 1, BATCH):
-            conn.execute("INSERT INTO bench_accounts SELECT g, 0, repeat('x', 80) FROM generate_series(%s::int, %s::int) g",
-                         (start, min(start + BATCH - 1, ROWS)))  # fmt: skip
+            rows = "SELECT g, 0, repeat('x', 80) FROM generate_series(%s::int, %s::int) g"
+            conn.execute(f"INSERT INTO bench_accounts {rows}", (start, min(start + BATCH - 1, ROWS)))
 
 
 def _pgbench(label: str, pgbench: Path, target: list[str], env: dict[str, str], clients: int, seconds: int) -> Run:
@@ -93,9 +93,10 @@ def main() -> None:
     pgbench = paths.postgres_bin / "pgbench"
     password = settings.temporal_sql_password.get_secret_value() if settings.temporal_sql_password else ""
     isolation = {"PGOPTIONS": "-c default_transaction_isolation=repeatable\\ read"}  # the stand-in's level
-    direct = _pgbench("PostgreSQL directly", pgbench,
-                      ["-h", "127.0.0.1", "-p", str(settings.temporal_sql_port), "-U", settings.temporal_sql_user,
-                       DSQL_LOCAL_BACKEND_DATABASE], {"PGPASSWORD": password, **isolation}, args.clients, args.seconds)  # fmt: skip
+    backend = ["-h", "127.0.0.1", "-p", str(settings.temporal_sql_port), "-U", settings.temporal_sql_user,
+               DSQL_LOCAL_BACKEND_DATABASE]  # fmt: skip
+    direct = _pgbench("PostgreSQL directly", pgbench, backend, {"PGPASSWORD": password, **isolation}, args.clients,
+                      args.seconds)  # fmt: skip
     endpoint = persistence_endpoint(local_dsql)
     via = _pgbench("through dsql-local", pgbench,
                    ["-h", endpoint.host, "-p", str(endpoint.port), "-U", endpoint.user, endpoint.database],
@@ -109,8 +110,8 @@ def main() -> None:
         print(f"{run.label:<22} {run.tps:8.0f} tx/s   p50 {run.p50_ms:6.2f} ms   p99 {run.p99_ms:6.2f} ms   "
               f"retried {run.retried}")  # fmt: skip
     print(f"throughput ratio (through / direct): {via.tps / direct.tps:.2f}")
-    print(f"added transaction latency: p50 {via.p50_ms - direct.p50_ms:+.2f} ms, p99 {via.p99_ms - direct.p99_ms:+.2f} ms "
-          f"(4 statements each)")  # fmt: skip
+    print(f"added transaction latency: p50 {via.p50_ms - direct.p50_ms:+.2f} ms, "
+          f"p99 {via.p99_ms - direct.p99_ms:+.2f} ms (4 statements each)")  # fmt: skip
     for statement, direct_ms in direct.statements_ms.items():
         through_ms = via.statements_ms.get(statement, float("nan"))
         print(f"  {statement[:60]:<60} {direct_ms:6.3f} ms -> {through_ms:6.3f} ms ({through_ms - direct_ms:+.3f})")
