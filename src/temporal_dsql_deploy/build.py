@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from temporal_dsql_deploy.components import (
     copy_schema,
     server_module_dir,
 )
-from temporal_dsql_deploy.config import Architecture, Settings
+from temporal_dsql_deploy.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.render_compose import runtime_image
@@ -84,7 +85,44 @@ def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
                      fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=env, cwd=source)  # fmt: skip
 
 
-def build_binaries(settings: Settings, arch: Architecture, source: Path | None, report: Reporter) -> BuildResult:
+# C cross compilers for dsql-local's cgo (PostgreSQL's parser), by target architecture, from Debian.
+CROSS_COMPILERS = {
+    "arm64": ("aarch64-linux-gnu-gcc", ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]),
+    "amd64": ("x86_64-linux-gnu-gcc", ["gcc-x86-64-linux-gnu", "libc6-dev-amd64-cross"]),
+}
+
+
+def _c_compiler(arch: Architecture, report: Reporter) -> str:
+    """The C compiler that targets `arch` from this machine; Debian's cross compiler when it is another."""
+    if arch == host_architecture():
+        return "gcc"
+    compiler, packages = CROSS_COMPILERS[arch]
+    if shutil.which(compiler) is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise DeployError(f"building dsql-local for {arch} needs the C cross compiler {compiler}",
+                              f"install Debian's {' '.join(packages)}")  # fmt: skip
+        report(f"installing the C cross compiler for {arch} from Debian (first time only)")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        fix = f"install {' '.join(packages)} by hand"
+        run_tool(["apt-get", "update", "-q"], what="apt-get update", fix=fix, timeout_s=BUILD_TIMEOUT_S, env=env)
+        run_tool(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], what="apt-get install",
+                 fix=fix, timeout_s=BUILD_TIMEOUT_S, env=env)  # fmt: skip
+    return compiler
+
+
+def _build_dsql_local(project_root: Path, arch: Architecture, out: Path, report: Reporter) -> Path:
+    report(f"cross-compiling dsql-local for linux/{arch} (cgo)")
+    with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
+        env = {**_go_env(arch, Path(gopath)), "CGO_ENABLED": "1", "CC": _c_compiler(arch, report)}
+        target = out / "dsql-local"
+        run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(target), "./cmd/dsql-local"],
+                 what=f"building dsql-local for linux/{arch}", fix="see the compiler output above",
+                 timeout_s=BUILD_TIMEOUT_S, env=env, cwd=project_root / "dsql-local")  # fmt: skip
+    return target
+
+
+def build_binaries(settings: Settings, project_root: Path, arch: Architecture, source: Path | None,
+                   report: Reporter) -> BuildResult:  # fmt: skip
     """Cross-compile the Temporal server and tools, the UI server and the health probe for `arch`."""
     source = check_source(source) if source else None
     label = "source" if source else f"v{settings.temporal_version}"
@@ -106,7 +144,8 @@ def build_binaries(settings: Settings, arch: Architecture, source: Path | None, 
     _go_install([f"github.com/temporalio/ui-server/v2/cmd/server@v{settings.temporal_ui_version}"], arch, tools)
     (tools / "server").replace(tools / "ui-server")
     _go_install([f"github.com/grpc-ecosystem/grpc-health-probe@{GRPC_HEALTH_PROBE_VERSION}"], arch, tools)
-    binaries = [server.server, server.sql_tool, server.es_tool, tools / "ui-server", tools / "grpc-health-probe"]
+    binaries = [server.server, server.sql_tool, server.es_tool, tools / "ui-server", tools / "grpc-health-probe",
+                _build_dsql_local(project_root, arch, tools, report)]  # fmt: skip
     wrong = [f"{b.name} is {elf_machine(b)}" for b in binaries if elf_machine(b) != arch]
     if wrong:
         raise DeployError(f"cross-compile for {arch} produced the wrong machine type: {', '.join(wrong)}",
@@ -129,7 +168,7 @@ def lint_dockerfile(dockerfile: Path) -> None:
 
 def build(settings: Settings, project_root: Path, arch: Architecture, source: Path | None,
           report: Reporter) -> BuildResult:  # fmt: skip
-    result = build_binaries(settings, arch, source, report)
+    result = build_binaries(settings, project_root, arch, source, report)
     dockerfile = project_root / "docker" / "Dockerfile"
     lint_dockerfile(dockerfile)
     if not docker_runtime.engine_available():
