@@ -87,7 +87,9 @@ def make_applier(database_settings: Callable[..., Settings], server: TemporalSer
 
     def make(schema_dir: Path | None = None, **variables: str) -> Applier:
         source = SchemaSource(schema_dir) if schema_dir else SchemaSource(server.schema_dir / UPSTREAM)
-        applier = Applier(database_settings(**variables), source, lambda _message: None)
+        # This session's own PostgreSQL, straight: with the dsql plugin the applier still lints the DSQL way.
+        applier = Applier(database_settings(**variables), source, lambda _message: None,
+                          connect=lambda settings: dsql.connect(settings, direct=True))  # fmt: skip
         made.append(applier)
         return applier
 
