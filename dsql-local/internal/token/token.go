@@ -1,6 +1,7 @@
 // Package token verifies Aurora DSQL IAM auth tokens: SigV4-presigned URLs for this endpoint.
 //
-// A token is `<host>/?Action=DbConnect[Admin]&X-Amz-...&X-Amz-Signature=...`, made offline by the AWS
+// A token is `<host>/?Action=DbConnect[Admin]&X-Amz-...&X-Amz-Signature=...` (aws-sdk-go-v2 leaves out
+// the slash), made offline by the AWS
 // SDKs. The stand-in recomputes the presigned URL with aws-sdk-go-v2's signer at the token's own
 // timestamp, with the credentials it was given, and compares signatures in constant time.
 package token
@@ -49,8 +50,10 @@ func (v *Verifier) Verify(user, token string) error {
 }
 
 func (v *Verifier) check(user, token string) string {
-	host, rawQuery, found := strings.Cut(strings.TrimPrefix(token, "https://"), "/?")
-	if !found {
+	// boto3 writes `host/?query`, aws-sdk-go-v2 `host?query`; both sign the path "/".
+	host, rawQuery, found := strings.Cut(strings.TrimPrefix(token, "https://"), "?")
+	host = strings.TrimSuffix(host, "/")
+	if !found || host == "" || strings.Contains(host, "/") {
 		return "not a presigned URL"
 	}
 	if !strings.EqualFold(host, v.Host) {

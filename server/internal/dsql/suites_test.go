@@ -1,0 +1,67 @@
+package dsql
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/server/chasm"
+	"go.temporal.io/server/common/auth"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/metrics"
+	"go.temporal.io/server/common/persistence/sql"
+	"go.temporal.io/server/common/persistence/sql/sqlplugin"
+	"go.temporal.io/server/common/persistence/sql/sqlplugin/tests"
+	"go.temporal.io/server/common/resolver"
+)
+
+// upstreamDB opens the plugin against the DSQL endpoint the suites run on: DSQL_SUITES_ADDR (host:port),
+// DSQL_SUITES_CA (its CA), AWS credentials and AWS_REGION in the environment, the DSQL schema applied.
+func upstreamDB(t *testing.T) sqlplugin.DB {
+	t.Helper()
+	address := os.Getenv("DSQL_SUITES_ADDR")
+	if address == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("DSQL_SUITES_ADDR is not set: upstream's suites need a DSQL endpoint with the DSQL schema")
+		}
+		t.Skip("DSQL_SUITES_ADDR is not set: no DSQL endpoint to run upstream's suites on (nox -s integration runs them)")
+	}
+	cfg := &config.SQL{
+		PluginName: PluginName, ConnectAddr: address, ConnectProtocol: "tcp", User: "admin", DatabaseName: "postgres",
+		MaxConns: 10, MaxIdleConns: 10, TLS: &auth.TLS{Enabled: true, CaFile: os.Getenv("DSQL_SUITES_CA")},
+	}
+	db, err := sql.NewSQLDB(sqlplugin.DbKindMain, cfg, resolver.NewNoopResolver(), log.NewTestLogger(), metrics.NoopMetricsHandler)
+	if err != nil {
+		t.Fatalf("opening the dsql plugin at %s: %v", address, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestUpstreamSQLPluginSuites(t *testing.T) {
+	db := upstreamDB(t)
+	suites := map[string]func(*testing.T) suite.TestingSuite{
+		"HistoryShard":     func(t *testing.T) suite.TestingSuite { return tests.NewHistoryShardSuite(t, db) },
+		"HistoryNode":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryNodeSuite(t, db) },
+		"HistoryTree":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryTreeSuite(t, db) },
+		"HistoryExecution": func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionSuite(t, db) },
+		"HistoryCurrentExec": func(t *testing.T) suite.TestingSuite {
+			return tests.NewHistoryCurrentExecutionSuite(t, db, chasm.WorkflowArchetypeID)
+		},
+		"HistoryExecutionBuffer": func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionBufferSuite(t, db) },
+		"MatchingTask":           func(t *testing.T) suite.TestingSuite { return tests.NewMatchingTaskSuite(t, db) },
+		"MatchingTaskQueueV1": func(t *testing.T) suite.TestingSuite {
+			return tests.NewMatchingTaskQueueSuite(t, db, sqlplugin.MatchingTaskVersion1)
+		},
+		"MatchingTaskQueueV2": func(t *testing.T) suite.TestingSuite {
+			return tests.NewMatchingTaskQueueSuite(t, db, sqlplugin.MatchingTaskVersion2)
+		},
+		"MatchingTaskV2": func(t *testing.T) suite.TestingSuite { return tests.NewMatchingTaskV2Suite(t, db) },
+		"Namespace":      func(t *testing.T) suite.TestingSuite { return tests.NewNamespaceSuite(t, db) },
+		"QueueMessage":   func(t *testing.T) suite.TestingSuite { return tests.NewQueueMessageSuite(t, db) },
+	}
+	for name, make := range suites {
+		t.Run(name, func(t *testing.T) { suite.Run(t, make(t)) })
+	}
+}
