@@ -14,7 +14,7 @@ import (
 // in the UPDATE's WHERE clause) and a concurrent writer makes one of the two commits fail.
 func rewrite(query string) string {
 	const forShare = " FOR SHARE"
-	if trimmed := strings.TrimRight(query, " \\n\\t;"); strings.HasSuffix(strings.ToUpper(trimmed), forShare) {
+	if trimmed := strings.TrimRight(query, " \n\t;"); strings.HasSuffix(strings.ToUpper(trimmed), forShare) {
 		return trimmed[:len(trimmed)-len(forShare)]
 	}
 	return query
@@ -52,11 +52,12 @@ var (
 )
 
 func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, rewrite(query), args)
+	query, args = withBufferedEventIDs(rewrite(query), args)
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
 func (c *rewritingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, rewrite(query), args)
+	return lockedQuery(ctx, c.Conn.(driver.QueryerContext), rewrite(query), args)
 }
 
 func (c *rewritingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
