@@ -25,7 +25,7 @@ def run(command: str) -> None:
         state = "created" if report.created else "already present"
         cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match the template")
     elif command == "schema-setup":
-        if settings.sql_is_local and not settings.local_dsql and ensure_database(settings):
+        if settings.runs_local_database and not settings.is_dsql and ensure_database(settings):
             cli.say(f"created database {settings.temporal_sql_database}")
         source = SchemaSource.resolve(lambda: installed_temporal_server(settings), "", "",
                                       default_schema_name(settings))  # fmt: skip

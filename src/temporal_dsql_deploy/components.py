@@ -120,6 +120,31 @@ def install_temporal_server(settings: Settings, installer: Installer) -> Path:
     return installer.once(_component_dir(settings, "temporal-server", version), f"Temporal server {version}", build)
 
 
+def install_product_server(settings: Settings, installer: Installer) -> Path:
+    """The product's Temporal server (server/: upstream's, plus the dsql plugin), built from this repository."""
+    if installer.project_root is None:
+        return _newest_build(settings, "temporal-server-dsql", "the Temporal server with the dsql plugin")
+    module = installer.project_root / "server"
+
+    def build(staging: Path) -> None:
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+                "-o", str(staging / "temporal-server"), "./cmd/temporal-server"]  # fmt: skip
+        _build_step(argv, "building the Temporal server with the dsql plugin", env=_go_env(staging), cwd=module)
+
+    version = f"v{settings.temporal_version}-{_source_digest(module)}"
+    target = _component_dir(settings, "temporal-server-dsql", version)
+    return installer.once(target, f"the Temporal server {settings.temporal_version} with the dsql plugin", build)
+
+
+def _newest_build(settings: Settings, name: str, what: str) -> Path:
+    """Locating only: the newest complete build of a component built from this repository."""
+    builds = sorted((settings.cache_dir / "components" / name).glob("*/" + COMPLETE_MARKER),
+                    key=lambda marker: marker.stat().st_mtime)  # fmt: skip
+    if not builds:
+        raise DeployError(f"{what} is not installed", "run `invoke up`, which builds it")
+    return builds[-1].parent
+
+
 def install_ui_server(settings: Settings, installer: Installer) -> Path:
     version = f"v{settings.temporal_ui_version}"
 
@@ -167,13 +192,8 @@ def _source_digest(module: Path) -> str:
 
 def install_dsql_local(settings: Settings, installer: Installer) -> Path:
     """The DSQL stand-in, built from dsql-local/ (cgo: PostgreSQL's parser comes with pg_query_go)."""
-    if installer.project_root is None:
-        # Locating only: the newest build there is (a one-shot or `down` needs no rebuild).
-        builds = sorted((settings.cache_dir / "components" / "dsql-local").glob("*/" + COMPLETE_MARKER),
-                        key=lambda marker: marker.stat().st_mtime)  # fmt: skip
-        if not builds:
-            raise DeployError("dsql-local is not installed", "run `invoke up`, which builds it")
-        return builds[-1].parent
+    if installer.project_root is None:  # locating only: a one-shot or `down` needs no rebuild
+        return _newest_build(settings, "dsql-local", "dsql-local")
     module = installer.project_root / "dsql-local"
 
     def build(staging: Path) -> None:
@@ -297,7 +317,7 @@ def _locate(settings: Settings, installer: Installer) -> Paths:
     server = TemporalServer(install_temporal_server(settings, installer))
     engine = install_search_engine(settings, installer)
     return Paths(
-        temporal_server=server.server,
+        temporal_server=install_product_server(settings, installer) / "temporal-server",
         temporal_es_tool=server.es_tool,
         ui_server=install_ui_server(settings, installer) / "server",
         process_compose=install_process_compose(settings, installer) / "process-compose",

@@ -271,7 +271,7 @@ class Settings(BaseSettings):
             )
         local_database = (
             {"TEMPORAL_SQL_PORT": self.temporal_sql_port, "DSQL_LOCAL_PORT": self.dsql_local_port,
-             "DSQL_LOCAL_ADMIN_PORT": self.dsql_local_admin_port} if self.sql_is_local else {}
+             "DSQL_LOCAL_ADMIN_PORT": self.dsql_local_admin_port} if self.runs_local_database else {}
         )  # fmt: skip
         ports = {
             **local_database,
@@ -300,9 +300,16 @@ class Settings(BaseSettings):
         return _is_loopback(self.temporal_sql_host)
 
     @property
+    def runs_local_database(self) -> bool:
+        """True when these settings describe the stack's own PostgreSQL (and its stand-in) rather than an
+        endpoint: a loopback host, unless IAM auth says TEMPORAL_SQL_* name a DSQL endpoint itself (as the
+        stack tells its own processes where its stand-in is)."""
+        return self.sql_is_local and not (self.is_dsql and self.temporal_sql_iam_auth)
+
+    @property
     def local_dsql(self) -> bool:
         """True for the local DSQL profile: the `dsql` plugin through the stack's own stand-in."""
-        return self.is_dsql and self.sql_is_local
+        return self.is_dsql and self.runs_local_database
 
     @property
     def search_engine_version(self) -> str:

@@ -1,7 +1,7 @@
 """Translate Temporal's PostgreSQL schema into one Aurora DSQL accepts, recording every change and why.
 
 Same tables and column names; only what DSQL refuses changes: BYTEA key columns (UUID for 16-byte ids,
-VARCHAR for the two keys that are not), BIGSERIAL, CHECK constraints, inline UNIQUE, synchronous
+VARCHAR for the two keys that are not; the same ids outside keys follow, so they still compare), BIGSERIAL, CHECK constraints, inline UNIQUE, synchronous
 indexes. Rules, not hand edits, so the next upstream release translates the same way.
 """
 
@@ -19,6 +19,9 @@ TEXT_KEY_COLUMNS = {
     "task_queue_id": ("VARCHAR(1024)", "variable-length (namespace id, queue name, type, partition): hex text"),
     "chasm_path": ("VARCHAR(1024)", "a Go string, not an id"),
 }
+# 16-byte ids that are UUID keys in some table: a column of the same name is UUID everywhere, key or not,
+# so the joins and comparisons between them (current_executions.run_id = executions.run_id) still work.
+ID_COLUMNS = frozenset({"namespace_id", "run_id", "tree_id", "branch_id"})
 _CREATE_TABLE = re.compile(r"^create\s+table\s+(\w+)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
 _CREATE_INDEX = re.compile(r"^create\s+(unique\s+)?index\s+(?!async\b)", re.IGNORECASE)
 _PRIMARY_KEY = re.compile(r"primary\s+key\s*\(([^)]*)\)", re.IGNORECASE)
@@ -68,6 +71,10 @@ def _translate_table(table: str, body: str, changes: list[Change]) -> tuple[str,
             new_kind, why = TEXT_KEY_COLUMNS.get(name.lower(), ("UUID", "a 16-byte id"))
             changes.append(Change(table, name, "BYTEA (key)", new_kind, f"BYTEA is refused in keys; {why}"))
             kind = new_kind
+        elif kind.upper() == "BYTEA" and name.lower() in ID_COLUMNS:
+            why = "the same 16-byte id is a UUID key elsewhere, and is compared and joined with it"
+            changes.append(Change(table, name, "BYTEA", "UUID", why))
+            kind = "UUID"
         if kind.upper() == "BIGSERIAL":
             changes.append(Change(table, name, "BIGSERIAL", "BIGINT",
                                   "DSQL has no SERIAL; the DSQL plugin assigns the ids"))  # fmt: skip

@@ -201,7 +201,7 @@ def _local_dsql_environment(settings: Settings) -> dict[str, EnvValue]:
                 "temporal_sql_iam_auth": True, "aws_region": endpoint.region, "temporal_sql_password": None,
                 "temporal_sql_tls_ca_file": endpoint.ca_file}
     )  # fmt: skip
-    environment = settings_environment(as_cluster, (*PERSISTENCE_FIELDS, "temporal_sql_tls_ca_file", "dsql_local_port"))
+    environment = settings_environment(as_cluster, (*PERSISTENCE_FIELDS, "temporal_sql_tls_ca_file"))
     environment["TEMPORAL_SQL_HOST"] = HostOf("dsql-local")
     # Tokens are signed with the stack's local credentials, handed over as the AWS SDKs read them.
     environment["AWS_ACCESS_KEY_ID"] = SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id")

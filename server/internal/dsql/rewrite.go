@@ -52,12 +52,18 @@ var (
 )
 
 func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	query, args = withBufferedEventIDs(rewrite(query), args)
+	query = rewrite(query)
+	query, args = withBufferedEventIDs(query, encodeTaskQueueIDs(query, args))
 	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
 func (c *rewritingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return lockedQuery(ctx, c.Conn.(driver.QueryerContext), rewrite(query), args)
+	query = rewrite(query)
+	rows, err := lockedQuery(ctx, c.Conn.(driver.QueryerContext), query, encodeTaskQueueIDs(query, args))
+	if err != nil {
+		return nil, err
+	}
+	return decodeTaskQueueIDs(rows), nil
 }
 
 func (c *rewritingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {

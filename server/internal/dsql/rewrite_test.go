@@ -104,3 +104,27 @@ func TestLastMessageLockIsByKey(t *testing.T) {
 		t.Error("a plain read must pass unchanged")
 	}
 }
+
+func TestTaskQueueIDsTravelAsHex(t *testing.T) {
+	where := "SELECT task_id FROM tasks WHERE range_hash = $1 AND task_queue_id=$2 AND task_id >= $3"
+	insert := "INSERT INTO tasks_v2 ( range_hash,  task_queue_id,  task_id, pass, data, data_encoding) VALUES   ($1, $2, $3, $4, $5, $6),($7, $8, $9, $10, $11, $12)"
+	for query, want := range map[string][]int{where: {2}, insert: {2, 8}} {
+		got := taskQueueParameters(query)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %v", query, got)
+		}
+		for _, n := range want {
+			if !got[n] {
+				t.Errorf("%s: parameter %d not found", query, n)
+			}
+		}
+	}
+	args := []driver.NamedValue{{Ordinal: 1, Value: int64(7)}, {Ordinal: 2, Value: []byte{0x00, 0xff, 0x10}}, {Ordinal: 3, Value: []byte{1}}}
+	encoded := encodeTaskQueueIDs(where, args)
+	if encoded[1].Value != "00ff10" || encoded[2].Value.([]byte)[0] != 1 {
+		t.Errorf("encoded %v", encoded)
+	}
+	if args[1].Value.([]byte)[0] != 0 {
+		t.Error("the caller's arguments must not change")
+	}
+}
