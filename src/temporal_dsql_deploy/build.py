@@ -134,9 +134,16 @@ def build_binaries(settings: Settings, project_root: Path, arch: Architecture, s
         _build_from_source(source, arch, server.root)
         copy_schema(source / "schema", server.schema_dir)
     else:
+        # The product's server (upstream's, with the dsql plugin), and upstream's own tools.
         version = f"v{settings.temporal_version}"
-        packages = [f"go.temporal.io/server/{package}@{version}" for package in SERVER_COMMANDS.values()]
-        _go_install(packages, arch, server.root, tags="disable_grpc_modules")
+        tools_only = [f"go.temporal.io/server/{SERVER_COMMANDS[name]}@{version}" for name in ("sql", "elasticsearch")]
+        _go_install(tools_only, arch, server.root, tags="disable_grpc_modules")
+        with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
+            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+                      "-o", str(server.server), "./cmd/temporal-server"],
+                     what=f"building the Temporal server with the dsql plugin for linux/{arch}",
+                     fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=_go_env(arch, Path(gopath)),
+                     cwd=project_root / "server")  # fmt: skip
         copy_schema(server_module_dir(version) / "schema", server.schema_dir)
     tools = output / "tools"
     tools.mkdir(exist_ok=True)

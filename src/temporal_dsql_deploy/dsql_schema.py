@@ -1,8 +1,9 @@
 """Translate Temporal's PostgreSQL schema into one Aurora DSQL accepts, recording every change and why.
 
 Same tables and column names; only what DSQL refuses changes: BYTEA key columns (UUID for 16-byte ids,
-VARCHAR for the two keys that are not; the same ids outside keys follow, so they still compare), BIGSERIAL, CHECK constraints, inline UNIQUE, synchronous
-indexes. Rules, not hand edits, so the next upstream release translates the same way.
+VARCHAR for the two keys that are not; the same ids outside keys follow, so they still compare),
+BIGSERIAL, CHECK constraints, inline UNIQUE, synchronous indexes. Rules, not hand edits, so the next
+upstream release translates the same way.
 """
 
 from __future__ import annotations

@@ -144,3 +144,10 @@ def test_temporal_version_has_one_source() -> None:
     assert image_build_args(settings)["TEMPORAL_VERSION"] == "9.9.9"
     bootstrap = (PROJECT_ROOT / "run").read_text(encoding="utf-8")
     assert f"UV_VERSION={image_build_args(settings)['UV_VERSION']}\n" in bootstrap
+
+
+def test_server_module_pins_the_configured_temporal_release() -> None:
+    """server/go.mod imports upstream Temporal unmodified, at the version the settings build and document."""
+    go_mod = (PROJECT_ROOT / "server" / "go.mod").read_text(encoding="utf-8")
+    assert f"go.temporal.io/server v{Settings.model_fields['temporal_version'].default}\n" in go_mod
+    assert "replace" not in go_mod

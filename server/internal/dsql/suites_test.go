@@ -70,9 +70,22 @@ func TestUpstreamSQLPluginSuites(t *testing.T) {
 		"MatchingTaskQueueV2": func(t *testing.T) suite.TestingSuite {
 			return tests.NewMatchingTaskQueueSuite(t, db, sqlplugin.MatchingTaskVersion2)
 		},
-		"MatchingTaskV2": func(t *testing.T) suite.TestingSuite { return tests.NewMatchingTaskV2Suite(t, db) },
-		"Namespace":      func(t *testing.T) suite.TestingSuite { return tests.NewNamespaceSuite(t, db) },
-		"QueueMessage":   func(t *testing.T) suite.TestingSuite { return tests.NewQueueMessageSuite(t, db) },
+		"MatchingTaskV2":     func(t *testing.T) suite.TestingSuite { return tests.NewMatchingTaskV2Suite(t, db) },
+		"Namespace":          func(t *testing.T) suite.TestingSuite { return tests.NewNamespaceSuite(t, db) },
+		"QueueMessage":       func(t *testing.T) suite.TestingSuite { return tests.NewQueueMessageSuite(t, db) },
+		"QueueMetadata":      func(t *testing.T) suite.TestingSuite { return tests.NewQueueMetadataSuite(t, db) },
+		"Activity":           func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionActivitySuite(t, db) },
+		"Chasm":              func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionChasmSuite(t, db) },
+		"ChildWorkflow":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionChildWorkflowSuite(t, db) },
+		"RequestCancel":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionRequestCancelSuite(t, db) },
+		"Signal":             func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionSignalSuite(t, db) },
+		"SignalRequest":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionSignalRequestSuite(t, db) },
+		"Timer":              func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionTimerSuite(t, db) },
+		"ReplicationTask":    func(t *testing.T) suite.TestingSuite { return tests.NewHistoryReplicationTaskSuite(t, db) },
+		"ReplicationDLQTask": func(t *testing.T) suite.TestingSuite { return tests.NewHistoryReplicationDLQTaskSuite(t, db) },
+		"TimerTask":          func(t *testing.T) suite.TestingSuite { return tests.NewHistoryTimerTaskSuite(t, db) },
+		"TransferTask":       func(t *testing.T) suite.TestingSuite { return tests.NewHistoryTransferTaskSuite(t, db) },
+		"VisibilityTask":     func(t *testing.T) suite.TestingSuite { return tests.NewHistoryVisibilityTaskSuite(t, db) },
 	}
 	for name, make := range suites {
 		t.Run(name, func(t *testing.T) { suite.Run(t, make(t)) })

@@ -1,0 +1,96 @@
+"""Upstream Temporal's own persistence suites, run by the server module against the dsql plugin on a
+dsql-local of their own (its own backend database, the DSQL schema applied through it): the suites
+expect a database to themselves, and DSQL has one per cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from temporal_dsql_deploy.components import Installer, TemporalServer, install_dsql_local, install_temporal_server
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.endpoint import local_ca_file
+from temporal_dsql_deploy.schema import Applier, SchemaSource
+from tests.conftest import PROJECT_ROOT
+from tests.integration.conftest import require
+
+pytestmark = pytest.mark.integration
+SUITES_DATABASE = "dsql_upstream_suites"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def suites_stand_in(settings: Settings) -> Iterator[Settings]:
+    """A second dsql-local, on free ports, over a database of its own on the stack's PostgreSQL."""
+    binary = install_dsql_local(settings, Installer(print, project_root=PROJECT_ROOT)) / "dsql-local"
+    port, admin = _free_port(), _free_port()
+    assert settings.temporal_sql_password is not None
+    assert settings.dsql_local_secret_access_key is not None
+    env = {**os.environ, "DSQL_LOCAL_BACKEND_PASSWORD": settings.temporal_sql_password.get_secret_value(),
+           "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
+           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value()}  # fmt: skip
+    process = subprocess.Popen(
+        [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--tls-dir", str(local_ca_file(settings).parent), "--backend-port", str(settings.temporal_sql_port),
+         "--backend-user", settings.temporal_sql_user, "--backend-database", SUITES_DATABASE],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the suites' dsql-local did not answer /healthz within 30s")
+        suites = settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port})
+        server = TemporalServer(install_temporal_server(settings, Installer(print)))
+        name = "dsql/v12/temporal"
+        applier = Applier(suites, SchemaSource.resolve(lambda: server, name, "", name), print)
+        try:
+            applier.setup("0.0", overwrite=True)
+            applier.update()
+        finally:
+            applier.close()
+        yield suites
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_upstream_persistence_suites_pass_on_the_dsql_plugin(suites_stand_in: Settings) -> None:
+    go = shutil.which("go")
+    require(go is not None, "the go command is not installed")
+    assert go is not None
+    settings = suites_stand_in
+    assert settings.dsql_local_secret_access_key is not None
+    env = {**os.environ, "GOTOOLCHAIN": "go1.26.10", "DSQL_SUITES_ADDR": f"127.0.0.1:{settings.dsql_local_port}",
+           "DSQL_SUITES_CA": str(local_ca_file(settings)), "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
+           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value(),
+           "AWS_REGION": "us-east-1"}  # fmt: skip
+    ran = subprocess.run([go, "test", "-count=1", "-v", "-run", "TestUpstream", "./internal/dsql/"],
+                         cwd=PROJECT_ROOT / "server", env=env, capture_output=True, text=True, check=False,
+                         timeout=1800)  # fmt: skip
+    results: dict[str, dict[str, int]] = {}
+    for outcome, suite in re.findall(r"^ {8}--- (PASS|FAIL|SKIP): TestUpstream\w+/(\w+)/", ran.stdout, re.MULTILINE):
+        results.setdefault(suite, {"PASS": 0, "FAIL": 0, "SKIP": 0})[outcome] += 1
+    for suite, counts in sorted(results.items()):
+        print(f"{suite:<24} {counts['PASS']:3d} passed {counts['FAIL']:3d} failed {counts['SKIP']:3d} skipped")
+    assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-2000:]
+    assert len(results) >= 25  # every sqlplugin suite but visibility (Elasticsearch holds it), and queue v2
+    assert sum(counts["PASS"] for counts in results.values()) >= 100
