@@ -69,12 +69,18 @@ def unit(session: nox.Session) -> None:
     session.run("pytest", "tests/unit", *session.posargs)
 
 
+# Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with
+# Elasticsearch) and PostgreSQL straight with OpenSearch.
+PROFILES = [("elasticsearch", "dsql"), ("opensearch", "postgres12_pgx")]
+
+
 @nox.session
-@nox.parametrize("engine", SEARCH_ENGINES)
-def integration(session: nox.Session, engine: str) -> None:
-    """Integration tests against the real local stack (PostgreSQL, search engine, Temporal, UI)."""
+@nox.parametrize(("engine", "plugin"), PROFILES)
+def integration(session: nox.Session, engine: str, plugin: str) -> None:
+    """Integration tests against the real local stack (PostgreSQL, dsql-local, search engine, Temporal, UI)."""
     install(session, "test")
-    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs, env={"SEARCH_ENGINE": engine})
+    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs,
+                env={"SEARCH_ENGINE": engine, "TEMPORAL_SQL_PLUGIN": plugin})  # fmt: skip
 
 
 @nox.session

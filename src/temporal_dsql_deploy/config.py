@@ -138,7 +138,9 @@ class Settings(BaseSettings):
     )
     temporal_sql_database: str = Field("temporal", description="Database name (DSQL has exactly one: `postgres`).")
     temporal_sql_plugin: SqlPlugin = Field(
-        "postgres12_pgx", description="Temporal SQL plugin: postgres12, postgres12_pgx or dsql."
+        "dsql",
+        description="Temporal SQL plugin: dsql (Aurora DSQL; locally through the stand-in dsql-local), or "
+        "postgres12_pgx/postgres12 (the local PostgreSQL straight, or any PostgreSQL).",
     )
     temporal_sql_tls_enabled: bool = Field(False, description="Connect with TLS (mandatory for DSQL).")
     temporal_sql_iam_auth: bool = Field(

@@ -66,6 +66,7 @@ def check(settings: Settings) -> CheckReport:
                 f"AWS_REGION={region} but the endpoint {endpoint.host} is in {endpoint_region.group(1)}",
                 f"set AWS_REGION={endpoint_region.group(1)}; tokens are signed for one Region",
             )
+        dsql.require_local_credentials(settings, endpoint)
         if endpoint.access_key_id is None:  # the AWS SDK's own credentials: ask STS whether they work
             problem = aws.credential_problem(region)
             if problem:

@@ -54,6 +54,17 @@ def _credentials_fix() -> str:
     return "configure AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 
 
+def require_local_credentials(settings: Settings, endpoint: Endpoint) -> None:
+    """The local DSQL profile signs tokens with the stack's own credentials: refuse clearly before they exist."""
+    if settings.local_dsql and endpoint.access_key_id is None:
+        kept = endpoint.ca_file.parent if endpoint.ca_file else "STACK_DIR/data/dsql-local"
+        raise DeployError(
+            f"the local DSQL profile signs its tokens with the stack's local credentials, and there are none yet "
+            f"(no {kept}/credentials.json)",
+            "start the local stack once with `invoke up`, which makes them; or set TEMPORAL_SQL_PLUGIN=postgres12_pgx",
+        )
+
+
 def connect(
     settings: Settings, database: str | None = None, *, direct: bool = False
 ) -> psycopg.Connection[tuple[object, ...]]:
@@ -63,6 +74,8 @@ def connect(
     """
     endpoint = persistence_endpoint(settings.model_copy(update={"temporal_sql_plugin": "postgres12_pgx"}) if direct
                                     else settings)  # fmt: skip
+    if not direct:
+        require_local_credentials(settings, endpoint)
     password: str | None = None
     if endpoint.iam:
         password = auth_token(endpoint)

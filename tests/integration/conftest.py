@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import httpx
 import pytest
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.components import Paths, installed_paths, installed_process_compose
+from temporal_dsql_deploy.components import (
+    Installer,
+    Paths,
+    install_dsql_local,
+    installed_paths,
+    installed_process_compose,
+)
 from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.endpoint import local_ca_file
 from temporal_dsql_deploy.stack import LocalStack
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
+ISOLATED_DATABASE = "dsql_tests"  # the isolated stand-in's backend database
 
 
 def require(condition: bool, reason: str) -> None:
@@ -68,3 +80,47 @@ def chromium() -> str:
     require(found is not None, "Debian's chromium is not installed and cannot be installed here")
     assert found is not None
     return found
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A dsql-local of the tests' own, over a database of its own on the stack's PostgreSQL."""
+
+    settings: Settings  # the local DSQL profile, pointed at this instance
+    admin_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def isolated_stand_in(settings: Settings) -> Iterator[StandIn]:
+    """Tests that drop tables, inject faults or hammer connections do it here, never to the running stack."""
+    binary = install_dsql_local(settings, Installer(print, project_root=PROJECT_ROOT)) / "dsql-local"
+    port, admin = _free_port(), _free_port()
+    assert settings.temporal_sql_password is not None
+    assert settings.dsql_local_secret_access_key is not None
+    env = {**os.environ, "DSQL_LOCAL_BACKEND_PASSWORD": settings.temporal_sql_password.get_secret_value(),
+           "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
+           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value()}  # fmt: skip
+    process = subprocess.Popen(
+        [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--tls-dir", str(local_ca_file(settings).parent), "--backend-port", str(settings.temporal_sql_port),
+         "--backend-user", settings.temporal_sql_user, "--backend-database", ISOLATED_DATABASE],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_healthy(f"http://127.0.0.1:{admin}/healthz")
+        yield StandIn(settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port}),
+                      f"http://127.0.0.1:{admin}")  # fmt: skip
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@retry(stop=stop_after_delay(30), wait=wait_fixed(0.2), retry=retry_if_exception_type(httpx.HTTPError), reraise=True)
+def _wait_healthy(url: str) -> None:
+    httpx.get(url, timeout=2).raise_for_status()

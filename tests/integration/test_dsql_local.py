@@ -22,21 +22,21 @@ from temporal_dsql_deploy.endpoint import local_ca_file, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.schema import Applier, SchemaSource, shipped_schemas, split_statements
 from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import require
+from tests.integration.conftest import StandIn, require
 
 pytestmark = pytest.mark.integration
 DSQL_SCHEMA = "dsql/v12/temporal"
 
 
 @pytest.fixture(scope="module")
-def dsql_settings(settings: Settings) -> Settings:
-    """The local DSQL profile of the running stack: the dsql plugin through the stand-in."""
-    return settings.model_copy(update={"temporal_sql_plugin": "dsql"})
+def dsql_settings(isolated_stand_in: StandIn) -> Settings:
+    """The local DSQL profile, on the tests' own stand-in: these tests drop tables and inject faults."""
+    return isolated_stand_in.settings
 
 
 @pytest.fixture
-def faults(dsql_settings: Settings) -> Iterator[str]:
-    url = f"http://127.0.0.1:{dsql_settings.dsql_local_admin_port}/faults"
+def faults(isolated_stand_in: StandIn) -> Iterator[str]:
+    url = f"{isolated_stand_in.admin_url}/faults"
     yield url
     httpx.post(url, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
 
@@ -96,10 +96,11 @@ def test_stock_postgresql_schema_is_refused(dsql_settings: Settings) -> None:
         conn.execute(first_table)
 
 
-def _invoke(*args: str, **env: str) -> subprocess.Popen[str]:
+def _invoke(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    """A task in the local DSQL profile, on the stand-in `settings` name."""
+    env = {**os.environ, "TEMPORAL_SQL_PLUGIN": "dsql", "DSQL_LOCAL_PORT": str(settings.dsql_local_port)}
     return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TEMPORAL_SQL_PLUGIN": "dsql", **env})  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
 
 
 def test_update_resumes_after_a_kill(dsql_settings: Settings) -> None:
@@ -108,22 +109,22 @@ def test_update_resumes_after_a_kill(dsql_settings: Settings) -> None:
         applier.setup("0.0", overwrite=True)
     finally:
         applier.close()
-    killed = _invoke("schema.update")
+    killed = _invoke(dsql_settings, "schema.update")
     time.sleep(0.8)  # part-way through the 45 statements
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
-    resumed = _invoke("schema.update")
+    resumed = _invoke(dsql_settings, "schema.update")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "1.19" in out
-    validated = _invoke("schema.validate")
+    validated = _invoke(dsql_settings, "schema.validate")
     out, err = validated.communicate(timeout=120)
     assert validated.returncode == 0, err
     assert "schema is current" in out
 
 
 def test_check_dsql_through_the_stand_in(dsql_settings: Settings) -> None:
-    checked = _invoke("check-dsql")
+    checked = _invoke(dsql_settings, "check-dsql")
     out, err = checked.communicate(timeout=120)
     assert checked.returncode == 0, err
     assert f"connected to 127.0.0.1:{dsql_settings.dsql_local_port} as admin (TLS verify-full)" in out

@@ -70,7 +70,8 @@ def database_settings(postgres_port: int, clean_env: pytest.MonkeyPatch, tmp_pat
     name = f"t_{uuid.uuid4().hex[:10]}"
     clean_env.setenv("TEMPORAL_SQL_PORT", str(postgres_port))
     clean_env.setenv("TEMPORAL_SQL_PASSWORD", PASSWORD)
-    with dsql.connect(load_settings(tmp_path), database="postgres") as admin:
+    clean_env.setenv("TEMPORAL_SQL_PLUGIN", "postgres12_pgx")  # this session's own PostgreSQL, straight
+    with dsql.connect(load_settings(tmp_path), database="postgres", direct=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
 
     def make(**variables: str) -> Settings:

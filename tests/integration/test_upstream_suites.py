@@ -1,76 +1,37 @@
-"""Upstream Temporal's own persistence suites, run by the server module against the dsql plugin on a
-dsql-local of their own (its own backend database, the DSQL schema applied through it): the suites
-expect a database to themselves, and DSQL has one per cluster."""
+"""Upstream Temporal's own persistence suites, run by the server module against the dsql plugin on the
+tests' own dsql-local (the suites expect a database to themselves, and DSQL has one per cluster)."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from temporal_dsql_deploy.components import Installer, TemporalServer, install_dsql_local, install_temporal_server
+from temporal_dsql_deploy.components import Installer, TemporalServer, install_temporal_server
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.endpoint import local_ca_file
 from temporal_dsql_deploy.schema import Applier, SchemaSource
 from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import require
+from tests.integration.conftest import StandIn, require
 
 pytestmark = pytest.mark.integration
-SUITES_DATABASE = "dsql_upstream_suites"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
-def suites_stand_in(settings: Settings) -> Iterator[Settings]:
-    """A second dsql-local, on free ports, over a database of its own on the stack's PostgreSQL."""
-    binary = install_dsql_local(settings, Installer(print, project_root=PROJECT_ROOT)) / "dsql-local"
-    port, admin = _free_port(), _free_port()
-    assert settings.temporal_sql_password is not None
-    assert settings.dsql_local_secret_access_key is not None
-    env = {**os.environ, "DSQL_LOCAL_BACKEND_PASSWORD": settings.temporal_sql_password.get_secret_value(),
-           "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
-           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value()}  # fmt: skip
-    process = subprocess.Popen(
-        [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-         "--tls-dir", str(local_ca_file(settings).parent), "--backend-port", str(settings.temporal_sql_port),
-         "--backend-user", settings.temporal_sql_user, "--backend-database", SUITES_DATABASE],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def suites_stand_in(isolated_stand_in: StandIn, settings: Settings) -> Settings:
+    """The isolated stand-in, with the DSQL schema applied afresh."""
+    server = TemporalServer(install_temporal_server(settings, Installer(print)))
+    name = "dsql/v12/temporal"
+    applier = Applier(isolated_stand_in.settings, SchemaSource.resolve(lambda: server, name, "", name), print)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the suites' dsql-local did not answer /healthz within 30s")
-        suites = settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port})
-        server = TemporalServer(install_temporal_server(settings, Installer(print)))
-        name = "dsql/v12/temporal"
-        applier = Applier(suites, SchemaSource.resolve(lambda: server, name, "", name), print)
-        try:
-            applier.setup("0.0", overwrite=True)
-            applier.update()
-        finally:
-            applier.close()
-        yield suites
+        applier.setup("0.0", overwrite=True)
+        applier.update()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        applier.close()
+    return isolated_stand_in.settings
 
 
 def test_upstream_persistence_suites_pass_on_the_dsql_plugin(suites_stand_in: Settings) -> None:

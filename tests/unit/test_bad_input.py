@@ -103,8 +103,14 @@ def test_schema_manifest_that_is_broken(project: Path, manifest: str, problem: s
 @pytest.mark.parametrize("task", ["schema.setup", "schema.update", "schema.validate"])
 def test_schema_tasks_against_a_database_that_refuses(project: Path, task: str) -> None:
     # Port 9 (discard) on loopback: nothing listens, so every connection is refused.
-    result = run_task(project, task, "--schema-name", "dsql/v12/temporal", TEMPORAL_SQL_PORT="9")
+    result = run_task(project, task, "--schema-name", "dsql/v12/temporal", TEMPORAL_SQL_PORT="9",
+                      TEMPORAL_SQL_PLUGIN="postgres12_pgx")  # fmt: skip
     assert_clear_error(result, "127.0.0.1:9", "kept failing")
+
+
+def test_local_dsql_profile_before_the_stack_ever_ran(project: Path) -> None:
+    result = run_task(project, "check-dsql", TEMPORAL_SQL_PLUGIN="dsql")
+    assert_clear_error(result, "local credentials", "invoke up")
 
 
 def test_build_from_a_missing_source_leaves_nothing(project: Path) -> None:

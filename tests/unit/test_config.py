@@ -16,7 +16,8 @@ MakeSettings = Callable[..., Settings]
 def test_defaults_select_the_local_stack(make_settings: MakeSettings) -> None:
     settings = make_settings()
     assert settings.sql_is_local
-    assert settings.temporal_sql_plugin == "postgres12_pgx"
+    assert settings.temporal_sql_plugin == "dsql"
+    assert settings.local_dsql  # DSQL-shaped by default: through the stack's own stand-in
     assert settings.temporal_frontend_port == 7233
     assert settings.temporal_ui_port == 8080
     assert settings.temporal_elasticsearch_port == 9200
@@ -67,7 +68,8 @@ def test_dsql_connection_lifetime_below_an_hour_is_accepted(make_settings: MakeS
 
 
 def test_long_lifetime_is_fine_for_postgresql(make_settings: MakeSettings) -> None:
-    assert make_settings(TEMPORAL_SQL_MAX_CONN_LIFETIME="2h").temporal_sql_max_conn_lifetime == timedelta(hours=2)
+    settings = make_settings(TEMPORAL_SQL_MAX_CONN_LIFETIME="2h", TEMPORAL_SQL_PLUGIN="postgres12_pgx")
+    assert settings.temporal_sql_max_conn_lifetime == timedelta(hours=2)
 
 
 def test_max_idle_above_max_conns_is_refused(make_settings: MakeSettings) -> None:

@@ -70,7 +70,7 @@ def test_region_that_does_not_match_the_endpoint(make_settings: MakeSettings, no
 
 def test_unreachable_endpoint(make_settings: MakeSettings) -> None:
     with pytest.raises(DeployError, match="unreachable"):
-        check(make_settings(TEMPORAL_SQL_HOST="127.0.0.1", TEMPORAL_SQL_PORT="1"))
+        check(make_settings(TEMPORAL_SQL_HOST="127.0.0.1", TEMPORAL_SQL_PORT="1", TEMPORAL_SQL_PLUGIN="postgres12_pgx"))
 
 
 @pytest.fixture

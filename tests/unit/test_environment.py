@@ -59,7 +59,9 @@ def test_dollar_signs_are_escaped_for_both_file_formats() -> None:
 def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neither_file(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / ".env").write_text(f"TEMPORAL_SQL_PASSWORD={PASSWORD}\n", encoding="utf-8")
+    # The PostgreSQL profile: the Temporal services themselves log in with the password.
+    (tmp_path / ".env").write_text(f"TEMPORAL_SQL_PASSWORD={PASSWORD}\nTEMPORAL_SQL_PLUGIN=postgres12_pgx\n",
+                                   encoding="utf-8")  # fmt: skip
     settings = load_settings(tmp_path)
     supervisor_text, compose_text = _both(settings, tmp_path)
     assert PASSWORD not in supervisor_text
@@ -91,7 +93,13 @@ def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_p
     supervisor_text, compose_text = _both(settings, tmp_path)
     processes = yaml.safe_load(supervisor_text)["processes"]
     services = yaml.safe_load(compose_text)["services"]
-    runtime_only = {"TEMPORAL_DYNAMIC_CONFIG_FILE", "TEMPORAL_BIND_IP", "TEMPORAL_UI_BIND_IP", "CACHE_DIR"}
+    runtime_only = {
+        "TEMPORAL_DYNAMIC_CONFIG_FILE",
+        "TEMPORAL_BIND_IP",
+        "TEMPORAL_UI_BIND_IP",
+        "CACHE_DIR",
+        "TEMPORAL_SQL_TLS_CA_FILE",
+    }  # paths: the host's, or in the stand-in's volume
     for service in build_stack(settings):
         if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:
             continue  # runtime-specific programs (Debian binaries vs images) with their own variables

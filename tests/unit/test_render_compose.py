@@ -81,11 +81,12 @@ def test_images_are_pinned_from_settings(make_settings: MakeSettings) -> None:
     assert all(":" in image and not image.endswith(":latest") for image in images.values())
 
 
-def test_hosts_resolve_to_service_names(make_settings: MakeSettings) -> None:
-    settings = make_settings()
+@pytest.mark.parametrize(("plugin", "persistence"), [("dsql", "dsql-local"), ("postgres12_pgx", "postgresql")])
+def test_hosts_resolve_to_service_names(make_settings: MakeSettings, plugin: str, persistence: str) -> None:
+    settings = make_settings(TEMPORAL_SQL_PLUGIN=plugin)
     document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
     env = document["services"]["temporal-history"]["environment"]
-    assert env["TEMPORAL_SQL_HOST"] == "postgresql"
+    assert env["TEMPORAL_SQL_HOST"] == persistence
     assert env["TEMPORAL_ELASTICSEARCH_HOST"] == "elasticsearch"
     assert document["services"]["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal-frontend"
 
