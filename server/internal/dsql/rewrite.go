@@ -8,16 +8,26 @@ import (
 
 // rewrite turns upstream SQL that DSQL refuses into SQL it runs; everything else passes unchanged.
 //
-// DSQL has no FOR SHARE. Upstream takes it on the shard and execution rows only to hold them stable while
-// a transaction writes: under DSQL's optimistic concurrency a plain read does the same job, because
-// every write that depends on it is fenced (the shard's range_id, the execution's db_record_version
-// in the UPDATE's WHERE clause) and a concurrent writer makes one of the two commits fail.
+// DSQL has no FOR SHARE. Upstream takes it on two rows:
+//   - the shard row, on every workflow write, to keep its range_id (the owner's fence) from changing
+//     under the write. Under optimistic concurrency a plain read would not do: a new owner's range_id
+//     bump would not conflict with the old owner's write, which would then commit stale. So it becomes
+//     FOR UPDATE: a range_id change and a write of the old owner can no longer both commit, and replay
+//     (below) rereads the shard row, sees the new range_id, and refuses the stale write. Writes of the
+//     same owner that meet on the shard row are replayed, not failed.
+//   - the execution row: a plain read is enough, because every write of it is fenced in its own WHERE
+//     clause (db_record_version) and conflicts at commit anyway.
 func rewrite(query string) string {
 	const forShare = " FOR SHARE"
-	if trimmed := strings.TrimRight(query, " \n\t;"); strings.HasSuffix(strings.ToUpper(trimmed), forShare) {
-		return trimmed[:len(trimmed)-len(forShare)]
+	trimmed := strings.TrimRight(query, " \n\t;")
+	if !strings.HasSuffix(strings.ToUpper(trimmed), forShare) {
+		return query
 	}
-	return query
+	base := trimmed[:len(trimmed)-len(forShare)]
+	if strings.HasPrefix(normalized(base), "SELECT range_id FROM shards WHERE") {
+		return base + " FOR UPDATE"
+	}
+	return base
 }
 
 // rewritingConnector hands database/sql connections whose statements pass through rewrite.
@@ -32,14 +42,17 @@ func (c *rewritingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rewritingConn{conn}, nil
+	return &rewritingConn{Conn: conn}, nil
 }
 
 func (c *rewritingConnector) Driver() driver.Driver { return c.inner.Driver() }
 
 // rewritingConn forwards every interface pgx's stdlib connection implements, so database/sql keeps
 // using pgx's fast paths (direct Exec and Query, its own argument conversion).
-type rewritingConn struct{ driver.Conn }
+type rewritingConn struct {
+	driver.Conn
+	recorder recorder // the open transaction's statements and results, for replay on a conflict
+}
 
 var (
 	_ driver.ExecerContext      = (*rewritingConn)(nil)
@@ -54,24 +67,71 @@ var (
 func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	query = rewrite(query)
 	query, args = withBufferedEventIDs(query, encodeTaskQueueIDs(query, args))
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+	execer := c.Conn.(driver.ExecerContext)
+	result, err := execer.ExecContext(ctx, query, args)
+	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
+		// The statement had no effect; outside a transaction it is simply tried again, inside one after the
+		// transaction so far has been replayed unchanged.
+		if c.recorder.active && !c.recoverConflict(ctx) {
+			return nil, err
+		}
+		if !c.recorder.active && backoff(ctx, attempt) != nil {
+			return nil, err
+		}
+		result, err = execer.ExecContext(ctx, query, args)
+	}
+	if err != nil || !c.recorder.active {
+		return result, err
+	}
+	affected, affectedErr := result.RowsAffected()
+	if affectedErr != nil {
+		return result, nil
+	}
+	c.recorder.steps = append(c.recorder.steps, step{query: query, args: args, exec: true, affected: affected})
+	return result, nil
 }
 
 func (c *rewritingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	query = rewrite(query)
-	rows, err := lockedQuery(ctx, c.Conn.(driver.QueryerContext), query, encodeTaskQueueIDs(query, args))
+	args = encodeTaskQueueIDs(query, args)
+	queryer := c.Conn.(driver.QueryerContext)
+	rows, err := lockedQuery(ctx, queryer, query, args)
+	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
+		if c.recorder.active && !c.recoverConflict(ctx) {
+			return nil, err
+		}
+		if !c.recorder.active && backoff(ctx, attempt) != nil {
+			return nil, err
+		}
+		rows, err = lockedQuery(ctx, queryer, query, args)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return decodeTaskQueueIDs(rows), nil
+	if !c.recorder.active {
+		return decodeUUIDColumns(query, decodeTaskQueueIDs(rows)), nil
+	}
+	columns, values, err := readAll(rows) // read in full: replay compares it
+	if err != nil {
+		return nil, err
+	}
+	c.recorder.steps = append(c.recorder.steps, step{query: query, args: args, columns: columns, rows: values})
+	return decodeUUIDColumns(query, decodeTaskQueueIDs(&memoryRows{columns: columns, rows: values})), nil
 }
+
+func (c *rewritingConn) endTransaction() { c.recorder = recorder{} }
 
 func (c *rewritingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, rewrite(query))
 }
 
 func (c *rewritingConn) BeginTx(ctx context.Context, options driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, options)
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, options)
+	if err != nil {
+		return nil, err
+	}
+	c.recorder = recorder{active: true}
+	return &replayingTx{conn: c, inner: tx}, nil
 }
 
 func (c *rewritingConn) CheckNamedValue(value *driver.NamedValue) error {

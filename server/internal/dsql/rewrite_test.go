@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-func TestForShareBecomesAPlainRead(t *testing.T) {
+func TestForShareIsRewritten(t *testing.T) {
 	cases := map[string]string{
-		"SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE":                "SELECT range_id FROM shards WHERE shard_id = $1",
+		"SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE":                "SELECT range_id FROM shards WHERE shard_id = $1 FOR UPDATE",
 		"SELECT range_id FROM shards WHERE shard_id = $1 FOR UPDATE":               "SELECT range_id FROM shards WHERE shard_id = $1 FOR UPDATE",
 		"SELECT db_record_version FROM executions WHERE shard_id = $1 for share\n": "SELECT db_record_version FROM executions WHERE shard_id = $1",
 	}

@@ -16,6 +16,15 @@ import (
 	"go.temporal.io/server/common/resolver"
 )
 
+// suiteConfig is the plugin's configuration for the endpoint in DSQL_SUITES_ADDR.
+func suiteConfig() *config.SQL {
+	return &config.SQL{
+		PluginName: PluginName, ConnectAddr: os.Getenv("DSQL_SUITES_ADDR"), ConnectProtocol: "tcp", User: "admin",
+		DatabaseName: "postgres", MaxConns: 10, MaxIdleConns: 10,
+		TLS: &auth.TLS{Enabled: true, CaFile: os.Getenv("DSQL_SUITES_CA")},
+	}
+}
+
 // upstreamDB opens the plugin against the DSQL endpoint the suites run on: DSQL_SUITES_ADDR (host:port),
 // DSQL_SUITES_CA (its CA), AWS credentials and AWS_REGION in the environment, the DSQL schema applied.
 func upstreamDB(t *testing.T) sqlplugin.DB {
@@ -27,11 +36,8 @@ func upstreamDB(t *testing.T) sqlplugin.DB {
 		}
 		t.Skip("DSQL_SUITES_ADDR is not set: no DSQL endpoint to run upstream's suites on (nox -s integration runs them)")
 	}
-	cfg := &config.SQL{
-		PluginName: PluginName, ConnectAddr: address, ConnectProtocol: "tcp", User: "admin", DatabaseName: "postgres",
-		MaxConns: 10, MaxIdleConns: 10, TLS: &auth.TLS{Enabled: true, CaFile: os.Getenv("DSQL_SUITES_CA")},
-	}
-	db, err := sql.NewSQLDB(sqlplugin.DbKindMain, cfg, resolver.NewNoopResolver(), log.NewTestLogger(), metrics.NoopMetricsHandler)
+	db, err := sql.NewSQLDB(sqlplugin.DbKindMain, suiteConfig(), resolver.NewNoopResolver(), log.NewTestLogger(),
+		metrics.NoopMetricsHandler)
 	if err != nil {
 		t.Fatalf("opening the dsql plugin at %s: %v", address, err)
 	}

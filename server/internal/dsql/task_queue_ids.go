@@ -101,3 +101,46 @@ func (r *hexColumns) Next(dest []driver.Value) error {
 	dest[r.column] = raw
 	return nil
 }
+
+// Ids the DSQL schema stores as UUID but upstream scans into a plain []byte (a Nexus endpoint's id, a
+// cluster member's host id) come back from pgx as their 36-character text; they go back to 16 bytes.
+var uuidColumns = map[string]string{"nexus_endpoints": "id", "cluster_membership": "host_id"}
+
+type uuidBytes struct {
+	driver.Rows
+	column int
+}
+
+func decodeUUIDColumns(query string, rows driver.Rows) driver.Rows {
+	lower := strings.ToLower(normalized(query))
+	for table, column := range uuidColumns {
+		if !strings.Contains(lower, "from "+table) {
+			continue
+		}
+		for i, name := range rows.Columns() {
+			if name == column {
+				return &uuidBytes{Rows: rows, column: i}
+			}
+		}
+	}
+	return rows
+}
+
+func (r *uuidBytes) Next(dest []driver.Value) error {
+	if err := r.Rows.Next(dest); err != nil {
+		return err
+	}
+	var text string
+	switch value := dest[r.column].(type) {
+	case string:
+		text = value
+	case []byte:
+		text = string(value)
+	default:
+		return nil
+	}
+	if raw, err := hex.DecodeString(strings.ReplaceAll(text, "-", "")); err == nil && len(raw) == 16 {
+		dest[r.column] = raw
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package dsql
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Conflicts are handled below Temporal's core. Upstream turns any failed COMMIT into Unavailable, and the
+// history shard then reloads itself; under DSQL's optimistic concurrency a conflict (40001: OC000 data,
+// OC001 schema) is routine, so the plugin absorbs it: every statement of a transaction is recorded with
+// its result (rows read, rows affected), and on a conflict the transaction is replayed in a fresh one,
+// with jittered backoff. It commits only if every statement returns exactly what it returned before, so
+// nothing the caller decided on has changed; otherwise the conflict goes back to the caller, unchanged.
+// That is also what keeps a stale shard owner out: its fenced write (range_id in the WHERE clause) or
+// its read of the shard row returns something else on replay, and the write is refused.
+
+const (
+	maxReplays     = 5
+	replayBaseWait = 10 * time.Millisecond
+	replayMaxWait  = 500 * time.Millisecond
+)
+
+// isConflict reports DSQL's optimistic-concurrency failure.
+func isConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40001"
+}
+
+func backoff(ctx context.Context, attempt int) error {
+	wait := min(replayBaseWait<<attempt, replayMaxWait)
+	timer := time.NewTimer(time.Duration(rand.Int64N(int64(wait)) + 1))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// step is one recorded statement of a transaction and what it returned.
+type step struct {
+	query    string
+	args     []driver.NamedValue
+	exec     bool
+	affected int64
+	columns  []string
+	rows     [][]driver.Value
+}
+
+type recorder struct {
+	active bool
+	steps  []step
+}
+
+// memoryRows serves a result that was read in full (so it can be compared on replay).
+type memoryRows struct {
+	columns []string
+	rows    [][]driver.Value
+	next    int
+}
+
+func (r *memoryRows) Columns() []string { return r.columns }
+func (r *memoryRows) Close() error      { return nil }
+func (r *memoryRows) Next(dest []driver.Value) error {
+	if r.next >= len(r.rows) {
+		return io.EOF
+	}
+	copy(dest, r.rows[r.next])
+	r.next++
+	return nil
+}
+
+func readAll(rows driver.Rows) ([]string, [][]driver.Value, error) {
+	defer rows.Close()
+	columns := rows.Columns()
+	var all [][]driver.Value
+	for {
+		values := make([]driver.Value, len(columns))
+		if err := rows.Next(values); err == io.EOF {
+			return columns, all, nil
+		} else if err != nil {
+			return nil, nil, err
+		}
+		for i, value := range values { // the driver may reuse its buffers between rows
+			if raw, ok := value.([]byte); ok {
+				values[i] = append([]byte(nil), raw...)
+			}
+		}
+		all = append(all, values)
+	}
+}
+
+func sameRows(a, b [][]driver.Value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if !sameValue(a[i][j], b[i][j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func sameValue(a, b driver.Value) bool {
+	switch x := a.(type) {
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && string(x) == string(y)
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	}
+	return a == b
+}
+
+// replay runs the recorded transaction again in a fresh one; true if every statement returned what it
+// did before (the transaction is then open, ready to commit).
+func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
+	execer, queryer := c.Conn.(driver.ExecerContext), c.Conn.(driver.QueryerContext)
+	_, _ = execer.ExecContext(ctx, "ROLLBACK", nil) // the failed transaction, if the server kept it open
+	if _, err := execer.ExecContext(ctx, "BEGIN", nil); err != nil {
+		return false, err
+	}
+	for _, recorded := range c.recorder.steps {
+		if recorded.exec {
+			result, err := execer.ExecContext(ctx, recorded.query, recorded.args)
+			if err != nil {
+				return false, err
+			}
+			if affected, err := result.RowsAffected(); err != nil || affected != recorded.affected {
+				return false, nil
+			}
+			continue
+		}
+		rows, err := lockedQuery(ctx, queryer, recorded.query, recorded.args)
+		if err != nil {
+			return false, err
+		}
+		_, values, err := readAll(rows)
+		if err != nil {
+			return false, err
+		}
+		if !sameRows(values, recorded.rows) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// recoverConflict replays the transaction after a conflict until it replays cleanly (true) or cannot.
+func (c *rewritingConn) recoverConflict(ctx context.Context) bool {
+	for attempt := 0; attempt < maxReplays; attempt++ {
+		if backoff(ctx, attempt) != nil {
+			return false
+		}
+		same, err := c.replay(ctx)
+		switch {
+		case err == nil && same:
+			return true
+		case err != nil && isConflict(err):
+			continue
+		default:
+			execer := c.Conn.(driver.ExecerContext)
+			_, _ = execer.ExecContext(ctx, "ROLLBACK", nil)
+			return false
+		}
+	}
+	return false
+}
+
+// replayingTx commits, replaying the transaction on a conflict at COMMIT.
+type replayingTx struct {
+	conn  *rewritingConn
+	inner driver.Tx
+}
+
+func (t *replayingTx) Commit() error {
+	defer t.conn.endTransaction()
+	err := t.inner.Commit()
+	ctx := context.Background()
+	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
+		if !t.conn.recoverConflict(ctx) {
+			return err
+		}
+		_, err = t.conn.Conn.(driver.ExecerContext).ExecContext(ctx, "COMMIT", nil)
+	}
+	return err
+}
+
+func (t *replayingTx) Rollback() error {
+	defer t.conn.endTransaction()
+	return t.inner.Rollback()
+}
