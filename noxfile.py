@@ -107,3 +107,10 @@ def bench_dsql_local(session: nox.Session) -> None:
     """dsql-local's cost: one pgbench workload straight to PostgreSQL and through the stand-in (prints numbers)."""
     install(session, "test")
     session.run("python", "benchmarks/dsql_local.py", *session.posargs)
+
+
+@nox.session(name="bench_workflows")
+def bench_workflows(session: nox.Session) -> None:
+    """Temporal on the dsql plugin vs on PostgreSQL, and at 10% injected conflicts (prints numbers)."""
+    install(session, "test")
+    session.run("python", "benchmarks/workflows.py", *session.posargs)

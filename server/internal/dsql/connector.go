@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/metrics"
 	"golang.org/x/time/rate"
 )
 
@@ -60,10 +61,11 @@ type connector struct {
 	tokens  TokenFunc
 	limiter *rate.Limiter
 	region  string
+	metrics metrics.Handler
 }
 
-func newConnector(tokens TokenFunc, region string) *connector {
-	return &connector{tokens: tokens, limiter: rate.NewLimiter(connectRate, connectBurst), region: region}
+func newConnector(tokens TokenFunc, region string, handler metrics.Handler) *connector {
+	return &connector{tokens: tokens, limiter: rate.NewLimiter(connectRate, connectBurst), region: region, metrics: handler}
 }
 
 // regionFor is AWS_REGION, else the Region in a DSQL endpoint's name (<id>.dsql.<region>.on.aws).
@@ -140,7 +142,7 @@ func (c *connector) open(cfg *config.SQL) (*sqlx.DB, error) {
 			return nil
 		}),
 		stdlib.OptionAfterConnect(durationsAsBigint))
-	db := sqlx.NewDb(sql.OpenDB(newRewritingConnector(connector)), "pgx")
+	db := sqlx.NewDb(sql.OpenDB(newRewritingConnector(connector, c.metrics)), "pgx")
 	db.SetMaxOpenConns(max(cfg.MaxConns, 1))
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	db.SetConnMaxLifetime(jittered(cfg.MaxConnLifetime))

@@ -40,7 +40,7 @@ func (p *plugin) CreateDB(
 	}
 	onDSQL := *cfg
 	onDSQL.PluginName = postgresql.PluginNamePGX
-	onDSQL.Connect = newConnector(tokens, "").open
+	onDSQL.Connect = newConnector(tokens, "", metricsHandler).open
 	db, err := sql.NewSQLAdminDB(dbKind, &onDSQL, r, logger, metricsHandler)
 	if err != nil {
 		return nil, fmt.Errorf("dsql plugin: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.temporal.io/server/common/metrics"
 )
 
 // Conflicts are handled below Temporal's core. Upstream turns any failed COMMIT into Unavailable, and the
@@ -160,8 +161,31 @@ func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// Metrics the plugin adds to Temporal's own (through its metrics handler).
+const (
+	conflictsMetric = "dsql_conflicts"           // 40001 met by a statement or a COMMIT
+	replaysMetric   = "dsql_transaction_replays" // outcome: replayed (then committed), changed, failed
+)
+
+func (c *rewritingConn) count(name string, tags ...metrics.Tag) {
+	if c.metrics != nil {
+		c.metrics.Counter(name).Record(1, tags...)
+	}
+}
+
 // recoverConflict replays the transaction after a conflict until it replays cleanly (true) or cannot.
 func (c *rewritingConn) recoverConflict(ctx context.Context) bool {
+	c.count(conflictsMetric)
+	recovered := c.replayUntilSame(ctx)
+	outcome := "replayed"
+	if !recovered {
+		outcome = "changed_or_failed"
+	}
+	c.count(replaysMetric, metrics.StringTag("outcome", outcome))
+	return recovered
+}
+
+func (c *rewritingConn) replayUntilSame(ctx context.Context) bool {
 	for attempt := 0; attempt < maxReplays; attempt++ {
 		if backoff(ctx, attempt) != nil {
 			return false

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"strings"
+
+	"go.temporal.io/server/common/metrics"
 )
 
 // rewrite turns upstream SQL that DSQL refuses into SQL it runs; everything else passes unchanged.
@@ -31,10 +33,13 @@ func rewrite(query string) string {
 }
 
 // rewritingConnector hands database/sql connections whose statements pass through rewrite.
-type rewritingConnector struct{ inner driver.Connector }
+type rewritingConnector struct {
+	inner   driver.Connector
+	metrics metrics.Handler
+}
 
-func newRewritingConnector(inner driver.Connector) driver.Connector {
-	return &rewritingConnector{inner}
+func newRewritingConnector(inner driver.Connector, handler metrics.Handler) driver.Connector {
+	return &rewritingConnector{inner: inner, metrics: handler}
 }
 
 func (c *rewritingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -42,7 +47,7 @@ func (c *rewritingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rewritingConn{Conn: conn}, nil
+	return &rewritingConn{Conn: conn, metrics: c.metrics}, nil
 }
 
 func (c *rewritingConnector) Driver() driver.Driver { return c.inner.Driver() }
@@ -52,6 +57,7 @@ func (c *rewritingConnector) Driver() driver.Driver { return c.inner.Driver() }
 type rewritingConn struct {
 	driver.Conn
 	recorder recorder // the open transaction's statements and results, for replay on a conflict
+	metrics  metrics.Handler
 }
 
 var (
