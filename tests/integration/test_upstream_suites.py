@@ -57,7 +57,7 @@ def _run_suites(settings: Settings, pattern: str) -> tuple[subprocess.CompletedP
 
 
 def test_upstream_persistence_suites_pass_on_the_dsql_plugin(suites_stand_in: Settings) -> None:
-    ran, results = _run_suites(suites_stand_in, "TestUpstream")
+    ran, results = _run_suites(suites_stand_in, "TestUpstream|TestLive")
     assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-2000:]
     assert len(results) >= 33  # 25 sqlplugin suites and queue v2; shard, mutable state (+tasks), history
     # events, task queue (+tasks), queue v2 and Nexus endpoints from common/persistence/tests

@@ -86,6 +86,11 @@ func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []dr
 		}
 		result, err = execer.ExecContext(ctx, query, args)
 	}
+	if tooManyRows(err) && !c.recorder.active {
+		if batch, ok := batchedDelete(query); ok {
+			return deleteInBatches(ctx, execer, batch, args)
+		}
+	}
 	if err != nil || !c.recorder.active {
 		return result, err
 	}

@@ -128,3 +128,14 @@ func TestTaskQueueIDsTravelAsHex(t *testing.T) {
 		t.Error("the caller's arguments must not change")
 	}
 }
+
+func TestRangeDeletesGoInBatchesByKey(t *testing.T) {
+	batch, ok := batchedDelete("DELETE FROM history_immediate_tasks WHERE shard_id = $1 AND category_id = $2 AND task_id >= $3 AND task_id < $4")
+	want := "DELETE FROM history_immediate_tasks WHERE (shard_id, category_id, task_id) IN (SELECT shard_id, category_id, task_id FROM history_immediate_tasks WHERE shard_id = $1 AND category_id = $2 AND task_id >= $3 AND task_id < $4 LIMIT 2000)"
+	if !ok || batch != want {
+		t.Fatalf("got %q", batch)
+	}
+	if _, ok := batchedDelete("DELETE FROM namespaces WHERE partition_id=$1 AND id = $2"); ok {
+		t.Error("single-row deletes are left alone")
+	}
+}

@@ -1,6 +1,8 @@
 package dsql
 
 import (
+	"context"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -97,4 +99,35 @@ func TestUpstreamSQLPluginSuites(t *testing.T) {
 		t.Run(name, func(t *testing.T) { suite.Run(t, make(t)) })
 	}
 	t.Run("QueueV2", func(t *testing.T) { tests.RunSQLQueueV2TestSuite(t, db) })
+}
+
+// TestLiveRangeDeleteBeyondTheRowLimit deletes 5,000 acknowledged tasks in one upstream call, which DSQL
+// refuses as one transaction.
+func TestLiveRangeDeleteBeyondTheRowLimit(t *testing.T) {
+	db := upstreamDB(t)
+	ctx := context.Background()
+	shard := rand.Int32N(1 << 30)
+	for start := int64(0); start < 5000; start += 2500 {
+		rows := make([]sqlplugin.HistoryImmediateTasksRow, 0, 2500)
+		for id := start; id < start+2500; id++ {
+			rows = append(rows, sqlplugin.HistoryImmediateTasksRow{ShardID: shard, CategoryID: 1, TaskID: id,
+				Data: []byte("task"), DataEncoding: "Proto3"})
+		}
+		if _, err := db.InsertIntoHistoryImmediateTasks(ctx, rows); err != nil {
+			t.Fatalf("inserting tasks: %v", err)
+		}
+	}
+	result, err := db.RangeDeleteFromHistoryImmediateTasks(ctx, sqlplugin.HistoryImmediateTasksRangeFilter{
+		ShardID: shard, CategoryID: 1, InclusiveMinTaskID: 0, ExclusiveMaxTaskID: 5000})
+	if err != nil {
+		t.Fatalf("the range delete failed: %v", err)
+	}
+	if deleted, _ := result.RowsAffected(); deleted != 5000 {
+		t.Fatalf("deleted %d rows, want 5000", deleted)
+	}
+	left, err := db.RangeSelectFromHistoryImmediateTasks(ctx, sqlplugin.HistoryImmediateTasksRangeFilter{
+		ShardID: shard, CategoryID: 1, InclusiveMinTaskID: 0, ExclusiveMaxTaskID: 5000, PageSize: 10})
+	if err != nil || len(left) != 0 {
+		t.Fatalf("left %d rows (%v)", len(left), err)
+	}
 }

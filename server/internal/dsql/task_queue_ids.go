@@ -3,7 +3,7 @@ package dsql
 import (
 	"database/sql/driver"
 	"encoding/hex"
-	"io"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,22 +66,14 @@ func encodeTaskQueueIDs(query string, args []driver.NamedValue) []driver.NamedVa
 	return encoded
 }
 
-// hexColumns decodes a task_queue_id result column back to bytes.
-type hexColumns struct {
+// decodedColumn turns one text column of each row back into the bytes upstream scans it into.
+type decodedColumn struct {
 	driver.Rows
 	column int
+	decode func(string) ([]byte, error)
 }
 
-func decodeTaskQueueIDs(rows driver.Rows) driver.Rows {
-	for i, name := range rows.Columns() {
-		if name == "task_queue_id" {
-			return &hexColumns{Rows: rows, column: i}
-		}
-	}
-	return rows
-}
-
-func (r *hexColumns) Next(dest []driver.Value) error {
+func (r *decodedColumn) Next(dest []driver.Value) error {
 	if err := r.Rows.Next(dest); err != nil {
 		return err
 	}
@@ -92,55 +84,52 @@ func (r *hexColumns) Next(dest []driver.Value) error {
 	case []byte:
 		text = string(value)
 	default:
-		return nil
+		return nil // NULL
 	}
-	raw, err := hex.DecodeString(text)
+	raw, err := r.decode(text)
 	if err != nil {
-		return io.ErrUnexpectedEOF // a task_queue_id that is not hex was not written by this plugin
+		return err
 	}
 	dest[r.column] = raw
 	return nil
+}
+
+func withDecodedColumn(rows driver.Rows, column string, decode func(string) ([]byte, error)) driver.Rows {
+	for i, name := range rows.Columns() {
+		if name == column {
+			return &decodedColumn{Rows: rows, column: i, decode: decode}
+		}
+	}
+	return rows
+}
+
+// decodeTaskQueueIDs decodes a task_queue_id result column from hex.
+func decodeTaskQueueIDs(rows driver.Rows) driver.Rows {
+	return withDecodedColumn(rows, "task_queue_id", func(text string) ([]byte, error) {
+		raw, err := hex.DecodeString(text)
+		if err != nil {
+			return nil, fmt.Errorf("task_queue_id %q is not hex: not written by the dsql plugin", text)
+		}
+		return raw, nil
+	})
 }
 
 // Ids the DSQL schema stores as UUID but upstream scans into a plain []byte (a Nexus endpoint's id, a
 // cluster member's host id) come back from pgx as their 36-character text; they go back to 16 bytes.
 var uuidColumns = map[string]string{"nexus_endpoints": "id", "cluster_membership": "host_id"}
 
-type uuidBytes struct {
-	driver.Rows
-	column int
-}
-
 func decodeUUIDColumns(query string, rows driver.Rows) driver.Rows {
 	lower := strings.ToLower(normalized(query))
 	for table, column := range uuidColumns {
-		if !strings.Contains(lower, "from "+table) {
-			continue
-		}
-		for i, name := range rows.Columns() {
-			if name == column {
-				return &uuidBytes{Rows: rows, column: i}
-			}
+		if strings.Contains(lower, "from "+table) {
+			return withDecodedColumn(rows, column, func(text string) ([]byte, error) {
+				raw, err := hex.DecodeString(strings.ReplaceAll(text, "-", ""))
+				if err != nil || len(raw) != 16 {
+					return nil, fmt.Errorf("%s.%s %q is not a UUID", table, column, text)
+				}
+				return raw, nil
+			})
 		}
 	}
 	return rows
-}
-
-func (r *uuidBytes) Next(dest []driver.Value) error {
-	if err := r.Rows.Next(dest); err != nil {
-		return err
-	}
-	var text string
-	switch value := dest[r.column].(type) {
-	case string:
-		text = value
-	case []byte:
-		text = string(value)
-	default:
-		return nil
-	}
-	if raw, err := hex.DecodeString(strings.ReplaceAll(text, "-", "")); err == nil && len(raw) == 16 {
-		dest[r.column] = raw
-	}
-	return nil
 }
