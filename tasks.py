@@ -108,6 +108,20 @@ def logs(c: Context, service: str = "", lines: int = 50, runtime: str = "local")
     operations.logs(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), service, lines)
 
 
+@task(
+    iterable=["service"],
+    help={
+        "service": "A service to restart; repeat for more (default: the Temporal services, after checking that "
+        "what they depend on is healthy).",
+        "runtime": RUNTIME_HELP,
+    },
+)
+@cli.reported
+def restart(c: Context, service: list[str] | None = None, runtime: str = "local") -> None:
+    """Restart services (the guide's fix for stale connection state) and return when all are healthy again."""
+    operations.restart(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), service or [])
+
+
 @task(name="test")
 @cli.reported
 def smoke_test(c: Context) -> None:
@@ -226,5 +240,5 @@ def schema_translate(c: Context) -> None:
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)
 es = Collection("es", es_setup)
 namespace = Collection(
-    compose, docs, build, deploy, up, down, status, logs, smoke_test, check_dsql, cleanup, schema, es
+    compose, docs, build, deploy, up, down, restart, status, logs, smoke_test, check_dsql, cleanup, schema, es
 )

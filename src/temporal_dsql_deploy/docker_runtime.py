@@ -10,7 +10,7 @@ from typing import Any
 
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import build_stack
+from temporal_dsql_deploy.model import Component, build_stack
 from temporal_dsql_deploy.persistence import with_local_secrets
 from temporal_dsql_deploy.process import run_program, run_tool
 from temporal_dsql_deploy.render_compose import compose_secrets, runtime_image, write_compose
@@ -128,3 +128,17 @@ def logs(settings: Settings, project_root: Path, service: str, lines: int) -> st
     require_engine()
     return _compose(settings, project_root, "logs", "--no-color", "--tail", str(lines), *([service] if service else []),
                     what="docker compose logs")  # fmt: skip
+
+
+def restart(settings: Settings, project_root: Path, services: list[str]) -> list[str]:
+    """`docker compose restart` of `services` (default: the Temporal services), then wait for health."""
+    require_engine()
+    stack = build_stack(settings)
+    targets = services or [s.name for s in stack if s.component is Component.TEMPORAL_SERVER]
+    unknown = [name for name in targets if name not in stack.names]
+    if unknown:
+        raise DeployError(f"no service {', '.join(unknown)} in the stack", f"use one of: {', '.join(stack.names)}")
+    _compose(settings, project_root, "restart", *targets, what="docker compose restart")
+    _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
+             what="docker compose up --wait", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
+    return targets

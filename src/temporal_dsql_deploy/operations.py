@@ -112,6 +112,18 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
         raise DeployError(f"not healthy: {', '.join(bad)}", "see `invoke logs SERVICE`; `invoke up` restarts them")
 
 
+def restart(settings: Settings, project_root: Path, runtime: Runtime, services: list[str]) -> None:
+    started = time.monotonic()
+    if runtime == "docker":
+        names = docker_runtime.restart(settings, project_root, services)
+    else:
+        process_compose = installed_process_compose(settings)
+        if process_compose is None:
+            raise DeployError("the local stack is not running (it was never started here)", "start it with `invoke up`")
+        names = LocalStack(settings, project_root).restart(process_compose, services, _report)
+    cli.say(f"restarted {', '.join(names)}; everything healthy again in {time.monotonic() - started:.1f}s")
+
+
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:
     if runtime == "docker":
         cli.say(docker_runtime.logs(settings, project_root, service, lines))

@@ -20,7 +20,7 @@ from temporal_dsql_deploy.components import Paths, Reporter, install_all
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.environment import secret_values, service_baseline
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import Stack, build_stack
+from temporal_dsql_deploy.model import Component, Stack, build_stack
 from temporal_dsql_deploy.persistence import init_data_dir, with_local_secrets
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
@@ -232,6 +232,30 @@ class LocalStack:
             f"{state.name} {what} (exit code {state.exit_code}). Last lines of {log}:\n{tail(log, LOG_TAIL_LINES)}",
             f"fix the cause above, then run `invoke up` again (`invoke logs {state.name}` shows the whole log)",
         )
+
+    def restart(self, process_compose: Path, names: list[str], report: Reporter) -> list[str]:
+        """Restart `names` (default: the Temporal services) once what they depend on is healthy, in start-up
+        order; return when every service is healthy again."""
+        targets = names or [s.name for s in self.model if s.component is Component.TEMPORAL_SERVER]
+        unknown = [name for name in targets if name not in self.model.names]
+        if unknown:
+            raise DeployError(f"no service {', '.join(unknown)} in the stack",
+                              f"use one of: {', '.join(self.model.names)}")  # fmt: skip
+        states = {state.name: state for state in self.states(process_compose)}
+        needed = {dep for name in targets for dep in self.model.get(name).depends_on} - set(targets)
+        unhealthy = sorted(dep for dep in needed if not states[dep].ok)
+        if unhealthy:
+            raise DeployError(f"cannot restart {', '.join(targets)}: {', '.join(unhealthy)} is not healthy",
+                              f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
+        ordered = [name for name in self.model.startup_order() if name in targets]
+        for name in ordered:
+            result = self._control(process_compose, "process", "restart", name, timeout=120)
+            if result.returncode != 0:
+                raise DeployError(f"process-compose could not restart {name}: {result.tail()}",
+                                  f"see `invoke logs {name}`")  # fmt: skip
+            report(f"{name}: restarted")
+        self.wait_healthy(process_compose, report, UP_TIMEOUT_S)
+        return ordered
 
     def down(self, process_compose: Path | None, *, volumes: bool) -> bool:
         """Stop the stack; True if it was running. Data survives unless `volumes`.

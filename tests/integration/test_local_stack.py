@@ -163,3 +163,14 @@ def test_schema_validate_reports_no_drift(local_stack: LocalStack) -> None:
     assert result.returncode == 0, result.stderr
     assert "applied version 1.19" in result.stdout
     assert "schema is current" in result.stdout
+
+
+def test_restart_brings_the_temporal_services_back_healthy(local_stack: LocalStack, settings: Settings) -> None:
+    """The guide's fix for stale connection state, as one task: restart the Temporal services, in order."""
+    restarted = _invoke("restart")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "restarted temporal-history, temporal-matching, temporal-frontend, temporal-worker" in restarted.stdout
+    assert run_smoke(settings, PROJECT_ROOT).result.startswith("Hello, ")
+    unknown = _invoke("restart", "--service", "no-such-service")
+    assert unknown.returncode != 0
+    assert "no service no-such-service" in unknown.stderr

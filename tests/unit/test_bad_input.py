@@ -144,5 +144,6 @@ def test_stack_control_needs_only_what_it_touches(project: Path, task: str) -> N
     assert "Traceback" not in result.stderr
 
 
-def test_status_without_an_installed_stack(project: Path) -> None:
-    assert_clear_error(run_task(project, "status"), "not running")
+@pytest.mark.parametrize("task", ["status", "restart"])
+def test_without_an_installed_stack(project: Path, task: str) -> None:
+    assert_clear_error(run_task(project, task), "not running")

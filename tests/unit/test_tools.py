@@ -63,6 +63,7 @@ TASKS: list[tuple[str, dict[str, Any], Callable[[pytest.MonkeyPatch], None]]] = 
     ("up", {}, lambda _env: None),
     ("down", {}, lambda _env: None),
     ("status", {}, lambda _env: None),
+    ("restart", {}, lambda _env: None),
     ("test", {}, lambda _env: None),
     ("es.setup", {}, lambda _env: None),
     ("schema.translate", {}, lambda _env: None),
