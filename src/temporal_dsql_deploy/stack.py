@@ -253,8 +253,10 @@ class LocalStack:
             if result.returncode != 0:
                 raise DeployError(f"process-compose could not restart {name}: {result.tail()}",
                                   f"see `invoke logs {name}`")  # fmt: skip
-            report(f"{name}: restarted")
-        self.wait_healthy(process_compose, report, UP_TIMEOUT_S)
+            # The next one may depend on this one: process-compose skips a service whose dependency is not
+            # healthy, so each restart waits for the whole stack to be healthy again.
+            self.wait_healthy(process_compose, lambda _message: None, UP_TIMEOUT_S)
+            report(f"{name}: restarted and healthy")
         return ordered
 
     def down(self, process_compose: Path | None, *, volumes: bool) -> bool:
