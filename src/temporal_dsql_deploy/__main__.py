@@ -11,6 +11,7 @@ import sys
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.components import installed_temporal_server, temporal_cli
+from temporal_dsql_deploy.config import load_settings_from_environment
 from temporal_dsql_deploy.namespace import ensure_namespace
 from temporal_dsql_deploy.persistence import ensure_database, forget_stopped_members
 from temporal_dsql_deploy.schema import Applier, SchemaSource, default_schema_name, ensure_schema
@@ -19,7 +20,7 @@ from temporal_dsql_deploy.visibility import setup_visibility
 
 @cli.reported
 def run(command: str) -> None:
-    settings = cli.settings_from_environment()
+    settings = load_settings_from_environment()  # the environment the service model gave this process
     if command == "es-setup":
         report = setup_visibility(settings, installed_temporal_server(settings).es_tool)
         state = "created" if report.created else "already present"

@@ -15,10 +15,9 @@ from typing import Any, ParamSpec, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from temporal_dsql_deploy.config import Settings, env_file_warnings, load_settings, load_settings_from_environment
+from temporal_dsql_deploy.config import Settings, env_file_warnings, load_settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.persistence import with_local_secrets
-from temporal_dsql_deploy.render_supervisor import Layout
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,12 +35,7 @@ def settings_for(project_root: Path) -> Settings:
     settings = load_settings(project_root)  # first: it refuses a .env that cannot be read
     for warning in env_file_warnings(project_root / ".env"):
         error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    return with_local_secrets(settings, Layout(settings.stack_dir, settings.search_engine).sql_password, create=False)
-
-
-def settings_from_environment() -> Settings:
-    """Settings for a process the stack started: its environment is all it is given."""
-    return load_settings_from_environment()
+    return with_local_secrets(settings, create=False)
 
 
 def reported(function: Callable[P, R]) -> Callable[P, R]:

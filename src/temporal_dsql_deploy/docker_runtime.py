@@ -10,11 +10,10 @@ from typing import Any
 
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import Component, build_stack
+from temporal_dsql_deploy.model import build_stack
 from temporal_dsql_deploy.persistence import with_local_secrets
 from temporal_dsql_deploy.process import run_program, run_tool
 from temporal_dsql_deploy.render_compose import compose_secrets, runtime_image, write_compose
-from temporal_dsql_deploy.render_supervisor import Layout
 
 UP_TIMEOUT_S = 600
 ENGINE_CHECK_TIMEOUT_S = 20
@@ -72,16 +71,10 @@ def _compose(settings: Settings, project_root: Path, *args: str, what: str, time
                     env=secrets)  # fmt: skip
 
 
-def with_secrets(settings: Settings, *, create: bool) -> Settings:
-    """Settings carrying the stack's own database password (kept beside the local stack's data)."""
-    return with_local_secrets(settings, Layout(settings.stack_dir, settings.search_engine).sql_password,
-                               create=create)  # fmt: skip
-
-
 def up(settings: Settings, project_root: Path) -> Path:
     """Render the compose file for this machine's architecture and bring it up, waiting for health."""
     require_engine()
-    settings = with_secrets(settings, create=True)
+    settings = with_local_secrets(settings, create=True)
     image = runtime_image(settings)
     inspected = run_program(["docker", "image", "inspect", image], what="docker image inspect",
                             fix="check that the Docker engine answers (`docker info`)", timeout_s=60)  # fmt: skip
@@ -130,14 +123,9 @@ def logs(settings: Settings, project_root: Path, service: str, lines: int) -> st
                     what="docker compose logs")  # fmt: skip
 
 
-def restart(settings: Settings, project_root: Path, services: list[str]) -> list[str]:
-    """`docker compose restart` of `services` (default: the Temporal services), then wait for health."""
+def restart(settings: Settings, project_root: Path, targets: list[str]) -> list[str]:
+    """`docker compose restart` of `targets`, then wait for health."""
     require_engine()
-    stack = build_stack(settings)
-    targets = services or [s.name for s in stack if s.component is Component.TEMPORAL_SERVER]
-    unknown = [name for name in targets if name not in stack.names]
-    if unknown:
-        raise DeployError(f"no service {', '.join(unknown)} in the stack", f"use one of: {', '.join(stack.names)}")
     _compose(settings, project_root, "restart", *targets, what="docker compose restart")
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up --wait", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip

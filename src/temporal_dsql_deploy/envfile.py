@@ -3,12 +3,12 @@ file is left readable by its owner only (it may hold secrets)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dotenv import dotenv_values, set_key
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.private_files import write_private
 
 GENERATED_MARKER = "# Written by `invoke deploy`"
 
@@ -17,9 +17,7 @@ def update_env_file(path: Path, values: dict[str, str]) -> bool:
     """Set `values` in the .env at `path` (created 0600 if missing); True if any value changed."""
     try:
         if not path.exists():
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(GENERATED_MARKER + "\n")
+            write_private(path, GENERATED_MARKER + "\n", exclusive=True)
         current = dotenv_values(path)
         changed = {key: value for key, value in values.items() if current.get(key) != value}
         for key, value in changed.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import persistence_endpoint
+from temporal_dsql_deploy.endpoint import LOCAL_DSQL_REGION, persistence_endpoint
 from temporal_dsql_deploy.environment import EnvValue, HostOf, SecretRef, format_go_duration, settings_environment
 
 
@@ -101,6 +101,10 @@ class Stack:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.services)
+
+    def temporal_services(self) -> list[str]:
+        """The Temporal services, in start-up order."""
+        return [s.name for s in self.services if s.component is Component.TEMPORAL_SERVER]
 
     def startup_order(self) -> tuple[str, ...]:
         """Services in an order where each comes after everything it depends on (stable by position)."""
@@ -224,11 +228,10 @@ def _dsql_local_args(settings: Settings, region: str) -> tuple[str, ...]:
 
 def dsql_local_service(settings: Settings) -> Service:
     """The stand-in in front of the stack's PostgreSQL; it runs in every local stack, whichever plugin."""
-    endpoint = persistence_endpoint(settings.model_copy(update={"temporal_sql_plugin": "dsql"}))
     return Service(
         name="dsql-local",
         component=Component.DSQL_LOCAL,
-        args=_dsql_local_args(settings, endpoint.region or ""),
+        args=_dsql_local_args(settings, settings.aws_region or LOCAL_DSQL_REGION),
         environment={
             "AWS_ACCESS_KEY_ID": SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id"),
             "AWS_SECRET_ACCESS_KEY": SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key"),

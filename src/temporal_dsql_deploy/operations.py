@@ -20,6 +20,7 @@ from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.dsql import lint_files
 from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.model import build_stack
 from temporal_dsql_deploy.schema import (
     BASE_VERSION,
     Applier,
@@ -101,10 +102,7 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
         rows = [(c.service, c.state, c.health, c.ports) for c in containers]
         bad = [c.service for c in containers if not c.ok]
     else:
-        process_compose = installed_process_compose(settings)
-        if process_compose is None:
-            raise DeployError("the local stack is not running (it was never started here)", "start it with `invoke up`")
-        states = LocalStack(settings, project_root).states(process_compose)
+        states = LocalStack(settings, project_root).states(_supervisor(settings))
         rows = _local_rows(states)
         bad = [s.name for s in states if not s.ok]
     cli.console.print(_table(rows))
@@ -112,15 +110,24 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
         raise DeployError(f"not healthy: {', '.join(bad)}", "see `invoke logs SERVICE`; `invoke up` restarts them")
 
 
+def _supervisor(settings: Settings) -> Path:
+    process_compose = installed_process_compose(settings)
+    if process_compose is None:
+        raise DeployError("the local stack is not running (it was never started here)", "start it with `invoke up`")
+    return process_compose
+
+
 def restart(settings: Settings, project_root: Path, runtime: Runtime, services: list[str]) -> None:
     started = time.monotonic()
+    stack = build_stack(settings)
+    targets = services or stack.temporal_services()
+    unknown = [name for name in targets if name not in stack.names]
+    if unknown:
+        raise DeployError(f"no service {', '.join(unknown)} in the stack", f"use one of: {', '.join(stack.names)}")
     if runtime == "docker":
-        names = docker_runtime.restart(settings, project_root, services)
+        names = docker_runtime.restart(settings, project_root, targets)
     else:
-        process_compose = installed_process_compose(settings)
-        if process_compose is None:
-            raise DeployError("the local stack is not running (it was never started here)", "start it with `invoke up`")
-        names = LocalStack(settings, project_root).restart(process_compose, services, _report)
+        names = LocalStack(settings, project_root).restart(_supervisor(settings), targets, _report)
     cli.say(f"restarted {', '.join(names)}; everything healthy again in {time.monotonic() - started:.1f}s")
 
 

@@ -18,8 +18,9 @@ from temporal_dsql_deploy import dsql
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.endpoint import dsql_local_dir
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import run_tool
-from temporal_dsql_deploy.render_supervisor import as_postgres_user
+from temporal_dsql_deploy.render_supervisor import Layout, as_postgres_user
 
 TOOL_TIMEOUT_S = 300
 
@@ -27,15 +28,9 @@ TOOL_TIMEOUT_S = 300
 PASSWORD_BYTES = 24
 
 
-def _write_new_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def with_local_secrets(settings: Settings, password_file: Path, *, create: bool) -> Settings:
+def with_local_secrets(settings: Settings, *, create: bool) -> Settings:
     """Settings with the local stack's own secrets: its PostgreSQL password and its DSQL stand-in's credentials."""
+    password_file = Layout(settings.stack_dir, settings.search_engine).sql_password
     return with_local_dsql_credentials(with_local_password(settings, password_file, create=create), create=create)
 
 
@@ -50,7 +45,8 @@ def with_local_dsql_credentials(settings: Settings, *, create: bool) -> Settings
             return settings
         alphabet = string.ascii_uppercase + string.digits
         key = "LOCAL" + "".join(secrets.choice(alphabet) for _ in range(15))
-        _write_new_private(kept, json.dumps({"access_key_id": key, "secret_access_key": secrets.token_urlsafe(30)}))
+        credentials = {"access_key_id": key, "secret_access_key": secrets.token_urlsafe(30)}
+        write_private(kept, json.dumps(credentials), exclusive=True)
     values = json.loads(kept.read_text(encoding="utf-8"))
     secret = SecretStr(values["secret_access_key"])
     return settings.model_copy(update={"dsql_local_access_key_id": values["access_key_id"],
@@ -68,7 +64,7 @@ def with_local_password(settings: Settings, password_file: Path, *, create: bool
     if not password_file.exists():
         if not create:
             return settings
-        _write_new_private(password_file, secrets.token_urlsafe(PASSWORD_BYTES) + "\n")
+        write_private(password_file, secrets.token_urlsafe(PASSWORD_BYTES) + "\n", exclusive=True)
     password = password_file.read_text(encoding="utf-8").strip()
     return settings.model_copy(update={"temporal_sql_password": SecretStr(password)})
 

@@ -138,7 +138,7 @@ def environment(service: Service, settings: Settings) -> dict[str, str]:
     """The service's variables as rendered: hosts are service names, secrets `${NAME:?...}` that Compose fills in
     from its own environment when it starts (the runtime passes them), so no secret is written here."""
     return render_environment(
-        {**service.environment, **_launch(service, settings)[2]},
+        _all_environment(service, settings),
         lambda host: host.service,
         lambda secret: "${" + secret.name + ":?" + secret.name + " must be set in .env or the environment}",
     )
@@ -182,8 +182,12 @@ def render_compose(stack: Stack, settings: Settings, arch: Architecture) -> str:
 
 def compose_secrets(stack: Stack, settings: Settings) -> dict[str, str]:
     """The secrets the rendered file refers to, for `docker compose`'s own environment."""
-    wanted = [{**service.environment, **_launch(service, settings)[2]} for service in stack]
-    return secret_values(settings, wanted)
+    return secret_values(settings, (_all_environment(service, settings) for service in stack))
+
+
+def _all_environment(service: Service, settings: Settings) -> dict[str, EnvValue]:
+    """The model's variables of a service and those it needs under Docker."""
+    return {**service.environment, **_launch(service, settings)[2]}
 
 
 def write_compose(settings: Settings, arch: Architecture, output: Path) -> Path:

@@ -20,8 +20,9 @@ from temporal_dsql_deploy.components import Paths, Reporter, install_all
 from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.environment import secret_values, service_baseline
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import Component, Stack, build_stack
+from temporal_dsql_deploy.model import Stack, build_stack
 from temporal_dsql_deploy.persistence import init_data_dir, with_local_secrets
+from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
 
@@ -66,7 +67,7 @@ class LocalStack:
 
     def __init__(self, settings: Settings, project_root: Path) -> None:
         self.layout = Layout(settings.stack_dir, settings.search_engine)
-        self.settings = with_local_secrets(settings, self.layout.sql_password, create=False)
+        self.settings = with_local_secrets(settings, create=False)
         self.project_root = project_root
         self.model: Stack = build_stack(self.settings)
 
@@ -133,8 +134,7 @@ class LocalStack:
         config = self.layout.supervisor_config
         if self.running_engine() != self.settings.search_engine or not config.exists():
             return False
-        settings = with_local_secrets(self.settings, self.layout.sql_password, create=False)
-        rendered = render_supervisor(build_stack(settings), settings, paths, self.layout, self.project_root)
+        rendered = render_supervisor(self.model, self.settings, paths, self.layout, self.project_root)
         return config.read_text(encoding="utf-8") == rendered
 
     def _prepare_database(self, paths: Paths, report: Reporter) -> None:
@@ -148,7 +148,7 @@ class LocalStack:
                 "restore that file, set TEMPORAL_SQL_PASSWORD to the password, or delete the local data with "
                 "`invoke down --volumes`",
             )
-        self.settings = with_local_secrets(self.settings, self.layout.sql_password, create=True)
+        self.settings = with_local_secrets(self.settings, create=True)
         self.model = build_stack(self.settings)
         if init_data_dir(data_dir, paths.postgres_bin, self.settings):
             report("created the local PostgreSQL data directory (password authentication)")
@@ -233,14 +233,9 @@ class LocalStack:
             f"fix the cause above, then run `invoke up` again (`invoke logs {state.name}` shows the whole log)",
         )
 
-    def restart(self, process_compose: Path, names: list[str], report: Reporter) -> list[str]:
-        """Restart `names` (default: the Temporal services) once what they depend on is healthy, in start-up
-        order; return when every service is healthy again."""
-        targets = names or [s.name for s in self.model if s.component is Component.TEMPORAL_SERVER]
-        unknown = [name for name in targets if name not in self.model.names]
-        if unknown:
-            raise DeployError(f"no service {', '.join(unknown)} in the stack",
-                              f"use one of: {', '.join(self.model.names)}")  # fmt: skip
+    def restart(self, process_compose: Path, targets: list[str], report: Reporter) -> list[str]:
+        """Restart `targets` once what they depend on is healthy, in start-up order; return when every service
+        is healthy again."""
         states = {state.name: state for state in self.states(process_compose)}
         needed = {dep for name in targets for dep in self.model.get(name).depends_on} - set(targets)
         unhealthy = sorted(dep for dep in needed if not states[dep].ok)
@@ -289,15 +284,6 @@ def render_secrets(stack: Stack, settings: Settings) -> str:
             raise DeployError(f"{name} contains a single quote or a line break, which the local supervisor "
                               "cannot pass on", f"choose a {name} without them")  # fmt: skip
     return "".join(f"{name}='{value}'\n" for name, value in values.items())
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by this user only, also when the file already exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def tail(path: Path, lines: int) -> str:

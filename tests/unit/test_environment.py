@@ -12,9 +12,10 @@ from temporal_dsql_deploy.components import Paths
 from temporal_dsql_deploy.config import Settings, load_settings
 from temporal_dsql_deploy.environment import HostOf, SecretRef, render_environment, settings_environment
 from temporal_dsql_deploy.model import Component, build_stack
+from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.render_compose import compose_secrets, render_compose
 from temporal_dsql_deploy.render_supervisor import Layout, render_supervisor
-from temporal_dsql_deploy.stack import render_secrets, write_private
+from temporal_dsql_deploy.stack import render_secrets
 
 MakeSettings = Callable[..., Settings]
 PASSWORD = "only-in-dotenv-Pa55"

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -67,7 +66,7 @@ func run() error {
 		return fmt.Errorf("local CA in %s: %w", *tlsDir, err)
 	}
 	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort, *backendUser,
-		quote(os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")))
+		backend.QuoteConnValue(os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	catalog, err := backend.Open(ctx, connect, *backendDatabase)
@@ -80,7 +79,7 @@ func run() error {
 		Tokens: &token.Verifier{Host: *endpoint, Region: *region, Now: time.Now,
 			Credentials: aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}},
 		Catalog:        catalog,
-		BackendConnect: connect + " dbname=" + quote(*backendDatabase),
+		BackendConnect: connect + " dbname=" + backend.QuoteConnValue(*backendDatabase),
 		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
 		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Log: log,
 	})
@@ -98,10 +97,6 @@ func run() error {
 	defer adminServer.Close()
 	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile)
 	return server.Serve(ctx, listener)
-}
-
-func quote(value string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(value, `\`, `\\`), "'", `\'`) + "'"
 }
 
 func unique(values []string) []string {

@@ -88,7 +88,7 @@ func Open(ctx context.Context, connString, database string) (*Catalog, error) {
 	if err := ensureDatabase(ctx, connString, database); err != nil {
 		return nil, err
 	}
-	config, err := pgxpool.ParseConfig(connString + " dbname=" + quote(database))
+	config, err := pgxpool.ParseConfig(connString + " dbname=" + QuoteConnValue(database))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,10 @@ func ensureDatabase(ctx context.Context, connString, database string) error {
 	return nil
 }
 
-func quote(value string) string { return "'" + strings.ReplaceAll(value, "'", `\'`) + "'" }
+// QuoteConnValue quotes a libpq keyword/value connection-string value.
+func QuoteConnValue(value string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(value, `\`, `\\`), "'", `\'`) + "'"
+}
 
 // Pool is the catalog's connection pool (background index builds use it too).
 func (c *Catalog) Pool() *pgxpool.Pool { return c.pool }
