@@ -103,8 +103,7 @@ func Open(ctx context.Context, connString, database string) (*Catalog, error) {
 			return nil, fmt.Errorf("preparing the backend: %w", err)
 		}
 	}
-	catalog := &Catalog{pool: pool}
-	catalog.Invalidate()
+	catalog := &Catalog{pool: pool, keys: map[string][]string{}, types: map[string]map[string]string{}}
 	if err := catalog.GuardAll(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -145,18 +144,34 @@ func (c *Catalog) Close() { c.pool.Close() }
 func (c *Catalog) Invalidate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.keys = map[string][]string{}
-	c.types = map[string]map[string]string{}
+	clear(c.keys)
+	clear(c.types)
+}
+
+// cachedLookup answers from cache under mu, or loads and remembers; the maps are never replaced, only cleared.
+func cachedLookup[V any](mu *sync.Mutex, cache map[string]V, table string, load func() (V, error)) (V, error) {
+	mu.Lock()
+	cached, ok := cache[table]
+	mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	value, err := load()
+	if err != nil {
+		return value, err
+	}
+	mu.Lock()
+	cache[table] = value
+	mu.Unlock()
+	return value, nil
 }
 
 // PrimaryKey returns the primary-key columns of a table in the public schema.
 func (c *Catalog) PrimaryKey(table string) ([]string, error) {
-	c.mu.Lock()
-	cached, ok := c.keys[table]
-	c.mu.Unlock()
-	if ok {
-		return cached, nil
-	}
+	return cachedLookup(&c.mu, c.keys, table, func() ([]string, error) { return c.loadPrimaryKey(table) })
+}
+
+func (c *Catalog) loadPrimaryKey(table string) ([]string, error) {
 	rows, err := c.pool.Query(context.Background(), `
 		SELECT a.attname FROM pg_index i
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
@@ -165,24 +180,15 @@ func (c *Catalog) PrimaryKey(table string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.keys[table] = key
-	c.mu.Unlock()
-	return key, nil
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ColumnTypes maps a table's columns to their type names (pg_type.typname: bytea, jsonb, uuid, ...).
 func (c *Catalog) ColumnTypes(table string) (map[string]string, error) {
-	c.mu.Lock()
-	cached, ok := c.types[table]
-	c.mu.Unlock()
-	if ok {
-		return cached, nil
-	}
+	return cachedLookup(&c.mu, c.types, table, func() (map[string]string, error) { return c.loadColumnTypes(table) })
+}
+
+func (c *Catalog) loadColumnTypes(table string) (map[string]string, error) {
 	rows, err := c.pool.Query(context.Background(), `
 		SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 		WHERE a.attrelid = to_regclass('public.' || quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped`, table)
@@ -195,9 +201,6 @@ func (c *Catalog) ColumnTypes(table string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.types[table] = types
-	c.mu.Unlock()
 	return types, nil
 }
 
