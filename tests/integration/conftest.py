@@ -46,14 +46,16 @@ def local_stack() -> Iterator[LocalStack]:
     process_compose = installed_process_compose(configured)
     was_running = process_compose is not None and stack.running(process_compose)
     users_engine = stack.running_engine() if was_running else None
-    stack.up(print)
-    yield stack
-    process_compose = installed_process_compose(configured)
-    if not was_running:
-        stack.down(process_compose, volumes=False)
-    elif users_engine and users_engine != configured.search_engine:  # put the user's own stack back
-        stack.down(process_compose, volumes=False)
-        LocalStack(configured.model_copy(update={"search_engine": users_engine}), PROJECT_ROOT).up(print)
+    try:  # a start that fails half-way leaves services up for `invoke logs`; the suite must not leave them
+        stack.up(print)
+        yield stack
+    finally:
+        process_compose = installed_process_compose(configured)
+        if not was_running:
+            stack.down(process_compose, volumes=False)
+        elif users_engine and users_engine != configured.search_engine:  # put the user's own stack back
+            stack.down(process_compose, volumes=False)
+            LocalStack(configured.model_copy(update={"search_engine": users_engine}), PROJECT_ROOT).up(print)
 
 
 @pytest.fixture(scope="session")
