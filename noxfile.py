@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration"]
+nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration", "faults"]
 
 ARCHITECTURES = ["amd64", "arm64"]
 GO_MODULES = ["dsql-local", "server"]
@@ -95,8 +95,39 @@ def arch(session: nox.Session, arch: str) -> None:
     session.run("invoke", "build", "--arch", arch)
 
 
+# The short fault pass of `./run nox`: each fault once at a few workflows a second; the long form loads harder
+# and holds the lasting faults longer.
+FAULT_PASSES = {
+    "short": {"FAULTS_RATE": "3", "FAULTS_HOLD_S": "60"},
+    "long": {"FAULTS_RATE": "8", "FAULTS_HOLD_S": "180"},
+}
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Faults under load, each once (kill -9 each Temporal service, PostgreSQL and dsql-local restarts, the search
+    engine down 60 s, 30 s IAM tokens, 10% conflicts): nothing lost or duplicated; prints the table."""
+    install(session, "test")
+    session.run("pytest", "-m", "faults", "tests/faults", *session.posargs, env=FAULT_PASSES["short"])
+
+
+@nox.session(name="faults_long")
+def faults_long(session: nox.Session) -> None:
+    """The fault pass under heavier load, lasting faults held for 180 s."""
+    install(session, "test")
+    session.run("pytest", "-m", "faults", "tests/faults", *session.posargs, env=FAULT_PASSES["long"])
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
+    """`invoke bench --compare`: the DSQL and PostgreSQL profiles beside `temporal server start-dev` and pgbench's
+    physical limit on this machine (prints the table, writes JSON and a PNG; arguments go to `invoke bench`)."""
+    install(session, "test")
+    session.run("invoke", "bench", *(session.posargs or ["--compare"]))
+
+
+@nox.session(name="bench_stack")
+def bench_stack(session: nox.Session) -> None:
     """Measure the local stack: warm `up` time, resident memory, smoke duration (prints numbers)."""
     install(session, "test")
     session.run("python", "benchmarks/local_stack.py", *session.posargs)
@@ -107,10 +138,3 @@ def bench_dsql_local(session: nox.Session) -> None:
     """dsql-local's cost: one pgbench workload straight to PostgreSQL and through the stand-in (prints numbers)."""
     install(session, "test")
     session.run("python", "benchmarks/dsql_local.py", *session.posargs)
-
-
-@nox.session(name="bench_workflows")
-def bench_workflows(session: nox.Session) -> None:
-    """Temporal on the dsql plugin vs on PostgreSQL, and at 10% injected conflicts (prints numbers)."""
-    install(session, "test")
-    session.run("python", "benchmarks/workflows.py", *session.posargs)

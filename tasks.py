@@ -132,6 +132,48 @@ def smoke_test(c: Context) -> None:
     cli.say(f"smoke passed: {report.workflow_id} returned {report.result!r}")
 
 
+@task(
+    help={
+        "workflows": "How many workflows to run (default 300).",
+        "concurrency": "Workflows in flight at once (default 20).",
+        "rate": "Start this many workflows per second instead of as fast as --concurrency allows (default 0: off).",
+        "shape": "hello (one activity) or transitions (activities, a timer, a signal, a child; ~15 transitions).",
+        "compare": "Run the DSQL profile, the PostgreSQL profile and `temporal server start-dev` (in memory and on a "
+        "file) one after the other, plus pgbench's physical limit; the stack is put back as it was.",
+        "output": "Directory for the JSON and PNG (default: STACK_DIR/bench).",
+        "min_throughput": "Exit non-zero if completed workflows/s is below this (default 0: no threshold).",
+        "max_p99": "Exit non-zero if the p99 start-to-close latency is above this many seconds (default 0: none).",
+    }
+)
+@cli.reported
+def bench(
+    c: Context,
+    workflows: int = 300,
+    concurrency: int = 20,
+    rate: float = 0.0,
+    shape: str = "hello",
+    compare: bool = False,
+    output: str = "",
+    min_throughput: float = 0.0,
+    max_p99: float = 0.0,
+) -> None:
+    """Drive workflows against the running stack from a worker process of its own; report throughput, latency and
+    what each workflow costs (persistence transactions, conflicts, CPU, memory)."""
+    # Imported here: the SDK and matplotlib take seconds to load, and every other task would pay for them.
+    from temporal_dsql_deploy.load.command import BenchRequest, run_bench  # noqa: PLC0415
+
+    settings = cli.settings_for(ROOT)
+    directory = Path(output) if output else settings.stack_dir / "bench"
+    request = BenchRequest(workflows, concurrency, rate, shape, compare, directory, min_throughput, max_p99)
+    outcome = run_bench(settings, ROOT, request, cli.say, cli.console)
+    for line in outcome.ratios:
+        cli.say(line)
+    for path in outcome.files:
+        cli.say(f"wrote {path}")
+    if outcome.missed:
+        raise DeployError("; ".join(outcome.missed), "see the table above and the worker logs beside the JSON")
+
+
 @task(name="check-dsql")
 @cli.reported
 def check_dsql(c: Context) -> None:
@@ -240,5 +282,5 @@ def schema_translate(c: Context) -> None:
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)
 es = Collection("es", es_setup)
 namespace = Collection(
-    compose, docs, build, deploy, up, down, restart, status, logs, smoke_test, check_dsql, cleanup, schema, es
+    compose, docs, build, deploy, up, down, restart, status, logs, smoke_test, bench, check_dsql, cleanup, schema, es
 )

@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         timedelta(seconds=300),
         description="Recycle connections after this long; DSQL closes them at 60 minutes.",
     )
+    temporal_sql_token_lifetime: GoDuration = Field(
+        timedelta(minutes=15),
+        description="How long each IAM token the dsql plugin makes stays valid (one per new connection; DSQL "
+        "checks it only when a connection opens). From 1s to 168h.",
+    )
     temporal_sql_tls_ca_file: Path | None = Field(
         None,
         description="CA bundle that verifies the endpoint's certificate (verify-full). Unset: the public roots "
@@ -270,6 +275,11 @@ class Settings(BaseSettings):
                 "TEMPORAL_SQL_MAX_CONN_LIFETIME="
                 f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
                 "DSQL closes connections at 60 minutes; use less, e.g. 300s"
+            )
+        if not timedelta(seconds=1) <= self.temporal_sql_token_lifetime <= timedelta(hours=168):
+            raise ValueError(
+                f"TEMPORAL_SQL_TOKEN_LIFETIME={format_go_duration(self.temporal_sql_token_lifetime)} is outside "
+                "1s to 168h (DSQL's longest token); use e.g. 15m"
             )
         local_database = (
             {"TEMPORAL_SQL_PORT": self.temporal_sql_port, "DSQL_LOCAL_PORT": self.dsql_local_port,

@@ -168,6 +168,7 @@ PERSISTENCE_FIELDS = (
     "temporal_sql_plugin", "temporal_sql_host", "temporal_sql_port", "temporal_sql_user", "temporal_sql_password",
     "temporal_sql_database", "temporal_sql_tls_enabled", "temporal_sql_iam_auth", "temporal_sql_max_conns",
     "temporal_sql_max_idle_conns", "temporal_sql_connection_timeout", "temporal_sql_max_conn_lifetime", "aws_region",
+    "temporal_sql_token_lifetime",
 )  # fmt: skip
 VISIBILITY_FIELDS = (
     "temporal_elasticsearch_host", "temporal_elasticsearch_port", "temporal_elasticsearch_scheme",

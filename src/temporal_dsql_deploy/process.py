@@ -63,6 +63,51 @@ def run_program(
     return Completed(result.returncode, result.stdout, result.stderr)
 
 
+class Spawned:
+    """A long-running child (a benchmark worker, a dev server): output to a log file, stopped on exit."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], log: Path, what: str) -> None:
+        self._popen, self.log, self.what = popen, log, what
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def stop(self, grace_s: float = 10) -> int:
+        """SIGTERM, then SIGKILL after `grace_s`; returns the exit code."""
+        if self._popen.poll() is None:
+            self._popen.terminate()
+            try:
+                self._popen.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+        return self._popen.wait()
+
+    def __enter__(self) -> Spawned:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def spawn(argv: list[str], *, what: str, log: Path, env: Mapping[str, str] | None = None) -> Spawned:
+    """Start `argv` in the background with its output in `log`; the caller stops it (`with`)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        try:
+            popen = subprocess.Popen(argv, env=tool_environment(env), stdout=output, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)  # fmt: skip
+        except FileNotFoundError:
+            program = Path(argv[0]).name
+            raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {program} and run again") from None
+        except OSError as exc:
+            raise DeployError(f"{what}: cannot run `{argv[0]}`: {exc.strerror}", f"see {log}") from None
+    return Spawned(popen, log, what)
+
+
 def run_tool(
     argv: list[str],
     *,

@@ -244,15 +244,20 @@ class LocalStack:
                               f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
         ordered = [name for name in self.model.startup_order() if name in targets]
         for name in ordered:
-            result = self._control(process_compose, "process", "restart", name, timeout=120)
-            if result.returncode != 0:
-                raise DeployError(f"process-compose could not restart {name}: {result.tail()}",
-                                  f"see `invoke logs {name}`")  # fmt: skip
+            self.control(process_compose, "restart", name)
             # The next one may depend on this one: process-compose skips a service whose dependency is not
             # healthy, so each restart waits for the whole stack to be healthy again.
             self.wait_healthy(process_compose, lambda _message: None, UP_TIMEOUT_S)
             report(f"{name}: restarted and healthy")
         return ordered
+
+    def control(self, process_compose: Path, action: str, name: str) -> None:
+        """process-compose's `process stop|start|restart NAME`, without waiting for health."""
+        result = self._control(process_compose, "process", action, name, timeout=120)
+        if result.returncode != 0:
+            raise DeployError(
+                f"process-compose could not {action} {name}: {result.tail()}", f"see `invoke logs {name}`"
+            )
 
     def down(self, process_compose: Path | None, *, volumes: bool) -> bool:
         """Stop the stack; True if it was running. Data survives unless `volumes`.

@@ -8,6 +8,7 @@ import pytest
 
 from temporal_dsql_deploy.config import Settings, format_go_duration, load_settings, parse_go_duration
 from temporal_dsql_deploy.errors import ConfigError
+from temporal_dsql_deploy.model import build_stack
 from tests.conftest import DSQL, PROJECT_ROOT
 
 MakeSettings = Callable[..., Settings]
@@ -174,3 +175,15 @@ def test_env_example_documents_every_setting() -> None:
     assert expected - documented == set(), "settings missing from .env.example"
     unknown = {name for name in documented - expected if name.startswith(("TEMPORAL_", "AWS_"))}
     assert unknown == set(), ".env.example names variables the settings do not read"
+
+
+@pytest.mark.parametrize("lifetime", ["0s", "500ms", "169h"])
+def test_token_lifetime_outside_what_dsql_allows_is_refused(make_settings: MakeSettings, lifetime: str) -> None:
+    message = _error(make_settings, TEMPORAL_SQL_TOKEN_LIFETIME=lifetime)
+    assert "TEMPORAL_SQL_TOKEN_LIFETIME" in message
+    assert "168h" in message
+
+
+def test_token_lifetime_reaches_the_plugin_as_a_go_duration(make_settings: MakeSettings) -> None:
+    stack = build_stack(make_settings(TEMPORAL_SQL_TOKEN_LIFETIME="30s"))
+    assert stack.get("temporal-history").environment["TEMPORAL_SQL_TOKEN_LIFETIME"] == "30s"

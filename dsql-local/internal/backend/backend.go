@@ -9,6 +9,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,10 +19,39 @@ import (
 
 // Limits DSQL enforces per transaction and per key (CHAP_quotas).
 const (
-	RowLimit    = 3000
-	KeySizeMax  = 1024
-	triggerName = "dsql_local_limits"
+	RowLimit   = 3000
+	KeySizeMax = 1024
+	// Each table's triggers call a function of its own with the key's size inlined, so PL/pgSQL keeps its plan;
+	// the first triggers (prefix without "v2") called one shared function that planned dynamic SQL every time.
+	triggerName   = "dsql_local_limits_v2"
+	legacyTrigger = "dsql_local_limits_"
 )
+
+// limitsFunction is a table's trigger function: count the statement's rows into the transaction's total and
+// measure the widest key it wrote. Static SQL only: PL/pgSQL plans it once per connection.
+func limitsFunction(name, keySize string) string {
+	return fmt.Sprintf(`CREATE OR REPLACE FUNCTION dsql_local.%s() RETURNS trigger LANGUAGE plpgsql AS $$
+	DECLARE
+		changed bigint;
+		widest bigint := 0;
+		total bigint;
+	BEGIN
+		IF TG_OP = 'DELETE' THEN
+			SELECT count(*) INTO changed FROM old_rows;
+		ELSE
+			SELECT count(*), coalesce(max(%s), 0) INTO changed, widest FROM new_rows;
+		END IF;
+		total := coalesce(nullif(current_setting('dsql_local.modified_rows', true), '')::bigint, 0) + changed;
+		PERFORM set_config('dsql_local.modified_rows', total::text, true);
+		IF total > %d THEN
+			RAISE EXCEPTION 'transaction row limit exceeded' USING ERRCODE = '54000';
+		END IF;
+		IF widest > %d THEN
+			RAISE EXCEPTION 'key size too large' USING ERRCODE = '54000';
+		END IF;
+		RETURN NULL;
+	END $$`, name, keySize, RowLimit, KeySizeMax)
+}
 
 // setupStatements run once at start, each in its own transaction; all are idempotent.
 var setupStatements = []string{
@@ -49,30 +79,6 @@ var setupStatements = []string{
 		END LOOP;
 	END $$`,
 	`CREATE SCHEMA IF NOT EXISTS dsql_local`,
-	fmt.Sprintf(`CREATE OR REPLACE FUNCTION dsql_local.enforce_limits() RETURNS trigger LANGUAGE plpgsql AS $$
-	DECLARE
-		changed bigint;
-		total bigint;
-		widest bigint;
-	BEGIN
-		IF TG_OP = 'DELETE' THEN
-			SELECT count(*) INTO changed FROM old_rows;
-		ELSE
-			SELECT count(*) INTO changed FROM new_rows;
-		END IF;
-		total := coalesce(nullif(current_setting('dsql_local.modified_rows', true), '')::bigint, 0) + changed;
-		PERFORM set_config('dsql_local.modified_rows', total::text, true);
-		IF total > %[1]d THEN
-			RAISE EXCEPTION 'transaction row limit exceeded' USING ERRCODE = '54000';
-		END IF;
-		IF TG_OP <> 'DELETE' AND TG_ARGV[0] <> '' THEN
-			EXECUTE 'SELECT coalesce(max(' || TG_ARGV[0] || '), 0) FROM new_rows' INTO widest;
-			IF widest > %[2]d THEN
-				RAISE EXCEPTION 'key size too large' USING ERRCODE = '54000';
-			END IF;
-		END IF;
-		RETURN NULL;
-	END $$`, RowLimit, KeySizeMax),
 }
 
 // Catalog is the stand-in's view of the backend's tables, cached until the next schema change.
@@ -231,31 +237,47 @@ func (c *Catalog) GuardAll(ctx context.Context) error {
 	return nil
 }
 
-// Guard puts the row-limit and key-size triggers on one table (a no-op if they are there).
+// Guard puts the row-limit and key-size triggers on one table (a no-op if they are there), replacing the
+// first version's triggers where a data directory still has them.
 func (c *Catalog) Guard(ctx context.Context, table string) error {
 	key, err := c.PrimaryKey(table)
 	if err != nil {
 		return err
 	}
-	var sizes []string
+	sizes := []string{"0"}
 	for _, column := range key {
 		sizes = append(sizes, fmt.Sprintf("coalesce(pg_column_size(%s), 0)", pgx.Identifier{column}.Sanitize()))
 	}
-	keySize := strings.Join(sizes, " + ")
 	relation := "public." + pgx.Identifier{table}.Sanitize()
-	for event, transition := range map[string]string{"insert": "NEW TABLE AS new_rows", "update": "NEW TABLE AS new_rows",
-		"delete": "OLD TABLE AS old_rows"} {
-		name := pgx.Identifier{triggerName + "_" + event}.Sanitize()
-		var exists bool
-		if err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
-			relation, triggerName+"_"+event).Scan(&exists); err != nil {
-			return err
+	var oid uint32
+	var present []string
+	if err := c.pool.QueryRow(ctx, `SELECT c.oid, coalesce(array_agg(t.tgname::text) FILTER (WHERE t.tgname IS NOT NULL), '{}')
+		FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE $2 || '%'
+		WHERE c.oid = to_regclass($1) GROUP BY c.oid`, relation, legacyTrigger).Scan(&oid, &present); err != nil {
+		return fmt.Errorf("guarding %s: %w", table, err)
+	}
+	// Named by the table's oid: a table name may be 63 bytes already.
+	function := fmt.Sprintf("limits_%d", oid)
+	statements := []string{limitsFunction(function, strings.Join(sizes, " + "))}
+	for _, name := range present {
+		if !strings.HasPrefix(name, triggerName+"_") {
+			statements = append(statements, fmt.Sprintf("DROP TRIGGER %s ON %s", pgx.Identifier{name}.Sanitize(), relation))
 		}
-		if exists {
+	}
+	for _, event := range []string{"insert", "update", "delete"} {
+		name := triggerName + "_" + event
+		if slices.Contains(present, name) {
 			continue
 		}
-		statement := fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.enforce_limits(%s)",
-			name, strings.ToUpper(event), relation, transition, "'"+strings.ReplaceAll(keySize, "'", "''")+"'")
+		transition := "NEW TABLE AS new_rows"
+		if event == "delete" {
+			transition = "OLD TABLE AS old_rows"
+		}
+		statements = append(statements, fmt.Sprintf(
+			"CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.%s()",
+			pgx.Identifier{name}.Sanitize(), strings.ToUpper(event), relation, transition, function))
+	}
+	for _, statement := range statements {
 		if _, err := c.pool.Exec(ctx, statement); err != nil {
 			return fmt.Errorf("guarding %s: %w", table, err)
 		}

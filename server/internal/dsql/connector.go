@@ -32,7 +32,8 @@ const (
 	// DSQL closes a connection at 60 minutes; recycle well before, spread so pools do not renew in step.
 	maxLifetime     = 55 * time.Minute
 	lifetimeJitter  = 0.2
-	tokenLifetime   = 15 * time.Minute
+	tokenLifetime   = 15 * time.Minute // unless TEMPORAL_SQL_TOKEN_LIFETIME says otherwise
+	maxTokenLife    = 7 * 24 * time.Hour // DSQL's longest
 	connectRate     = 50 // new connections per second per process, under DSQL's 100/s per cluster
 	connectBurst    = 50
 	defaultDSQLPort = 5432
@@ -41,8 +42,26 @@ const (
 // TokenFunc makes an IAM auth token for one new connection.
 type TokenFunc func(ctx context.Context, host, region string) (string, error)
 
+// tokenLifetimeFrom is TEMPORAL_SQL_TOKEN_LIFETIME (a Go duration), else 15 minutes. A token has only to be
+// valid when a connection opens; a short one limits what a leaked token is worth.
+func tokenLifetimeFrom(getenv func(string) string) (time.Duration, error) {
+	text := getenv("TEMPORAL_SQL_TOKEN_LIFETIME")
+	if text == "" {
+		return tokenLifetime, nil
+	}
+	lifetime, err := time.ParseDuration(text)
+	if err != nil || lifetime < time.Second || lifetime > maxTokenLife {
+		return 0, fmt.Errorf("TEMPORAL_SQL_TOKEN_LIFETIME=%q: give a Go duration from 1s to 168h, e.g. 15m", text)
+	}
+	return lifetime, nil
+}
+
 // awsTokens signs admin tokens with the AWS SDK's default credentials (environment, profile, role).
 func awsTokens(ctx context.Context) (TokenFunc, error) {
+	lifetime, err := tokenLifetimeFrom(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	loaded, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS credentials for DSQL tokens: %w", err)
@@ -50,7 +69,7 @@ func awsTokens(ctx context.Context) (TokenFunc, error) {
 	provider := loaded.Credentials
 	return func(ctx context.Context, host, region string) (string, error) {
 		return dsqlauth.GenerateDBConnectAdminAuthToken(ctx, host, region, provider, func(o *dsqlauth.TokenOptions) {
-			o.ExpiresIn = tokenLifetime
+			o.ExpiresIn = lifetime
 		})
 	}, nil
 }

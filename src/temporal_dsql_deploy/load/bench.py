@@ -1,0 +1,205 @@
+"""`invoke bench`: one load against one running Temporal, from a worker process of its own, measured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psutil
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load.driver import Load, Outcome, Progress, drive
+from temporal_dsql_deploy.load.probes import COUNTERS, ProcessUsage, database_transactions, scrape
+from temporal_dsql_deploy.load.report import RunResult, summarise
+from temporal_dsql_deploy.model import DSQL_LOCAL_BACKEND_DATABASE, temporal_roles
+from temporal_dsql_deploy.process import Spawned, spawn
+from temporal_dsql_deploy.stack import LocalStack, ServiceState
+
+WORKER_READY_S = 60
+SAMPLE_INTERVAL_S = 1.0
+# PostgreSQL publishes a busy backend's counters at most once a second: let the last ones land.
+STATS_SETTLE_S = 2.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running Temporal to measure, and where to read what it costs."""
+
+    label: str
+    address: str
+    namespace: str
+    metrics_ports: tuple[int, ...]
+    processes: Mapping[str, int]  # server-side processes by name (pid); their descendants count with them
+    settings: Settings  # reaches the local database whose transactions count
+    database: str | None  # None: no local database to count (the dev server's SQLite)
+
+
+def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> Target:
+    """The local stack as a target: every long-running service counts; it must be healthy."""
+    unhealthy = [state.name for state in states if not state.ok]
+    if unhealthy:
+        raise DeployError(f"the local stack is not healthy ({', '.join(unhealthy)})",
+                          "see `invoke status`; `invoke up` restarts what is down")  # fmt: skip
+    settings = stack.settings
+    database = None
+    if settings.sql_is_local:
+        database = DSQL_LOCAL_BACKEND_DATABASE if settings.local_dsql else settings.temporal_sql_database
+    return Target(
+        label=label,
+        address=settings.frontend_address,
+        namespace=settings.temporal_namespace,
+        metrics_ports=tuple(role.metrics_port for role in temporal_roles(settings)),
+        processes={state.name: state.pid for state in states if not state.one_shot and state.pid > 0},
+        settings=settings,
+        database=database,
+    )
+
+
+def start_worker(address: str, namespace: str, task_queue: str, log: Path) -> Spawned:
+    """The worker process, once it polls; bounded wait, its log named if it never does."""
+    argv = [sys.executable, "-m", "temporal_dsql_deploy.load.worker", "--address", address,
+            "--namespace", namespace, "--task-queue", task_queue]  # fmt: skip
+    worker = spawn(argv, what="the benchmark worker", log=log)
+    waiting = Retrying(stop=stop_after_delay(WORKER_READY_S), wait=wait_fixed(0.2),
+                       retry=retry_if_result(lambda ready: not ready))  # fmt: skip
+
+    def ready() -> bool:
+        if not worker.alive():
+            raise DeployError(f"the benchmark worker exited: {log.read_text(errors='replace')[-1500:]}",
+                              f"see {log}; check `invoke status`")  # fmt: skip
+        return "ready" in log.read_text(errors="replace")
+
+    try:
+        waiting(ready)
+    except RetryError:
+        worker.stop()
+        raise DeployError(
+            f"the benchmark worker did not start polling within {WORKER_READY_S}s", f"see {log}"
+        ) from None
+    except DeployError:
+        worker.stop()
+        raise
+    return worker
+
+
+async def connect(address: str, namespace: str) -> Client:
+    try:
+        return await Client.connect(address, namespace=namespace)
+    except RuntimeError as exc:
+        raise DeployError(f"cannot reach Temporal at {address}: {exc}", "see `invoke status`") from None
+
+
+def wait_serving(address: str, namespace: str, timeout_s: float, fix: str) -> None:
+    """Until Temporal at `address` answers for `namespace`; bounded."""
+
+    async def serving() -> bool:
+        try:
+            client = await Client.connect(address, namespace=namespace)
+            await client.service_client.check_health()
+            await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+        except (RuntimeError, RPCError):
+            return False
+        return True
+
+    waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5), retry=retry_if_result(lambda ok: not ok))
+    try:
+        waiting(lambda: asyncio.run(serving()))
+    except RetryError:
+        raise DeployError(
+            f"Temporal at {address} did not serve namespace {namespace!r} within {timeout_s:g}s", fix
+        ) from None
+
+
+async def _transitions(client: Client, outcomes: list[Outcome]) -> int | None:
+    done = next((o for o in outcomes if o.error is None), None)
+    if done is None:
+        return None
+    description = await client.get_workflow_handle(done.workflow_id).describe()
+    return int(description.raw_description.workflow_execution_info.state_transition_count)
+
+
+async def _sampled(usages: list[ProcessUsage], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for usage in usages:
+            usage.sample()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAMPLE_INTERVAL_S)
+
+
+def _counted(target: Target) -> tuple[dict[str, float], int | None]:
+    transactions = database_transactions(target.settings, target.database) if target.database else None
+    return scrape(target.metrics_ports), transactions
+
+
+def warmup_size(workflows: int) -> int:
+    """Workflows run first and not measured: a search engine's JIT and a fresh task queue settle in them."""
+    return min(50, max(10, workflows // 5))
+
+
+def _own_cpu_s() -> float:
+    times = psutil.Process().cpu_times()  # this process only: the worker and servers it started count elsewhere
+    return float(times.user + times.system)
+
+
+async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int, progress: Progress) -> RunResult:
+    client = await connect(target.address, target.namespace)
+    warmup = replace(load, workflows=warmup_size(load.workflows), rate=0.0, id_prefix=f"{load.id_prefix}-warmup")
+    await drive(client, task_queue, warmup, lambda _done, _total: None)
+    server, worker = ProcessUsage(target.processes), ProcessUsage({"bench worker": worker_pid})
+    client_cpu = _own_cpu_s()
+    counters_before, transactions_before = _counted(target)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sampled([server, worker], stop))
+    outcomes = await drive(client, task_queue, load, progress)
+    stop.set()
+    await sampler
+    client_cpu = _own_cpu_s() - client_cpu
+    await asyncio.sleep(STATS_SETTLE_S)
+    server.sample()
+    counters_after, transactions_after = _counted(target)
+    counted = {name: counters_after[name] - counters_before[name] for name in COUNTERS}
+    summary = summarise(target.label, outcomes)
+    completed = max(int(str(summary["completed"])), 1)
+    transactions = None
+    if transactions_before is not None and transactions_after is not None:
+        transactions = transactions_after - transactions_before
+    duration = float(str(summary["duration_s"]))
+    return RunResult(
+        shape=load.shape.name,
+        workflows=load.workflows,
+        concurrency=load.concurrency,
+        rate=load.rate,
+        state_transitions=await _transitions(client, outcomes),
+        db_transactions_per_workflow=None if transactions is None else transactions / completed,
+        db_transactions_per_s=None if transactions is None else transactions / duration,
+        persistence_requests_per_workflow=counted["persistence_requests"] / completed,
+        conflicts=counted["conflicts"],
+        replays=counted["replays"],
+        shard_loads=counted["shard_loads"],
+        server_cpu_s_per_workflow=server.total_cpu_s / completed,
+        cpu_s_by_process={**server.cpu_s, **worker.cpu_s, "bench client": client_cpu},
+        peak_rss_mib=server.peak_rss_mib,
+        **summary,  # type: ignore[arg-type]
+    )
+
+
+def measure(target: Target, load: Load, work_dir: Path, progress: Progress) -> RunResult:
+    """Run `load` against `target` with a fresh task queue and worker; the worker is stopped whatever happens."""
+    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+    load = replace(load, id_prefix=f"{load.id_prefix}-{task_queue}")
+    log = work_dir / f"worker-{task_queue}.log"
+    with start_worker(target.address, target.namespace, task_queue, log) as worker:
+        result = asyncio.run(_measure(target, load, task_queue, worker.pid, progress))
+    if result.failed:
+        result.failures.append(f"the worker's log: {log}")
+    return result

@@ -1,0 +1,152 @@
+"""What `invoke bench` does end to end: the run (or the comparison) with a progress bar, the table, the JSON and
+the PNG, and what the thresholds say."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from temporal_dsql_deploy.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load import driver
+from temporal_dsql_deploy.load.bench import measure, stack_target
+from temporal_dsql_deploy.load.compare import DEV_SERVER_IN_MEMORY, PROFILES, Comparison, compare
+from temporal_dsql_deploy.load.report import RunResult, missed_thresholds, write_json, write_plot
+from temporal_dsql_deploy.load.shapes import SHAPES
+from temporal_dsql_deploy.stack import LocalStack
+
+TABLE_WIDTH = 190
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    workflows: int
+    concurrency: int
+    rate: float
+    shape: str
+    compare: bool
+    output: Path
+    min_throughput: float
+    max_p99_s: float
+
+
+@dataclass
+class BenchOutcome:
+    results: list[RunResult]
+    files: list[Path]
+    missed: list[str] = field(default_factory=list)
+    ratios: list[str] = field(default_factory=list)
+
+
+def load_of(request: BenchRequest) -> driver.Load:
+    """The load a request describes; bad values are clear errors naming the flag."""
+    if request.shape not in SHAPES:
+        raise DeployError(f"--shape {request.shape!r} is not a workload shape", f"use one of: {', '.join(SHAPES)}")
+    if request.workflows < 1 or request.concurrency < 1:
+        raise DeployError(f"--workflows {request.workflows} and --concurrency {request.concurrency} must be at least 1",
+                          "give positive whole numbers")  # fmt: skip
+    if request.rate < 0 or request.min_throughput < 0 or request.max_p99_s < 0:
+        raise DeployError("--rate, --min-throughput and --max-p99 cannot be negative", "give 0 (off) or more")
+    return driver.Load(SHAPES[request.shape], request.workflows, request.concurrency, request.rate)
+
+
+def machine() -> str:
+    memory_gib = psutil.virtual_memory().total / 2**30
+    system = f"{platform.system()} {platform.release()}"
+    return f"{platform.machine()}, {psutil.cpu_count()} cores, {memory_gib:.0f} GiB, {system}"
+
+
+@contextlib.contextmanager
+def progress_bars(console: Console) -> Iterator[Callable[[str], driver.Progress]]:
+    """A bar per run, made on demand: `bar(label)` gives the driver's progress callback."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+
+        def bar(label: str) -> driver.Progress:
+            task = progress.add_task(label, total=None)
+            return lambda done, total: progress.update(task, completed=done, total=total)
+
+        yield bar
+
+
+def table(results: list[RunResult], limits: dict[str, float]) -> Table:
+    view = Table(title="workflows: started/s, completed/s, start-to-close latency; cost per workflow")
+    for column in ("target", "started/s", "completed/s", "p50 ms", "p95 ms", "p99 ms", "failed", "db tx/wf",
+                   "db tx/s", "persist. req/wf", "conflicts", "replays", "CPU s/wf", "RSS MiB"):  # fmt: skip
+        view.add_column(column, justify="left" if column == "target" else "right")
+    for r in results:
+        tx = "-" if r.db_transactions_per_workflow is None else f"{r.db_transactions_per_workflow:.1f}"
+        tx_s = "-" if r.db_transactions_per_s is None else f"{r.db_transactions_per_s:.0f}"
+        view.add_row(r.label, f"{r.started_per_s:.1f}", f"{r.completed_per_s:.1f}", f"{r.p50_ms:.0f}",
+                     f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.failed), tx, tx_s,
+                     f"{r.persistence_requests_per_workflow:.1f}", f"{r.conflicts:.0f}", f"{r.replays:.0f}",
+                     f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}")  # fmt: skip
+    for name, value in limits.items():
+        view.add_row(name, "", f"{value:.1f}", *[""] * 11)
+    return view
+
+
+def _single(settings: Settings, project_root: Path, load: driver.Load, work_dir: Path,
+            bar: Callable[[str], driver.Progress]) -> list[RunResult]:  # fmt: skip
+    stack = LocalStack(settings, project_root)
+    process_compose = installed_process_compose(settings)
+    if process_compose is None or not stack.running(process_compose):
+        raise DeployError("the local stack is not running", "start it with `invoke up`, or use --compare")
+    label = "DSQL profile" if stack.settings.local_dsql else f"{stack.settings.temporal_sql_plugin} profile"
+    target = stack_target(label, stack, stack.states(process_compose))
+    return [measure(target, load, work_dir, bar(label))]
+
+
+def run_bench(settings: Settings, project_root: Path, request: BenchRequest, report: Reporter,
+              console: Console) -> BenchOutcome:  # fmt: skip
+    load = load_of(request)
+    work_dir = request.output
+    work_dir.mkdir(parents=True, exist_ok=True)
+    comparison = Comparison()
+    with progress_bars(console) as bar:
+        if request.compare:
+            comparison = compare(settings, project_root, load, work_dir, bar, report)
+        else:
+            comparison.runs = _single(settings, project_root, load, work_dir, bar)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    title = (f"{load.workflows} {load.shape.name} workflows, concurrency {load.concurrency}"
+             f"{f', {load.rate:g}/s' if load.rate else ''}; {machine()}")  # fmt: skip
+    extra: dict[str, object] = {
+        "machine": machine(),
+        "at": stamp,
+        "title": title,
+        "pgbench_commits_per_s": comparison.pgbench_commits_per_s,
+        "limits": comparison.limits,
+    }
+    name = f"bench-{'compare-' if request.compare else ''}{load.shape.name}-{stamp}"
+    files = [write_json(work_dir / f"{name}.json", comparison.runs, extra),
+             write_plot(work_dir / f"{name}.png", comparison.runs, comparison.limits, title)]  # fmt: skip
+    outcome = BenchOutcome(comparison.runs, files)
+    if request.compare:
+        default, dev = PROFILES[0][0], DEV_SERVER_IN_MEMORY
+        outcome.ratios = [f"{default} / {dev}: {comparison.ratio(default, dev):.2f}",
+                          f"{default} / {PROFILES[1][0]}: {comparison.ratio(default, PROFILES[1][0]):.2f}"]  # fmt: skip
+        for run in comparison.runs:
+            limit = comparison.limits.get(f"limit: {run.label}")
+            if limit:
+                outcome.ratios.append(f"{run.label} / its physical limit: {run.completed_per_s / limit:.2f}")
+    for result in comparison.runs:
+        # Thresholds hold the product's stack (the default profile when comparing); a failed workflow fails any run.
+        checked = not request.compare or result.label == PROFILES[0][0]
+        thresholds = (request.min_throughput, request.max_p99_s * 1000) if checked else (0.0, 0.0)
+        outcome.missed += [f"{result.label}: {miss}" for miss in missed_thresholds(result, *thresholds)]
+    # Fourteen columns: wider than a log's 80 when there is no terminal to measure.
+    Console(file=console.file, width=max(console.width, TABLE_WIDTH), highlight=False).print(
+        table(comparison.runs, comparison.limits)
+    )
+    return outcome

@@ -1,0 +1,260 @@
+"""Faults under load, one at a time, against the running local stack, and the proof that nothing was lost.
+
+Workflows are started at a steady rate before, during and after each fault. A start that fails is tried again
+with the same id (a running or closed workflow of that id is never started twice), so every workflow the
+load meant to start is started exactly once. Afterwards each one's result is checked by id, the runs of each
+id are counted in visibility, and the time until a new workflow ran end to end again is the recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load.bench import connect, start_worker
+from temporal_dsql_deploy.load.shapes import SHAPES, Shape
+from temporal_dsql_deploy.stack import LocalStack
+
+START_RETRY_S = 180  # a start is tried again for this long before the workflow counts as never started
+RESULT_WAIT_S = 300
+RECOVERY_WAIT_S = 180
+VISIBILITY_WAIT_S = 60
+CANARY_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    rate: float = 4.0  # workflows started per second throughout
+    before_s: float = 3.0  # load before the fault
+    after_s: float = 5.0  # load after the fault is over
+    hold_s: float = 60.0  # how long a lasting fault lasts (search engine down, short tokens, conflicts)
+    shape: str = "transitions"
+
+
+@dataclass
+class FaultContext:
+    stack: LocalStack
+    process_compose: Path
+    plan: FaultPlan
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    inject: Callable[[FaultContext], None]  # returns when the fault is over
+    # Settings the stack must run with during the fault (and is restarted with, then back).
+    settings: dict[str, Any] = field(default_factory=dict)
+    dsql_only: bool = False
+
+
+@dataclass
+class FaultResult:
+    fault: str
+    started: int
+    completed: int
+    lost: int
+    duplicated: int
+    wrong_results: int
+    recovery_s: float
+    visibility_s: float | None  # None: visibility did not converge within VISIBILITY_WAIT_S
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.wrong_results) and self.visibility_s is not None
+
+
+def _kill_hard(service: str) -> Callable[[FaultContext], None]:
+    def inject(context: FaultContext) -> None:
+        state = next(s for s in context.stack.states(context.process_compose) if s.name == service)
+        root = psutil.Process(state.pid)
+        for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
+            os.kill(process.pid, signal.SIGKILL)
+
+    return inject
+
+
+def _restart(service: str) -> Callable[[FaultContext], None]:
+    def inject(context: FaultContext) -> None:
+        context.stack.restart(context.process_compose, [service], lambda _message: None)
+
+    return inject
+
+
+def _stop_for_a_while(service: str) -> Callable[[FaultContext], None]:
+    def inject(context: FaultContext) -> None:
+        context.stack.control(context.process_compose, "stop", service)
+        time.sleep(context.plan.hold_s)
+        context.stack.control(context.process_compose, "start", service)
+
+    return inject
+
+
+def _hold(context: FaultContext) -> None:
+    time.sleep(context.plan.hold_s)
+
+
+def _conflicts(context: FaultContext) -> None:
+    faults = f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}/faults"
+    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, timeout=10).raise_for_status()
+    try:
+        time.sleep(context.plan.hold_s)
+    finally:
+        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+
+
+FAULTS = [
+    *(Fault(f"kill -9 temporal-{role}", _kill_hard(f"temporal-{role}"))
+      for role in ("history", "matching", "frontend", "worker")),
+    Fault("restart postgresql", _restart("postgresql")),
+    Fault("stop the search engine", _stop_for_a_while("elasticsearch")),
+    Fault("restart dsql-local", _restart("dsql-local")),
+    Fault("IAM tokens live 30 s", _hold, {"temporal_sql_token_lifetime": timedelta(seconds=30),
+                                         "temporal_sql_max_conn_lifetime": timedelta(seconds=20)}, dsql_only=True),
+    Fault("10% commit conflicts", _conflicts, dsql_only=True),
+]  # fmt: skip
+
+
+async def _start(client: Client, shape: Shape, workflow_id: str, index: int, task_queue: str) -> bool:
+    """Start it, trying again with the same id until it is running or has run; False if it never started."""
+    deadline = time.monotonic() + START_RETRY_S
+    while True:
+        try:
+            await client.start_workflow(
+                shape.workflow, shape.argument(index), id=workflow_id, task_queue=task_queue,
+                start_signal=shape.start_signal, start_signal_args=shape.signal_args(),
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, rpc_timeout=timedelta(seconds=10),
+            )  # fmt: skip
+            return True
+        except WorkflowAlreadyStartedError:
+            return True  # an earlier try got through and the workflow has already closed
+        except RPCError:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(1)
+
+
+async def _result(client: Client, workflow_id: str) -> str | None:
+    deadline = time.monotonic() + RESULT_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            result = await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), RESULT_WAIT_S)
+            return str(result)
+        except (RPCError, TimeoutError):
+            await asyncio.sleep(1)
+        except WorkflowFailureError:
+            return None
+    return None
+
+
+async def _canary(client: Client, task_queue: str) -> float:
+    """Seconds until a new workflow runs end to end."""
+    began = time.monotonic()
+    shape = SHAPES["hello"]
+    while time.monotonic() - began < RECOVERY_WAIT_S:
+        try:
+            await asyncio.wait_for(
+                client.execute_workflow(shape.workflow, "canary", id=f"canary-{uuid.uuid4().hex}",
+                                        task_queue=task_queue, rpc_timeout=timedelta(seconds=5)),
+                CANARY_TIMEOUT_S,
+            )  # fmt: skip
+            return time.monotonic() - began
+        except (RPCError, TimeoutError, WorkflowFailureError):
+            await asyncio.sleep(0.5)
+    raise DeployError(f"no workflow completed within {RECOVERY_WAIT_S}s of the fault's end",
+                      "see `invoke status` and the services' logs")  # fmt: skip
+
+
+async def _visibility(client: Client, shape: Shape, prefix: str, expected: int) -> tuple[float | None, int]:
+    """Seconds until visibility shows every workflow completed, and the number of runs it shows in all."""
+    began = time.monotonic()
+    query = f"WorkflowType = '{shape.workflow}' AND WorkflowId STARTS_WITH '{prefix}'"
+    runs = 0
+    while time.monotonic() - began < VISIBILITY_WAIT_S:
+        try:
+            completed = (await client.count_workflows(f"{query} AND ExecutionStatus = 'Completed'")).count
+            runs = (await client.count_workflows(query)).count
+        except RPCError:
+            completed = -1
+        if completed == expected and runs == expected:
+            return time.monotonic() - began, runs
+        await asyncio.sleep(1)
+    return None, runs
+
+
+async def _under_load(context: FaultContext, fault: Fault, address: str, namespace: str, task_queue: str
+                      ) -> FaultResult:  # fmt: skip
+    client = await connect(address, namespace)
+    plan = context.plan
+    shape = SHAPES[plan.shape]
+    prefix = f"fault-{uuid.uuid4().hex[:8]}"
+    starts: list[asyncio.Task[bool]] = []
+    fault_over = asyncio.Event()
+
+    async def generate() -> None:
+        index, began = 0, time.monotonic()
+        stop_at: float | None = None
+        while stop_at is None or time.monotonic() < stop_at:
+            await asyncio.sleep(max(0.0, began + index / plan.rate - time.monotonic()))
+            starts.append(asyncio.create_task(_start(client, shape, f"{prefix}-{index}", index, task_queue)))
+            index += 1
+            if stop_at is None and fault_over.is_set():
+                stop_at = time.monotonic() + plan.after_s
+
+    generator = asyncio.create_task(generate())
+    await asyncio.sleep(plan.before_s)
+    await asyncio.to_thread(fault.inject, context)
+    fault_over.set()
+    recovery = await _canary(client, task_queue)
+    await generator
+    started = [index for index, task in enumerate(starts) if await task]
+    results = await asyncio.gather(*(_result(client, f"{prefix}-{index}") for index in started))
+    wrong = sum(1 for index, result in zip(started, results, strict=True)
+                if result is not None and result != shape.expected(index))  # fmt: skip
+    completed = sum(1 for result in results if result is not None)
+    visibility_s, runs = await _visibility(client, shape, prefix, len(started))
+    return FaultResult(
+        fault=fault.name, started=len(started), completed=completed, lost=len(started) - completed,
+        duplicated=max(0, runs - len(started)), wrong_results=wrong, recovery_s=recovery, visibility_s=visibility_s,
+        notes=[f"{len(starts) - len(started)} starts never accepted"] if len(starts) != len(started) else [],
+    )  # fmt: skip
+
+
+def run_fault(stack: LocalStack, process_compose: Path, fault: Fault, plan: FaultPlan, work_dir: Path,
+              report: Callable[[str], None]) -> FaultResult:  # fmt: skip
+    """One fault under load; the stack is started with the fault's settings first and healthy again after."""
+    settings: Settings = stack.settings
+    faulty = LocalStack(settings.model_copy(update=fault.settings), stack.project_root) if fault.settings else stack
+    if fault.settings:
+        report(f"{fault.name}: restarting the stack with {', '.join(fault.settings)}")
+        faulty.up(lambda _message: None)
+    try:
+        task_queue = f"faults-{uuid.uuid4().hex[:8]}"
+        log = work_dir / f"worker-{task_queue}.log"
+        context = FaultContext(faulty, process_compose, plan)
+        with start_worker(settings.frontend_address, settings.temporal_namespace, task_queue, log):
+            result = asyncio.run(_under_load(context, fault, settings.frontend_address,
+                                             settings.temporal_namespace, task_queue))  # fmt: skip
+        faulty.wait_healthy(process_compose, lambda _message: None, RECOVERY_WAIT_S)
+    finally:
+        if fault.settings:
+            stack.up(lambda _message: None)
+    return result

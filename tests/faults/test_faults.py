@@ -1,0 +1,38 @@
+"""Faults under load (`nox -s faults`): each fault once against the running local stack; every workflow started
+must complete exactly once with its own result, and visibility must agree within 60 s."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from temporal_dsql_deploy.components import installed_process_compose
+from temporal_dsql_deploy.load.faults import FAULTS, Fault, FaultPlan, run_fault
+from temporal_dsql_deploy.stack import LocalStack
+from tests.faults.conftest import RESULTS
+from tests.integration.conftest import require
+
+pytestmark = pytest.mark.faults
+
+PLAN = FaultPlan(
+    rate=float(os.environ.get("FAULTS_RATE", "3")),
+    hold_s=float(os.environ.get("FAULTS_HOLD_S", "60")),
+    shape=os.environ.get("FAULTS_SHAPE", "transitions"),
+)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
+def test_nothing_is_lost(fault: Fault, local_stack: LocalStack, tmp_path: Path) -> None:
+    if fault.dsql_only:
+        require(local_stack.settings.local_dsql, f"{fault.name} needs the local DSQL profile")
+    process_compose = installed_process_compose(local_stack.settings)
+    assert process_compose is not None
+    result = run_fault(local_stack, process_compose, fault, PLAN, tmp_path, print)
+    RESULTS.append(result)
+    assert result.started > PLAN.rate * PLAN.before_s, f"too few workflows started to mean anything: {result}"
+    assert result.lost == 0, f"{result.lost} workflows never completed: {result}"
+    assert result.duplicated == 0, f"{result.duplicated} workflow ids ran more than once: {result}"
+    assert result.wrong_results == 0, f"{result.wrong_results} workflows returned another result: {result}"
+    assert result.visibility_s is not None, f"visibility did not show every workflow completed in 60 s: {result}"

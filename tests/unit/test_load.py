@@ -1,0 +1,123 @@
+"""The benchmark's and fault runs' own logic: percentiles, summaries, thresholds, files, probes, bad flags."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load.command import BenchRequest, load_of
+from temporal_dsql_deploy.load.driver import Outcome
+from temporal_dsql_deploy.load.probes import scrape
+from temporal_dsql_deploy.load.report import (
+    RunResult,
+    missed_thresholds,
+    percentile,
+    summarise,
+    write_json,
+    write_plot,
+)
+
+
+def test_percentiles_interpolate_between_samples() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.50) == pytest.approx(50.5, abs=0.1)
+    assert percentile(values, 0.99) == pytest.approx(99.0, abs=0.1)
+    assert percentile([], 0.99) == 0.0
+    assert percentile([7.0], 0.5) == 7.0
+
+
+def _outcomes() -> list[Outcome]:
+    done = [Outcome(f"w-{i}", i, i * 0.1, i * 0.1 + 0.5, "ok", None) for i in range(9)]
+    return [*done, Outcome("w-9", 9, 0.9, 2.0, None, "RPCError: unavailable")]
+
+
+def _result(**overrides: object) -> RunResult:
+    measured: dict[str, object] = {
+        "shape": "hello", "workflows": 10, "concurrency": 2, "rate": 0.0, "state_transitions": 9,
+        "db_transactions_per_workflow": 40.0, "db_transactions_per_s": 400.0, "persistence_requests_per_workflow": 30.0,
+        "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "server_cpu_s_per_workflow": 0.05,
+        "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
+    }  # fmt: skip
+    return RunResult(**{**summarise("DSQL profile", _outcomes()), **measured, **overrides})  # type: ignore[arg-type]
+
+
+def test_summary_counts_failures_and_times_only_the_completed() -> None:
+    result = _result()
+    assert (result.completed, result.failed) == (9, 1)
+    assert result.duration_s == pytest.approx(2.0)
+    assert result.completed_per_s == pytest.approx(4.5)
+    assert result.p50_ms == pytest.approx(500.0)
+    assert result.failures == ["w-9: RPCError: unavailable"]
+
+
+def test_thresholds_and_failed_workflows_are_reported() -> None:
+    missed = missed_thresholds(_result(), min_throughput=10, max_p99_ms=100)
+    assert any("below --min-throughput 10" in m for m in missed)
+    assert any("above --max-p99 100 ms" in m for m in missed)
+    assert any("1 of 10 workflows failed" in m for m in missed)
+    assert missed_thresholds(_result(failed=0), min_throughput=1, max_p99_ms=10_000) == []
+
+
+def test_json_and_png_are_written(tmp_path: Path) -> None:
+    result = _result()
+    data = json.loads(write_json(tmp_path / "run.json", [result], {"machine": "test"}).read_text())
+    assert data["runs"][0]["completed"] == 9
+    assert data["machine"] == "test"
+    png = write_plot(tmp_path / "run.png", [result], {"limit: DSQL profile": 12.0}, "test run")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [({"shape": "huge"}, "--shape"), ({"workflows": 0}, "--workflows"), ({"concurrency": 0}, "--concurrency"),
+     ({"rate": -1.0}, "--rate"), ({"max_p99_s": -2.0}, "--max-p99")],
+)  # fmt: skip
+def test_bad_bench_flags_are_clear_errors(changes: dict[str, object], named: str, tmp_path: Path) -> None:
+    values: dict[str, object] = {"workflows": 10, "concurrency": 2, "rate": 0.0, "shape": "hello", "compare": False,
+                                 "output": tmp_path, "min_throughput": 0.0, "max_p99_s": 0.0}  # fmt: skip
+    with pytest.raises(DeployError) as caught:
+        load_of(BenchRequest(**{**values, **changes}))  # type: ignore[arg-type]
+    assert named in caught.value.problem
+    assert caught.value.fix
+
+
+METRICS = """# TYPE persistence_requests counter
+persistence_requests{operation="UpdateWorkflowExecution",service_name="history"} 40
+persistence_requests{operation="GetWorkflowExecution",service_name="history"} 2
+# TYPE dsql_conflicts counter
+dsql_conflicts{service_name="history"} 3
+# TYPE dsql_transaction_replays counter
+dsql_transaction_replays{outcome="replayed"} 2
+dsql_transaction_replays{outcome="changed_or_failed"} 1
+"""
+
+
+@pytest.fixture
+def metrics_port() -> Iterator[int]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(METRICS.encode())
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+
+
+def test_scrape_sums_counters_over_labels_and_endpoints(metrics_port: int) -> None:
+    totals = scrape([metrics_port, metrics_port])
+    assert totals["persistence_requests"] == 84
+    assert totals["conflicts"] == 6
+    assert totals["replays"] == 6
+    assert totals["shard_loads"] == 0
