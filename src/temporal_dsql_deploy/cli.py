@@ -26,6 +26,11 @@ console = Console(highlight=False, soft_wrap=True)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Every task leaves nothing half-done when interrupted: a stack half-started is restarted, a schema resumes at the
+# last version fully applied, terraform's state records what it made and .env is written only at the end.
+INTERRUPTED_FIX = "run the same command again: it picks up from where it stopped"
+
+
 class TaskFailed(SystemExit):
     """Raised by entry points after the failure has been reported; carries the exit code."""
 
@@ -50,6 +55,10 @@ def reported(function: Callable[P, R]) -> Callable[P, R]:
             if exc.fix:
                 error_console.print(f"[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
             raise TaskFailed(1) from None
+        except KeyboardInterrupt:
+            error_console.print(f"[bold red]error:[/] {escape(function.__name__)} was interrupted", soft_wrap=True)
+            error_console.print(f"[bold]fix:[/] {escape(INTERRUPTED_FIX)}", soft_wrap=True)
+            raise TaskFailed(130) from None
 
     return wrapper
 

@@ -69,6 +69,29 @@ def with_local_password(settings: Settings, password_file: Path, *, create: bool
     return settings.model_copy(update={"temporal_sql_password": SecretStr(password)})
 
 
+DELETE_DATA = "delete the stack's data with `invoke down --volumes` (its workflows are lost)"
+
+
+def check_data_dir(data_dir: Path, major_version: str) -> None:
+    """Refuse a data directory PostgreSQL could not start from, before anything starts: one of another major
+    version, or one missing the files every cluster has. A directory initdb never finished is made anew instead."""
+    version_file = data_dir / "PG_VERSION"
+    if not version_file.exists():
+        return
+    version = version_file.read_text(encoding="utf-8", errors="replace").strip()
+    if version != major_version:
+        raise DeployError(
+            f"the local PostgreSQL data directory {data_dir} was made by PostgreSQL {version!r}, and this stack runs "
+            f"PostgreSQL {major_version}",
+            f"set POSTGRES_VERSION={version} if that is installed, upgrade the directory with pg_upgrade, or "
+            f"{DELETE_DATA}",
+        )
+    missing = [name for name in ("global/pg_control", "base", "pg_wal") if not (data_dir / name).exists()]
+    if missing:
+        raise DeployError(f"the local PostgreSQL data directory {data_dir} is damaged: {', '.join(missing)} missing",
+                          f"restore it from a backup, or {DELETE_DATA}")  # fmt: skip
+
+
 def init_data_dir(data_dir: Path, postgres_bin: Path, settings: Settings) -> bool:
     """Create the PostgreSQL cluster directory if missing, with password (scram) authentication; True if created."""
     if (data_dir / "PG_VERSION").exists():

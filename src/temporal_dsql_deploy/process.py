@@ -6,6 +6,7 @@ how to fix it; a non-zero exit is the caller's to judge (`run_program`) or an er
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from temporal_dsql_deploy.environment import tool_environment
 from temporal_dsql_deploy.errors import DeployError
 
 OUTPUT_TAIL_LINES = 15
+INTERRUPT_GRACE_S = 60
 
 
 @dataclass(frozen=True)
@@ -43,24 +45,45 @@ def run_program(
     secrets there, never in `argv`.
     """
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             argv,
             cwd=cwd,
             env=dict(env or {}) if replace_env else tool_environment(env),
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            timeout=timeout_s,
-            check=False,
+            # A group of its own: a terminal's Ctrl-C reaches this process alone, which passes exactly one
+            # interrupt on (terraform takes a second one as "exit now, state or not").
+            process_group=0,
         )
     except FileNotFoundError:
         program = Path(argv[0]).name
         raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {program} and run again") from None
-    except subprocess.TimeoutExpired:
-        raise DeployError(f"{what}: `{Path(argv[0]).name}` gave no answer within {timeout_s:g}s", fix) from None
     except OSError as exc:
         raise DeployError(f"{what}: cannot run `{argv[0]}`: {exc.strerror}", fix) from None
-    return Completed(result.returncode, result.stdout, result.stderr)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise DeployError(f"{what}: `{Path(argv[0]).name}` gave no answer within {timeout_s:g}s", fix) from None
+    except KeyboardInterrupt:
+        _stop_gently(process)
+        raise
+    return Completed(process.returncode, stdout, stderr)
+
+
+def _stop_gently(process: subprocess.Popen[str]) -> None:
+    """Ctrl-C: pass the interrupt on once and give the tool time to stop on its own (terraform mid-apply records
+    what it created; killed, it would leave its state behind), then kill it if it has not."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.communicate(timeout=INTERRUPT_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class Spawned:

@@ -21,7 +21,8 @@ from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.environment import secret_values, service_baseline
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.model import Stack, build_stack
-from temporal_dsql_deploy.persistence import init_data_dir, with_local_secrets
+from temporal_dsql_deploy.persistence import check_data_dir, init_data_dir, with_local_secrets
+from temporal_dsql_deploy.preflight import check_disk_space
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
@@ -112,6 +113,10 @@ class LocalStack:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self, report: Reporter, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceState]:
+        # Before installing anything: a disk too full or a damaged database would only fail later, half-started.
+        check_disk_space(self.layout.root)
+        if self.settings.sql_is_local:
+            check_data_dir(self.layout.data / "postgresql", self.settings.postgres_version)
         paths = install_all(self.settings, self.project_root, report)
         if self.running(paths.process_compose):
             states = self.states(paths.process_compose)

@@ -16,11 +16,12 @@ RESULTS: list[FaultResult] = []
 
 def fault_table(results: list[FaultResult]) -> list[str]:
     lines = [f"{'fault':<26} {'started':>7} {'completed':>9} {'lost':>4} {'duplicated':>10} {'wrong':>5} "
-             f"{'recovery s':>10} {'visibility s':>12}"]  # fmt: skip
+             f"{'fault s':>7} {'recovery s':>10} {'visibility s':>12}  notes"]  # fmt: skip
     for r in results:
         visibility = "not within 60" if r.visibility_s is None else f"{r.visibility_s:.1f}"
         lines.append(f"{r.fault:<26} {r.started:>7} {r.completed:>9} {r.lost:>4} {r.duplicated:>10} "
-                     f"{r.wrong_results:>5} {r.recovery_s:>10.1f} {visibility:>12}")  # fmt: skip
+                     f"{r.wrong_results:>5} {r.fault_s:>7.1f} {r.recovery_s:>10.1f} {visibility:>12}  "
+                     f"{'; '.join(r.notes + r.problems)}")  # fmt: skip
     return lines
 
 

@@ -36,3 +36,4 @@ def test_nothing_is_lost(fault: Fault, local_stack: LocalStack, tmp_path: Path) 
     assert result.duplicated == 0, f"{result.duplicated} workflow ids ran more than once: {result}"
     assert result.wrong_results == 0, f"{result.wrong_results} workflows returned another result: {result}"
     assert result.visibility_s is not None, f"visibility did not show every workflow completed in 60 s: {result}"
+    assert not result.problems, f"the fault did not happen as meant: {result}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -174,3 +175,28 @@ def test_restart_brings_the_temporal_services_back_healthy(local_stack: LocalSta
     unknown = _invoke("restart", "--service", "no-such-service")
     assert unknown.returncode != 0
     assert "no service no-such-service" in unknown.stderr
+
+
+def test_an_interrupted_up_is_finished_by_the_next_with_data_kept(local_stack: LocalStack, settings: Settings,
+                                                                   paths: Paths) -> None:  # fmt: skip
+    """Ctrl-C a few seconds into `invoke up` from stopped: it says so; the next `up` finds the half-started stack,
+    restarts it with its data, and the workflow of before is still there."""
+    before = run_smoke(settings, PROJECT_ROOT).workflow_id
+    local_stack.down(paths.process_compose, volumes=False)
+    starting = subprocess.Popen([sys.executable, "-m", "invoke", "up"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(6)
+    starting.send_signal(signal.SIGINT)
+    _out, err = starting.communicate(timeout=120)
+    assert starting.returncode == 130, err
+    assert "error: up was interrupted" in err
+    assert "Traceback" not in err
+    again = _invoke("up")
+    assert again.returncode == 0, again.stderr
+    assert all(state.ok for state in local_stack.states(paths.process_compose))
+
+    async def status() -> str:
+        client = await Client.connect(settings.frontend_address, namespace=settings.temporal_namespace)
+        return str((await client.get_workflow_handle(before).describe()).status.name)  # type: ignore[union-attr]
+
+    assert asyncio.run(status()) == "COMPLETED"

@@ -147,3 +147,12 @@ def test_stack_control_needs_only_what_it_touches(project: Path, task: str) -> N
 @pytest.mark.parametrize("task", ["status", "restart"])
 def test_without_an_installed_stack(project: Path, task: str) -> None:
     assert_clear_error(run_task(project, task), "not running")
+
+
+def test_bench_without_a_running_stack(project: Path) -> None:
+    assert_clear_error(run_task(project, "bench", "--workflows", "5", STACK_DIR=str(project / "stack")),
+                       "not running", "invoke up")  # fmt: skip
+
+
+def test_bench_with_a_shape_it_does_not_know(project: Path) -> None:
+    assert_clear_error(run_task(project, "bench", "--shape", "huge"), "--shape 'huge'", "hello, transitions")

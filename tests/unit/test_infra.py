@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from temporal_dsql_deploy import infra
+from temporal_dsql_deploy import cli, infra
 from temporal_dsql_deploy.config import Settings, load_settings
 from temporal_dsql_deploy.envfile import GENERATED_MARKER
 from temporal_dsql_deploy.errors import DeployError
@@ -32,6 +35,14 @@ if args[:2] == ["show", "-json"]:
     print(open(os.path.join(replies, name)).read())
 elif args[:2] == ["output", "-json"]:
     print(open(os.path.join(replies, "output.json")).read())
+elif args[:1] == ["apply"] and os.environ.get("FAKE_TF_SLOW_APPLY"):
+    import signal, time
+    def stop(*_):  # as terraform does on SIGINT: finish the resource in flight, write the state, exit
+        open(os.environ["FAKE_TF_SLOW_APPLY"], "w").write("state written\\n")
+        sys.exit(1)
+    signal.signal(signal.SIGINT, stop)
+    open(os.environ["FAKE_TF_SLOW_APPLY"], "w").write("applying\\n")
+    time.sleep(60)
 """
 
 
@@ -285,3 +296,42 @@ def test_deploy_writes_env_from_the_settings_model(aws_env: pytest.MonkeyPatch, 
     assert "TEMPORAL_SQL_PORT=5432\n" in written
     assert "TEMPORAL_SQL_MAX_CONN_LIFETIME=1200s\n" in written  # the operator's lifetime, under DSQL's 60 minutes
     assert (project / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_interrupted_deploy_lets_terraform_stop_cleanly_and_writes_no_env(
+    aws_env: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C during apply: terraform gets the interrupt and time to write its state; .env is not touched."""
+    marker = tmp_path / "apply.marker"
+    aws_env.setenv("FAKE_TF_SLOW_APPLY", str(marker))
+    _reply(project, "plan.json", CREATE_PLAN)
+
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt_once_applying() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGINT)  # as Ctrl-C would, to the main thread
+
+    threading.Thread(target=interrupt_once_applying, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _deploy(project, yes=True)
+    assert marker.read_text() == "state written\n"  # terraform was not killed mid-apply
+    assert not (project / ".env").exists()
+    assert [call[0] for call in _calls(project)][-1] == "apply"  # nothing ran after the interrupted apply
+
+
+def test_an_interrupted_task_says_so_and_how_to_go_on(capsys: pytest.CaptureFixture[str]) -> None:
+    @cli.reported
+    def deploy() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(cli.TaskFailed) as failed:
+        deploy()
+    assert failed.value.code == 130
+    stderr = capsys.readouterr().err
+    assert "error: deploy was interrupted" in stderr
+    assert "fix: run the same command again" in stderr
+    assert "Traceback" not in stderr

@@ -30,8 +30,20 @@ def test_only_the_runner_imports_subprocess() -> None:
     assert importers == ["process.py"]
 
 
-def _hang(argv: list[str], **kwargs: Any) -> None:
-    raise subprocess.TimeoutExpired(argv, kwargs.get("timeout") or 0)
+class _Hang:
+    """A program that starts and never answers."""
+
+    def __init__(self, argv: list[str], **_kwargs: Any) -> None:
+        self.args = argv
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        raise subprocess.TimeoutExpired(self.args, timeout or 0)
+
+    def kill(self) -> None:
+        return
+
+    def wait(self) -> int:
+        return -9
 
 
 def _missing(argv: list[str], **_kwargs: Any) -> None:
@@ -73,14 +85,14 @@ TASKS: list[tuple[str, dict[str, Any], Callable[[pytest.MonkeyPatch], None]]] = 
 ]
 
 
-@pytest.mark.parametrize("failure", [_hang, _missing], ids=["hanging", "missing"])
+@pytest.mark.parametrize("failure", [_Hang, _missing], ids=["hanging", "missing"])
 @pytest.mark.parametrize(("name", "arguments", "prepare"), TASKS, ids=[t[0] for t in TASKS])
 def test_task_with_a_hanging_or_missing_tool(
-    world: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], failure: Callable[..., None], name: str,
+    world: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], failure: Callable[..., object], name: str,
     arguments: dict[str, Any], prepare: Callable[[pytest.MonkeyPatch], None],
 ) -> None:  # fmt: skip
     prepare(world)
-    world.setattr("subprocess.run", failure)
+    world.setattr("subprocess.Popen", failure)
     if name == "deploy":  # terraform is the tool under test here; the AWS prerequisites are met under moto
         world.setattr("temporal_dsql_deploy.aws.credential_problem", lambda *_a: None)
     task = load_tasks()[name]
@@ -91,5 +103,5 @@ def test_task_with_a_hanging_or_missing_tool(
     lines = stderr.splitlines()
     assert any(line.startswith("error:") for line in lines), stderr
     assert any(line.startswith("fix:") for line in lines), stderr
-    expected = "gave no answer within" if failure is _hang else "is not installed"
+    expected = "gave no answer within" if failure is _Hang else "is not installed"
     assert expected in stderr

@@ -14,7 +14,8 @@ import (
 )
 
 // Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
-// seed=N: that fraction of commits fails with OC000, deterministically per seed) and Go's profiles.
+// seed=N: that fraction of commits fails with OC000, deterministically per seed), GET /stats (connections now,
+// authenticated and refused since start) and Go's profiles.
 func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +28,13 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) { writeFaults(w, server) })
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		accepted, refused := server.Authentications()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"connections": server.ActiveConnections(), "authenticated": accepted, "refused_at_authentication": refused,
+		})
+	})
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		rate, err := strconv.ParseFloat(r.FormValue("conflict_rate"), 64)
 		if err != nil || rate < 0 || rate > 1 {

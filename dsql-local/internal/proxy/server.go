@@ -52,10 +52,12 @@ type Server struct {
 	config  Config
 	limiter *rate.Limiter
 	active  atomic.Int64
-	Faults  *Faults
-	Schema  *SchemaEpochs
-	Jobs    *Jobs
-	wg      sync.WaitGroup
+	// Counted since start: connections let in (a valid token each) and refused at authentication.
+	authenticated, refused atomic.Int64
+	Faults                 *Faults
+	Schema                 *SchemaEpochs
+	Jobs                   *Jobs
+	wg                     sync.WaitGroup
 }
 
 // New builds a server for config.
@@ -71,6 +73,11 @@ func New(config Config) *Server {
 
 // ActiveConnections is how many clients are connected now.
 func (s *Server) ActiveConnections() int64 { return s.active.Load() }
+
+// Authentications is how many connections were let in and refused at authentication since start.
+func (s *Server) Authentications() (accepted, refused int64) {
+	return s.authenticated.Load(), s.refused.Load()
+}
 
 // Serve accepts connections on listener until ctx ends.
 func (s *Server) Serve(ctx context.Context, listener net.Listener) error {
@@ -123,11 +130,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	user, database := startup.Parameters["user"], startup.Parameters["database"]
 	if refusal := s.authenticate(client, user, database); refusal != nil {
+		s.refused.Add(1)
 		s.config.Log.Info("connection refused", "rule", refusal.Rule, "user", user, "remote", raw.RemoteAddr().String())
 		client.Send(refusal.Response(true))
 		_ = client.Flush()
 		return
 	}
+	s.authenticated.Add(1)
 	upstream, err := s.connectBackend(ctx, startup.Parameters["application_name"])
 	if err != nil {
 		s.config.Log.Error("backend connection failed", "error", err)

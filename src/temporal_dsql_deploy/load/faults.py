@@ -30,7 +30,7 @@ from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
 from temporal_dsql_deploy.load.shapes import SHAPES, Shape
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.stack import LocalStack, ServiceState
 
 START_RETRY_S = 180  # a start is tried again for this long before the workflow counts as never started
 RESULT_WAIT_S = 300
@@ -55,10 +55,18 @@ class FaultContext:
     plan: FaultPlan
 
 
+@dataclass
+class Injected:
+    """What a fault's injection saw: facts for the table, and anything that shows the fault did not happen as meant."""
+
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
-    inject: Callable[[FaultContext], None]  # returns when the fault is over
+    inject: Callable[[FaultContext], Injected]  # returns when the fault is over
     # Settings the stack must run with during the fault (and is restarted with, then back).
     settings: dict[str, Any] = field(default_factory=dict)
     dsql_only: bool = False
@@ -72,52 +80,82 @@ class FaultResult:
     lost: int
     duplicated: int
     wrong_results: int
-    recovery_s: float
+    fault_s: float  # how long the fault lasted, a supervisor's restart included
+    recovery_s: float  # from the fault's end until a new workflow ran end to end
     visibility_s: float | None  # None: visibility did not converge within VISIBILITY_WAIT_S
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.wrong_results) and self.visibility_s is not None
+    problems: list[str] = field(default_factory=list)
 
 
-def _kill_hard(service: str) -> Callable[[FaultContext], None]:
-    def inject(context: FaultContext) -> None:
-        state = next(s for s in context.stack.states(context.process_compose) if s.name == service)
-        root = psutil.Process(state.pid)
+def _state(context: FaultContext, service: str) -> ServiceState:
+    return next(s for s in context.stack.states(context.process_compose) if s.name == service)
+
+
+def _kill_hard(service: str) -> Callable[[FaultContext], Injected]:
+    def inject(context: FaultContext) -> Injected:
+        before = _state(context, service)
+        root = psutil.Process(before.pid)
         for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
             os.kill(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + RECOVERY_WAIT_S
+        while (after := _state(context, service)).pid in (before.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if after.pid in (before.pid, 0):
+            return Injected(problems=[f"the supervisor did not restart {service} after kill -9"])
+        return Injected(notes=[f"pid {before.pid} killed; the supervisor restarted it as pid {after.pid}"])
 
     return inject
 
 
-def _restart(service: str) -> Callable[[FaultContext], None]:
-    def inject(context: FaultContext) -> None:
+def _restart(service: str) -> Callable[[FaultContext], Injected]:
+    def inject(context: FaultContext) -> Injected:
         context.stack.restart(context.process_compose, [service], lambda _message: None)
+        return Injected(notes=[f"{service} restarted; the stack was healthy again before the load went on"])
 
     return inject
 
 
-def _stop_for_a_while(service: str) -> Callable[[FaultContext], None]:
-    def inject(context: FaultContext) -> None:
+def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
+    def inject(context: FaultContext) -> Injected:
         context.stack.control(context.process_compose, "stop", service)
         time.sleep(context.plan.hold_s)
         context.stack.control(context.process_compose, "start", service)
+        return Injected(notes=[f"{service} down for {context.plan.hold_s:g}s"])
 
     return inject
 
 
-def _hold(context: FaultContext) -> None:
+def _admin(context: FaultContext, path: str) -> str:
+    return f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}/{path}"
+
+
+def _short_tokens(context: FaultContext) -> Injected:
+    """The connections Temporal renews while tokens live 30 s must each be let in with a fresh token."""
+    before = httpx.get(_admin(context, "stats"), timeout=10).json()
     time.sleep(context.plan.hold_s)
+    after = httpx.get(_admin(context, "stats"), timeout=10).json()
+    accepted = after["authenticated"] - before["authenticated"]
+    refused = after["refused_at_authentication"] - before["refused_at_authentication"]
+    injected = Injected(notes=[f"{accepted} connections made with fresh tokens, {refused} refused"])
+    if refused:
+        injected.problems.append(f"dsql-local refused {refused} connections at authentication (an expired token?)")
+    if not accepted:
+        injected.problems.append("no connection was renewed during the fault: the short tokens were never used")
+    return injected
 
 
-def _conflicts(context: FaultContext) -> None:
-    faults = f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}/faults"
+def _conflicts(context: FaultContext) -> Injected:
+    faults = _admin(context, "faults")
+    before = httpx.get(faults, timeout=10).json()["injected"]
     httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, timeout=10).raise_for_status()
     try:
         time.sleep(context.plan.hold_s)
     finally:
-        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+        after = httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).json()["injected"]
+    injected = Injected(notes=[f"{after - before} commits failed with OC000"])
+    if after == before:
+        injected.problems.append("no conflict was injected")
+    return injected
 
 
 FAULTS = [
@@ -126,7 +164,7 @@ FAULTS = [
     Fault("restart postgresql", _restart("postgresql")),
     Fault("stop the search engine", _stop_for_a_while("elasticsearch")),
     Fault("restart dsql-local", _restart("dsql-local")),
-    Fault("IAM tokens live 30 s", _hold, {"temporal_sql_token_lifetime": timedelta(seconds=30),
+    Fault("IAM tokens live 30 s", _short_tokens, {"temporal_sql_token_lifetime": timedelta(seconds=30),
                                          "temporal_sql_max_conn_lifetime": timedelta(seconds=20)}, dsql_only=True),
     Fault("10% commit conflicts", _conflicts, dsql_only=True),
 ]  # fmt: skip
@@ -221,7 +259,9 @@ async def _under_load(context: FaultContext, fault: Fault, address: str, namespa
 
     generator = asyncio.create_task(generate())
     await asyncio.sleep(plan.before_s)
-    await asyncio.to_thread(fault.inject, context)
+    began = time.monotonic()
+    injected = await asyncio.to_thread(fault.inject, context)
+    fault_s = time.monotonic() - began
     fault_over.set()
     recovery = await _canary(client, task_queue)
     await generator
@@ -231,10 +271,12 @@ async def _under_load(context: FaultContext, fault: Fault, address: str, namespa
                 if result is not None and result != shape.expected(index))  # fmt: skip
     completed = sum(1 for result in results if result is not None)
     visibility_s, runs = await _visibility(client, shape, prefix, len(started))
+    if len(starts) != len(started):
+        injected.problems.append(f"{len(starts) - len(started)} starts were never accepted in {START_RETRY_S}s")
     return FaultResult(
         fault=fault.name, started=len(started), completed=completed, lost=len(started) - completed,
-        duplicated=max(0, runs - len(started)), wrong_results=wrong, recovery_s=recovery, visibility_s=visibility_s,
-        notes=[f"{len(starts) - len(started)} starts never accepted"] if len(starts) != len(started) else [],
+        duplicated=max(0, runs - len(started)), wrong_results=wrong, fault_s=fault_s, recovery_s=recovery,
+        visibility_s=visibility_s, notes=injected.notes, problems=injected.problems,
     )  # fmt: skip
 
 
