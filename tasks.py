@@ -6,15 +6,16 @@ from pathlib import Path
 
 from invoke import Collection, Context, task
 
-from temporal_dsql_deploy import cli, infra, operations
-from temporal_dsql_deploy.build import build as build_runtime
-from temporal_dsql_deploy.build import elf_machine
-from temporal_dsql_deploy.config import Architecture
-from temporal_dsql_deploy.connectivity import check as check_persistence
+from temporal_dsql_deploy import cli, operations
+from temporal_dsql_deploy.cloud import infra
+from temporal_dsql_deploy.database.connectivity import check as check_persistence
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.reference import update_readme
-from temporal_dsql_deploy.render_compose import write_compose
-from temporal_dsql_deploy.smoke import run_smoke
+from temporal_dsql_deploy.runtime.build import build as build_runtime
+from temporal_dsql_deploy.runtime.build import elf_machine
+from temporal_dsql_deploy.runtime.render_compose import write_compose
+from temporal_dsql_deploy.settings.config import Architecture
+from temporal_dsql_deploy.settings.reference import update_readme
+from temporal_dsql_deploy.temporal.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parent
 ARCH_HELP = "Target architecture: amd64 or arm64 (default: DOCKER_ARCH, else this machine's)."

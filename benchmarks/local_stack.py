@@ -11,10 +11,10 @@ import os
 import time
 from pathlib import Path
 
-from temporal_dsql_deploy.components import install_all
-from temporal_dsql_deploy.config import load_settings
-from temporal_dsql_deploy.smoke import run_smoke
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.components import install_all
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import load_settings
+from temporal_dsql_deploy.temporal.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024

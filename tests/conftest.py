@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
-from temporal_dsql_deploy.config import Settings, load_settings
+from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Settings of a real-looking DSQL endpoint (nothing connects to it in unit tests).

@@ -10,12 +10,12 @@ import argparse
 import sys
 
 from temporal_dsql_deploy import cli
-from temporal_dsql_deploy.components import installed_temporal_server, temporal_cli
-from temporal_dsql_deploy.config import load_settings_from_environment
-from temporal_dsql_deploy.namespace import ensure_namespace
-from temporal_dsql_deploy.persistence import ensure_database, forget_stopped_members
-from temporal_dsql_deploy.schema import Applier, SchemaSource, default_schema_name, ensure_schema
-from temporal_dsql_deploy.visibility import setup_visibility
+from temporal_dsql_deploy.database.local_postgres import ensure_database, forget_stopped_members
+from temporal_dsql_deploy.database.schema import Applier, SchemaSource, default_schema_name, ensure_schema
+from temporal_dsql_deploy.runtime.components import installed_temporal_server, temporal_cli
+from temporal_dsql_deploy.settings.config import load_settings_from_environment
+from temporal_dsql_deploy.temporal.namespace import ensure_namespace
+from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 
 @cli.reported

@@ -15,9 +15,9 @@ from typing import Any, ParamSpec, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from temporal_dsql_deploy.config import Settings, env_file_warnings, load_settings
+from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.persistence import with_local_secrets
+from temporal_dsql_deploy.settings.config import Settings, env_file_warnings, load_settings
 
 P = ParamSpec("P")
 R = TypeVar("R")

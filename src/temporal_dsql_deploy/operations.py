@@ -9,19 +9,10 @@ from typing import Literal
 
 from rich.table import Table
 
-from temporal_dsql_deploy import cli, docker_runtime
-from temporal_dsql_deploy.components import (
-    Installer,
-    TemporalServer,
-    install_temporal_server,
-    installed_process_compose,
-)
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.dsql import lint_files
-from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
-from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import build_stack
-from temporal_dsql_deploy.schema import (
+from temporal_dsql_deploy import cli
+from temporal_dsql_deploy.database.dsql import lint_files
+from temporal_dsql_deploy.database.dsql_schema import upstream_label, write_translation
+from temporal_dsql_deploy.database.schema import (
     BASE_VERSION,
     Applier,
     ApplyReport,
@@ -29,8 +20,18 @@ from temporal_dsql_deploy.schema import (
     default_schema_name,
     shipped_schemas,
 )
-from temporal_dsql_deploy.stack import LocalStack, ServiceState, tail
-from temporal_dsql_deploy.visibility import setup_visibility
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime import docker_runtime
+from temporal_dsql_deploy.runtime.components import (
+    Installer,
+    TemporalServer,
+    install_temporal_server,
+    installed_process_compose,
+)
+from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState, tail
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 Runtime = Literal["local", "docker"]
 

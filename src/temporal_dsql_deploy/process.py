@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporal_dsql_deploy.environment import tool_environment
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.settings.environment import tool_environment
 
 OUTPUT_TAIL_LINES = 15
 INTERRUPT_GRACE_S = 60

@@ -34,4 +34,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     out = Path(".stack") / "faults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([asdict(r) for r in RESULTS], indent=2) + "\n", encoding="utf-8")
-    terminalreporter.write_line(f"written to {out}")
+    markdown = out.with_suffix(".md")
+    markdown.write_text("\n".join(_markdown_row(r) for r in RESULTS) + "\n", encoding="utf-8")
+    terminalreporter.write_line(f"written to {out} and {markdown} (the README's rows)")
+
+
+def _markdown_row(r: FaultResult) -> str:
+    visibility = "not within 60 s" if r.visibility_s is None else f"{r.visibility_s:.1f} s"
+    return (
+        f"| {r.fault} | {r.started} | {r.completed} | {r.lost} | {r.duplicated} | {r.wrong_results} | "
+        f"{r.fault_s:.1f} s | {r.recovery_s:.1f} s | {visibility} | {'; '.join(r.notes + r.problems)} |"
+    )

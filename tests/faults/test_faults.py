@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.components import installed_process_compose
 from temporal_dsql_deploy.load.faults import FAULTS, Fault, FaultPlan, run_fault
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.components import installed_process_compose
+from temporal_dsql_deploy.runtime.stack import LocalStack
 from tests.faults.conftest import RESULTS
 from tests.integration.conftest import require
 

@@ -13,16 +13,16 @@ import httpx
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.components import (
+from temporal_dsql_deploy.database.endpoint import local_ca_file
+from temporal_dsql_deploy.runtime.components import (
     Installer,
     Paths,
     install_dsql_local,
     installed_paths,
     installed_process_compose,
 )
-from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.endpoint import local_ca_file
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings, load_settings
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

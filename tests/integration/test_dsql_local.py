@@ -15,12 +15,12 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from temporal_dsql_deploy import dsql
-from temporal_dsql_deploy.components import Installer, TemporalServer, install_temporal_server
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import local_ca_file, persistence_endpoint
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.endpoint import local_ca_file, persistence_endpoint
+from temporal_dsql_deploy.database.schema import Applier, SchemaSource, shipped_schemas, split_statements
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.schema import Applier, SchemaSource, shipped_schemas, split_statements
+from temporal_dsql_deploy.runtime.components import Installer, TemporalServer, install_temporal_server
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn, require
 

@@ -16,11 +16,11 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
-from temporal_dsql_deploy.components import Paths
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.smoke import run_smoke
-from temporal_dsql_deploy.stack import LocalStack
-from temporal_dsql_deploy.visibility import setup_visibility
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.smoke import run_smoke
+from temporal_dsql_deploy.temporal.visibility import setup_visibility
 from tests.conftest import PROJECT_ROOT
 from tests.integration.workflows import ChildWorkflow, TaggedWorkflow, TimerSignalChildWorkflow
 

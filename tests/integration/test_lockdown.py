@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from temporal_dsql_deploy.components import Paths
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.render_supervisor import environment
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.render_supervisor import environment
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings
 
 pytestmark = pytest.mark.integration
 # process-compose names the process, and starts commands through a shell, which sets its own three.

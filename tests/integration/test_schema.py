@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from temporal_dsql_deploy import dsql
-from temporal_dsql_deploy.components import Installer, TemporalServer, install_postgresql, install_temporal_server
-from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.dsql_schema import upstream_label, write_translation
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.dsql_schema import upstream_label, write_translation
+from temporal_dsql_deploy.database.local_postgres import init_data_dir
+from temporal_dsql_deploy.database.schema import Applier, SchemaSource, ensure_schema
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.persistence import init_data_dir
-from temporal_dsql_deploy.schema import Applier, SchemaSource, ensure_schema
+from temporal_dsql_deploy.runtime.components import (
+    Installer,
+    TemporalServer,
+    install_postgresql,
+    install_temporal_server,
+)
+from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 UPSTREAM = "postgresql/v12/temporal"

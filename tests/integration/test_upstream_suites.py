@@ -11,10 +11,10 @@ import subprocess
 import httpx
 import pytest
 
-from temporal_dsql_deploy.components import Installer, TemporalServer, install_temporal_server
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import local_ca_file
-from temporal_dsql_deploy.schema import Applier, SchemaSource
+from temporal_dsql_deploy.database.endpoint import local_ca_file
+from temporal_dsql_deploy.database.schema import Applier, SchemaSource
+from temporal_dsql_deploy.runtime.components import Installer, TemporalServer, install_temporal_server
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn, require
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.build import elf_machine, image_build_args, lint_dockerfile
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime.build import elf_machine, image_build_args, lint_dockerfile
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 
 TEMPLATE = PROJECT_ROOT / "src" / "temporal_dsql_deploy" / "templates" / "temporal.yaml"

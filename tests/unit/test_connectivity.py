@@ -13,11 +13,12 @@ import pytest
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
-from temporal_dsql_deploy import aws, dsql
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.connectivity import check
-from temporal_dsql_deploy.endpoint import persistence_endpoint
+from temporal_dsql_deploy.cloud import aws
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.connectivity import check
+from temporal_dsql_deploy.database.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import DSQL, PROJECT_ROOT
 
 MakeSettings = Callable[..., Settings]

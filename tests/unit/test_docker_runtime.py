@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 
 FAKE_DOCKER = """#!/usr/bin/env python3

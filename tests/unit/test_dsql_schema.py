@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.dsql import lint_files, refused_key_types
-from temporal_dsql_deploy.dsql_schema import translate
-from temporal_dsql_deploy.schema import SchemaSource
+from temporal_dsql_deploy.database.dsql import lint_files, refused_key_types
+from temporal_dsql_deploy.database.dsql_schema import translate
+from temporal_dsql_deploy.database.schema import SchemaSource
 from tests.conftest import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "schema" / "dsql" / "v12" / "temporal"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporal_dsql_deploy.envfile import GENERATED_MARKER, generated_by_deploy, update_env_file
+from temporal_dsql_deploy.settings.envfile import GENERATED_MARKER, generated_by_deploy, update_env_file
 
 
 def test_new_file_is_marked_as_generated(tmp_path: Path) -> None:

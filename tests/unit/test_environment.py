@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.components import Paths
-from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.environment import HostOf, SecretRef, render_environment, settings_environment
-from temporal_dsql_deploy.model import Component, build_stack
 from temporal_dsql_deploy.private_files import write_private
-from temporal_dsql_deploy.render_compose import compose_secrets, render_compose
-from temporal_dsql_deploy.render_supervisor import Layout, render_supervisor
-from temporal_dsql_deploy.stack import render_secrets
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import Component, build_stack
+from temporal_dsql_deploy.runtime.render_compose import compose_secrets, render_compose
+from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.runtime.stack import render_secrets
+from temporal_dsql_deploy.settings.config import Settings, load_settings
+from temporal_dsql_deploy.settings.environment import HostOf, SecretRef, render_environment, settings_environment
 
 MakeSettings = Callable[..., Settings]
 PASSWORD = "only-in-dotenv-Pa55"

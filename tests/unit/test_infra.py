@@ -15,11 +15,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from temporal_dsql_deploy import cli, infra
-from temporal_dsql_deploy.config import Settings, load_settings
-from temporal_dsql_deploy.envfile import GENERATED_MARKER
+from temporal_dsql_deploy import cli
+from temporal_dsql_deploy.cloud import infra
+from temporal_dsql_deploy.cloud.terraform import summarize_plan
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.terraform import summarize_plan
+from temporal_dsql_deploy.settings.config import Settings, load_settings
+from temporal_dsql_deploy.settings.envfile import GENERATED_MARKER
 
 REGION = "us-east-1"  # moto's DSQL mock serves only some Regions
 STAND_IN = """#!/usr/bin/env python3

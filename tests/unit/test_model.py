@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 import pytest
 
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.model import Component, Condition, Service, Stack, build_stack
+from temporal_dsql_deploy.runtime.model import Component, Condition, Service, Stack, build_stack
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import DSQL
 
 MakeSettings = Callable[..., Settings]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from temporal_dsql_deploy.database.local_postgres import check_data_dir
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.persistence import check_data_dir
-from temporal_dsql_deploy.preflight import check_disk_space
+from temporal_dsql_deploy.runtime.preflight import check_disk_space
 from tests.integration.conftest import require
 from tests.unit.test_bad_input import assert_clear_error, project, run_task  # noqa: F401  (fixture)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.reference import BEGIN, END, configuration_reference, render_readme_section
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.reference import BEGIN, END, configuration_reference, render_readme_section
 from tests.conftest import PROJECT_ROOT
 
 

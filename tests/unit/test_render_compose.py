@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.model import build_stack
-from temporal_dsql_deploy.render_compose import render_compose, write_compose
+from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.render_compose import render_compose, write_compose
+from temporal_dsql_deploy.settings.config import Settings
 
 MakeSettings = Callable[..., Settings]
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "docker-compose.amd64.yml"

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.components import Paths
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import Component, Port, Service, Stack, build_stack
-from temporal_dsql_deploy.render_supervisor import Layout, render_supervisor
-from temporal_dsql_deploy.stack import check_ports_free
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import Component, Port, Service, Stack, build_stack
+from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.runtime.stack import check_ports_free
+from temporal_dsql_deploy.settings.config import Settings
 
 MakeSettings = Callable[..., Settings]
 CONDITIONS = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT, load_tasks
 
 GUIDE_TASKS = [

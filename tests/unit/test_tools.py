@@ -13,7 +13,7 @@ from invoke import Context
 from moto import mock_aws
 
 from temporal_dsql_deploy import cli
-from temporal_dsql_deploy.components import PROCESS_COMPOSE_VERSION
+from temporal_dsql_deploy.runtime.components import PROCESS_COMPOSE_VERSION
 from tests.conftest import PROJECT_ROOT, load_tasks
 
 PACKAGE = PROJECT_ROOT / "src" / "temporal_dsql_deploy"
@@ -94,7 +94,7 @@ def test_task_with_a_hanging_or_missing_tool(
     prepare(world)
     world.setattr("subprocess.Popen", failure)
     if name == "deploy":  # terraform is the tool under test here; the AWS prerequisites are met under moto
-        world.setattr("temporal_dsql_deploy.aws.credential_problem", lambda *_a: None)
+        world.setattr("temporal_dsql_deploy.cloud.aws.credential_problem", lambda *_a: None)
     task = load_tasks()[name]
     with pytest.raises(cli.TaskFailed):
         task(Context(), **arguments)

@@ -15,15 +15,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from temporal_dsql_deploy.components import Reporter, installed_process_compose
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load import driver
 from temporal_dsql_deploy.load.bench import measure, stack_target
 from temporal_dsql_deploy.load.compare import DEV_SERVER_IN_MEMORY, PROFILES, Comparison, compare
 from temporal_dsql_deploy.load.report import RunResult, missed_thresholds, write_json, write_plot
 from temporal_dsql_deploy.load.shapes import SHAPES
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings
 
 TABLE_WIDTH = 190
 

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporal_dsql_deploy.components import Paths, Reporter, install_all, temporal_cli
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.database.local_postgres import ensure_database
 from temporal_dsql_deploy.load.bench import Target, measure, stack_target, wait_serving
 from temporal_dsql_deploy.load.driver import Load, Progress
 from temporal_dsql_deploy.load.report import RunResult
-from temporal_dsql_deploy.persistence import ensure_database
 from temporal_dsql_deploy.process import run_tool, spawn
-from temporal_dsql_deploy.stack import LocalStack
+from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all, temporal_cli
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings
 
 PROFILES = (("DSQL profile (local default)", "dsql"), ("PostgreSQL profile", "postgres12_pgx"))
 DEV_SERVER_IN_MEMORY = "temporal server start-dev (in memory)"

@@ -26,11 +26,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
 from temporal_dsql_deploy.load.shapes import SHAPES, Shape
-from temporal_dsql_deploy.stack import LocalStack, ServiceState
+from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState
+from temporal_dsql_deploy.settings.config import Settings
 
 START_RETRY_S = 180  # a start is tried again for this long before the workflow counts as never started
 RESULT_WAIT_S = 300

@@ -11,8 +11,8 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from temporal_dsql_deploy import dsql
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.settings.config import Settings
 
 # Counter families summed over every label and every scraped process (Temporal's names; the plugin's own).
 COUNTERS = {

@@ -125,7 +125,7 @@ def write_plot(path: Path, results: Sequence[RunResult], limits: dict[str, float
     bars.barh(names, values, color=colours)
     for y, value in enumerate(values):
         bars.text(value, y, f" {value:.1f}", va="center", fontsize=8)
-    bars.set(title="workflows/s (grey: pgbench commit rate / transactions per workflow)", xlabel="workflows/s")
+    bars.set(title="workflows/s; grey: the physical limit", xlabel="pgbench commits/s / db transactions per workflow")
     bars.invert_yaxis()
     figure.suptitle(title)
     figure.tight_layout()

@@ -11,9 +11,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import LOCAL_DSQL_REGION, persistence_endpoint
-from temporal_dsql_deploy.environment import EnvValue, HostOf, SecretRef, format_go_duration, settings_environment
+from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_REGION, persistence_endpoint
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import (
+    EnvValue,
+    HostOf,
+    SecretRef,
+    format_go_duration,
+    settings_environment,
+)
 
 
 class Component(StrEnum):

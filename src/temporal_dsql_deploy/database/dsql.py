@@ -18,10 +18,10 @@ import psycopg
 import sqlparse
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import Endpoint, persistence_endpoint
+from temporal_dsql_deploy.database.endpoint import Endpoint, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program
+from temporal_dsql_deploy.settings.config import Settings
 
 TOKEN_LIFETIME_S = 900
 CONNECT_TIMEOUT_S = 15

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
-    from temporal_dsql_deploy.config import Settings
+    from temporal_dsql_deploy.settings.config import Settings
 
 # What a supervised service may inherit from the shell that started the stack; everything else
 # (AWS keys, tokens, the operator's own variables) is withheld.

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from temporal_dsql_deploy import aws, dsql
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import Endpoint, persistence_endpoint
+from temporal_dsql_deploy.cloud import aws
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.endpoint import Endpoint, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.settings.config import Settings
 
 LATENCY_SAMPLES = 5
 _ENDPOINT_REGION = re.compile(r"^[a-z0-9]+\.dsql\.([a-z0-9-]+)\.on\.aws$")

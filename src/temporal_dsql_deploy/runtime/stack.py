@@ -16,16 +16,16 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.components import Paths, Reporter, install_all
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.environment import secret_values, service_baseline
+from temporal_dsql_deploy.database.local_postgres import check_data_dir, init_data_dir, with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import Stack, build_stack
-from temporal_dsql_deploy.persistence import check_data_dir, init_data_dir, with_local_secrets
-from temporal_dsql_deploy.preflight import check_disk_space
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import Completed, run_program
-from temporal_dsql_deploy.render_supervisor import LOCALHOST, Layout, render_supervisor
+from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all
+from temporal_dsql_deploy.runtime.model import Stack, build_stack
+from temporal_dsql_deploy.runtime.preflight import check_disk_space
+from temporal_dsql_deploy.runtime.render_supervisor import LOCALHOST, Layout, render_supervisor
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import secret_values, service_baseline
 
 UP_TIMEOUT_S = 600
 CONTROL_TIMEOUT_S = 30

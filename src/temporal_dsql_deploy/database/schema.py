@@ -26,11 +26,11 @@ import sqlparse
 from psycopg import errors as pg_errors
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from temporal_dsql_deploy import dsql
-from temporal_dsql_deploy.components import Reporter, TemporalServer
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import persistence_endpoint
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime.components import Reporter, TemporalServer
+from temporal_dsql_deploy.settings.config import Settings
 
 BASE_VERSION = "0.0"
 RETRY_ATTEMPTS = 8

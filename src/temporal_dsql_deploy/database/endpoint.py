@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.settings.config import Settings
 
 DSQL_ADMIN_USER = "admin"
 DSQL_DATABASE = "postgres"  # a DSQL cluster has exactly one database

@@ -9,14 +9,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporal_dsql_deploy import aws, docker_runtime
-from temporal_dsql_deploy.components import Reporter, installed_process_compose
-from temporal_dsql_deploy.config import DSQL_MAX_CONNECTION_LIFETIME, Settings
-from temporal_dsql_deploy.envfile import generated_by_deploy, update_env_file
-from temporal_dsql_deploy.environment import settings_environment
+from temporal_dsql_deploy.cloud import aws
+from temporal_dsql_deploy.cloud.terraform import (
+    CLUSTER_ADDRESS,
+    Terraform,
+    find_terraform,
+    require_terraform,
+    variables,
+)
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.stack import LocalStack
-from temporal_dsql_deploy.terraform import CLUSTER_ADDRESS, Terraform, find_terraform, require_terraform, variables
+from temporal_dsql_deploy.runtime import docker_runtime
+from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import DSQL_MAX_CONNECTION_LIFETIME, Settings
+from temporal_dsql_deploy.settings.envfile import generated_by_deploy, update_env_file
+from temporal_dsql_deploy.settings.environment import settings_environment
 
 Confirm = Callable[[str], bool]
 DSQL_PORT = 5432

@@ -19,8 +19,8 @@ from dotenv.parser import parse_stream
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from temporal_dsql_deploy.environment import cache_home, format_go_duration
 from temporal_dsql_deploy.errors import ConfigError
+from temporal_dsql_deploy.settings.environment import cache_home, format_go_duration
 
 Architecture = Literal["amd64", "arm64"]
 SqlPlugin = Literal["postgres12", "postgres12_pgx", "dsql"]

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.settings.config import Settings
 
 TEMPLATE_NAME = "temporal_visibility_v1_template"
 TOOL_TIMEOUT_S = 120

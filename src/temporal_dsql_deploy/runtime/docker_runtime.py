@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.model import build_stack
-from temporal_dsql_deploy.persistence import with_local_secrets
 from temporal_dsql_deploy.process import run_program, run_tool
-from temporal_dsql_deploy.render_compose import compose_secrets, runtime_image, write_compose
+from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.render_compose import compose_secrets, runtime_image, write_compose
+from temporal_dsql_deploy.settings.config import Settings
 
 UP_TIMEOUT_S = 600
 ENGINE_CHECK_TIMEOUT_S = 20

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.settings.config import Settings
 
 PLAN_FILE = "tfplan"
 TIMEOUT_S = 1800

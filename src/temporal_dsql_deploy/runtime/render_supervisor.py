@@ -11,11 +11,9 @@ from typing import Any
 
 import yaml
 
-from temporal_dsql_deploy.components import Paths
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import dsql_local_dir
-from temporal_dsql_deploy.environment import render_environment
-from temporal_dsql_deploy.model import (
+from temporal_dsql_deploy.database.endpoint import dsql_local_dir
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import (
     Component,
     GrpcProbe,
     HealthCheck,
@@ -24,6 +22,8 @@ from temporal_dsql_deploy.model import (
     Service,
     Stack,
 )
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import render_environment
 
 LOCALHOST = "127.0.0.1"
 _CONDITIONS = {

@@ -14,13 +14,13 @@ import psycopg
 from psycopg import sql
 from pydantic import SecretStr
 
-from temporal_dsql_deploy import dsql
-from temporal_dsql_deploy.config import Settings
-from temporal_dsql_deploy.endpoint import dsql_local_dir
+from temporal_dsql_deploy.database import dsql
+from temporal_dsql_deploy.database.endpoint import dsql_local_dir
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import run_tool
-from temporal_dsql_deploy.render_supervisor import Layout, as_postgres_user
+from temporal_dsql_deploy.runtime.render_supervisor import Layout, as_postgres_user
+from temporal_dsql_deploy.settings.config import Settings
 
 TOOL_TIMEOUT_S = 300
 

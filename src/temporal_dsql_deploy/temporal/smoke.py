@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.components import temporal_cli
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.runtime.components import temporal_cli
+from temporal_dsql_deploy.settings.config import Settings
 
 SAMPLE_TIMEOUT_S = 120
 VISIBILITY_WAIT_S = 30

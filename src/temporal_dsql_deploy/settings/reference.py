@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic_core import PydanticUndefined
 
-from temporal_dsql_deploy.config import Settings
+from temporal_dsql_deploy.settings.config import Settings
 
 BEGIN = "<!-- BEGIN configuration reference (generated: `invoke docs`) -->"
 END = "<!-- END configuration reference -->"

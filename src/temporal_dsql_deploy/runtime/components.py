@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporal_dsql_deploy.config import Settings
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.settings.config import Settings
 
 # The Go toolchain the pinned modules declare (`go 1.26.10`); the go command fetches it from the
 # module proxy on first use, so the machine's own Go only has to be 1.21 or newer.

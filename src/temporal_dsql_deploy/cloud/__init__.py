@@ -1,0 +1,1 @@
+"""Cloud: the DSQL cluster in AWS, Terraform, deploy and cleanup."""

@@ -1,0 +1,1 @@
+"""Database: DSQL and PostgreSQL connections, the schema applier, the DSQL schema translation, the local database."""
