@@ -32,9 +32,9 @@ const (
 	// DSQL closes a connection at 60 minutes; recycle well before, spread so pools do not renew in step.
 	maxLifetime     = 55 * time.Minute
 	lifetimeJitter  = 0.2
-	tokenLifetime   = 15 * time.Minute // unless TEMPORAL_SQL_TOKEN_LIFETIME says otherwise
+	tokenLifetime   = 15 * time.Minute   // unless TEMPORAL_SQL_TOKEN_LIFETIME says otherwise
 	maxTokenLife    = 7 * 24 * time.Hour // DSQL's longest
-	connectRate     = 50 // new connections per second per process, under DSQL's 100/s per cluster
+	connectRate     = 50                 // new connections per second per process, under DSQL's 100/s per cluster
 	connectBurst    = 50
 	defaultDSQLPort = 5432
 )
