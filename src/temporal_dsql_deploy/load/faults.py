@@ -146,14 +146,14 @@ def _short_tokens(context: FaultContext) -> Injected:
 
 def _conflicts(context: FaultContext) -> Injected:
     faults = _admin(context, "faults")
-    before = httpx.get(faults, timeout=10).json()["injected"]
     httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, timeout=10).raise_for_status()
     try:
         time.sleep(context.plan.hold_s)
+        fired = int(httpx.get(faults, timeout=10).json()["injected"])  # counted since the POST above
     finally:
-        after = httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).json()["injected"]
-    injected = Injected(notes=[f"{after - before} commits failed with OC000"])
-    if after == before:
+        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+    injected = Injected(notes=[f"{fired} commits failed with OC000"])
+    if not fired:
         injected.problems.append("no conflict was injected")
     return injected
 
