@@ -1,51 +1,22 @@
 """Measure the local stack: warm `up` from stopped, resident memory, smoke duration. Prints numbers.
 
-    nox -s bench            (or: python benchmarks/local_stack.py)
+    nox -s bench_stack      (or: python benchmarks/local_stack.py)
 
 Leaves the stack as it found it (running or stopped). Data is kept.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from temporal_dsql_deploy.load.probes import ProcessUsage
 from temporal_dsql_deploy.runtime.components import install_all
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import load_settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(parent, []).append(int(entry.name))
-    return tree
-
-
-def resident_mb(roots: list[int]) -> float:
-    """Resident memory of `roots` and all their descendants, in MiB."""
-    tree, seen, pending, total_kb = _children(), set(), list(roots), 0
-    while pending:
-        pid = pending.pop()
-        if pid in seen or pid <= 0:
-            continue
-        seen.add(pid)
-        try:
-            total_kb += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
-        except (OSError, IndexError, ValueError):
-            continue
-        pending.extend(tree.get(pid, []))
-    return total_kb / 1024
 
 
 def main() -> None:
@@ -58,7 +29,9 @@ def main() -> None:
     started = time.monotonic()
     states = stack.up(lambda _message: None)
     up_s = time.monotonic() - started
-    memory = resident_mb([state.pid for state in states if not state.one_shot])
+    usage = ProcessUsage({state.name: state.pid for state in states if not state.one_shot})
+    usage.sample()
+    memory = usage.peak_rss_mib
     smoke = run_smoke(stack.settings, ROOT)
 
     print(f"search engine:            {settings.search_engine} {settings.search_engine_version}")

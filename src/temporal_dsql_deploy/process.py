@@ -58,11 +58,8 @@ def run_program(
             # interrupt on (terraform takes a second one as "exit now, state or not").
             process_group=0,
         )
-    except FileNotFoundError:
-        program = Path(argv[0]).name
-        raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {program} and run again") from None
     except OSError as exc:
-        raise DeployError(f"{what}: cannot run `{argv[0]}`: {exc.strerror}", fix) from None
+        raise _cannot_start(argv, what, fix, exc) from None
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -73,6 +70,12 @@ def run_program(
         _stop_gently(process)
         raise
     return Completed(process.returncode, stdout, stderr)
+
+
+def _cannot_start(argv: list[str], what: str, fix: str, exc: OSError) -> DeployError:
+    if isinstance(exc, FileNotFoundError):
+        return DeployError(f"{what}: `{argv[0]}` is not installed", f"install {Path(argv[0]).name} and run again")
+    return DeployError(f"{what}: cannot run `{argv[0]}`: {exc.strerror}", fix)
 
 
 def _stop_gently(process: subprocess.Popen[str]) -> None:
@@ -89,8 +92,8 @@ def _stop_gently(process: subprocess.Popen[str]) -> None:
 class Spawned:
     """A long-running child (a benchmark worker, a dev server): output to a log file, stopped on exit."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], log: Path, what: str) -> None:
-        self._popen, self.log, self.what = popen, log, what
+    def __init__(self, popen: subprocess.Popen[bytes], log: Path) -> None:
+        self._popen, self.log = popen, log
 
     @property
     def pid(self) -> int:
@@ -116,19 +119,16 @@ class Spawned:
         self.stop()
 
 
-def spawn(argv: list[str], *, what: str, log: Path, env: Mapping[str, str] | None = None) -> Spawned:
+def spawn(argv: list[str], *, what: str, log: Path) -> Spawned:
     """Start `argv` in the background with its output in `log`; the caller stops it (`with`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         try:
-            popen = subprocess.Popen(argv, env=tool_environment(env), stdout=output, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(argv, env=tool_environment(), stdout=output, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)  # fmt: skip
-        except FileNotFoundError:
-            program = Path(argv[0]).name
-            raise DeployError(f"{what}: `{argv[0]}` is not installed", f"install {program} and run again") from None
         except OSError as exc:
-            raise DeployError(f"{what}: cannot run `{argv[0]}`: {exc.strerror}", f"see {log}") from None
-    return Spawned(popen, log, what)
+            raise _cannot_start(argv, what, f"see {log}", exc) from None
+    return Spawned(popen, log)
 
 
 def run_tool(

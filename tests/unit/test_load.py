@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ def _result(**overrides: object) -> RunResult:
         "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "server_cpu_s_per_workflow": 0.05,
         "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
     }  # fmt: skip
-    return RunResult(**{**summarise("DSQL profile", _outcomes()), **measured, **overrides})  # type: ignore[arg-type]
+    summary = asdict(summarise("DSQL profile", _outcomes()))
+    return RunResult(**{**summary, **measured, **overrides})  # type: ignore[arg-type]
 
 
 def test_summary_counts_failures_and_times_only_the_completed() -> None:

@@ -7,7 +7,7 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -169,11 +169,11 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
     counters_after, transactions_after = _counted(target)
     counted = {name: counters_after[name] - counters_before[name] for name in COUNTERS}
     summary = summarise(target.label, outcomes)
-    completed = max(int(str(summary["completed"])), 1)
+    completed = max(summary.completed, 1)
     transactions = None
     if transactions_before is not None and transactions_after is not None:
         transactions = transactions_after - transactions_before
-    duration = float(str(summary["duration_s"]))
+    duration = summary.duration_s
     return RunResult(
         shape=load.shape.name,
         workflows=load.workflows,
@@ -189,7 +189,7 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
         server_cpu_s_per_workflow=server.total_cpu_s / completed,
         cpu_s_by_process={**server.cpu_s, **worker.cpu_s, "bench client": client_cpu},
         peak_rss_mib=server.peak_rss_mib,
-        **summary,  # type: ignore[arg-type]
+        **asdict(summary),
     )
 
 

@@ -110,7 +110,7 @@ def _kill_hard(service: str) -> Callable[[FaultContext], Injected]:
 def _restart(service: str) -> Callable[[FaultContext], Injected]:
     def inject(context: FaultContext) -> Injected:
         context.stack.restart(context.process_compose, [service], lambda _message: None)
-        return Injected(notes=[f"{service} restarted; the stack was healthy again before the load went on"])
+        return Injected(notes=[f"{service} restarted, then every service healthy again (the load went on throughout)"])
 
     return inject
 

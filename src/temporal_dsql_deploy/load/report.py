@@ -50,26 +50,41 @@ class RunResult:
     timeline: list[tuple[float, float, float]] = field(default_factory=list)  # (started_s, closed_s, ok)
 
 
-def summarise(label: str, outcomes: Sequence[Outcome], **measured: object) -> dict[str, object]:
+@dataclass(frozen=True)
+class Summary:
     """The fields of a RunResult that follow from the outcomes alone."""
+
+    label: str
+    completed: int
+    failed: int
+    duration_s: float
+    started_per_s: float
+    completed_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    failures: list[str]
+    timeline: list[tuple[float, float, float]]
+
+
+def summarise(label: str, outcomes: Sequence[Outcome]) -> Summary:
     done = [o for o in outcomes if o.error is None]
     latencies = sorted(o.latency_s * 1000 for o in done)
     span = max((o.closed_s for o in outcomes), default=0.0) - min((o.started_s for o in outcomes), default=0.0)
     span = max(span, 1e-9)
-    return {
-        "label": label,
-        "completed": len(done),
-        "failed": len(outcomes) - len(done),
-        "duration_s": span,
-        "started_per_s": len(outcomes) / span,
-        "completed_per_s": len(done) / span,
-        "p50_ms": percentile(latencies, 0.50),
-        "p95_ms": percentile(latencies, 0.95),
-        "p99_ms": percentile(latencies, 0.99),
-        "failures": [f"{o.workflow_id}: {o.error}" for o in outcomes if o.error][:5],
-        "timeline": [(o.started_s, o.closed_s, 0.0 if o.error else 1.0) for o in outcomes],
-        **measured,
-    }
+    return Summary(
+        label=label,
+        completed=len(done),
+        failed=len(outcomes) - len(done),
+        duration_s=span,
+        started_per_s=len(outcomes) / span,
+        completed_per_s=len(done) / span,
+        p50_ms=percentile(latencies, 0.50),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+        failures=[f"{o.workflow_id}: {o.error}" for o in outcomes if o.error][:5],
+        timeline=[(o.started_s, o.closed_s, 0.0 if o.error else 1.0) for o in outcomes],
+    )
 
 
 def missed_thresholds(result: RunResult, min_throughput: float, max_p99_ms: float) -> list[str]:
