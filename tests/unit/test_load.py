@@ -96,7 +96,7 @@ persistence_requests{operation="GetWorkflowExecution",service_name="history"} 2
 dsql_conflicts{service_name="history"} 3
 # TYPE dsql_transaction_replays counter
 dsql_transaction_replays{outcome="replayed"} 2
-dsql_transaction_replays{outcome="changed_or_failed"} 1
+dsql_transaction_replays{outcome="changed"} 1
 """
 
 

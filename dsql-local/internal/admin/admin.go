@@ -9,15 +9,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 )
 
 // Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
 // seed=N: that fraction of commits fails with OC000, deterministically per seed), GET /stats (connections now,
-// authenticated and refused since start) and Go's profiles.
+// authenticated and refused since start), GET /metrics (the same figures and the process's own, for a
+// Prometheus-compatible scraper) and Go's profiles.
 func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux := http.NewServeMux()
+	figures := figuresOf(server, catalog)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		figures.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
@@ -60,4 +68,32 @@ func writeFaults(w http.ResponseWriter, server *proxy.Server) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"conflict_rate": rate, "seed": seed, "injected": fired, "connections": server.ActiveConnections(),
 	})
+}
+
+// figuresOf reads the stand-in's state when scraped: client connections, authentications, injected
+// conflicts and the backend pool.
+func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
+	set := metrics.NewSet()
+	set.NewGauge("dsql_local_connections", func() float64 { return float64(server.ActiveConnections()) })
+	set.NewGauge(`dsql_local_authentications_total{result="accepted"}`, func() float64 {
+		accepted, _ := server.Authentications()
+		return float64(accepted)
+	})
+	set.NewGauge(`dsql_local_authentications_total{result="refused"}`, func() float64 {
+		_, refused := server.Authentications()
+		return float64(refused)
+	})
+	set.NewGauge("dsql_local_injected_conflict_rate", func() float64 {
+		rate, _, _ := server.Faults.State()
+		return rate
+	})
+	set.NewGauge("dsql_local_injected_conflicts", func() float64 {
+		_, _, fired := server.Faults.State()
+		return float64(fired)
+	})
+	set.NewGauge("dsql_local_backend_connections", func() float64 { return float64(catalog.Pool().Stat().TotalConns()) })
+	set.NewGauge("dsql_local_backend_connections_in_use", func() float64 {
+		return float64(catalog.Pool().Stat().AcquiredConns())
+	})
+	return set
 }

@@ -81,10 +81,32 @@ type connector struct {
 	limiter *rate.Limiter
 	region  string
 	metrics metrics.Handler
+	pools   *poolReporter
 }
 
 func newConnector(tokens TokenFunc, region string, handler metrics.Handler) *connector {
-	return &connector{tokens: tokens, limiter: rate.NewLimiter(connectRate, connectBurst), region: region, metrics: handler}
+	return &connector{tokens: tokens, limiter: rate.NewLimiter(connectRate, connectBurst), region: region,
+		metrics: handler, pools: newPoolReporter(handler)}
+}
+
+// beforeConnect waits its turn under the connection rate, then signs a token for the new connection.
+func (c *connector) beforeConnect(ctx context.Context, connConfig *pgx.ConnConfig, host, region string) error {
+	if c.limiter.Tokens() < 1 {
+		record(c.metrics, rateLimitedMetric)
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		return err
+	}
+	started := time.Now()
+	token, err := c.tokens(ctx, host, region)
+	recordLatency(c.metrics, tokenLatencyMetric, started)
+	if err != nil {
+		record(c.metrics, tokenMintsMetric, metrics.OutcomeTag("failed"))
+		return fmt.Errorf("making a DSQL IAM token: %w", err)
+	}
+	record(c.metrics, tokenMintsMetric, metrics.OutcomeTag("ok"))
+	connConfig.Password = token
+	return nil
 }
 
 // regionFor is AWS_REGION, else the Region in a DSQL endpoint's name (<id>.dsql.<region>.on.aws).
@@ -150,18 +172,14 @@ func (c *connector) open(cfg *config.SQL) (*sqlx.DB, error) {
 	pgxConfig.RuntimeParams["application_name"] = "temporal"
 	connector := stdlib.GetConnector(*pgxConfig,
 		stdlib.OptionBeforeConnect(func(ctx context.Context, connConfig *pgx.ConnConfig) error {
-			if err := c.limiter.Wait(ctx); err != nil {
-				return err
-			}
-			token, err := c.tokens(ctx, host, region)
-			if err != nil {
-				return fmt.Errorf("making a DSQL IAM token: %w", err)
-			}
-			connConfig.Password = token
-			return nil
+			return c.beforeConnect(ctx, connConfig, host, region)
 		}),
 		stdlib.OptionAfterConnect(durationsAsBigint))
-	db := sqlx.NewDb(sql.OpenDB(newRewritingConnector(connector, c.metrics)), "pgx")
+	rewriting := newRewritingConnector(connector, c.metrics)
+	pool := sql.OpenDB(rewriting)
+	c.pools.add(pool)
+	rewriting.onClose = func() { c.pools.remove(pool) }
+	db := sqlx.NewDb(pool, "pgx")
 	db.SetMaxOpenConns(max(cfg.MaxConns, 1))
 	db.SetMaxIdleConns(cfg.MaxIdleConns)
 	db.SetConnMaxLifetime(jittered(cfg.MaxConnLifetime))

@@ -40,7 +40,8 @@ func (p *plugin) CreateDB(
 	}
 	onDSQL := *cfg
 	onDSQL.PluginName = postgresql.PluginNamePGX
-	onDSQL.Connect = newConnector(tokens, "", metricsHandler).open
+	tagged := metricsHandler.WithTags(metrics.PersistenceDBKindTag(dbKind.String()))
+	onDSQL.Connect = newConnector(tokens, "", tagged).open
 	db, err := sql.NewSQLAdminDB(dbKind, &onDSQL, r, logger, metricsHandler)
 	if err != nil {
 		return nil, fmt.Errorf("dsql plugin: %w", err)

@@ -161,48 +161,47 @@ func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Metrics the plugin adds to Temporal's own (through its metrics handler).
-const (
-	conflictsMetric = "dsql_conflicts"           // 40001 met by a statement or a COMMIT
-	replaysMetric   = "dsql_transaction_replays" // outcome: replayed (then committed), changed, failed
-)
-
-func (c *rewritingConn) count(name string, tags ...metrics.Tag) {
-	if c.metrics != nil {
-		c.metrics.Counter(name).Record(1, tags...)
-	}
-}
-
 // recoverConflict replays the transaction after a conflict until it replays cleanly (true) or cannot.
-func (c *rewritingConn) recoverConflict(ctx context.Context) bool {
-	c.count(conflictsMetric)
-	recovered := c.replayUntilSame(ctx)
-	outcome := "replayed"
-	if !recovered {
-		outcome = "changed_or_failed"
-	}
-	c.count(replaysMetric, metrics.StringTag("outcome", outcome))
-	return recovered
+func (c *rewritingConn) recoverConflict(ctx context.Context, conflict error, at string) bool {
+	c.countConflict(conflict, at)
+	outcome := c.replayUntilSame(ctx)
+	record(c.metrics, replaysMetric, metrics.OutcomeTag(outcome))
+	return outcome == "replayed"
 }
 
-func (c *rewritingConn) replayUntilSame(ctx context.Context) bool {
+// retryAlone waits before a statement outside a transaction is tried again after a conflict.
+func (c *rewritingConn) retryAlone(ctx context.Context, conflict error, attempt int) error {
+	c.countConflict(conflict, "statement")
+	return backoff(ctx, attempt)
+}
+
+func (c *rewritingConn) countConflict(conflict error, at string) {
+	record(c.metrics, conflictsMetric, metrics.StringTag("code", conflictCodeOf(conflict)), metrics.StringTag("at", at))
+}
+
+// replayUntilSame is "replayed" when the transaction ran again with the same results, "changed" when a
+// result differed (the conflict goes back to the caller), "failed" when the replays ran out or erred.
+func (c *rewritingConn) replayUntilSame(ctx context.Context) string {
 	for attempt := 0; attempt < maxReplays; attempt++ {
 		if backoff(ctx, attempt) != nil {
-			return false
+			return "failed"
 		}
 		same, err := c.replay(ctx)
 		switch {
 		case err == nil && same:
-			return true
+			return "replayed"
 		case err != nil && isConflict(err):
 			continue
 		default:
 			execer := c.Conn.(driver.ExecerContext)
 			_, _ = execer.ExecContext(ctx, "ROLLBACK", nil)
-			return false
+			if err == nil {
+				return "changed"
+			}
+			return "failed"
 		}
 	}
-	return false
+	return "failed"
 }
 
 // replayingTx commits, replaying the transaction on a conflict at COMMIT.
@@ -213,10 +212,11 @@ type replayingTx struct {
 
 func (t *replayingTx) Commit() error {
 	defer t.conn.endTransaction()
+	defer recordLatency(t.conn.metrics, statementMetric, time.Now(), metrics.OperationTag("commit"))
 	err := t.inner.Commit()
 	ctx := context.Background()
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
-		if !t.conn.recoverConflict(ctx) {
+		if !t.conn.recoverConflict(ctx, err, "commit") {
 			return err
 		}
 		_, err = t.conn.Conn.(driver.ExecerContext).ExecContext(ctx, "COMMIT", nil)
@@ -226,5 +226,6 @@ func (t *replayingTx) Commit() error {
 
 func (t *replayingTx) Rollback() error {
 	defer t.conn.endTransaction()
+	defer recordLatency(t.conn.metrics, statementMetric, time.Now(), metrics.OperationTag("rollback"))
 	return t.inner.Rollback()
 }

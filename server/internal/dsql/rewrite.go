@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"strings"
+	"time"
 
 	"go.temporal.io/server/common/metrics"
 )
@@ -36,14 +37,16 @@ func rewrite(query string) string {
 type rewritingConnector struct {
 	inner   driver.Connector
 	metrics metrics.Handler
+	onClose func() // when the pool over this connector closes (database/sql calls Close then)
 }
 
-func newRewritingConnector(inner driver.Connector, handler metrics.Handler) driver.Connector {
+func newRewritingConnector(inner driver.Connector, handler metrics.Handler) *rewritingConnector {
 	return &rewritingConnector{inner: inner, metrics: handler}
 }
 
 func (c *rewritingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.inner.Connect(ctx)
+	record(c.metrics, connectsMetric, metrics.OutcomeTag(connectOutcome(err)))
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +54,13 @@ func (c *rewritingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c *rewritingConnector) Driver() driver.Driver { return c.inner.Driver() }
+
+func (c *rewritingConnector) Close() error {
+	if c.onClose != nil {
+		c.onClose()
+	}
+	return nil
+}
 
 // rewritingConn forwards every interface pgx's stdlib connection implements, so database/sql keeps
 // using pgx's fast paths (direct Exec and Query, its own argument conversion).
@@ -71,6 +81,7 @@ var (
 )
 
 func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag(operationOf(query)))
 	query = rewrite(query)
 	query, args = withBufferedEventIDs(query, encodeTaskQueueIDs(query, args))
 	execer := c.Conn.(driver.ExecerContext)
@@ -78,10 +89,10 @@ func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []dr
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
 		// The statement had no effect; outside a transaction it is simply tried again, inside one after the
 		// transaction so far has been replayed unchanged.
-		if c.recorder.active && !c.recoverConflict(ctx) {
+		if c.recorder.active && !c.recoverConflict(ctx, err, "statement") {
 			return nil, err
 		}
-		if !c.recorder.active && backoff(ctx, attempt) != nil {
+		if !c.recorder.active && c.retryAlone(ctx, err, attempt) != nil {
 			return nil, err
 		}
 		result, err = execer.ExecContext(ctx, query, args)
@@ -103,15 +114,16 @@ func (c *rewritingConn) ExecContext(ctx context.Context, query string, args []dr
 }
 
 func (c *rewritingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag(operationOf(query)))
 	query = rewrite(query)
 	args = encodeTaskQueueIDs(query, args)
 	queryer := c.Conn.(driver.QueryerContext)
 	rows, err := lockedQuery(ctx, queryer, query, args)
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
-		if c.recorder.active && !c.recoverConflict(ctx) {
+		if c.recorder.active && !c.recoverConflict(ctx, err, "statement") {
 			return nil, err
 		}
-		if !c.recorder.active && backoff(ctx, attempt) != nil {
+		if !c.recorder.active && c.retryAlone(ctx, err, attempt) != nil {
 			return nil, err
 		}
 		rows, err = lockedQuery(ctx, queryer, query, args)
@@ -137,6 +149,7 @@ func (c *rewritingConn) PrepareContext(ctx context.Context, query string) (drive
 }
 
 func (c *rewritingConn) BeginTx(ctx context.Context, options driver.TxOptions) (driver.Tx, error) {
+	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag("begin"))
 	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, options)
 	if err != nil {
 		return nil, err
