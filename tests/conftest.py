@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
+from temporal_dsql_deploy.runtime.components import Paths
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +55,14 @@ def load_tasks() -> Collection:
         return collection
     finally:
         sys.path.remove(str(PROJECT_ROOT))
+
+
+def fake_paths(root: Path) -> Paths:
+    """Where each program would be, for renderers; nothing is installed there."""
+    return Paths(
+        temporal_server=root / "server", temporal_es_tool=root / "es", ui_server=root / "ui",
+        process_compose=root / "pc", grpc_health_probe=root / "probe", search_engine_lib=root / "lib",
+        search_engine_main_class="Main", postgres_bin=root / "pg", temporal_cli=root / "temporal",
+        dsql_local=root / "dsql-local", victoria_metrics=root / "victoria-metrics",
+        postgres_exporter=root / "postgres_exporter", search_engine_exporter=root / "elasticsearch_exporter",
+    )  # fmt: skip

@@ -28,6 +28,7 @@ from temporal_dsql_deploy.runtime.components import (
     install_temporal_server,
     installed_process_compose,
 )
+from temporal_dsql_deploy.runtime.model import Runtime as StackRuntime
 from temporal_dsql_deploy.runtime.model import build_stack
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState, tail
 from temporal_dsql_deploy.settings.config import Settings
@@ -120,7 +121,7 @@ def _supervisor(settings: Settings) -> Path:
 
 def restart(settings: Settings, project_root: Path, runtime: Runtime, services: list[str]) -> None:
     started = time.monotonic()
-    stack = build_stack(settings)
+    stack = build_stack(settings).in_runtime(StackRuntime(runtime))
     targets = services or stack.temporal_services()
     unknown = [name for name in targets if name not in stack.names]
     if unknown:

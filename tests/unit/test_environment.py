@@ -9,30 +9,21 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.private_files import write_private
-from temporal_dsql_deploy.runtime.components import Paths
-from temporal_dsql_deploy.runtime.model import Component, build_stack
+from temporal_dsql_deploy.runtime.model import Component, Runtime, build_stack
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, render_compose
 from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
 from temporal_dsql_deploy.runtime.stack import render_secrets
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.settings.environment import HostOf, SecretRef, render_environment, settings_environment
+from tests.conftest import fake_paths
 
 MakeSettings = Callable[..., Settings]
 PASSWORD = "only-in-dotenv-Pa55"
 
 
-def _paths(root: Path) -> Paths:
-    return Paths(
-        temporal_server=root / "server", temporal_es_tool=root / "es", ui_server=root / "ui",
-        process_compose=root / "pc", grpc_health_probe=root / "probe", search_engine_lib=root / "lib",
-        search_engine_main_class="Main", postgres_bin=root / "pg", temporal_cli=root / "temporal",
-        dsql_local=root / "dsql-local",
-    )  # fmt: skip
-
-
 def _both(settings: Settings, root: Path) -> tuple[str, str]:
     stack = build_stack(settings)
-    supervisor = render_supervisor(stack, settings, _paths(root), Layout(root / ".stack", "elasticsearch"), root)
+    supervisor = render_supervisor(stack, settings, fake_paths(root), Layout(root / ".stack", "elasticsearch"), root)
     return supervisor, render_compose(stack, settings, "amd64")
 
 
@@ -101,17 +92,18 @@ def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_p
         "CACHE_DIR",
         "TEMPORAL_SQL_TLS_CA_FILE",
     }  # paths: the host's, or in the stand-in's volume
-    for service in build_stack(settings):
+    for service in build_stack(settings).in_runtime(Runtime.LOCAL):
         if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:
             continue  # runtime-specific programs (Debian binaries vs images) with their own variables
         supervised = dict(item.split("=", 1) for item in processes[service.name]["environment"])
-        composed = services[service.name]["environment"]
+        composed = services[service.name].get("environment", {})
         assert set(supervised) - runtime_only == set(composed) - runtime_only, service.name
         for name, value in service.environment.items():
             if isinstance(value, str) and name not in runtime_only:
                 assert supervised[name] == composed[name] == value, f"{service.name}: {name}"
             elif isinstance(value, HostOf):
-                assert (supervised[name], composed[name]) == ("127.0.0.1", value.service)
+                expected = (value.pattern.format(host="127.0.0.1"), value.pattern.format(host=value.service))
+                assert (supervised[name], composed[name]) == expected
     assert "es-secret" not in supervisor_text + compose_text
 
 
@@ -132,5 +124,8 @@ def test_compose_publishes_on_loopback_unless_told(make_settings: MakeSettings) 
         port for service in yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))["services"]
         .values() for port in service.get("ports", [])
     ]  # fmt: skip
-    assert published(make_settings()) == ["127.0.0.1:9200:9200", "127.0.0.1:7233:7233", "127.0.0.1:8080:8080"]
+    assert published(make_settings()) == [
+        "127.0.0.1:9200:9200", "127.0.0.1:7233:7233", "127.0.0.1:8080:8080", "127.0.0.1:9090:9090",
+        "127.0.0.1:3000:3000",
+    ]  # fmt: skip
     assert all(port.startswith("0.0.0.0:") for port in published(make_settings(PUBLISH_ADDRESS="0.0.0.0")))  # noqa: S104

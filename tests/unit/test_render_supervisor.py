@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.components import Paths
 from temporal_dsql_deploy.runtime.model import Component, Port, Service, Stack, build_stack
 from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
 from temporal_dsql_deploy.runtime.stack import check_ports_free
 from temporal_dsql_deploy.settings.config import Settings
+from tests.conftest import fake_paths
 
 MakeSettings = Callable[..., Settings]
 CONDITIONS = {
@@ -22,22 +22,12 @@ CONDITIONS = {
 }
 
 
-def _paths(root: Path) -> Paths:
-    return Paths(
-        temporal_server=root / "server", temporal_es_tool=root / "es",
-        ui_server=root / "ui", process_compose=root / "pc",
-        grpc_health_probe=root / "probe", search_engine_lib=root / "lib", search_engine_main_class="Main",
-        postgres_bin=root / "pg", temporal_cli=root / "temporal",
-        dsql_local=root / "dsql-local",
-    )  # fmt: skip
-
-
 @pytest.fixture
 def rendered(make_settings: MakeSettings, tmp_path: Path) -> tuple[Stack, dict]:  # type: ignore[type-arg]
     settings = make_settings()
     stack = build_stack(settings)
     layout = Layout(tmp_path / ".stack", settings.search_engine)
-    text = render_supervisor(stack, settings, _paths(tmp_path), layout, tmp_path)
+    text = render_supervisor(stack, settings, fake_paths(tmp_path), layout, tmp_path)
     return stack, yaml.safe_load(text)
 
 

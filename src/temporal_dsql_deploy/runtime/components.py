@@ -23,6 +23,8 @@ from temporal_dsql_deploy.settings.config import Settings
 GO_TOOLCHAIN = "go1.26.10"
 PROCESS_COMPOSE_VERSION = "v1.85.0"
 GRPC_HEALTH_PROBE_VERSION = "v0.4.61"
+# The local stack's metrics store; v1.151.0 is the newest the pinned Go toolchain builds.
+VICTORIA_METRICS_VERSION = "v1.151.0"
 POSTGRES_BIN = Path("/usr/lib/postgresql")
 BUILD_TIMEOUT_S = 1800
 COMPLETE_MARKER = ".complete"
@@ -44,6 +46,9 @@ class Paths:
     postgres_bin: Path
     temporal_cli: Path
     dsql_local: Path
+    victoria_metrics: Path
+    postgres_exporter: Path
+    search_engine_exporter: Path
 
 
 def _component_dir(settings: Settings, name: str, version: str) -> Path:
@@ -166,6 +171,31 @@ def install_process_compose(settings: Settings, installer: Installer) -> Path:
 
     target = _component_dir(settings, "process-compose", PROCESS_COMPOSE_VERSION)
     return installer.once(target, f"process-compose {PROCESS_COMPOSE_VERSION}", build)
+
+
+def install_victoria_metrics(settings: Settings, installer: Installer) -> Path:
+    def build(staging: Path) -> None:
+        package = f"github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@{VICTORIA_METRICS_VERSION}"
+        _go_install([package], staging, f"building VictoriaMetrics {VICTORIA_METRICS_VERSION}")
+
+    target = _component_dir(settings, "victoria-metrics", VICTORIA_METRICS_VERSION)
+    return installer.once(target, f"VictoriaMetrics {VICTORIA_METRICS_VERSION} (the metrics store)", build)
+
+
+def install_exporters(settings: Settings, installer: Installer) -> Path:
+    """postgres_exporter and elasticsearch_exporter, at the versions components/exporters/go.mod pins."""
+    if installer.project_root is None:
+        return _newest_build(settings, "exporters", "the Prometheus exporters")
+    module = installer.project_root / "components" / "exporters"
+
+    def build(staging: Path) -> None:
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/",
+                "github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter",
+                "github.com/prometheus-community/elasticsearch_exporter"]  # fmt: skip
+        _build_step(argv, "building the Prometheus exporters", env=_go_env(staging), cwd=module)
+
+    target = _component_dir(settings, "exporters", _source_digest(module))
+    return installer.once(target, "the PostgreSQL and search-engine exporters", build)
 
 
 def install_grpc_health_probe(settings: Settings, installer: Installer) -> Path:
@@ -316,6 +346,7 @@ def installed_process_compose(settings: Settings) -> Path | None:
 def _locate(settings: Settings, installer: Installer) -> Paths:
     server = TemporalServer(install_temporal_server(settings, installer))
     engine = install_search_engine(settings, installer)
+    exporters = install_exporters(settings, installer)
     return Paths(
         temporal_server=install_product_server(settings, installer) / "temporal-server",
         temporal_es_tool=server.es_tool,
@@ -327,4 +358,7 @@ def _locate(settings: Settings, installer: Installer) -> Paths:
         postgres_bin=install_postgresql(settings, installer),
         temporal_cli=temporal_cli(),
         dsql_local=install_dsql_local(settings, installer) / "dsql-local",
+        victoria_metrics=install_victoria_metrics(settings, installer) / "victoria-metrics",
+        postgres_exporter=exporters / "postgres_exporter",
+        search_engine_exporter=exporters / "elasticsearch_exporter",
     )

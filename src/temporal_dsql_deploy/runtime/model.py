@@ -31,6 +31,15 @@ class Component(StrEnum):
     TEMPORAL_UI = "temporal-ui"
     DSQL_LOCAL = "dsql-local"  # the Aurora DSQL stand-in, this repository's dsql-local/ module
     ADMIN = "admin"  # this package's own one-shot commands (schema, index, namespace setup)
+    METRICS_STORE = "metrics-store"  # scrapes every service: VictoriaMetrics (local, with its UI), Prometheus
+    DASHBOARDS = "dashboards"  # Grafana; in the local runtime the metrics store serves the dashboards itself
+    POSTGRES_EXPORTER = "postgres-exporter"
+    SEARCH_ENGINE_EXPORTER = "search-engine-exporter"
+
+
+class Runtime(StrEnum):
+    LOCAL = "local"  # process-compose, no Docker
+    DOCKER = "docker"  # Docker Compose
 
 
 class Condition(StrEnum):
@@ -78,6 +87,14 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Scrape:
+    """Where the metrics store reads a service's Prometheus metrics."""
+
+    port: int
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     component: Component
@@ -88,6 +105,8 @@ class Service:
     healthcheck: HealthCheck | None = None
     one_shot: bool = False  # runs to completion; dependents wait for exit code 0
     description: str = ""
+    scrape: Scrape | None = None
+    runtimes: frozenset[Runtime] = frozenset(Runtime)
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,14 @@ class Stack:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.services)
+
+    def in_runtime(self, runtime: Runtime) -> Stack:
+        """The services this runtime runs."""
+        return Stack(tuple(s for s in self.services if runtime in s.runtimes))
+
+    def scrape_targets(self) -> list[tuple[str, Scrape]]:
+        """Every service the metrics store scrapes, by name."""
+        return [(s.name, s.scrape) for s in self.services if s.scrape is not None]
 
     def temporal_services(self) -> list[str]:
         """The Temporal services, in start-up order."""
@@ -248,6 +275,7 @@ def dsql_local_service(settings: Settings) -> Service:
         depends_on={"postgresql": Condition.HEALTHY},
         healthcheck=HealthCheck(HttpProbe(settings.dsql_local_admin_port, "/healthz"), retries=60),
         description="dsql-local: the Aurora DSQL stand-in (TLS, IAM tokens, DSQL's rules) in front of PostgreSQL",
+        scrape=Scrape(settings.dsql_local_admin_port),
     )
 
 
@@ -347,7 +375,64 @@ def build_stack(settings: Settings) -> Stack:
             description=f"Temporal Web UI {settings.temporal_ui_version}",
         )
     )
+    services.extend(_observability_services(settings))
     return Stack(tuple(services))
+
+
+def _observability_services(settings: Settings) -> Iterator[Service]:
+    """The exporters for what has no Prometheus endpoint of its own, the metrics store and the dashboards."""
+    if settings.sql_is_local:
+        yield Service(
+            name="postgresql-exporter",
+            component=Component.POSTGRES_EXPORTER,
+            environment={
+                "DATA_SOURCE_URI": _postgres_uri(settings),
+                "DATA_SOURCE_USER": settings.temporal_sql_user,
+                "DATA_SOURCE_PASS": SecretRef("TEMPORAL_SQL_PASSWORD"),
+            },
+            ports=(Port("metrics", settings.postgres_exporter_port),),
+            depends_on={"postgresql": Condition.HEALTHY},
+            healthcheck=HealthCheck(HttpProbe(settings.postgres_exporter_port, "/")),
+            description="postgres_exporter: PostgreSQL's statistics as Prometheus metrics",
+            scrape=Scrape(settings.postgres_exporter_port),
+        )
+    yield Service(
+        name="elasticsearch-exporter",
+        component=Component.SEARCH_ENGINE_EXPORTER,
+        args=("--es.indices",),
+        environment={"ES_URI": _search_engine_uri(settings)},
+        ports=(Port("metrics", settings.search_engine_exporter_port),),
+        depends_on={"elasticsearch": Condition.HEALTHY},
+        healthcheck=HealthCheck(HttpProbe(settings.search_engine_exporter_port, "/")),
+        description="elasticsearch_exporter: cluster health, index size and query times as Prometheus metrics",
+        scrape=Scrape(settings.search_engine_exporter_port),
+    )
+    yield Service(
+        name="metrics",
+        component=Component.METRICS_STORE,
+        ports=(Port("http", settings.metrics_port, published=True),),
+        healthcheck=HealthCheck(HttpProbe(settings.metrics_port, "/-/healthy")),
+        description="the metrics store: scrapes every service",
+        scrape=Scrape(settings.metrics_port),
+    )
+    yield Service(
+        name="grafana",
+        component=Component.DASHBOARDS,
+        ports=(Port("http", settings.grafana_port, published=True),),
+        depends_on={"metrics": Condition.HEALTHY},
+        healthcheck=HealthCheck(HttpProbe(settings.grafana_port, "/api/health")),
+        description="Grafana with the provisioned metrics store and dashboards",
+        runtimes=frozenset({Runtime.DOCKER}),
+    )
+
+
+def _postgres_uri(settings: Settings) -> HostOf:
+    # The `postgres` database is there in both profiles; the statistics cover every database.
+    return HostOf("postgresql", "{host}:" + str(settings.temporal_sql_port) + "/postgres?sslmode=disable")
+
+
+def _search_engine_uri(settings: Settings) -> HostOf:
+    return HostOf("elasticsearch", "http://{host}:" + str(settings.temporal_elasticsearch_port))
 
 
 def _temporal_services(settings: Settings) -> Iterator[Service]:
@@ -386,5 +471,6 @@ def _temporal_services(settings: Settings) -> Iterator[Service]:
             depends_on=depends,
             healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
             description=f"Temporal {role.role} service",
+            scrape=Scrape(role.metrics_port),
         )
         previous, previous_condition = name, Condition.HEALTHY

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.observability.dashboards import DATASOURCE_UID, grafana_dashboard, load_dashboards
+from temporal_dsql_deploy.observability.scrape import scrape_config
 from temporal_dsql_deploy.runtime.model import (
     Component,
     GrpcProbe,
     HealthCheck,
     HttpProbe,
     PostgresProbe,
+    Runtime,
     Service,
     Stack,
     build_stack,
@@ -32,6 +36,16 @@ IMAGE_UI_ROOT = "/etc/temporal/ui"
 IMAGE_CACHE_DIR = "/opt/temporal-dsql-deploy/cache"  # the Dockerfile's CACHE_DIR
 DSQL_LOCAL_STATE = "/var/lib/dsql-local"  # the stand-in's CA, in a volume its clients mount read-only
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container; only published ports reach the host
+# Upstream images for the metrics side; the exporters' tags match components/exporters/go.mod.
+PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
+GRAFANA_IMAGE = "grafana/grafana-oss:12.1.1"
+POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+SEARCH_ENGINE_EXPORTER_IMAGE = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.9.0"
+# These images are busybox- or Alpine-based: wget, no curl.
+_WGET_IMAGES = {Component.METRICS_STORE, Component.DASHBOARDS, Component.POSTGRES_EXPORTER,
+                Component.SEARCH_ENGINE_EXPORTER}  # fmt: skip
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+GRAFANA_DASHBOARDS = "/etc/grafana/dashboards"
 
 
 def runtime_image(settings: Settings) -> str:
@@ -56,10 +70,12 @@ def _search_engine_image(settings: Settings) -> tuple[str, dict[str, str], str]:
     return image, env, "/usr/share/opensearch/data"
 
 
-def _healthcheck(check: HealthCheck, settings: Settings) -> dict[str, Any]:
+def _healthcheck(service: Service, check: HealthCheck, settings: Settings) -> dict[str, Any]:
     probe = check.probe
     test: list[str]
-    if isinstance(probe, HttpProbe):
+    if isinstance(probe, HttpProbe) and service.component in _WGET_IMAGES:
+        test = ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{probe.port}{probe.path}"]
+    elif isinstance(probe, HttpProbe):
         test = ["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://localhost:{probe.port}{probe.path}"]
     elif isinstance(probe, GrpcProbe):
         test = ["CMD", "grpc-health-probe", f"-addr=localhost:{probe.port}"]
@@ -85,8 +101,15 @@ def _healthcheck(check: HealthCheck, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None, dict[str, EnvValue]]:
+Launch = tuple[str, list[str] | None, dict[str, EnvValue]]
+
+
+def _launch(service: Service, settings: Settings) -> Launch:
     """Image, command and runtime-specific environment of one service under Docker."""
+    return _OBSERVABILITY_LAUNCHES.get(service.component, _stack_launch)(service, settings)
+
+
+def _stack_launch(service: Service, settings: Settings) -> Launch:
     if service.component is Component.POSTGRESQL:
         port = str(service.ports[0].number)
         # Password (scram) authentication; the image's default database is named after the user.
@@ -118,15 +141,81 @@ def _launch(service: Service, settings: Settings) -> tuple[str, list[str] | None
     return runtime_image(settings), ["temporal-dsql-deploy", *service.args], {"CACHE_DIR": IMAGE_CACHE_DIR, **ca}
 
 
+def _config_files(stack: Stack, settings: Settings) -> dict[str, tuple[Component, str, str]]:
+    """The files the metrics store and Grafana read: name -> (who reads it, where, its text)."""
+    names = stack.names
+    files: dict[str, tuple[Component, str, str]] = {}
+    if "metrics" in names:
+        scrape = scrape_config(stack, lambda service: service, settings.metrics_scrape_interval)
+        files["prometheus"] = (Component.METRICS_STORE, PROMETHEUS_CONFIG, scrape)
+    if "grafana" in names:
+        datasource = {"apiVersion": 1, "datasources": [{
+            "name": "Metrics", "uid": DATASOURCE_UID, "type": "prometheus", "access": "proxy", "isDefault": True,
+            "url": f"http://metrics:{settings.metrics_port}"}]}  # fmt: skip
+        provider = {"apiVersion": 1, "providers": [{"name": "temporal-dsql-deploy", "type": "file",
+                                                    "options": {"path": GRAFANA_DASHBOARDS}}]}  # fmt: skip
+        provisioning = "/etc/grafana/provisioning"
+        files["grafana-datasource"] = (Component.DASHBOARDS, f"{provisioning}/datasources/metrics.yaml",
+                                       yaml.safe_dump(datasource, sort_keys=False))  # fmt: skip
+        files["grafana-dashboards"] = (Component.DASHBOARDS, f"{provisioning}/dashboards/temporal-dsql-deploy.yaml",
+                                       yaml.safe_dump(provider, sort_keys=False))  # fmt: skip
+        for dashboard in load_dashboards():
+            text = json.dumps(grafana_dashboard(dashboard), indent=1) + "\n"
+            files[f"dashboard-{dashboard.uid}"] = (Component.DASHBOARDS, f"{GRAFANA_DASHBOARDS}/{dashboard.uid}.json",
+                                                   text)  # fmt: skip
+    return files
+
+
+def _metrics_store(service: Service, settings: Settings) -> Launch:
+    port = service.ports[0].number
+    command = [f"--config.file={PROMETHEUS_CONFIG}", "--storage.tsdb.path=/prometheus",
+               f"--storage.tsdb.retention.time={settings.metrics_retention_days}d",
+               f"--web.listen-address={ALL_INTERFACES}:{port}"]  # fmt: skip
+    return PROMETHEUS_IMAGE, command, {}
+
+
+def _grafana(service: Service, settings: Settings) -> Launch:
+    env: dict[str, EnvValue] = {
+        "GF_SERVER_HTTP_PORT": str(service.ports[0].number),
+        "GF_SECURITY_ADMIN_PASSWORD": SecretRef("GRAFANA_ADMIN_PASSWORD"),
+        "GF_AUTH_ANONYMOUS_ENABLED": "true",  # dashboards readable without logging in; editing needs the admin
+        "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": f"{GRAFANA_DASHBOARDS}/temporal.json",
+    }
+    return GRAFANA_IMAGE, None, env
+
+
+def _postgres_exporter(service: Service, _settings: Settings) -> Launch:
+    return POSTGRES_EXPORTER_IMAGE, [f"--web.listen-address=:{service.ports[0].number}"], {}
+
+
+def _search_engine_exporter(service: Service, _settings: Settings) -> Launch:
+    return SEARCH_ENGINE_EXPORTER_IMAGE, [f"--web.listen-address=:{service.ports[0].number}", *service.args], {}
+
+
+_OBSERVABILITY_LAUNCHES = {
+    Component.METRICS_STORE: _metrics_store,
+    Component.DASHBOARDS: _grafana,
+    Component.POSTGRES_EXPORTER: _postgres_exporter,
+    Component.SEARCH_ENGINE_EXPORTER: _search_engine_exporter,
+}
+
+
 def _mounts_ca(service: Service) -> bool:
     return "TEMPORAL_SQL_TLS_CA_FILE" in service.environment and service.component is not Component.DSQL_LOCAL
 
 
+_VOLUMES = {
+    Component.POSTGRESQL: "postgresql-data:/var/lib/postgresql/data",
+    Component.DSQL_LOCAL: f"dsql-local-data:{DSQL_LOCAL_STATE}",
+    Component.METRICS_STORE: "metrics-data:/prometheus",
+    Component.DASHBOARDS: "grafana-data:/var/lib/grafana",
+}
+
+
 def _volumes_for(service: Service, settings: Settings) -> list[str]:
-    if service.component is Component.POSTGRESQL:
-        return ["postgresql-data:/var/lib/postgresql/data"]
-    if service.component is Component.DSQL_LOCAL:
-        return [f"dsql-local-data:{DSQL_LOCAL_STATE}"]
+    if service.component in _VOLUMES:
+        return [_VOLUMES[service.component]]
     if _mounts_ca(service):
         return [f"dsql-local-data:{DSQL_LOCAL_STATE}:ro"]
     if service.component is Component.SEARCH_ENGINE:
@@ -144,7 +233,8 @@ def environment(service: Service, settings: Settings) -> dict[str, str]:
     )
 
 
-def render_service(service: Service, settings: Settings, arch: Architecture) -> dict[str, Any]:
+def render_service(service: Service, settings: Settings, arch: Architecture,
+                   mounts: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
     image, command, _ = _launch(service, settings)
     rendered: dict[str, Any] = {"image": image, "platform": f"linux/{arch}"}
     if command is not None:
@@ -163,26 +253,39 @@ def render_service(service: Service, settings: Settings, arch: Architecture) -> 
             name: {"condition": condition.value} for name, condition in service.depends_on.items()
         }
     if service.healthcheck is not None:
-        rendered["healthcheck"] = _healthcheck(service.healthcheck, settings)
+        rendered["healthcheck"] = _healthcheck(service, service.healthcheck, settings)
+    if mounts:
+        rendered["configs"] = mounts
     rendered["restart"] = "no" if service.one_shot else "on-failure"
     return rendered
 
 
 def render_compose(stack: Stack, settings: Settings, arch: Architecture) -> str:
     """The Compose document for `stack`, deterministic for the same inputs."""
-    services = {service.name: render_service(service, settings, arch) for service in stack}
+    stack = stack.in_runtime(Runtime.DOCKER)
+    configs = _config_files(stack, settings)
+    services = {
+        service.name: render_service(service, settings, arch, [
+            {"source": name, "target": target} for name, (component, target, _) in configs.items()
+            if component is service.component
+        ])
+        for service in stack
+    }  # fmt: skip
     volume_names = sorted(
         {volume.split(":", 1)[0] for rendered in services.values() for volume in rendered.get("volumes", [])}
     )
     document: dict[str, Any] = {"name": settings.project_name, "services": services}
     if volume_names:
         document["volumes"] = {name: {} for name in volume_names}
+    if configs:  # inline, so the one rendered file is all Compose needs; `$` doubled against interpolation
+        document["configs"] = {name: {"content": text.replace("$", "$$")} for name, (_, _, text) in configs.items()}
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
 
 
 def compose_secrets(stack: Stack, settings: Settings) -> dict[str, str]:
     """The secrets the rendered file refers to, for `docker compose`'s own environment."""
-    return secret_values(settings, (_all_environment(service, settings) for service in stack))
+    services = stack.in_runtime(Runtime.DOCKER)
+    return secret_values(settings, (_all_environment(service, settings) for service in services))
 
 
 def _all_environment(service: Service, settings: Settings) -> dict[str, EnvValue]:

@@ -61,6 +61,19 @@ class Layout:
         return self.all_data / self.search_engine
 
     @property
+    def scrape_config(self) -> Path:
+        return self.config / "prometheus.yml"
+
+    @property
+    def dashboards(self) -> Path:
+        """The dashboards the metrics store's UI shows (vmui's format)."""
+        return self.config / "dashboards"
+
+    @property
+    def metrics_data(self) -> Path:
+        return self.all_data / "metrics"
+
+    @property
     def supervisor_config(self) -> Path:
         return self.config / "process-compose.yaml"
 
@@ -101,6 +114,10 @@ def as_postgres_user(argv: list[str]) -> list[str]:
 
 
 def _command(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
+    return _OBSERVABILITY_COMMANDS.get(service.component, _stack_command)(service, settings, paths, layout)
+
+
+def _stack_command(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
     if service.component is Component.POSTGRESQL:
         port = str(service.ports[0].number)
         postgres = str(paths.postgres_bin / "postgres")
@@ -126,6 +143,28 @@ def _command(service: Service, settings: Settings, paths: Paths, layout: Layout)
                 "--backend-host", LOCALHOST, "--tls-dir", str(dsql_local_dir(settings)),
                 "--endpoint", settings.temporal_sql_host, *service.args]  # fmt: skip
     return [sys.executable, "-m", "temporal_dsql_deploy", *service.args]
+
+
+def _metrics_store(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
+    return [
+        str(paths.victoria_metrics), f"-httpListenAddr={LOCALHOST}:{service.ports[0].number}",
+        f"-storageDataPath={layout.metrics_data}", f"-retentionPeriod={settings.metrics_retention_days}d",
+        f"-promscrape.config={layout.scrape_config}", f"-vmui.customDashboardsPath={layout.dashboards}",
+    ]  # fmt: skip
+
+
+def _exporter(service: Service, _settings: Settings, paths: Paths, _layout: Layout) -> list[str]:
+    program = (
+        paths.postgres_exporter if service.component is Component.POSTGRES_EXPORTER else paths.search_engine_exporter
+    )
+    return [str(program), f"--web.listen-address={LOCALHOST}:{service.ports[0].number}", *service.args]
+
+
+_OBSERVABILITY_COMMANDS = {
+    Component.METRICS_STORE: _metrics_store,
+    Component.POSTGRES_EXPORTER: _exporter,
+    Component.SEARCH_ENGINE_EXPORTER: _exporter,
+}
 
 
 def environment(service: Service, layout: Layout) -> dict[str, str]:

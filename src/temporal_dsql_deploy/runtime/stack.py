@@ -18,10 +18,12 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from temporal_dsql_deploy.database.local_postgres import check_data_dir, init_data_dir, with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.observability.dashboards import write_vmui_dashboards
+from temporal_dsql_deploy.observability.scrape import scrape_config
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all
-from temporal_dsql_deploy.runtime.model import Stack, build_stack
+from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
 from temporal_dsql_deploy.runtime.preflight import check_disk_space
 from temporal_dsql_deploy.runtime.render_supervisor import LOCALHOST, Layout, render_supervisor
 from temporal_dsql_deploy.settings.config import Settings
@@ -70,7 +72,7 @@ class LocalStack:
         self.layout = Layout(settings.stack_dir, settings.search_engine)
         self.settings = with_local_secrets(settings, create=False)
         self.project_root = project_root
-        self.model: Stack = build_stack(self.settings)
+        self.model: Stack = build_stack(self.settings).in_runtime(Runtime.LOCAL)
 
     # --- supervisor control ---------------------------------------------------------------
     def _control(self, process_compose: Path, *args: str, timeout: float = CONTROL_TIMEOUT_S) -> Completed:
@@ -154,7 +156,7 @@ class LocalStack:
                 "`invoke down --volumes`",
             )
         self.settings = with_local_secrets(self.settings, create=True)
-        self.model = build_stack(self.settings)
+        self.model = build_stack(self.settings).in_runtime(Runtime.LOCAL)
         if init_data_dir(data_dir, paths.postgres_bin, self.settings):
             report("created the local PostgreSQL data directory (password authentication)")
 
@@ -172,6 +174,11 @@ class LocalStack:
         (self.layout.config / "ui" / "config" / "local.yaml").write_text(
             (templates / "ui.yaml").read_text(), encoding="utf-8"
         )
+        self.layout.scrape_config.write_text(
+            scrape_config(self.model, lambda _service: LOCALHOST, self.settings.metrics_scrape_interval),
+            encoding="utf-8",
+        )
+        write_vmui_dashboards(self.layout.dashboards)
         self.layout.supervisor_config.write_text(
             render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
             encoding="utf-8",

@@ -29,7 +29,9 @@ SearchEngine = Literal["elasticsearch", "opensearch"]
 DSQL_MAX_CONNECTION_LIFETIME = timedelta(minutes=60)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _GO_DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-SECRET_FIELDS = frozenset({"temporal_sql_password", "temporal_elasticsearch_password", "dsql_local_secret_access_key"})
+SECRET_FIELDS = frozenset({
+    "temporal_sql_password", "temporal_elasticsearch_password", "dsql_local_secret_access_key", "grafana_admin_password"
+})  # fmt: skip
 # Variables the AWS SDKs read themselves; they may sit in .env beside the settings.
 AWS_SDK_VARIABLES = frozenset({
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
@@ -232,6 +234,23 @@ class Settings(BaseSettings):
         "info", description="Temporal server log level."
     )
 
+    # --- Metrics and dashboards -------------------------------------------------------------------
+    metrics_port: Port = Field(
+        9090,
+        description="The metrics store's HTTP port: VictoriaMetrics with its UI and dashboards (local stack), "
+        "Prometheus (compose).",
+    )
+    metrics_scrape_interval: GoDuration = Field(
+        timedelta(seconds=15), description="How often the metrics store scrapes every service (1s to 5m)."
+    )
+    metrics_retention_days: int = Field(7, ge=1, le=3650, description="Days the metrics store keeps samples.")
+    grafana_port: Port = Field(3000, description="Grafana's port (compose), published on PUBLISH_ADDRESS.")
+    grafana_admin_password: SecretStr | None = Field(
+        None, description="Grafana's admin password (compose; dashboards are readable without it). Never printed."
+    )
+    postgres_exporter_port: Port = Field(9187, description="Port of the exporter that reads the local PostgreSQL.")
+    search_engine_exporter_port: Port = Field(9114, description="Port of the exporter that reads the search engine.")
+
     # --- Versions and images (pinned) ----------------------------------------------------------
     temporal_version: str = Field("1.32.2", description="Temporal server release (Go module version).")
     temporal_ui_version: str = Field("2.56.0", description="Temporal Web UI server release.")
@@ -276,6 +295,11 @@ class Settings(BaseSettings):
                 f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
                 "DSQL closes connections at 60 minutes; use less, e.g. 300s"
             )
+        if not timedelta(seconds=1) <= self.metrics_scrape_interval <= timedelta(minutes=5):
+            raise ValueError(
+                f"METRICS_SCRAPE_INTERVAL={format_go_duration(self.metrics_scrape_interval)} is outside 1s to 5m; "
+                "use e.g. 15s"
+            )
         if not timedelta(seconds=1) <= self.temporal_sql_token_lifetime <= timedelta(hours=168):
             raise ValueError(
                 f"TEMPORAL_SQL_TOKEN_LIFETIME={format_go_duration(self.temporal_sql_token_lifetime)} is outside "
@@ -293,6 +317,10 @@ class Settings(BaseSettings):
             "TEMPORAL_WORKER_PORT": self.temporal_worker_port,
             "TEMPORAL_UI_PORT": self.temporal_ui_port,
             "TEMPORAL_ELASTICSEARCH_PORT": self.temporal_elasticsearch_port,
+            "METRICS_PORT": self.metrics_port,
+            "GRAFANA_PORT": self.grafana_port,
+            "SEARCH_ENGINE_EXPORTER_PORT": self.search_engine_exporter_port,
+            **({"POSTGRES_EXPORTER_PORT": self.postgres_exporter_port} if self.runs_local_database else {}),
         }
         seen: dict[int, str] = {}
         for name, port in ports.items():

@@ -27,9 +27,11 @@ _SERVICE_BASELINE = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOM
 
 @dataclass(frozen=True)
 class HostOf:
-    """An environment value naming another service's host; renderers resolve it."""
+    """An environment value naming another service's host; renderers resolve it. `pattern` puts the host in
+    a longer value, such as a URL."""
 
     service: str
+    pattern: str = "{host}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def render_environment(
     rendered: dict[str, str] = {}
     for name, value in sorted(environment.items()):
         if isinstance(value, HostOf):
-            rendered[name] = host(value)
+            rendered[name] = value.pattern.replace("{host}", host(value))
         elif isinstance(value, SecretRef):
             rendered[name] = secret(value)
         else:
