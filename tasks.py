@@ -98,6 +98,19 @@ def status(c: Context, runtime: str = "local") -> None:
 
 @task(
     help={
+        "interval": "Seconds between redraws (default 5).",
+        "rounds": "Show this many rounds, then exit (default: until Ctrl-C); 1 prints one snapshot.",
+        "runtime": RUNTIME_HELP,
+    }
+)
+@cli.reported
+def top(c: Context, interval: float = 5.0, rounds: int = 0, runtime: str = "local") -> None:
+    """Watch the dashboards' key figures live in the terminal (from the stack's metrics store)."""
+    operations.top(cli.settings_for(ROOT), operations.runtime_of(runtime), interval, rounds or None)
+
+
+@task(
+    help={
         "service": "Only this service's log (default: all).",
         "lines": "How many lines per log (default 50).",
         "runtime": RUNTIME_HELP,
@@ -283,5 +296,20 @@ def schema_translate(c: Context) -> None:
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)
 es = Collection("es", es_setup)
 namespace = Collection(
-    compose, docs, build, deploy, up, down, restart, status, logs, smoke_test, bench, check_dsql, cleanup, schema, es
+    compose,
+    docs,
+    build,
+    deploy,
+    up,
+    down,
+    restart,
+    status,
+    top,
+    logs,
+    smoke_test,
+    bench,
+    check_dsql,
+    cleanup,
+    schema,
+    es,
 )

@@ -21,6 +21,8 @@ from temporal_dsql_deploy.database.schema import (
     shipped_schemas,
 )
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.observability.top import watch
 from temporal_dsql_deploy.runtime import docker_runtime
 from temporal_dsql_deploy.runtime.components import (
     Installer,
@@ -110,6 +112,17 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
     cli.console.print(_table(rows))
     if bad:
         raise DeployError(f"not healthy: {', '.join(bad)}", "see `invoke logs SERVICE`; `invoke up` restarts them")
+
+
+def top(settings: Settings, runtime: Runtime, interval_s: float, rounds: int | None) -> None:
+    if interval_s <= 0:
+        raise DeployError(f"--interval {interval_s:g} must be more than 0 seconds", "use e.g. --interval 5")
+    if rounds is not None and rounds < 1:
+        raise DeployError(f"--rounds {rounds} must be 1 or more", "leave it out to watch until Ctrl-C")
+    # Compose publishes the store on PUBLISH_ADDRESS; 0.0.0.0 there is reached on loopback.
+    host = "127.0.0.1" if runtime == "local" or settings.publish_address == "0.0.0.0" else settings.publish_address  # noqa: S104
+    store = MetricsStore(f"http://{host}:{settings.metrics_port}")
+    watch(store, cli.console, interval_s, rounds)
 
 
 def _supervisor(settings: Settings) -> Path:

@@ -177,6 +177,14 @@ def test_env_example_documents_every_setting() -> None:
     assert unknown == set(), ".env.example names variables the settings do not read"
 
 
+@pytest.mark.parametrize("interval", ["0s", "500ms", "6m"])
+def test_scrape_interval_outside_one_second_to_five_minutes_is_refused(make_settings: MakeSettings,
+                                                                      interval: str) -> None:  # fmt: skip
+    message = _error(make_settings, METRICS_SCRAPE_INTERVAL=interval)
+    assert "METRICS_SCRAPE_INTERVAL" in message
+    assert "1s to 5m" in message
+
+
 @pytest.mark.parametrize("lifetime", ["0s", "500ms", "169h"])
 def test_token_lifetime_outside_what_dsql_allows_is_refused(make_settings: MakeSettings, lifetime: str) -> None:
     message = _error(make_settings, TEMPORAL_SQL_TOKEN_LIFETIME=lifetime)

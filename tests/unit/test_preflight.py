@@ -13,7 +13,7 @@ from temporal_dsql_deploy.database.local_postgres import check_data_dir
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.preflight import check_disk_space
 from tests.integration.conftest import require
-from tests.unit.test_bad_input import assert_clear_error, project, run_task  # noqa: F401  (fixture)
+from tests.unit.conftest import assert_clear_error, run_task
 
 
 def _cluster_dir(root: Path, version: str = "15") -> Path:
@@ -51,7 +51,7 @@ def test_a_directory_missing_what_every_cluster_has_is_damaged(tmp_path: Path, l
     assert "invoke down --volumes" in caught.value.fix
 
 
-def test_up_with_a_damaged_database_starts_and_installs_nothing(project: Path) -> None:  # noqa: F811
+def test_up_with_a_damaged_database_starts_and_installs_nothing(project: Path) -> None:
     stack = project / "stack"
     (_cluster_dir(stack) / "global" / "pg_control").unlink()
     result = run_task(project, "up", STACK_DIR=str(stack))
@@ -83,7 +83,7 @@ def test_a_disk_too_small_is_named(small_disk: Path) -> None:
     assert "STACK_DIR" in caught.value.fix
 
 
-def test_up_on_a_full_disk_starts_and_installs_nothing(project: Path, small_disk: Path) -> None:  # noqa: F811
+def test_up_on_a_full_disk_starts_and_installs_nothing(project: Path, small_disk: Path) -> None:
     stack = small_disk / "stack"
     result = run_task(project, "up", STACK_DIR=str(stack))
     assert_clear_error(result, f"STACK_DIR {stack}", "MiB free")

@@ -1,0 +1,113 @@
+"""The metrics store scrapes every service, the dashboards' expressions run on it, and the dashboard page shows
+data in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from temporal_dsql_deploy.observability.dashboards import load_dashboards
+from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.smoke import run_smoke
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+WAIT_S = 90  # a few scrape intervals
+
+
+@pytest.fixture(scope="module")
+def store(local_stack: LocalStack, settings: Settings) -> MetricsStore:
+    run_smoke(settings, PROJECT_ROOT)  # a workflow, so the series it causes exist
+    return MetricsStore(f"http://127.0.0.1:{settings.metrics_port}")
+
+
+def _eventually_present(store: MetricsStore, expr: str) -> list[float]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        values = [sample.value for sample in store.query(expr)]
+        if values or time.monotonic() > deadline:
+            return values
+        time.sleep(3)
+
+
+def _expected_series(settings: Settings) -> dict[str, str]:
+    """A series each scraped service must have given the store after a workflow ran, by job."""
+    expected = {
+        "temporal-history": 'persistence_requests{job="temporal-history"}',
+        "temporal-matching": 'persistence_requests{job="temporal-matching"}',
+        "temporal-frontend": 'service_requests{job="temporal-frontend",operation="StartWorkflowExecution"}',
+        "temporal-worker": 'num_goroutines{job="temporal-worker"}',
+        "dsql-local": 'dsql_local_connections{job="dsql-local"}',
+        "postgresql-exporter": 'pg_up{job="postgresql-exporter"} == 1',
+        "elasticsearch-exporter": 'elasticsearch_indices_docs_primary{job="elasticsearch-exporter"}',
+        "metrics": 'vm_app_version{job="metrics"}',
+    }
+    if settings.temporal_sql_plugin == "dsql":  # the plugin's own, from the service that writes the most
+        expected |= {
+            "plugin pool": 'dsql_pool_open_connections{job="temporal-history"} > 0',
+            "plugin connects": 'dsql_connects{job="temporal-history",outcome="ok"} > 0',
+            "plugin tokens": 'dsql_token_mints{job="temporal-history",outcome="ok"} > 0',
+            "plugin statements": 'dsql_statement_latency_count{job="temporal-history",operation="insert"} > 0',
+        }
+    return expected
+
+
+def test_every_service_is_scraped_and_has_its_series(store: MetricsStore, local_stack: LocalStack,
+                                                     settings: Settings) -> None:  # fmt: skip
+    scraped = {name for name, _ in local_stack.model.scrape_targets()}
+    up = {sample.labels["job"]: sample.value for sample in store.query("up")}
+    assert {job for job in scraped if up.get(job) != 1} == set(), f"not scraped or down: {up}"
+    missing = [what for what, expr in _expected_series(settings).items() if not _eventually_present(store, expr)]
+    assert missing == [], f"no series for {missing} in the store after {WAIT_S}s"
+
+
+def test_every_dashboard_expression_runs_on_the_store(store: MetricsStore) -> None:
+    for dashboard in load_dashboards():
+        for expr in dashboard.expressions:
+            store.query(expr)  # raises, naming the expression, if the store refuses it
+
+
+def test_conflicts_are_counted_by_code_and_replayed(store: MetricsStore, local_stack: LocalStack,
+                                                    settings: Settings) -> None:  # fmt: skip
+    if settings.temporal_sql_plugin != "dsql":
+        pytest.skip("this profile runs upstream's PostgreSQL plugin, which has no conflict metrics")
+    faults = f"http://127.0.0.1:{settings.dsql_local_admin_port}/faults"
+    httpx.post(faults, data={"conflict_rate": "0.2", "seed": "7"}, timeout=10).raise_for_status()
+    try:
+        run_smoke(settings, PROJECT_ROOT)
+    finally:
+        httpx.post(faults, data={"conflict_rate": "0"}, timeout=10).raise_for_status()
+    assert _eventually_present(store, 'sum(dsql_conflicts{code="OC000"}) > 0'), "no OC000 conflict counted"
+    assert _eventually_present(store, 'sum(dsql_transaction_replays{outcome="replayed"}) > 0'), "no replay counted"
+
+
+def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings: Settings, chromium: str,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    # Every key figure of the first dashboard (persistence) has data once a workflow has run.
+    first = load_dashboards()[0]
+    for figure in first.figures:
+        assert _eventually_present(store, figure.expr), f"{figure.title}: no data"
+    url = f"http://127.0.0.1:{settings.metrics_port}/vmui/#/dashboards"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=15000", "--window-size=1400,1000"]  # fmt: skip
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, check=False,
+                         timeout=120).stdout  # fmt: skip
+    assert first.figures[0].title in dom, "the dashboard page did not render its first panel"
+    # A panel with data draws a legend entry for its series; one per key figure.
+    assert dom.count('class="vm-legend-item ') >= len(first.figures), dom[-2000:]
+    screenshot = tmp_path / "dashboard.png"
+    subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, check=False,
+                   timeout=120)  # fmt: skip
+    assert screenshot.stat().st_size > 20_000
+    kept = settings.stack_dir / "artifacts" / f"dashboard-{settings.temporal_sql_plugin}.png"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(screenshot, kept)
+    print(f"dashboard screenshot kept at {kept}")
