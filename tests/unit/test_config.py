@@ -177,6 +177,12 @@ def test_env_example_documents_every_setting() -> None:
     assert unknown == set(), ".env.example names variables the settings do not read"
 
 
+def test_idle_connections_default_to_the_pool_size(make_settings: MakeSettings) -> None:
+    assert make_settings().temporal_sql_max_idle_conns == 20
+    assert make_settings(TEMPORAL_SQL_MAX_CONNS="8").temporal_sql_max_idle_conns == 8
+    assert make_settings(TEMPORAL_SQL_MAX_CONNS="8", TEMPORAL_SQL_MAX_IDLE_CONNS="3").temporal_sql_max_idle_conns == 3
+
+
 @pytest.mark.parametrize("interval", ["0s", "500ms", "6m"])
 def test_scrape_interval_outside_one_second_to_five_minutes_is_refused(make_settings: MakeSettings,
                                                                       interval: str) -> None:  # fmt: skip

@@ -149,7 +149,13 @@ class Settings(BaseSettings):
         False, description="Authenticate with short-lived IAM tokens instead of a password (DSQL)."
     )
     temporal_sql_max_conns: int = Field(20, ge=1, le=10_000, description="Pool size per Temporal service.")
-    temporal_sql_max_idle_conns: int = Field(5, ge=0, description="Idle connections kept per service.")
+    temporal_sql_max_idle_conns: int | None = Field(
+        None,
+        ge=0,
+        description="Idle connections kept per service (default: TEMPORAL_SQL_MAX_CONNS). Fewer makes the pool "
+        "close connections it reopens under the next burst, and every new DSQL connection costs an IAM token, a "
+        "TLS handshake and a server session.",
+    )
     temporal_sql_connection_timeout: GoDuration = Field(
         timedelta(seconds=30), description="Connect timeout (Go duration, e.g. 30s)."
     )
@@ -277,6 +283,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
+        if self.temporal_sql_max_idle_conns is None:
+            self.temporal_sql_max_idle_conns = self.temporal_sql_max_conns
         if self.temporal_sql_max_idle_conns > self.temporal_sql_max_conns:
             raise ValueError(
                 f"TEMPORAL_SQL_MAX_IDLE_CONNS={self.temporal_sql_max_idle_conns} is above "
