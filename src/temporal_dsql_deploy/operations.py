@@ -68,10 +68,14 @@ def _local_rows(states: list[ServiceState]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _endpoints(settings: Settings) -> None:
+def _endpoints(settings: Settings, runtime: Runtime) -> None:
     cli.say(f"  Temporal frontend  {settings.frontend_address}   (namespace {settings.temporal_namespace})")
     cli.say(f"  Web UI             http://127.0.0.1:{settings.temporal_ui_port}")
     cli.say(f"  {settings.search_engine:<18} {settings.elasticsearch_url}")
+    if runtime == "docker":
+        cli.say(f"  dashboards         http://127.0.0.1:{settings.grafana_port}   (Grafana)")
+    else:
+        cli.say(f"  dashboards         http://127.0.0.1:{settings.metrics_port}/vmui/#/dashboards   (or `invoke top`)")
 
 
 def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
@@ -85,7 +89,7 @@ def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
             states = LocalStack(settings, project_root).up(_report)
         cli.console.print(_table(_local_rows(states)))
         cli.say(f"all {len(states)} services up in {time.monotonic() - started:.1f}s")
-    _endpoints(settings)
+    _endpoints(settings, runtime)
 
 
 def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: bool) -> None:

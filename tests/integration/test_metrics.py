@@ -10,9 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
@@ -111,3 +115,18 @@ def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(screenshot, kept)
     print(f"dashboard screenshot kept at {kept}")
+
+
+def test_the_compose_prometheus_config_passes_the_stores_own_check(settings: Settings, paths: Paths,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    # No Prometheus here: VictoriaMetrics reads the same scrape format and checks it strictly.
+    document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(document["configs"]["prometheus"]["content"].replace("$$", "$"), encoding="utf-8")
+    checked = subprocess.run([str(paths.victoria_metrics), f"-promscrape.config={config}",
+                              "-promscrape.config.dryRun", "-loggerLevel=ERROR"],
+                             capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    jobs = [job["job_name"] for job in yaml.safe_load(config.read_text(encoding="utf-8"))["scrape_configs"]]
+    assert "temporal-history" in jobs
+    assert "grafana" not in jobs
