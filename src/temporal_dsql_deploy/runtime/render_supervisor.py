@@ -71,7 +71,8 @@ class Layout:
 
     @property
     def metrics_data(self) -> Path:
-        return self.all_data / "metrics"
+        """Kept with the engine's data, like the workflows the metrics describe."""
+        return self.data / "metrics"
 
     @property
     def supervisor_config(self) -> Path:
