@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from grafana_foundation_sdk.builders import dashboard as dashboard_builder
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from pydantic import BaseModel, ConfigDict, Field
 
 Unit = Literal["ops", "s", "short", "bytes", "percent", "status"]
@@ -69,42 +73,33 @@ def load_dashboards() -> list[Dashboard]:
 
 
 def grafana_dashboard(dashboard: Dashboard) -> dict[str, Any]:
-    """The dashboard as Grafana's JSON model: a row of stat panels, then each row of time series."""
-    datasource = {"type": "prometheus", "uid": DATASOURCE_UID}
-    panels: list[dict[str, Any]] = []
-    y = 0
+    """The dashboard as Grafana's JSON model, built with Grafana's own SDK: a row of stat panels for the
+    figures, then each row of time series (the SDK lays out the grid)."""
+    source = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+    built = (dashboard_builder.Dashboard(dashboard.title).uid(dashboard.uid).description(dashboard.description)
+             .tags(["temporal-dsql-deploy"]).time("now-30m", "now").refresh("15s").editable())  # fmt: skip
+    panel_id = 0
 
-    def target(expr: str, legend: str, ref: int) -> dict[str, Any]:
-        return {"datasource": datasource, "expr": expr, "legendFormat": legend or "__auto", "refId": chr(65 + ref)}
+    def queries(panel: Any, queries: tuple[Query, ...]) -> Any:
+        nonlocal panel_id
+        panel_id += 1
+        for index, query in enumerate(queries):
+            target = prometheus.Dataquery().expr(query.expr).ref_id(chr(65 + index))
+            panel = panel.with_target(target.legend_format(query.legend) if query.legend else target)
+        return panel.id(panel_id).datasource(source)
 
     width = GRID_WIDTH // max(len(dashboard.figures), 1)
-    for index, figure in enumerate(dashboard.figures):
-        panels.append({
-            "id": len(panels) + 1, "type": "stat", "title": figure.title, "datasource": datasource,
-            "gridPos": {"x": index * width, "y": y, "w": width, "h": 4},
-            "fieldConfig": {"defaults": {"unit": GRAFANA_UNITS[figure.unit]}, "overrides": []},
-            "options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value", "graphMode": "area"},
-            "targets": [target(figure.expr, "", 0)],
-        })  # fmt: skip
-    y += 4
+    for figure in dashboard.figures:
+        figure_panel = stat.Panel().title(figure.title).unit(GRAFANA_UNITS[figure.unit]).span(width).height(4)
+        built = built.with_panel(queries(figure_panel, (Query(expr=figure.expr),)))
     for row in dashboard.rows:
-        panels.append({"id": len(panels) + 1, "type": "row", "title": row.title, "collapsed": False,
-                       "gridPos": {"x": 0, "y": y, "w": GRID_WIDTH, "h": 1}, "panels": []})  # fmt: skip
-        y += 1
-        width = GRID_WIDTH // len(row.panels)
-        for index, panel in enumerate(row.panels):
-            panels.append({
-                "id": len(panels) + 1, "type": "timeseries", "title": panel.title, "datasource": datasource,
-                "gridPos": {"x": index * width, "y": y, "w": width, "h": 8},
-                "fieldConfig": {"defaults": {"unit": GRAFANA_UNITS[panel.unit]}, "overrides": []},
-                "targets": [target(q.expr, q.legend, i) for i, q in enumerate(panel.queries)],
-            })  # fmt: skip
-        y += 8
-    return {
-        "uid": dashboard.uid, "title": dashboard.title, "description": dashboard.description,
-        "tags": ["temporal-dsql-deploy"], "schemaVersion": 39, "version": 1, "editable": True,
-        "time": {"from": "now-30m", "to": "now"}, "refresh": "15s", "panels": panels, "templating": {"list": []},
-    }  # fmt: skip
+        panel_id += 1
+        built = built.with_row(dashboard_builder.Row(row.title).id(panel_id))
+        for panel in row.panels:
+            series = timeseries.Panel().title(panel.title).unit(GRAFANA_UNITS[panel.unit])
+            built = built.with_panel(queries(series.span(GRID_WIDTH // len(row.panels)).height(8), panel.queries))
+    encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(built.build()))
+    return encoded
 
 
 def vmui_dashboard(dashboard: Dashboard) -> dict[str, Any]:
