@@ -80,10 +80,10 @@ def grafana_dashboard(dashboard: Dashboard) -> dict[str, Any]:
              .tags(["temporal-dsql-deploy"]).time("now-30m", "now").refresh("15s").editable())  # fmt: skip
     panel_id = 0
 
-    def queries(panel: Any, queries: tuple[Query, ...]) -> Any:
+    def with_queries(panel: Any, items: tuple[Query, ...]) -> Any:
         nonlocal panel_id
         panel_id += 1
-        for index, query in enumerate(queries):
+        for index, query in enumerate(items):
             target = prometheus.Dataquery().expr(query.expr).ref_id(chr(65 + index))
             panel = panel.with_target(target.legend_format(query.legend) if query.legend else target)
         return panel.id(panel_id).datasource(source)
@@ -91,13 +91,13 @@ def grafana_dashboard(dashboard: Dashboard) -> dict[str, Any]:
     width = GRID_WIDTH // max(len(dashboard.figures), 1)
     for figure in dashboard.figures:
         figure_panel = stat.Panel().title(figure.title).unit(GRAFANA_UNITS[figure.unit]).span(width).height(4)
-        built = built.with_panel(queries(figure_panel, (Query(expr=figure.expr),)))
+        built = built.with_panel(with_queries(figure_panel, (Query(expr=figure.expr),)))
     for row in dashboard.rows:
         panel_id += 1
         built = built.with_row(dashboard_builder.Row(row.title).id(panel_id))
         for panel in row.panels:
             series = timeseries.Panel().title(panel.title).unit(GRAFANA_UNITS[panel.unit])
-            built = built.with_panel(queries(series.span(GRID_WIDTH // len(row.panels)).height(8), panel.queries))
+            built = built.with_panel(with_queries(series.span(GRID_WIDTH // len(row.panels)).height(8), panel.queries))
     encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(built.build()))
     return encoded
 
