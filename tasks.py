@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 from invoke import Collection, Context, task
 
-from temporal_dsql_deploy import cli, operations
+from temporal_dsql_deploy import cli, flags, operations
 from temporal_dsql_deploy.cloud import infra
 from temporal_dsql_deploy.database.connectivity import check as check_persistence
 from temporal_dsql_deploy.errors import DeployError
@@ -18,39 +19,42 @@ from temporal_dsql_deploy.settings.reference import update_readme
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parent
-ARCH_HELP = "Target architecture: amd64 or arm64 (default: DOCKER_ARCH, else this machine's)."
+
+# Every argument but a switch is declared `str` (Invoke passes the text typed) and parsed by one of these, whose
+# help states the range it checks. Text arguments default to None: given, they must not be blank.
+ARCH = flags.Choice("--arch", get_args(Architecture))
+ARCH_HELP = ARCH.help("Target architecture", "DOCKER_ARCH, else this machine's")
+OUTPUT = flags.Text("--output", "a path")
+SOURCE = flags.Text("--source", "a directory")
 
 
-def _architecture(value: str) -> Architecture:
-    if value == "amd64":
-        return "amd64"
-    if value == "arm64":
-        return "arm64"
-    raise DeployError(f"--arch {value!r} is not supported", "use --arch amd64 or --arch arm64")
+def _architecture(arch: str | None, default: Architecture) -> Architecture:
+    return default if arch is None else ARCH.parse(arch)
 
 
-@task(help={"arch": ARCH_HELP, "output": "Where to write the file (default: compose/docker-compose.yml)."})
+@task(help={"arch": ARCH_HELP, "output": OUTPUT.help("Where to write the file", "compose/docker-compose.yml")})
 @cli.reported
-def compose(c: Context, arch: str = "", output: str = "") -> None:
+def compose(c: Context, arch: str | None = None, output: str | None = None) -> None:
     """Render docker-compose.yml from the service model."""
     settings = cli.settings_for(ROOT)
-    target = _architecture(arch or settings.docker_arch)
-    path = write_compose(settings, target, Path(output) if output else ROOT / "compose" / "docker-compose.yml")
+    target = _architecture(arch, settings.docker_arch)
+    path = write_compose(settings, target, Path(OUTPUT.parse(output) or ROOT / "compose" / "docker-compose.yml"))
     cli.say(f"wrote {path} for linux/{target}")
 
 
 @task(
     help={
-        "source": "A temporal-dsql source checkout to build instead of the pinned upstream module.",
+        "source": SOURCE.help("A temporal-dsql source checkout to build instead of the pinned upstream module"),
         "arch": ARCH_HELP,
     }
 )
 @cli.reported
-def build(c: Context, source: str = "", arch: str = "") -> None:
+def build(c: Context, source: str | None = None, arch: str | None = None) -> None:
     """Cross-compile the Temporal server and tools and build the runtime image."""
     settings = cli.settings_for(ROOT)
-    target = _architecture(arch or settings.docker_arch)
-    result = build_runtime(settings, ROOT, target, Path(source) if source else None, cli.say)
+    target = _architecture(arch, settings.docker_arch)
+    checkout = SOURCE.parse(source)
+    result = build_runtime(settings, ROOT, target, Path(checkout) if checkout else None, cli.say)
     for binary in result.binaries:
         cli.say(f"built {binary} (linux/{elf_machine(binary)})")
     cli.say(f"image {result.image} built for linux/{target}" if result.image else "no image built")
@@ -72,68 +76,94 @@ def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
     cli.say(".env updated for DSQL" if result.env_changed else ".env already points at this cluster")
 
 
-RUNTIME_HELP = "local (process supervisor, default) or docker (the rendered compose; needs a Docker engine)."
+RUNTIME = flags.Choice("--runtime", get_args(operations.Runtime))
+RUNTIME_HELP = RUNTIME.help("How the stack runs (local: the process supervisor; docker: the rendered compose, which "
+                            "needs a Docker engine)", "local")  # fmt: skip
+# A redraw faster than the store's fastest scrape (METRICS_SCRAPE_INTERVAL >= 1s) shows nothing new.
+INTERVAL = flags.Amount("--interval", 1, 3600, "seconds")
+ROUNDS = flags.Count("--rounds", 100_000, note="leave it out to watch until Ctrl-C")
+SERVICE = flags.Text("--service", "a service name")
+LINES = flags.Count("--lines", 100_000)
 
 
 @task(help={"runtime": RUNTIME_HELP})
 @cli.reported
 def up(c: Context, runtime: str = "local") -> None:
     """Start the whole stack and return once every service is healthy."""
-    operations.up(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime))
+    operations.up(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime))
 
 
-@task(help={"volumes": "Also delete the stack's data (databases, indexes).", "runtime": RUNTIME_HELP})
+@task(
+    help={
+        "volumes": "Also delete the stack's data (databases, indexes; asks first).",
+        "runtime": RUNTIME_HELP,
+        "yes": "With --volumes: delete without asking for confirmation.",
+    }
+)
 @cli.reported
-def down(c: Context, volumes: bool = False, runtime: str = "local") -> None:
+def down(c: Context, volumes: bool = False, runtime: str = "local", yes: bool = False) -> None:
     """Stop the stack; data is kept unless --volumes."""
-    operations.down(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), volumes=volumes)
+    operations.down(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), volumes=volumes, yes=yes)
 
 
 @task(help={"runtime": RUNTIME_HELP})
 @cli.reported
 def status(c: Context, runtime: str = "local") -> None:
     """Show every service's state, health and port; exit non-zero if any is unhealthy."""
-    operations.status(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime))
+    operations.status(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime))
 
 
 @task(
     help={
-        "interval": "Seconds between redraws (default 5).",
-        "rounds": "Show this many rounds, then exit (default: until Ctrl-C); 1 prints one snapshot.",
+        "interval": INTERVAL.help("Time between redraws", "5"),
+        "rounds": ROUNDS.help("Show this many rounds, then exit (1 prints one snapshot)"),
         "runtime": RUNTIME_HELP,
     }
 )
 @cli.reported
-def top(c: Context, interval: float = 5.0, rounds: int = 0, runtime: str = "local") -> None:
+def top(c: Context, interval: str = "5", rounds: str | None = None, runtime: str = "local") -> None:
     """Watch the dashboards' key figures live in the terminal (from the stack's metrics store)."""
-    operations.top(cli.settings_for(ROOT), operations.runtime_of(runtime), interval, rounds or None)
+    count = None if rounds is None else ROUNDS.parse(rounds)
+    operations.top(cli.settings_for(ROOT), RUNTIME.parse(runtime), INTERVAL.parse(interval), count)
+
+
+# Invoke has no optional positional argument (pyinvoke/invoke#159), so `invoke logs SERVICE`, the form every
+# fix message shows, makes the service required, and every service's log is `invoke logs all`.
+EVERY_SERVICE = "all"
+LOG_SERVICE = flags.Text("--service", f"a service name or {EVERY_SERVICE}")
 
 
 @task(
+    positional=["service"],
     help={
-        "service": "Only this service's log (default: all).",
-        "lines": "How many lines per log (default 50).",
+        "service": LOG_SERVICE.help(f"Whose log ({EVERY_SERVICE}: every service's)"),
+        "lines": LINES.help("How many lines per log, the last ones", "50"),
         "runtime": RUNTIME_HELP,
-    }
+    },
 )
 @cli.reported
-def logs(c: Context, service: str = "", lines: int = 50, runtime: str = "local") -> None:
-    """Print the stack's logs."""
-    operations.logs(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), service, lines)
+def logs(c: Context, service: str | None = None, lines: str = "50", runtime: str = "local") -> None:
+    """Print a service's log (`invoke logs temporal-history`), or every service's (`invoke logs all`)."""
+    name = LOG_SERVICE.parse(service)
+    operations.logs(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), "" if name == EVERY_SERVICE else name,
+                    LINES.parse(lines))  # fmt: skip
 
 
 @task(
     iterable=["service"],
     help={
-        "service": "A service to restart; repeat for more (default: the Temporal services, after checking that "
-        "what they depend on is healthy).",
+        "service": SERVICE.help(
+            "A service to restart; repeat for more",
+            "the Temporal services, after checking that what they depend on is healthy",
+        ),
         "runtime": RUNTIME_HELP,
     },
 )
 @cli.reported
 def restart(c: Context, service: list[str] | None = None, runtime: str = "local") -> None:
     """Restart services (the guide's fix for stale connection state) and return when all are healthy again."""
-    operations.restart(cli.settings_for(ROOT), ROOT, operations.runtime_of(runtime), service or [])
+    names = [SERVICE.parse(name) for name in service or []]
+    operations.restart(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), names)
 
 
 @task(name="test")
@@ -146,39 +176,54 @@ def smoke_test(c: Context) -> None:
     cli.say(f"smoke passed: {report.workflow_id} returned {report.result!r}")
 
 
+# The driver schedules every workflow at once (about 1.5 KiB each before it starts: 150 MiB at 100,000), and at
+# the 10-30 workflows/s measured on this project's machine 100,000 already take one to three hours.
+WORKFLOWS = flags.Count("--workflows", 100_000)
+# Each workflow in flight is an open start call and result poll of this one client process; 1,000 (or 1,000
+# starts a second) is over 30 times what the stack completes here, so more would only queue in the client.
+CONCURRENCY = flags.Count("--concurrency", 1_000)
+RATE = flags.Amount("--rate", 0.1, 1_000, "workflows per second", off=True)
+MIN_THROUGHPUT = flags.Amount("--min-throughput", 0.01, 1_000, "workflows per second", off=True)
+# A workflow still open after 300 s counts as failed (load/driver.py WORKFLOW_TIMEOUT_S), never in the p99.
+MAX_P99 = flags.Amount("--max-p99", 0.01, 300, "seconds", off=True)
+
+
 @task(
     help={
-        "workflows": "How many workflows to run (default 300).",
-        "concurrency": "Workflows in flight at once (default 20).",
-        "rate": "Start this many workflows per second instead of as fast as --concurrency allows (default 0: off).",
-        "shape": "hello (one activity) or transitions (activities, a timer, a signal, a child; ~15 transitions).",
+        "workflows": WORKFLOWS.help("How many workflows to run", "300"),
+        "concurrency": CONCURRENCY.help("Workflows in flight at once", "20"),
+        "rate": RATE.help("Start this many workflows per second instead of as fast as --concurrency allows", "0"),
+        "shape": "The workload: one of: hello, transitions (default hello); hello is one activity, transitions "
+        "activities, a timer, a signal and a child (~15 transitions).",
         "compare": "Run the DSQL profile, the PostgreSQL profile and `temporal server start-dev` (in memory and on a "
         "file) one after the other, plus pgbench's physical limit; the stack is put back as it was.",
-        "output": "Directory for the JSON and PNG (default: STACK_DIR/bench).",
-        "min_throughput": "Exit non-zero if completed workflows/s is below this (default 0: no threshold).",
-        "max_p99": "Exit non-zero if the p99 start-to-close latency is above this many seconds (default 0: none).",
+        "output": OUTPUT.help("Directory for the JSON and PNG", "STACK_DIR/bench"),
+        "min_throughput": MIN_THROUGHPUT.help("Exit non-zero if completed workflows/s is below this", "0"),
+        "max_p99": MAX_P99.help("Exit non-zero if the p99 start-to-close latency is above this", "0"),
     }
 )
 @cli.reported
 def bench(
     c: Context,
-    workflows: int = 300,
-    concurrency: int = 20,
-    rate: float = 0.0,
+    workflows: str = "300",
+    concurrency: str = "20",
+    rate: str = "0",
     shape: str = "hello",
     compare: bool = False,
-    output: str = "",
-    min_throughput: float = 0.0,
-    max_p99: float = 0.0,
+    output: str | None = None,
+    min_throughput: str = "0",
+    max_p99: str = "0",
 ) -> None:
     """Drive workflows against the running stack from a worker process of its own; report throughput, latency and
     what each workflow costs (persistence transactions, conflicts, CPU, memory)."""
     # Imported here: the SDK and matplotlib take seconds to load, and every other task would pay for them.
-    from temporal_dsql_deploy.load.command import BenchRequest, run_bench  # noqa: PLC0415
+    from temporal_dsql_deploy.load.command import SHAPE, BenchRequest, run_bench  # noqa: PLC0415
 
     settings = cli.settings_for(ROOT)
-    directory = Path(output) if output else settings.stack_dir / "bench"
-    request = BenchRequest(workflows, concurrency, rate, shape, compare, directory, min_throughput, max_p99)
+    directory = OUTPUT.parse(output)
+    request = BenchRequest(WORKFLOWS.parse(workflows), CONCURRENCY.parse(concurrency), RATE.parse(rate),
+                           SHAPE.parse(shape), compare, Path(directory) if directory else settings.stack_dir / "bench",
+                           MIN_THROUGHPUT.parse(min_throughput), MAX_P99.parse(max_p99))  # fmt: skip
     outcome = run_bench(settings, ROOT, request, cli.say, cli.console)
     for line in outcome.ratios:
         cli.say(line)
@@ -212,14 +257,20 @@ def cleanup(c: Context, destroy_infra: bool = False, yes: bool = False) -> None:
         cli.say(line)
 
 
-SCHEMA_NAME_HELP = "A schema this product ships, e.g. postgresql/v12/temporal or dsql/v12/temporal."
-SCHEMA_DIR_HELP = "Any versioned schema directory (e.g. a temporal-dsql fork's own schema)."
+SCHEMA_NAME = flags.Text("--schema-name", "a schema name")
+SCHEMA_NAME_HELP = SCHEMA_NAME.help("A schema this product ships (postgresql/v12/temporal or dsql/v12/temporal)")
+SCHEMA_DIR = flags.Text("--schema-dir", "a directory")
+SCHEMA_DIR_HELP = SCHEMA_DIR.help("Any versioned schema directory (e.g. a temporal-dsql fork's own schema)")
+VERSION = flags.Text("--version", "a schema version")
+TARGET_VERSION = flags.Text("--target-version", "a schema version")
 
 
 @task(
     name="setup",
     help={
-        "version": "0.0 (bookkeeping only; then schema.update) or the newest version (the whole schema.sql).",
+        "version": VERSION.help(
+            "0.0 (bookkeeping only; then schema.update) or the newest version (the whole schema.sql)", "0.0"
+        ),
         "schema_name": SCHEMA_NAME_HELP,
         "schema_dir": SCHEMA_DIR_HELP,
         "overwrite": "Drop this schema's tables first (asks for confirmation).",
@@ -229,18 +280,18 @@ SCHEMA_DIR_HELP = "Any versioned schema directory (e.g. a temporal-dsql fork's o
 @cli.reported
 def schema_setup(
     c: Context,
-    version: str = "",
-    schema_name: str = "",
-    schema_dir: str = "",
+    version: str | None = None,
+    schema_name: str | None = None,
+    schema_dir: str | None = None,
     overwrite: bool = False,
     yes: bool = False,
 ) -> None:
     """Create the persistence schema at a version."""
     operations.schema_setup(
         cli.settings_for(ROOT),
-        version=version,
-        schema_name=schema_name,
-        schema_dir=schema_dir,
+        version=VERSION.parse(version),
+        schema_name=SCHEMA_NAME.parse(schema_name),
+        schema_dir=SCHEMA_DIR.parse(schema_dir),
         overwrite=overwrite,
         confirm=lambda question: yes or cli.confirm(question),
     )
@@ -249,23 +300,30 @@ def schema_setup(
 @task(
     name="update",
     help={
-        "target_version": "Stop at this version (default: the newest).",
+        "target_version": TARGET_VERSION.help("Stop at this version", "the newest"),
         "schema_name": SCHEMA_NAME_HELP,
         "schema_dir": SCHEMA_DIR_HELP,
     },
 )
 @cli.reported
-def schema_update(c: Context, target_version: str = "", schema_name: str = "", schema_dir: str = "") -> None:
+def schema_update(
+    c: Context, target_version: str | None = None, schema_name: str | None = None, schema_dir: str | None = None
+) -> None:
     """Apply versioned migrations up to the target version."""
-    operations.schema_update(cli.settings_for(ROOT), target_version=target_version, schema_name=schema_name,
-                             schema_dir=schema_dir)  # fmt: skip
+    operations.schema_update(
+        cli.settings_for(ROOT),
+        target_version=TARGET_VERSION.parse(target_version),
+        schema_name=SCHEMA_NAME.parse(schema_name),
+        schema_dir=SCHEMA_DIR.parse(schema_dir),
+    )
 
 
 @task(name="validate", help={"schema_name": SCHEMA_NAME_HELP, "schema_dir": SCHEMA_DIR_HELP})
 @cli.reported
-def schema_validate(c: Context, schema_name: str = "", schema_dir: str = "") -> None:
+def schema_validate(c: Context, schema_name: str | None = None, schema_dir: str | None = None) -> None:
     """Report the applied schema version and any drift from the schema files; non-zero if behind or missing tables."""
-    operations.schema_validate(cli.settings_for(ROOT), schema_name=schema_name, schema_dir=schema_dir)
+    operations.schema_validate(cli.settings_for(ROOT), schema_name=SCHEMA_NAME.parse(schema_name),
+                               schema_dir=SCHEMA_DIR.parse(schema_dir))  # fmt: skip
 
 
 @task(

@@ -13,6 +13,8 @@ from temporal_dsql_deploy.runtime.components import Paths
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# An access key id of the form DSQL_LOCAL_ACCESS_KEY_ID takes, plainly not a real one.
+FAKE_ACCESS_KEY_ID = "LOCALTESTKEY" + "0" * 8
 # Settings of a real-looking DSQL endpoint (nothing connects to it in unit tests).
 DSQL = {
     "TEMPORAL_SQL_HOST": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",

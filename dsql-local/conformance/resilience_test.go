@@ -164,7 +164,7 @@ func TestTenThousandRapidConnects(t *testing.T) {
 				if _, err := raw.Read(answer); err == nil && answer[0] == 'S' {
 					served.Add(1)
 				} else if err == nil && answer[0] == 'E' {
-					refused.Add(1) // the connection-rate error (53400), sent before TLS
+					refused.Add(1) // a refusal before TLS: too many connections authenticating at once (53300)
 				} else {
 					other.Add(1)
 				}
@@ -173,13 +173,19 @@ func TestTenThousandRapidConnects(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("10,000 connects: %d offered TLS, %d refused by the rate limit, %d other", served.Load(), refused.Load(), other.Load())
-	if refused.Load() == 0 {
-		t.Error("10,000 connects in a burst were never limited (DSQL: 100/s, burst 1,000)")
-	}
+	t.Logf("10,000 connects: %d offered TLS, %d refused before TLS, %d other", served.Load(), refused.Load(), other.Load())
 	if other.Load() > 0 {
 		t.Errorf("%d connects neither served nor refused cleanly", other.Load())
 	}
-	time.Sleep(1200 * time.Millisecond) // let the bucket refill a little
+	// None of them showed a token, so none spent the connection-rate budget (100/s, burst 1,000): a good
+	// client is let in at once, with no wait for the bucket to refill. (That the budget holds authenticated
+	// connections to DSQL's rate is the proxy package's unit test, on a budget of 2.)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := g.connect(ctx, "")
+	if err != nil {
+		t.Fatalf("a good client right after 10,000 unauthenticated connects: %v", err)
+	}
+	conn.Close(ctx)
 	healthy(t, g)
 }

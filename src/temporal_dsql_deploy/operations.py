@@ -23,6 +23,7 @@ from temporal_dsql_deploy.database.schema import (
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.observability.top import watch
+from temporal_dsql_deploy.owned_paths import check_owned
 from temporal_dsql_deploy.runtime import docker_runtime
 from temporal_dsql_deploy.runtime.components import (
     Installer,
@@ -37,14 +38,6 @@ from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 Runtime = Literal["local", "docker"]
-
-
-def runtime_of(value: str) -> Runtime:
-    if value == "local":
-        return "local"
-    if value == "docker":
-        return "docker"
-    raise DeployError(f"--runtime {value!r} is not known", "use --runtime local (default) or --runtime docker")
 
 
 def _report(message: str) -> None:
@@ -92,16 +85,32 @@ def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
     _endpoints(settings, runtime)
 
 
-def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: bool) -> None:
+def down(settings: Settings, project_root: Path, runtime: Runtime, *, volumes: bool, yes: bool = False) -> None:
     if runtime == "docker":
+        if volumes:
+            _confirm_deletion("the Docker stack's volumes (databases, indexes)", yes)
         docker_runtime.down(settings, project_root, volumes=volumes)
         cli.say("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
         return
     stack = LocalStack(settings, project_root)
-    was_running = stack.down(installed_process_compose(settings), volumes=volumes)
-    cli.say("stopped the local stack" if was_running else "the local stack was not running")
+    stack.check_runs_from_here()
+    if volumes:
+        # Refused before the question, not after; nothing (a marker included) is written before the answer.
+        check_owned(stack.layout.all_data, project_root=project_root, owner=stack.layout.root)
+        _confirm_deletion(f"the local stack's data in {stack.layout.all_data} (databases, indexes)", yes)
+    stopped = stack.down(installed_process_compose(settings), volumes=volumes)
+    if stopped.leftovers:
+        cli.say(f"stopped {len(stopped.leftovers)} processes of the stack that ran without their supervisor: "
+                + ", ".join(p.describe() for p in stopped.leftovers))  # fmt: skip
+    cli.say("stopped the local stack" if stopped.anything else "the local stack was not running")
     if volumes:
         cli.say(f"deleted its data in {stack.layout.all_data}")
+
+
+def _confirm_deletion(what: str, yes: bool) -> None:
+    if not yes and not cli.confirm(f"This will delete {what}. Continue?"):
+        raise DeployError("down --volumes cancelled; nothing was stopped or deleted",
+                          "run `invoke down --volumes --yes` to skip the question")  # fmt: skip
 
 
 def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
@@ -110,7 +119,9 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
         rows = [(c.service, c.state, c.health, c.ports) for c in containers]
         bad = [c.service for c in containers if not c.ok]
     else:
-        states = LocalStack(settings, project_root).states(_supervisor(settings))
+        stack = LocalStack(settings, project_root)
+        stack.check_runs_as_configured(installed_process_compose(settings))
+        states = stack.states(_supervisor(settings))
         rows = _local_rows(states)
         bad = [s.name for s in states if not s.ok]
     cli.console.print(_table(rows))
@@ -119,10 +130,6 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
 
 
 def top(settings: Settings, runtime: Runtime, interval_s: float, rounds: int | None) -> None:
-    if interval_s <= 0:
-        raise DeployError(f"--interval {interval_s:g} must be more than 0 seconds", "use e.g. --interval 5")
-    if rounds is not None and rounds < 1:
-        raise DeployError(f"--rounds {rounds} must be 1 or more", "leave it out to watch until Ctrl-C")
     # Compose publishes the store on PUBLISH_ADDRESS; 0.0.0.0 there is reached on loopback.
     host = "127.0.0.1" if runtime == "local" or settings.publish_address == "0.0.0.0" else settings.publish_address  # noqa: S104
     store = MetricsStore(f"http://{host}:{settings.metrics_port}")

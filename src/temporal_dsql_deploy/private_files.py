@@ -1,9 +1,26 @@
-"""Files only their owner may read (passwords, generated credentials, a .env with secrets)."""
+"""Files only their owner may read (passwords, generated credentials, a .env with secrets), and the one
+translation of the filesystem's refusals to write the stack's state into an error a user can act on."""
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from temporal_dsql_deploy.errors import DeployError
+
+# errno -> (what it means, what to do there); any other OSError is a bug and keeps its traceback.
+_REFUSALS = {
+    errno.ENOSPC: ("the filesystem is full", "free space there"),
+    errno.EDQUOT: ("the disk quota is used up", "free space there (or raise the quota)"),
+    errno.EROFS: ("the filesystem is read-only", "make it writable"),
+    errno.EACCES: ("permission denied", f"make it writable for user {os.geteuid()}"),
+    errno.EPERM: ("operation not permitted", f"make it writable for user {os.geteuid()}"),
+    errno.ENOTDIR: ("a file stands where a directory must be", "move that file away"),
+}
 
 
 def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
@@ -14,3 +31,28 @@ def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
     os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+@contextmanager
+def state_writes(setting: str, where: Path, *, name_where: bool = False) -> Iterator[None]:
+    """Turn a write refused for lack of space or permission under `where` (in the directory `setting` names)
+    into one DeployError naming the path (the one refused, or `where` if `name_where`), the cause and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _REFUSALS:
+            raise
+        cause, fix = _REFUSALS[exc.errno]
+        path = where if name_where else exc.filename or where  # a write(2) on an open file names no path
+        raise DeployError(f"cannot write {path}: {cause}", f"{fix}, or set {setting} to another directory") from None
+
+
+def probe_writable(directory: Path, setting: str) -> None:
+    """Fail now, naming the directory, if a file cannot be created in it (read-only, not ours, full)."""
+    with (
+        state_writes(setting, directory, name_where=True),
+        tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-") as probe,
+    ):
+        probe.write(b"probe")
+        probe.flush()
+        os.fsync(probe.fileno())  # a full filesystem may refuse only when the data is written out

@@ -16,6 +16,9 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.settings.environment import tool_environment
 
 OUTPUT_TAIL_LINES = 15
+# A tool that prints a whole template or response body on one line (several KB) around its error is shown the
+# start of that line only, so the error stays readable.
+OUTPUT_LINE_CHARACTERS = 300
 INTERRUPT_GRACE_S = 60
 
 
@@ -26,7 +29,14 @@ class Completed:
     stderr: str
 
     def tail(self, lines: int = OUTPUT_TAIL_LINES) -> str:
-        return "\n".join((self.stdout + self.stderr).strip().splitlines()[-lines:])
+        """The output's last lines, each cut to OUTPUT_LINE_CHARACTERS."""
+        last = (self.stdout + self.stderr).strip().splitlines()[-lines:]
+        return "\n".join(_clipped(line) for line in last)
+
+
+def _clipped(line: str) -> str:
+    cut = len(line) - OUTPUT_LINE_CHARACTERS
+    return line if cut <= 0 else f"{line[:OUTPUT_LINE_CHARACTERS]}… ({cut:,} more characters)"
 
 
 def run_program(

@@ -20,6 +20,7 @@ from temporal_dsql_deploy.database.dsql_schema import upstream_label, write_tran
 from temporal_dsql_deploy.database.local_postgres import init_data_dir
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, ensure_schema
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.owned_paths import make_owned_dir
 from temporal_dsql_deploy.runtime.components import (
     Installer,
     TemporalServer,
@@ -52,7 +53,9 @@ def postgres_port() -> Iterator[int]:
         shutil.chown(root, "postgres", "postgres")
     data, port = root / "data", _free_port()
     owner = base.model_copy(update={"temporal_sql_user": "temporal", "temporal_sql_password": SecretStr(PASSWORD)})
-    init_data_dir(data, bin_dir, owner)
+    project_root = Path(__file__).resolve().parents[2]
+    make_owned_dir(root, project_root=project_root)  # the product deletes only what it made and marked
+    init_data_dir(data, bin_dir, owner, project_root=project_root, owner=root)
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",

@@ -29,7 +29,7 @@ def run_task(
         data = env_file.encode() if isinstance(env_file, str) else env_file
         (project / ".env").write_bytes(data)
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields and not k.startswith("AWS_")}
-    variables = {**clean, "CACHE_DIR": str(project / "cache"), "AWS_EC2_METADATA_DISABLED": "true",
+    variables = {**clean, "CACHE_DIR": str(project.parent / "cache"), "AWS_EC2_METADATA_DISABLED": "true",
                  "AWS_CONFIG_FILE": str(project / "no-aws-config"),
                  "AWS_SHARED_CREDENTIALS_FILE": str(project / "no-aws-credentials"), **env}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "invoke", "-r", str(project), *args], cwd=project, env=variables,

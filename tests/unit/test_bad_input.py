@@ -79,7 +79,7 @@ def test_local_dsql_profile_before_the_stack_ever_ran(project: Path) -> None:
 def test_build_from_a_missing_source_leaves_nothing(project: Path) -> None:
     result = run_task(project, "build", "--source", str(project / "nonexistent"))
     assert_clear_error(result, "--source", "not a Temporal server checkout")
-    assert not (project / "cache").exists()
+    assert not (project.parent / "cache").exists()
 
 
 def test_deploy_preflight_lists_every_missing_prerequisite(project: Path) -> None:
@@ -100,7 +100,7 @@ def test_world_readable_env_with_a_secret_draws_a_warning(project: Path) -> None
     assert "warning:" not in run_task(project, "compose", "--output", str(project / "c.yml")).stderr
 
 
-@pytest.mark.parametrize("task", ["down", "logs", "cleanup --yes"])
+@pytest.mark.parametrize("task", ["down", "logs all", "cleanup --yes"])
 def test_stack_control_needs_only_what_it_touches(project: Path, task: str) -> None:
     result = run_task(project, *task.split())  # an empty component cache: nothing was ever installed
     assert result.returncode == 0, result.stderr

@@ -110,7 +110,9 @@ def test_every_problem_is_reported_at_once(make_settings: MakeSettings) -> None:
 
 def test_secrets_never_appear_in_repr_or_errors(make_settings: MakeSettings) -> None:
     secret = "hunter2-very-secret"
-    settings = make_settings(TEMPORAL_SQL_PASSWORD=secret, TEMPORAL_ELASTICSEARCH_PASSWORD=secret)
+    settings = make_settings(
+        TEMPORAL_SQL_PASSWORD=secret, TEMPORAL_ELASTICSEARCH_USERNAME="temporal", TEMPORAL_ELASTICSEARCH_PASSWORD=secret
+    )
     assert secret not in repr(settings)
     assert secret not in str(settings)
     assert settings.temporal_sql_password is not None

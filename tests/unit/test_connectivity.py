@@ -58,7 +58,10 @@ def test_expired_credentials_are_named(no_aws_files: pytest.MonkeyPatch) -> None
     sts = boto3.client("sts", region_name="us-east-1")
     with Stubber(sts) as stub:
         stub.add_client_error("get_caller_identity", service_error_code="ExpiredToken", http_status_code=403)
-        assert aws.credential_problem("us-east-1", sts=sts) == "the AWS credentials have expired"
+        problem = aws.credential_problem("us-east-1", sts=sts)
+        assert problem is not None
+        assert problem.problem == "the AWS credentials have expired"
+        assert problem.fix == aws.CREDENTIAL_FIX
 
 
 def test_region_that_does_not_match_the_endpoint(make_settings: MakeSettings, no_aws_files: pytest.MonkeyPatch) -> None:

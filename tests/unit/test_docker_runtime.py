@@ -91,7 +91,7 @@ def test_status_fails_on_an_unhealthy_container(fake_docker: dict[str, str]) -> 
 
 def test_down_with_volumes(fake_docker: dict[str, str]) -> None:
     env = {**fake_docker, "FAKE_DOCKER_ENGINE": "1"}
-    result = _invoke(env, "down", "--runtime", "docker", "--volumes")
+    result = _invoke(env, "down", "--runtime", "docker", "--volumes", "--yes")  # deleting data asks first
     assert result.returncode == 0, result.stderr
     down_call = next(call for call in _calls(env) if "down" in call)
     assert down_call[-2:] == ["down", "--volumes"]

@@ -336,3 +336,93 @@ def test_an_interrupted_task_says_so_and_how_to_go_on(capsys: pytest.CaptureFixt
     assert "error: deploy was interrupted" in stderr
     assert "fix: run the same command again" in stderr
     assert "Traceback" not in stderr
+
+
+def _pair_state(primary: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """The state of a multi-Region pair: both clusters (the peer under count), as `terraform show -json` lists them."""
+    resources = [
+        {
+            "address": address,
+            "type": "aws_dsql_cluster",
+            "values": state["values"]["root_module"]["resources"][0]["values"],
+        }
+        for address, state in (("aws_dsql_cluster.primary", primary), ("aws_dsql_cluster.peer[0]", peer))
+    ]
+    resources.append({"address": "aws_iam_policy.temporal_dsql_connect", "type": "aws_iam_policy", "values": {}})
+    return {"values": {"root_module": {"resources": resources}}}
+
+
+DESTROY_PAIR_PLAN = {"resource_changes": [
+    {"address": "aws_dsql_cluster.primary", "change": {"actions": ["delete"]}},
+    {"address": "aws_dsql_cluster.peer[0]", "change": {"actions": ["delete"]}},
+    {"address": "aws_iam_policy.temporal_dsql_connect", "change": {"actions": ["delete"]}},
+]}  # fmt: skip
+
+
+def test_cleanup_refuses_listing_every_cluster_it_would_not_destroy(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    """The peer counts as much as the primary: each refused cluster is named with its reasons, before any plan."""
+    primary = _cluster({"Project": "demo"}, protected=True)  # turned on outside Terraform: seen live
+    peer = _cluster({"Project": "someone-else"})
+    _reply(project, "state.json", _pair_state(_state(primary, "demo", False), _state(peer, "someone-else", False)))
+    stack_exists = _generated(project)
+    with pytest.raises(DeployError) as caught:
+        _cleanup(project)
+    message = str(caught.value)
+    assert "refusing to destroy 2 of the 2 DSQL clusters" in message
+    assert f"cluster {primary['identifier']} (aws_dsql_cluster.primary): deletion protection is on" in message
+    assert f"cluster {peer['identifier']} (aws_dsql_cluster.peer[0]): the Terraform state tags it" in message
+    assert "Project='someone-else'" in message
+    assert [call[0] for call in _calls(project)] == ["show"], "refused before planning or asking anything"
+    assert stack_exists()
+
+
+def test_cleanup_refuses_when_only_the_peer_is_protected(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    primary = _cluster({"Project": "demo"})
+    peer = _cluster({"Project": "demo"})
+    _reply(project, "state.json", _pair_state(_state(primary, "demo", False), _state(peer, "demo", True)))
+    with pytest.raises(DeployError) as caught:
+        _cleanup(project)
+    assert "refusing to destroy 1 of the 2 DSQL clusters" in str(caught.value)
+    assert f"cluster {peer['identifier']} (aws_dsql_cluster.peer[0]): deletion protection is on" in str(caught.value)
+    assert primary["identifier"] not in str(caught.value)
+    assert "plan" not in [call[0] for call in _calls(project)]
+
+
+def test_cleanup_shows_the_destroy_plan_before_asking(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    primary, peer = _cluster({"Project": "demo"}), _cluster({"Project": "demo"})
+    _reply(project, "state.json", _pair_state(_state(primary, "demo", False), _state(peer, "demo", False)))
+    _reply(project, "plan.json", DESTROY_PAIR_PLAN)
+    stack_exists = _generated(project)
+    seen: list[str] = []
+
+    def confirm(question: str) -> bool:
+        seen.append(f"asked: {question}")
+        return False
+
+    with pytest.raises(DeployError, match="cleanup cancelled; nothing was changed"):
+        infra.cleanup(_settings(project), project, destroy_infra=True, yes=False, confirm=confirm,
+                      report=seen.append)  # fmt: skip
+    plan_shown = next(
+        i for i, line in enumerate(seen) if "0 to create, 0 to change, 0 to replace, 3 to destroy" in line
+    )
+    asked = next(i for i, line in enumerate(seen) if line.startswith("asked:"))
+    assert plan_shown < asked
+    for address in ("aws_dsql_cluster.primary", "aws_dsql_cluster.peer[0]", "aws_iam_policy.temporal_dsql_connect"):
+        assert f"  - {address}" in seen[plan_shown]
+    assert "destroy the 3 resources above" in seen[asked]
+    assert primary["identifier"] in seen[asked]
+    assert peer["identifier"] in seen[asked]
+    assert "apply" not in [call[0] for call in _calls(project)]
+    assert stack_exists()
+    assert not (project / "terraform" / "tfplan").exists()
+
+
+def test_cleanup_applies_the_plan_it_showed_for_both_clusters(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    primary, peer = _cluster({"Project": "demo"}), _cluster({"Project": "demo"})
+    _reply(project, "state.json", _pair_state(_state(primary, "demo", False), _state(peer, "demo", False)))
+    _reply(project, "plan.json", DESTROY_PAIR_PLAN)
+    done = _cleanup(project)
+    assert [call[0] for call in _calls(project)] == ["show", "plan", "show", "apply"]  # one plan, applied as shown
+    assert _calls(project)[-1][-1] == "tfplan"
+    assert f"destroyed DSQL cluster {primary['identifier']}" in done
+    assert f"destroyed DSQL cluster {peer['identifier']}" in done

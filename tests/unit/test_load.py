@@ -5,14 +5,16 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from invoke import Context
 
+from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.load.command import BenchRequest, load_of
+from temporal_dsql_deploy.load import command
 from temporal_dsql_deploy.load.driver import Outcome
 from temporal_dsql_deploy.load.probes import scrape
 from temporal_dsql_deploy.load.report import (
@@ -23,6 +25,8 @@ from temporal_dsql_deploy.load.report import (
     write_json,
     write_plot,
 )
+from temporal_dsql_deploy.settings.config import Settings
+from tests.conftest import load_tasks
 
 
 def test_percentiles_interpolate_between_samples() -> None:
@@ -76,16 +80,23 @@ def test_json_and_png_are_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "named"),
-    [({"shape": "huge"}, "--shape"), ({"workflows": 0}, "--workflows"), ({"concurrency": 0}, "--concurrency"),
-     ({"rate": -1.0}, "--rate"), ({"max_p99_s": -2.0}, "--max-p99")],
+    ("flags", "named"),
+    [({"shape": "huge"}, "--shape 'huge'"), ({"workflows": "0"}, "--workflows '0'"),
+     ({"workflows": "100001"}, "--workflows '100001'"), ({"concurrency": "x"}, "--concurrency 'x'"),
+     ({"rate": "-1"}, "--rate '-1'"), ({"max_p99": "fast"}, "--max-p99 'fast'"),
+     ({"min_throughput": "nan"}, "--min-throughput 'nan'"), ({"output": ""}, "--output ''")],
 )  # fmt: skip
-def test_bad_bench_flags_are_clear_errors(changes: dict[str, object], named: str, tmp_path: Path) -> None:
-    values: dict[str, object] = {"workflows": 10, "concurrency": 2, "rate": 0.0, "shape": "hello", "compare": False,
-                                 "output": tmp_path, "min_throughput": 0.0, "max_p99_s": 0.0}  # fmt: skip
+def test_bad_bench_flags_are_clear_errors(
+    flags: dict[str, str], named: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*_args: object) -> None:
+        raise AssertionError("the benchmark ran despite a bad flag")
+
+    monkeypatch.setattr(cli, "settings_for", lambda _root: make_settings())
+    monkeypatch.setattr(command, "run_bench", never)
     with pytest.raises(DeployError) as caught:
-        load_of(BenchRequest(**{**values, **changes}))  # type: ignore[arg-type]
-    assert named in caught.value.problem
+        load_tasks()["bench"].body.__wrapped__(Context(), **flags)
+    assert caught.value.problem.startswith(named)
     assert caught.value.fix
 
 

@@ -52,12 +52,12 @@ def test_a_directory_missing_what_every_cluster_has_is_damaged(tmp_path: Path, l
 
 
 def test_up_with_a_damaged_database_starts_and_installs_nothing(project: Path) -> None:
-    stack = project / "stack"
+    stack = project / ".stack"  # unmarked: as an earlier version left it at the default place
     (_cluster_dir(stack) / "global" / "pg_control").unlink()
     result = run_task(project, "up", STACK_DIR=str(stack))
     assert_clear_error(result, "is damaged", "global/pg_control")
     assert sorted(p.name for p in stack.iterdir()) == ["data"]  # no config, logs or socket written
-    assert not (project / "cache").exists()  # nothing installed
+    assert not (project.parent / "cache").exists()  # nothing installed
 
 
 @pytest.fixture
@@ -88,4 +88,12 @@ def test_up_on_a_full_disk_starts_and_installs_nothing(project: Path, small_disk
     result = run_task(project, "up", STACK_DIR=str(stack))
     assert_clear_error(result, f"STACK_DIR {stack}", "MiB free")
     assert not stack.exists()
-    assert not (project / "cache").exists()
+    assert not (project.parent / "cache").exists()
+
+
+def test_a_search_engine_port_the_local_runner_cannot_bind_starts_and_installs_nothing(project: Path) -> None:
+    # Both engines' runners bind no HTTP port above 9299 (their hard-coded maximum) and exit at start.
+    result = run_task(project, "up", TEMPORAL_ELASTICSEARCH_PORT="9300")
+    assert_clear_error(result, "TEMPORAL_ELASTICSEARCH_PORT=9300", "9299")
+    assert not (project / ".stack").exists()  # nothing written
+    assert not (project.parent / "cache").exists()  # nothing installed

@@ -93,7 +93,9 @@ def test_hosts_resolve_to_service_names(make_settings: MakeSettings, plugin: str
 
 def test_remote_persistence_keeps_its_endpoint(make_settings: MakeSettings) -> None:
     host = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
-    settings = make_settings(TEMPORAL_SQL_HOST=host, TEMPORAL_SQL_PASSWORD="never-rendered")
+    settings = make_settings(
+        TEMPORAL_SQL_HOST=host, TEMPORAL_SQL_TLS_ENABLED="true", TEMPORAL_SQL_PASSWORD="never-rendered"
+    )
     text = render_compose(build_stack(settings), settings, "amd64")
     document = yaml.safe_load(text)
     assert "postgresql" not in document["services"]

@@ -61,7 +61,7 @@ def test_every_task_and_argument_has_help() -> None:
 
 @pytest.mark.parametrize("task", GUIDE_TASKS)
 def test_bad_port_fails_every_task_naming_the_variable(task: str) -> None:
-    result = _invoke(task, TEMPORAL_SQL_PORT="abc")
+    result = _invoke(*{"logs": ["logs", "all"]}.get(task, [task]), TEMPORAL_SQL_PORT="abc")
     assert result.returncode != 0
     assert "TEMPORAL_SQL_PORT" in result.stderr
     assert "Traceback" not in result.stderr

@@ -95,4 +95,4 @@ def test_multi_region_pair_is_optional() -> None:
 
 def test_provider_version_supports_dsql() -> None:
     required = str(_parse()["terraform"])
-    assert ">= 5.100.0" in required
+    assert '"= 5.100.0"' in required  # exact (its hashes: .terraform.lock.hcl), and new enough for the peer cluster

@@ -13,6 +13,7 @@ from invoke import Context
 from moto import mock_aws
 
 from temporal_dsql_deploy import cli
+from temporal_dsql_deploy.owned_paths import MARKER
 from temporal_dsql_deploy.runtime.components import PROCESS_COMPOSE_VERSION
 from tests.conftest import PROJECT_ROOT, load_tasks
 
@@ -63,8 +64,11 @@ def world(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.Monk
     # A supervisor that is installed and a socket that exists: down/status must ask the supervisor.
     installed = tmp_path / "cache" / "components" / "process-compose" / PROCESS_COMPOSE_VERSION
     installed.mkdir(parents=True)
+    (installed / "process-compose").write_bytes(b"")
+    (installed / "process-compose").chmod(0o755)  # an installed supervisor is an executable file
     (installed / ".complete").write_text("ok\n", encoding="utf-8")
     (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / MARKER).touch()  # made by an earlier `up`
     (tmp_path / "stack" / "process-compose.sock").write_text("", encoding="utf-8")
     with mock_aws():
         yield clean_env

@@ -87,7 +87,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	adminServer := &http.Server{Addr: *adminListen, Handler: admin.Handler(server, catalog), ReadHeaderTimeout: 5 * time.Second}
+	adminServer := admin.NewServer(*adminListen, admin.Handler(server, catalog))
 	go func() {
 		if err := adminServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin endpoint stopped", "error", err)

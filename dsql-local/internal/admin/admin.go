@@ -4,6 +4,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -13,6 +14,25 @@ import (
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 )
+
+// The admin server's timeouts. No request to it carries more than a short form, so reading one is
+// bounded tightly. The longest answer is a profile: pprof's CPU profile lasts 30 s by default and as
+// long as `?seconds=` asks, and Go's pprof moves the write deadline out by those seconds
+// itself, so the stand-in refuses more than MaxProfileSeconds; WriteTimeout outlasts that too, for a
+// toolchain whose pprof does not move it.
+const (
+	ReadHeaderTimeout = 5 * time.Second  // a slow or silent client gives up its connection this soon
+	ReadTimeout       = 10 * time.Second // headers and body: a /faults form is a few dozen bytes
+	WriteTimeout      = 65 * time.Second // the longest profile and its writing; /healthz gives up after 3 s
+	IdleTimeout       = 60 * time.Second // past the scraper's default 15 s interval, so its connection is reused
+	MaxProfileSeconds = 60               // twice pprof's default 30 s
+)
+
+// NewServer is the admin HTTP server on address, with every timeout set.
+func NewServer(address string, handler http.Handler) *http.Server {
+	return &http.Server{Addr: address, Handler: handler, ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout}
+}
 
 // Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
 // seed=N: that fraction of commits fails with OC000, deterministically per seed), GET /stats (connections now,
@@ -57,9 +77,23 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 		writeFaults(w, server)
 	})
 	// Profiles, for finding where the stand-in spends its time (the endpoint listens on loopback).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/", boundedProfile(pprof.Index)) // heap, goroutine...: ?seconds= for a delta
+	mux.HandleFunc("GET /debug/pprof/profile", boundedProfile(pprof.Profile))
 	return mux
+}
+
+// boundedProfile refuses a profile longer than MaxProfileSeconds, which pprof would let hold the
+// connection (its write deadline moved out by as much) for as long as the client asked.
+func boundedProfile(profile http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if value := r.FormValue("seconds"); value != "" {
+			if seconds, err := strconv.ParseFloat(value, 64); err == nil && seconds > MaxProfileSeconds {
+				http.Error(w, fmt.Sprintf("profiles last at most %d seconds", MaxProfileSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		profile(w, r)
+	}
 }
 
 func writeFaults(w http.ResponseWriter, server *proxy.Server) {

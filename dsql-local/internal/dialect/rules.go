@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -8,9 +9,12 @@ import (
 	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
 )
 
+// DSQL's schema limits (CHAP_quotas) and its smallest large sequence cache (create-sequence-syntax-support).
 const (
-	maxKeyColumns = 8
-	minBigCache   = 65536
+	maxKeyColumns   = 8
+	maxTableColumns = 255
+	maxIndexes      = 24
+	minBigCache     = 65536
 )
 
 // Types DSQL refuses in a primary or index key (supported-data-types).
@@ -53,6 +57,9 @@ func refusal(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Error {
 		if _, ok := message.(*pg_query.RangeTableSample); ok {
 			found = notSupported("tablesample", "TABLESAMPLE clause not supported")
 		}
+		if copy, ok := message.(*pg_query.CopyStmt); ok { // also inside a BEGIN ATOMIC function body
+			found = copyRule(copy)
+		}
 	})
 	if found != nil {
 		return found
@@ -82,9 +89,14 @@ func statementRule(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Err
 	case node.GetIndexStmt() != nil:
 		return indexRule(node.GetIndexStmt(), async, catalog)
 	case node.GetCreateSeqStmt() != nil:
+		if err := sequenceTypeRule(node.GetCreateSeqStmt().GetOptions()); err != nil {
+			return err
+		}
 		return cacheRule(node.GetCreateSeqStmt().GetOptions(), "CREATE SEQUENCE")
+	case node.GetAlterSeqStmt() != nil:
+		return sequenceTypeRule(node.GetAlterSeqStmt().GetOptions())
 	case node.GetAlterTableStmt() != nil:
-		return alterTableRule(node.GetAlterTableStmt())
+		return alterTableRule(node.GetAlterTableStmt(), catalog)
 	case node.GetTransactionStmt() != nil:
 		return transactionRule(node.GetTransactionStmt())
 	case node.GetVariableSetStmt() != nil:
@@ -114,16 +126,63 @@ func statementRule(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Err
 }
 
 func functionRule(function *pg_query.CreateFunctionStmt) *sqlerr.Error {
-	language := "sql"
+	language, body := "sql", ""
 	for _, option := range function.GetOptions() {
-		if def := option.GetDefElem(); def != nil && def.GetDefname() == "language" {
+		def := option.GetDefElem()
+		switch def.GetDefname() {
+		case "language":
 			language = strings.ToLower(def.GetArg().GetString_().GetSval())
+		case "as":
+			if items := def.GetArg().GetList().GetItems(); len(items) == 1 {
+				body = items[0].GetString_().GetSval()
+			}
 		}
 	}
 	if language != "sql" {
 		return notSupported("function_language", "CREATE FUNCTION with language %s not supported", language)
 	}
+	// A SQL function may COPY to or from a server file or program (only COPY to or from the client is
+	// refused in one), so its body is held to the COPY rule as a statement of its own would be.
+	if tree, err := pg_query.Parse(body); err == nil && body != "" {
+		for _, raw := range tree.GetStmts() {
+			var found *sqlerr.Error
+			walk(raw.GetStmt().ProtoReflect(), func(message any) {
+				if copy, ok := message.(*pg_query.CopyStmt); ok && found == nil {
+					found = copyRule(copy)
+				}
+			})
+			if found != nil {
+				return found
+			}
+		}
+	}
 	return nil
+}
+
+// The hint PostgreSQL gives a role that may not COPY on the server.
+const copyHint = "Anyone can COPY to stdout or from stdin. psql's \\copy command also works for anyone."
+
+// copyRule: COPY to or from a file or a program on the server is refused, as PostgreSQL 16 (DSQL's
+// engine) refuses it to a role without pg_read_server_files, pg_write_server_files or
+// pg_execute_server_program, which DSQL's admin is not given: DSQL loads data with psql's \copy, COPY
+// FROM STDIN over the connection (loading-data). COPY FROM STDIN and TO STDOUT pass.
+func copyRule(copy *pg_query.CopyStmt) *sqlerr.Error {
+	var refusal *sqlerr.Error
+	switch {
+	case copy.GetIsProgram():
+		refusal = refuse(sqlerr.InsufficientPrivilege, "copy_program", "permission denied to COPY to or from an external program")
+		refusal.Detail = `Only roles with privileges of the "pg_execute_server_program" role may COPY to or from an external program.`
+	case copy.GetFilename() == "":
+		return nil // STDIN or STDOUT: the data travels over the connection
+	case copy.GetIsFrom():
+		refusal = refuse(sqlerr.InsufficientPrivilege, "copy_file", "permission denied to COPY from a file")
+		refusal.Detail = `Only roles with privileges of the "pg_read_server_files" role may COPY from a file.`
+	default:
+		refusal = refuse(sqlerr.InsufficientPrivilege, "copy_file", "permission denied to COPY to a file")
+		refusal.Detail = `Only roles with privileges of the "pg_write_server_files" role may COPY to a file.`
+	}
+	refusal.Hint = copyHint
+	return refusal
 }
 
 func typeName(name *pg_query.TypeName) string {
@@ -182,17 +241,31 @@ func createTableRule(create *pg_query.CreateStmt) *sqlerr.Error {
 			}
 		}
 	}
+	if len(types) > maxTableColumns {
+		return tooManyColumns()
+	}
 	for _, key := range keys {
 		if err := keyRule(key, types); err != nil {
 			return err
 		}
 	}
+	if len(keys) > maxIndexes {
+		return tooManyIndexes()
+	}
 	return nil
+}
+
+func tooManyColumns() *sqlerr.Error {
+	return refuse(sqlerr.TooManyColumns, "table_columns", "tables can have at most %d columns", maxTableColumns)
+}
+
+func tooManyIndexes() *sqlerr.Error {
+	return refuse(sqlerr.ProgramLimitExceeded, "table_indexes", "more than %d indexes per table are not allowed", maxIndexes)
 }
 
 func keyRule(columns []string, types map[string]string) *sqlerr.Error {
 	if len(columns) > maxKeyColumns {
-		return refuse(sqlerr.ProgramLimitExceeded, "key_columns", "a key may have at most %d columns, this one has %d", maxKeyColumns, len(columns))
+		return refuse(sqlerr.TooManyColumns, "key_columns", "more than %d column keys in an index are not supported", maxKeyColumns)
 	}
 	for _, column := range columns {
 		if refusedKeyTypes[types[column]] {
@@ -210,16 +283,35 @@ func indexRule(index *pg_query.IndexStmt, async bool, catalog Catalog) *sqlerr.E
 		return notSupported("index_concurrently", "CREATE INDEX CONCURRENTLY is not supported; use CREATE INDEX ASYNC")
 	}
 	var columns []string
-	for _, param := range index.GetIndexParams() {
-		if name := param.GetIndexElem().GetName(); name != "" {
-			columns = append(columns, strings.ToLower(name))
-		}
+	for _, param := range index.GetIndexParams() { // an expression is a key column too, named "" here
+		columns = append(columns, strings.ToLower(param.GetIndexElem().GetName()))
 	}
-	types, err := catalog.ColumnTypes(strings.ToLower(index.GetRelation().GetRelname()))
+	table := strings.ToLower(index.GetRelation().GetRelname())
+	types, err := catalog.ColumnTypes(table)
 	if err != nil {
 		types = map[string]string{} // an unknown table: PostgreSQL reports it
 	}
-	return keyRule(columns, types)
+	if err := keyRule(columns, types); err != nil {
+		return err
+	}
+	if count, err := catalog.IndexCount(table); err == nil && count >= maxIndexes {
+		return tooManyIndexes()
+	}
+	return nil
+}
+
+// sequenceTypeRule: DSQL's sequences are bigint (create-sequence-syntax-support: "data_type is BIGINT").
+func sequenceTypeRule(options []*pg_query.Node) *sqlerr.Error {
+	for _, option := range options {
+		def := option.GetDefElem()
+		if def.GetDefname() != "as" {
+			continue
+		}
+		if kind := typeName(def.GetArg().GetTypeName()); kind != "int8" && kind != "bigint" {
+			return notSupported("sequence_type", "datatype %s not supported, sequence type must be bigint", kind)
+		}
+	}
+	return nil
 }
 
 // cacheRule: DSQL's sequences and identity columns must state CACHE 1 or CACHE >= 65536.
@@ -235,18 +327,36 @@ func cacheRule(options []*pg_query.Node, what string) *sqlerr.Error {
 	return notSupported("sequence_cache", "%s is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1", what)
 }
 
-func alterTableRule(alter *pg_query.AlterTableStmt) *sqlerr.Error {
+// alterTableRule: the forms DSQL's ALTER TABLE page lists, and its limits on columns and keys.
+func alterTableRule(alter *pg_query.AlterTableStmt, catalog Catalog) *sqlerr.Error {
+	table := strings.ToLower(alter.GetRelation().GetRelname())
+	added := 0
 	for _, command := range alter.GetCmds() {
 		cmd := command.GetAlterTableCmd()
 		switch cmd.GetSubtype() {
 		case pg_query.AlterTableType_AT_AlterColumnType:
 			return notSupported("alter_column_type", "unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement")
+		case pg_query.AlterTableType_AT_SetNotNull:
+			return notSupported("alter_set_not_null", "unsupported ALTER TABLE ALTER COLUMN ... SET NOT NULL statement")
+		case pg_query.AlterTableType_AT_DropColumn:
+			key, err := catalog.PrimaryKey(table)
+			if err == nil && slices.Contains(key, strings.ToLower(cmd.GetName())) {
+				return notSupported("drop_key_column", "cannot drop primary key column %s", strings.ToLower(cmd.GetName()))
+			}
 		case pg_query.AlterTableType_AT_AddConstraint:
-			switch cmd.GetDef().GetConstraint().GetContype() {
+			constraint := cmd.GetDef().GetConstraint()
+			switch constraint.GetContype() {
 			case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE:
-				return notSupported("alter_add_key", "unsupported ALTER TABLE ADD CONSTRAINT statement")
+				if constraint.GetContype() == pg_query.ConstrType_CONSTR_PRIMARY || constraint.GetIndexname() == "" { // UNIQUE USING INDEX is on the page
+					return notSupported("alter_add_key", "unsupported ALTER TABLE ADD CONSTRAINT statement")
+				}
+			case pg_query.ConstrType_CONSTR_CHECK, pg_query.ConstrType_CONSTR_FOREIGN:
+				if !constraint.GetSkipValidation() {
+					return notSupported("alter_add_constraint_valid", "unsupported ALTER TABLE ADD CONSTRAINT statement")
+				}
 			}
 		case pg_query.AlterTableType_AT_AddColumn:
+			added++
 			column := cmd.GetDef().GetColumnDef()
 			if serialTypes[typeName(column.GetTypeName())] {
 				return refuse(sqlerr.UndefinedObject, "serial", "type \"%s\" does not exist", typeName(column.GetTypeName()))
@@ -259,6 +369,11 @@ func alterTableRule(alter *pg_query.AlterTableStmt) *sqlerr.Error {
 					return notSupported("alter_add_key", "unsupported ALTER TABLE ADD CONSTRAINT statement")
 				}
 			}
+		}
+	}
+	if added > 0 {
+		if types, err := catalog.ColumnTypes(table); err == nil && len(types) > 0 && len(types)+added > maxTableColumns {
+			return tooManyColumns()
 		}
 	}
 	return nil

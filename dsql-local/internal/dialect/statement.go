@@ -46,6 +46,7 @@ type AsyncIndex struct {
 type Catalog interface {
 	PrimaryKey(table string) ([]string, error)
 	ColumnTypes(table string) (map[string]string, error)
+	IndexCount(table string) (int, error)
 }
 
 // Classify parses `sql` (one or more statements) and classifies each. A parse error is left for
@@ -138,9 +139,10 @@ func kindOf(node *pg_query.Node, touchesTables bool) Kind {
 		}
 		return KindNeutral
 	case node.GetInsertStmt() != nil, node.GetUpdateStmt() != nil, node.GetDeleteStmt() != nil,
-		node.GetMergeStmt() != nil, node.GetCopyStmt() != nil:
+		node.GetMergeStmt() != nil, node.GetCopyStmt().GetIsFrom():
 		return KindDML
-	case node.GetSelectStmt() != nil, node.GetExplainStmt() != nil, node.GetCallStmt() != nil:
+	case node.GetSelectStmt() != nil, node.GetExplainStmt() != nil, node.GetCallStmt() != nil,
+		node.GetCopyStmt() != nil: // COPY ... TO STDOUT reads
 		if touchesTables {
 			return KindRead
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
@@ -66,6 +67,11 @@ func (j *Jobs) Start(id string, index *dialect.AsyncIndex, done bool) {
 			status, details = "failed", err.Error()
 		}
 		j.catalog.Invalidate()
+		if status == "completed" { // the table's trigger function measures the new index's key from now on
+			if err := j.catalog.Guard(ctx, strings.ToLower(index.Table)); err != nil {
+				j.log.Error("guarding a table after an index build failed", "table", index.Table, "error", err)
+			}
+		}
 		if _, err := pool.Exec(ctx, `UPDATE sys.jobs SET status = $2, details = nullif($3, ''), update_time = now() WHERE job_id = $1`,
 			id, status, details); err != nil {
 			j.log.Error("recording an index job's end failed", "job", id, "error", err)

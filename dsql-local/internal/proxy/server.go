@@ -29,7 +29,21 @@ const (
 	Database      = "postgres"
 	AdminUser     = "admin"
 	maxMessageLen = 16 << 20 // DSQL rows are at most 2 MiB; anything far larger is refused
-	handshakeTime = 15 * time.Second
+	// Before the token is checked a client may send only the SSL request (8 bytes), the startup message
+	// and the password message. pgproto3 already holds the startup message to PostgreSQL's own
+	// MAX_STARTUP_PACKET_LENGTH, 10,000 bytes; the password is held to the same. The password is the IAM
+	// token, a presigned URL of about 600 bytes with long-term keys, plus the URL-escaped session token
+	// (commonly 1-3 KB, AWS fixes no maximum) with temporary credentials: 10,000 is 3x that, where the
+	// 16 MiB allowance would let every unauthenticated connection make the stand-in buffer 16 MiB.
+	preAuthMessageLen = 10_000
+	handshakeTime     = 15 * time.Second
+	refusalWriteTime  = 5 * time.Second
+	// Connections between accept and a checked token, at once. Spending the connection-rate budget only
+	// on good tokens leaves bad ones unpriced; this bounds what they can take instead (a counter, no
+	// work): past it a connection is refused at once, before TLS, with 53300. With handshakeTime, it
+	// bounds the TLS and SigV4 work of a flood to 256 handshakes in flight; Temporal's pools open far
+	// fewer at once.
+	maxAuthenticating = 256
 )
 
 // Config is everything the stand-in is told at start.
@@ -52,6 +66,9 @@ type Server struct {
 	config  Config
 	limiter *rate.Limiter
 	active  atomic.Int64
+	// Connections not yet authenticated, and how many may be at once (maxAuthenticating).
+	authenticating      atomic.Int64
+	authenticatingLimit int64
 	// Counted since start: connections let in (a valid token each) and refused at authentication.
 	authenticated, refused atomic.Int64
 	Faults                 *Faults
@@ -68,6 +85,8 @@ func New(config Config) *Server {
 		Faults:  NewFaults(),
 		Schema:  NewSchemaEpochs(),
 		Jobs:    NewJobs(config.Catalog, config.Log),
+		// A field, so that tests can make it small.
+		authenticatingLimit: maxAuthenticating,
 	}
 }
 
@@ -96,27 +115,43 @@ func (s *Server) Serve(ctx context.Context, listener net.Listener) error {
 			}
 			return err
 		}
+		// The place is taken here, in accept order, so a connection accepted later never overtakes one
+		// accepted earlier.
+		admitted := s.authenticating.Add(1) <= s.authenticatingLimit
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer conn.Close()
+			if !admitted {
+				s.authenticating.Add(-1)
+				refuseConnection(conn, sqlerr.New(sqlerr.TooManyConnections, "authenticating",
+					"sorry, too many connections are authenticating (%d at once)", s.authenticatingLimit))
+				return
+			}
 			s.handle(ctx, conn)
 		}()
 	}
 }
 
+// refuseConnection answers err and gives up after refusalWriteTime, so a client that does not read cannot hold
+// the goroutine.
 func refuseConnection(conn net.Conn, err *sqlerr.Error) {
+	_ = conn.SetWriteDeadline(time.Now().Add(refusalWriteTime))
 	backend := pgproto3.NewBackend(conn, conn)
 	backend.Send(err.Response(true))
 	_ = backend.Flush()
 }
 
+// handle serves one admitted connection; Serve has already counted it among the authenticating ones.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
-	if !s.limiter.Allow() {
-		refuseConnection(raw, sqlerr.New(sqlerr.ConnectionRate, "connection_rate",
-			"unable to accept connection, rate exceeded (%g new connections per second, burst %d)", s.config.ConnectRate, s.config.ConnectBurst))
-		return
+	authenticating := true
+	doneAuthenticating := func() {
+		if authenticating {
+			authenticating = false
+			s.authenticating.Add(-1)
+		}
 	}
+	defer doneAuthenticating()
 	if s.active.Add(1) > int64(s.config.MaxConnections) {
 		s.active.Add(-1)
 		refuseConnection(raw, sqlerr.New(sqlerr.TooManyConnections, "max_connections", "sorry, too many clients already"))
@@ -136,7 +171,18 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		_ = client.Flush()
 		return
 	}
+	// The shared budget is spent only by a connection with a good token, so a flood of bad ones cannot
+	// use up what Temporal's connections need (DSQL's quota counts connections to the cluster).
+	if !s.limiter.Allow() {
+		s.config.Log.Info("connection refused", "rule", "connection_rate", "user", user, "remote", raw.RemoteAddr().String())
+		client.Send(sqlerr.New(sqlerr.ConnectionRate, "connection_rate",
+			"unable to accept connection, rate exceeded (%g new connections per second, burst %d)", s.config.ConnectRate, s.config.ConnectBurst).Response(true))
+		_ = client.Flush()
+		return
+	}
 	s.authenticated.Add(1)
+	doneAuthenticating()
+	client.SetMaxBodyLen(maxMessageLen) // authenticated: the normal allowance from here on
 	upstream, err := s.connectBackend(ctx, startup.Parameters["application_name"])
 	if err != nil {
 		s.config.Log.Error("backend connection failed", "error", err)
@@ -201,7 +247,7 @@ func (s *Server) negotiate(raw net.Conn) (net.Conn, *pgproto3.Backend, *pgproto3
 				_ = client.Flush()
 				return nil, nil, nil, errors.New("plaintext startup")
 			}
-			client.SetMaxBodyLen(maxMessageLen)
+			client.SetMaxBodyLen(preAuthMessageLen) // until the token is checked
 			return conn, client, m, nil
 		default:
 			return nil, nil, nil, fmt.Errorf("unexpected startup message %T", message)
@@ -228,6 +274,10 @@ func (s *Server) authenticate(client *pgproto3.Backend, user, database string) *
 		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "authentication failed")
 	}
 	message, err := client.Receive()
+	if tooLarge := (*pgproto3.ExceededMaxBodyLenErr)(nil); errors.As(err, &tooLarge) {
+		return sqlerr.New(sqlerr.ProtocolViolation, "auth_message_size", "password message too large (%d bytes, at most %d before authentication)",
+			tooLarge.ActualBodyLen, tooLarge.MaxExpectedBodyLen)
+	}
 	password, ok := message.(*pgproto3.PasswordMessage)
 	if err != nil || !ok {
 		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "expected a password message")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,8 +426,9 @@ func (s *session) rewriteError(m *pgproto3.ErrorResponse) pgproto3.BackendMessag
 		}
 	case "40001", "55P03", "40P01": // a serialization failure, or a lock DSQL would not have waited for
 		return sqlerr.Conflict(false).Response(false)
-	case sqlerr.ProgramLimitExceeded: // from the limit triggers: DSQL's message, without PL/pgSQL context
-		return &pgproto3.ErrorResponse{Severity: m.Severity, SeverityUnlocalized: m.SeverityUnlocalized, Code: m.Code, Message: m.Message}
+	case sqlerr.ProgramLimitExceeded: // from the limit triggers: DSQL's message and detail, without PL/pgSQL context
+		return &pgproto3.ErrorResponse{Severity: m.Severity, SeverityUnlocalized: m.SeverityUnlocalized, Code: m.Code,
+			Message: m.Message, Detail: m.Detail}
 	}
 	return m
 }
@@ -463,9 +465,16 @@ func (s *session) onReady(status byte) {
 	s.server.Schema.Changed(change.ddlTables)
 	catalog := s.server.config.Catalog
 	catalog.Invalidate()
-	for _, table := range change.created {
+	// A new table gets its limit triggers; a changed one (columns added, dropped, renamed) gets its trigger
+	// function rewritten for its columns now.
+	guarded := map[string]bool{}
+	for _, table := range append(slices.Clone(change.created), change.ddlTables...) {
+		if guarded[table] {
+			continue
+		}
+		guarded[table] = true
 		if err := catalog.Guard(context.Background(), table); err != nil {
-			s.server.config.Log.Error("guarding a new table failed", "table", table, "error", err)
+			s.server.config.Log.Error("guarding a table failed", "table", table, "error", err)
 		}
 	}
 }

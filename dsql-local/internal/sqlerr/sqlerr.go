@@ -9,22 +9,27 @@ import (
 
 // SQLSTATE codes DSQL answers with.
 const (
-	FeatureNotSupported  = "0A000"
-	UndefinedObject      = "42704"
-	ProgramLimitExceeded = "54000"
-	SerializationFailure = "40001"
-	TooManyConnections   = "53300"
-	ConnectionRate       = "53400"
-	InvalidPassword      = "28P01"
-	InvalidAuthorization = "28000"
-	InvalidCatalogName   = "3D000"
-	ProtocolViolation    = "08P01"
+	FeatureNotSupported   = "0A000"
+	UndefinedObject       = "42704"
+	ProgramLimitExceeded  = "54000"
+	TooManyColumns        = "54011"
+	SerializationFailure  = "40001"
+	TooManyConnections    = "53300"
+	ConnectionRate        = "53400"
+	InvalidPassword       = "28P01"
+	InvalidAuthorization  = "28000"
+	InvalidCatalogName    = "3D000"
+	ProtocolViolation     = "08P01"
+	InsufficientPrivilege = "42501"
 )
 
-// Error is a refusal: a SQLSTATE, a message, and the rule that produced it (for logs and tests).
+// Error is a refusal: a SQLSTATE, a message (with PostgreSQL's optional detail and hint), and the rule
+// that produced it (for logs and tests).
 type Error struct {
 	Code    string
 	Message string
+	Detail  string
+	Hint    string
 	Rule    string
 }
 
@@ -36,7 +41,8 @@ func (e *Error) Response(fatal bool) *pgproto3.ErrorResponse {
 	if fatal {
 		severity = "FATAL"
 	}
-	return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: e.Code, Message: e.Message}
+	return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: e.Code, Message: e.Message,
+		Detail: e.Detail, Hint: e.Hint}
 }
 
 // New builds a refusal.

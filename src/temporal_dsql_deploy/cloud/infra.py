@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -11,13 +10,14 @@ from typing import Any
 
 from temporal_dsql_deploy.cloud import aws
 from temporal_dsql_deploy.cloud.terraform import (
-    CLUSTER_ADDRESS,
+    CLUSTER_TYPE,
     Terraform,
     find_terraform,
     require_terraform,
     variables,
 )
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.owned_paths import check_owned, remove_owned
 from temporal_dsql_deploy.runtime import docker_runtime
 from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
@@ -52,7 +52,7 @@ def _preflight(settings: Settings) -> list[str]:
         problems.append(region)
     credentials = aws.credential_problem(settings.aws_region or DEFAULT_STS_REGION)
     if credentials:
-        problems.append(f"{credentials}: {aws.CREDENTIAL_FIX}")
+        problems.append(f"{credentials.problem}: {credentials.fix}")
     elif settings.aws_region and not problems and (service := aws.dsql_problem(settings.aws_region)):
         problems.append(service)
     return problems
@@ -125,78 +125,108 @@ def deploy(settings: Settings, project_root: Path, *, yes: bool, dry_run: bool, 
     return result
 
 
-def _cluster_in_state(resources: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for resource in resources:
-        if resource.get("address") == CLUSTER_ADDRESS:
-            values: dict[str, Any] = resource.get("values", {})
-            return values
-    return None
+def _clusters_in_state(resources: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Every DSQL cluster the state holds (the primary and, for a multi-Region pair, the peer): address, values."""
+    return [(str(resource.get("address", "?")), resource.get("values", {})) for resource in resources
+            if resource.get("type", str(resource.get("address", "")).split(".")[0]) == CLUSTER_TYPE]  # fmt: skip
 
 
-def _require_project_tag(settings: Settings, identifier: str, source: str, tags: dict[str, str]) -> None:
-    if tags.get("Project") != settings.project_name:
-        raise DeployError(
-            f"refusing to destroy cluster {identifier}: the {source} tags it Project={tags.get('Project')!r}, "
-            f"but PROJECT_NAME is {settings.project_name!r}",
-            "set PROJECT_NAME to the project that owns this cluster, or destroy it by hand",
-        )
-
-
-def check_destroy_allowed(settings: Settings, terraform: Terraform) -> str | None:
-    """The identifier of the cluster that may be destroyed, None when nothing is deployed; raise when unsafe."""
-    cluster = _cluster_in_state(terraform.resources())
-    if cluster is None:
+def _tag_problem(settings: Settings, source: str, tags: dict[str, str]) -> str | None:
+    if tags.get("Project") == settings.project_name:
         return None
-    identifier = str(cluster.get("identifier", "?"))
-    _require_project_tag(settings, identifier, "Terraform state", cluster.get("tags_all") or cluster.get("tags") or {})
-    protected = bool(cluster.get("deletion_protection_enabled"))
-    if settings.aws_region:  # the live cluster counts too: tags or protection may have changed outside Terraform
-        live = aws.describe_cluster(identifier, settings.aws_region)
-        _require_project_tag(settings, identifier, "live cluster", live.tags)
-        protected = protected or live.deletion_protection
+    return f"the {source} tags it Project={tags.get('Project')!r}, but PROJECT_NAME is {settings.project_name!r}"
+
+
+def _destroy_problems(settings: Settings, values: dict[str, Any]) -> list[str]:
+    """Why one cluster of the state may not be destroyed: its tag or deletion protection, in the state or live."""
+    identifier = str(values.get("identifier", "?"))
+    problems = [_tag_problem(settings, "Terraform state", values.get("tags_all") or values.get("tags") or {})]
+    protected = ["Terraform state"] if values.get("deletion_protection_enabled") else []
+    # The live cluster counts too (tags or protection may have changed outside Terraform), read in its own
+    # Region: the peer of a multi-Region pair is not in AWS_REGION.
+    arn = str(values.get("arn", "")).split(":")
+    region = arn[3] if len(arn) > 3 and arn[3] else settings.aws_region
+    if region:
+        try:
+            live = aws.describe_cluster(identifier, region)
+        except DeployError as unreadable:
+            problems.append(unreadable.problem)
+        else:
+            problems.append(_tag_problem(settings, "live cluster", live.tags))
+            protected += ["live cluster"] if live.deletion_protection else []
     if protected:
+        problems.append(f"deletion protection is on (per the {' and the '.join(protected)})")
+    return [problem for problem in problems if problem]
+
+
+def check_destroy_allowed(settings: Settings, resources: list[dict[str, Any]]) -> list[str]:
+    """The identifiers of the state's clusters, every one checked destroyable; else one error listing each that is
+    not and why, raised before anything is planned, asked or changed."""
+    refused, allowed = [], []
+    for address, values in _clusters_in_state(resources):
+        identifier = str(values.get("identifier", "?"))
+        problems = _destroy_problems(settings, values)
+        if problems:
+            refused.append(f"  - cluster {identifier} ({address}): " + "; ".join(problems))
+        else:
+            allowed.append(identifier)
+    if refused:
         raise DeployError(
-            f"refusing to destroy cluster {identifier}: deletion protection is on",
-            "turn it off first: terraform -chdir=terraform apply -var deletion_protection=false "
+            f"refusing to destroy {len(refused)} of the {len(refused) + len(allowed)} DSQL clusters in the "
+            "Terraform state; nothing was changed:\n" + "\n".join(refused),
+            "set PROJECT_NAME to the project that owns a cluster tagged for another, or destroy that one by hand; "
+            "turn deletion protection off first: terraform -chdir=terraform apply -var deletion_protection=false "
             f"-var project_name={settings.project_name} -var region={settings.aws_region}",
         )
-    return identifier
+    return allowed
 
 
 def _generated_files(project_root: Path, settings: Settings) -> list[Path]:
+    """What cleanup deletes; each checked to be the product's before anything is asked or deleted."""
     candidates = [settings.stack_dir, docker_runtime.compose_file(project_root), project_root / "terraform" / "tfplan"]
     if generated_by_deploy(project_root / ".env"):
         candidates.append(project_root / ".env")
-    return [path for path in candidates if path.exists()]
+    files = [path for path in candidates if path.exists() or path.is_symlink()]
+    for path in files:
+        check_owned(path, project_root=project_root)
+    return files
 
 
 def cleanup(settings: Settings, project_root: Path, *, destroy_infra: bool, yes: bool, confirm: Confirm,
             report: Reporter) -> list[str]:  # fmt: skip
     """Stop the stack, remove its data and generated files; with `destroy_infra`, destroy the cluster."""
     terraform = Terraform(require_terraform(), project_root / "terraform") if destroy_infra else None
-    cluster = check_destroy_allowed(settings, terraform) if terraform is not None else None
+    resources = terraform.resources() if terraform is not None else []
+    clusters = check_destroy_allowed(settings, resources)
+    stack = LocalStack(settings, project_root)
+    stack.check_runs_from_here()
     files = _generated_files(project_root, settings)
     what = [f"stop the stack and delete {', '.join(str(f) for f in files) or 'nothing else'}"]
-    if cluster:
-        what.append(f"destroy DSQL cluster {cluster} and its IAM policy")
+    if resources and terraform is not None:
+        # The destroy plan is shown before the question, and the very plan shown is the one applied.
+        plan = terraform.plan(variables(settings), destroy=True)
+        report(plan.describe())
+        what.append(f"destroy the {len(plan.delete)} resources above (DSQL clusters: {', '.join(clusters) or 'none'})")
     if not yes and not confirm("This will " + " and ".join(what) + ". Continue?"):
+        if terraform is not None:
+            terraform.plan_file().unlink(missing_ok=True)
         raise DeployError("cleanup cancelled; nothing was changed", "run `invoke cleanup --yes` to skip the question")
     done = []
-    if LocalStack(settings, project_root).down(installed_process_compose(settings), volumes=True):
-        done.append("stopped the local stack")
+    # Its processes are stopped, orphans included, before anything under them is deleted.
+    stopped = stack.down(installed_process_compose(settings), volumes=True)
+    if stopped.anything:
+        done.append("stopped the local stack" + (f" ({len(stopped.leftovers)} processes without their supervisor)"
+                                                  if stopped.leftovers else ""))  # fmt: skip
     if docker_runtime.compose_file(project_root).exists() and docker_runtime.engine_available():
         docker_runtime.down(settings, project_root, volumes=True)
         done.append("stopped the Docker stack and removed its volumes")
-    for path in files:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        done.append(f"removed {path}")
-    if cluster and terraform is not None:
-        report(f"destroying cluster {cluster}")
-        terraform.plan(variables(settings), destroy=True)
+    if resources and terraform is not None:  # before the files: the plan file is among them
+        report("destroying: terraform apply (the destroy plan above)")
         terraform.apply_plan()
         terraform.plan_file().unlink(missing_ok=True)
-        done.append(f"destroyed DSQL cluster {cluster}")
+        done.extend(f"destroyed DSQL cluster {identifier}" for identifier in clusters)
+    for path in files:
+        if path.exists() or path.is_symlink():  # the plan file went with the destroy
+            remove_owned(path, project_root=project_root)
+            done.append(f"removed {path}")
     return done

@@ -14,7 +14,7 @@ from temporal_dsql_deploy.settings.config import Settings
 
 PLAN_FILE = "tfplan"
 TIMEOUT_S = 1800
-CLUSTER_ADDRESS = "aws_dsql_cluster.primary"
+CLUSTER_TYPE = "aws_dsql_cluster"
 
 
 def find_terraform() -> str | None:

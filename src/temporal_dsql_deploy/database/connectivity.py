@@ -71,7 +71,7 @@ def check(settings: Settings) -> CheckReport:
         if endpoint.access_key_id is None:  # the AWS SDK's own credentials: ask STS whether they work
             problem = aws.credential_problem(region)
             if problem:
-                raise DeployError(problem, aws.CREDENTIAL_FIX)
+                raise problem
         dsql.auth_token(endpoint)  # made locally; proves the credentials can sign, and is dropped
         report.steps.append(f"IAM auth token generated for {endpoint.host} in {region}")
     try:

@@ -58,6 +58,9 @@ def require_local_credentials(settings: Settings, endpoint: Endpoint) -> None:
     """The local DSQL profile signs tokens with the stack's own credentials: refuse clearly before they exist."""
     if settings.local_dsql and endpoint.access_key_id is None:
         kept = endpoint.ca_file.parent if endpoint.ca_file else "STACK_DIR/data/dsql-local"
+        if Path(kept, "credentials.json").exists():  # present but unreadable: with_local_dsql_credentials skipped it
+            raise DeployError(f"the local DSQL credentials file {kept}/credentials.json is damaged",
+                              "run `invoke down`, then `invoke up`, which makes new ones")  # fmt: skip
         raise DeployError(
             f"the local DSQL profile signs its tokens with the stack's local credentials, and there are none yet "
             f"(no {kept}/credentials.json)",

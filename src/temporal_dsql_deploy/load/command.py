@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from temporal_dsql_deploy import flags
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load import driver
 from temporal_dsql_deploy.load.bench import measure, stack_target
@@ -26,10 +27,13 @@ from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 
 TABLE_WIDTH = 190
+SHAPE = flags.Choice("--shape", tuple(SHAPES))
 
 
 @dataclass(frozen=True)
 class BenchRequest:
+    """What `invoke bench` was asked for, each value already parsed and range-checked by its flag."""
+
     workflows: int
     concurrency: int
     rate: float
@@ -49,14 +53,6 @@ class BenchOutcome:
 
 
 def load_of(request: BenchRequest) -> driver.Load:
-    """The load a request describes; bad values are clear errors naming the flag."""
-    if request.shape not in SHAPES:
-        raise DeployError(f"--shape {request.shape!r} is not a workload shape", f"use one of: {', '.join(SHAPES)}")
-    if request.workflows < 1 or request.concurrency < 1:
-        raise DeployError(f"--workflows {request.workflows} and --concurrency {request.concurrency} must be at least 1",
-                          "give positive whole numbers")  # fmt: skip
-    if request.rate < 0 or request.min_throughput < 0 or request.max_p99_s < 0:
-        raise DeployError("--rate, --min-throughput and --max-p99 cannot be negative", "give 0 (off) or more")
     return driver.Load(SHAPES[request.shape], request.workflows, request.concurrency, request.rate)
 
 

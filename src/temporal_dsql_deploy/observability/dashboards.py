@@ -4,7 +4,6 @@ and for the metrics store's own UI (VictoriaMetrics' vmui, local stack); their f
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,8 @@ from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from pydantic import BaseModel, ConfigDict, Field
+
+from temporal_dsql_deploy.owned_paths import make_owned_dir, remove_owned
 
 Unit = Literal["ops", "s", "short", "bytes", "percent", "status"]
 # Grafana's names for the spec's units.
@@ -117,10 +118,11 @@ def vmui_dashboard(dashboard: Dashboard) -> dict[str, Any]:
     return {"title": dashboard.title, "rows": [figures, *rows]}
 
 
-def write_vmui_dashboards(folder: Path) -> None:
-    """Every dashboard as a vmui file in `folder` (emptied first: a removed dashboard disappears)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+def write_vmui_dashboards(folder: Path, *, project_root: Path, owner: Path) -> None:
+    """Every dashboard as a vmui file in `folder` (emptied first: a removed dashboard disappears). `owner` is the
+    marked directory holding it (STACK_DIR): a folder written before folders carried their own marker goes too."""
+    remove_owned(folder, project_root=project_root, owner=owner)
+    make_owned_dir(folder, project_root=project_root)
     for dashboard in load_dashboards():
         text = json.dumps(vmui_dashboard(dashboard), indent=2) + "\n"
         (folder / f"{dashboard.uid}.json").write_text(text, encoding="utf-8")

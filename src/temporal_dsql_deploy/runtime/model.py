@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_REGION, persistence_endpoint
-from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, ROLE_METRICS_PORTS, Settings
 from temporal_dsql_deploy.settings.environment import (
     EnvValue,
     HostOf,
@@ -153,47 +153,27 @@ class Stack:
         return tuple(order)
 
 
-FRONTEND_HTTP_PORT = 8233
-
-
 @dataclass(frozen=True)
 class TemporalRole:
     """One of Temporal's four server roles and the ports it owns."""
 
     role: str
     grpc_port: int
+    membership_port: int
     metrics_port: int
     health_service: str  # the name the role reports in grpc.health.v1 ("" = the whole server)
 
-    @property
-    def membership_port(self) -> int:
-        # Temporal's conventional layout: membership port = gRPC port - 300 (7233 -> 6933).
-        return self.grpc_port - 300
-
 
 def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
-    """The four roles in the order they start: history, matching, frontend, worker."""
-    return (
-        TemporalRole(
-            "history",
-            settings.temporal_history_port,
-            9092,
-            "temporal.api.workflowservice.v1.HistoryService",
-        ),
-        TemporalRole(
-            "matching",
-            settings.temporal_matching_port,
-            9093,
-            "temporal.api.workflowservice.v1.MatchingService",
-        ),
-        TemporalRole(
-            "frontend",
-            settings.temporal_frontend_port,
-            9091,
-            "temporal.api.workflowservice.v1.WorkflowService",
-        ),
-        TemporalRole("worker", settings.temporal_worker_port, 9094, ""),
-    )
+    """The four roles in the order they start: history, matching, frontend, worker (ports derived in settings)."""
+    health = {"history": "temporal.api.workflowservice.v1.HistoryService",
+              "matching": "temporal.api.workflowservice.v1.MatchingService",
+              "frontend": "temporal.api.workflowservice.v1.WorkflowService", "worker": ""}  # fmt: skip
+    return tuple(
+        TemporalRole(role, getattr(settings, f"temporal_{role}_port"), settings.membership_port(role),
+                     ROLE_METRICS_PORTS[role], health[role])
+        for role in ("history", "matching", "frontend", "worker")
+    )  # fmt: skip
 
 
 # The settings each kind of process reads, by field name; `settings_environment` names and renders them.
@@ -213,6 +193,9 @@ SERVER_FIELDS = (
 )  # fmt: skip
 # The one-shot commands find the installed Temporal tools through these.
 ADMIN_FIELDS = ("cache_dir", "temporal_version", "search_engine")
+# The search engine's JVM options in both runtimes: message lookups off whatever log4j the engine loads (the
+# Compose images bring their own), so no request that reaches a log line can trigger a JNDI lookup.
+SEARCH_ENGINE_JVM_OPTIONS = ("-Xms512m", "-Xmx512m", "-Dlog4j2.formatMsgNoLookups=true")
 
 
 # The database the stand-in keeps DSQL's one `postgres` database in, on the stack's PostgreSQL.

@@ -12,6 +12,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.dashboards import DATASOURCE_UID, grafana_dashboard, load_dashboards
 from temporal_dsql_deploy.observability.scrape import scrape_config
 from temporal_dsql_deploy.runtime.model import (
+    SEARCH_ENGINE_JVM_OPTIONS,
     Component,
     GrpcProbe,
     HealthCheck,
@@ -54,7 +55,7 @@ def runtime_image(settings: Settings) -> str:
 
 def _search_engine_image(settings: Settings) -> tuple[str, dict[str, str], str]:
     """Image, environment and data directory of the configured search engine."""
-    heap = {"ES_JAVA_OPTS": "-Xms512m -Xmx512m"}
+    heap = {"ES_JAVA_OPTS": " ".join(SEARCH_ENGINE_JVM_OPTIONS)}
     if settings.search_engine == "elasticsearch":
         # The OSS image: the Apache-2.0 build, without X-Pack.
         image = f"docker.elastic.co/elasticsearch/elasticsearch-oss:{settings.elasticsearch_version}"

@@ -14,6 +14,7 @@ import yaml
 from temporal_dsql_deploy.database.endpoint import dsql_local_dir
 from temporal_dsql_deploy.runtime.components import Paths
 from temporal_dsql_deploy.runtime.model import (
+    SEARCH_ENGINE_JVM_OPTIONS,
     Component,
     GrpcProbe,
     HealthCheck,
@@ -22,6 +23,7 @@ from temporal_dsql_deploy.runtime.model import (
     Service,
     Stack,
 )
+from temporal_dsql_deploy.runtime.tracking import STACK_VARIABLE, STATE_FILE
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import render_environment
 
@@ -98,6 +100,11 @@ class Layout:
         return self.config / "search-engine"
 
     @property
+    def state(self) -> Path:
+        """What `up` recorded about the running stack: the supervisor's pid and the services' ports."""
+        return self.root / STATE_FILE
+
+    @property
     def runtime_dir(self) -> Path:
         """PostgreSQL's socket directory (only its owner may enter)."""
         return self.root / "run"
@@ -129,7 +136,7 @@ def _stack_command(service: Service, settings: Settings, paths: Paths, layout: L
     if service.component is Component.SEARCH_ENGINE:
         http_port = service.ports[0].number
         return [
-            "java", "-Xms512m", "-Xmx512m", "-cp", f"{paths.search_engine_lib}/*", paths.search_engine_main_class,
+            "java", *SEARCH_ENGINE_JVM_OPTIONS, "-cp", f"{paths.search_engine_lib}/*", paths.search_engine_main_class,
             "-basePath", str(layout.data / "search-engine"), "-numOfNode", "1",
             "-baseHttpPort", str(http_port - 1), "-clusterName", settings.project_name,
         ]  # fmt: skip
@@ -169,8 +176,9 @@ _OBSERVABILITY_COMMANDS = {
 
 
 def environment(service: Service, layout: Layout) -> dict[str, str]:
-    """The service's variables as rendered: hosts are loopback, secrets `${NAME}` from the secrets file."""
-    extra = {}
+    """The service's variables as rendered: hosts are loopback, secrets `${NAME}` from the secrets file, and the
+    stack's marker, by which its processes are found even without the supervisor."""
+    extra = {STACK_VARIABLE: str(layout.root)}
     if service.component is Component.TEMPORAL_SERVER:
         extra["TEMPORAL_DYNAMIC_CONFIG_FILE"] = str(layout.config / "dynamicconfig.yaml")
     rendered = render_environment(

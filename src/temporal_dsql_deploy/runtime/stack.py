@@ -20,11 +20,25 @@ from temporal_dsql_deploy.database.local_postgres import check_data_dir, init_da
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.dashboards import write_vmui_dashboards
 from temporal_dsql_deploy.observability.scrape import scrape_config
-from temporal_dsql_deploy.private_files import write_private
+from temporal_dsql_deploy.owned_paths import (
+    MARKER,
+    adopt_stack_dir,
+    check_claimable,
+    is_legacy_stack_dir,
+    make_owned_dir,
+    remove_owned,
+)
+from temporal_dsql_deploy.private_files import state_writes, write_private
 from temporal_dsql_deploy.process import Completed, run_program
-from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all
+from temporal_dsql_deploy.runtime import tracking
+from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
-from temporal_dsql_deploy.runtime.preflight import check_disk_space
+from temporal_dsql_deploy.runtime.preflight import (
+    check_disk_space,
+    check_local_state,
+    check_search_engine_port,
+    record_history_shards,
+)
 from temporal_dsql_deploy.runtime.render_supervisor import LOCALHOST, Layout, render_supervisor
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import secret_values, service_baseline
@@ -60,6 +74,18 @@ class ServiceState:
         return self.status in {"Completed", "Error", "Skipped"} or (
             self.status == "Terminating" and self.exit_code not in (0, -1)
         )
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What `down` stopped: the supervisor (with its services) and any process of the stack left without it."""
+
+    supervisor: bool
+    leftovers: list[tracking.StackProcess]
+
+    @property
+    def anything(self) -> bool:
+        return self.supervisor or bool(self.leftovers)
 
 
 class LocalStack:
@@ -113,12 +139,79 @@ class LocalStack:
             )
         return states
 
+    # --- what runs where ----------------------------------------------------------------------
+    def ports(self) -> dict[str, list[int]]:
+        return {service.name: [port.number for port in service.ports] for service in self.model if service.ports}
+
+    def check_runs_from_here(self) -> None:
+        """Fail if this project's stack runs from another STACK_DIR than the settings name."""
+        tracking.check_same_stack_dir(self.settings.cache_dir, self.project_root, self.layout.root)
+
+    def check_runs_as_configured(self, process_compose: Path | None) -> None:
+        """Fail if the stack runs without its supervisor, or with other ports than the settings name."""
+        self.check_runs_from_here()
+        if process_compose is None or not self.running(process_compose):
+            if silent := self._silent_supervisor():
+                raise silent
+            orphans = tracking.stack_processes(self.layout.root)
+            if not orphans:
+                return
+            record = tracking.StackRecord.read(self.layout.state)
+            supervisor = f" (pid {record.supervisor_pid})" if record is not None and record.supervisor_pid else ""
+            raise DeployError(
+                f"the supervisor{supervisor} of the local stack in {self.layout.root} is gone but {len(orphans)} "
+                f"processes of this stack still run: {', '.join(p.describe() for p in orphans)}",
+                "stop them with `invoke down`, then start the stack again with `invoke up`",
+            )
+        record = tracking.StackRecord.read(self.layout.state)
+        if record is not None and (changed := tracking.changed_ports(record, self.ports())):
+            raise DeployError(
+                f"the stack runs with other ports than the settings now say: {'; '.join(changed)}",
+                "run `invoke up` to restart it with the new ports, or set the ports back in .env",
+            )
+
+    def _silent_supervisor(self) -> DeployError | None:
+        """The error for a stack whose supervisor still runs but does not answer (or cannot be asked: process-compose
+        is not installed), or None."""
+        supervisor = tracking.live_supervisor(self.layout.root, self.layout.state)
+        if supervisor is None:
+            return None
+        return DeployError(
+            f"the supervisor (pid {supervisor.pid}) of the local stack in {self.layout.root} runs but does not answer "
+            f"on {self.layout.socket}",
+            f"see {self.layout.log('process-compose-server')}; `invoke down` stops the stack, or wait and try again",
+        )
+
+    def _check_claimable(self) -> None:
+        """Refuse, writing nothing, a STACK_DIR (or data directory) `_claim_stack_dir` would refuse."""
+        check_claimable(self.layout.root, project_root=self.project_root)
+        if not is_legacy_stack_dir(self.layout.root, project_root=self.project_root):  # else adopted with it
+            check_claimable(self.layout.all_data, project_root=self.project_root)
+
+    def _claim_stack_dir(self, report: Reporter) -> None:
+        """Make STACK_DIR and its data directory the product's (so they may be deleted), or refuse a directory
+        that holds anything else. An earlier version's STACK_DIR (see owned_paths) is adopted with its data."""
+        if adopt_stack_dir(self.layout.root, project_root=self.project_root):
+            report(f"marked {self.layout.root} as this product's stack directory (made by an earlier version)")
+            if self.layout.all_data.is_dir() and not self.layout.all_data.is_symlink():
+                (self.layout.all_data / MARKER).touch()
+        make_owned_dir(self.layout.root, project_root=self.project_root)
+        make_owned_dir(self.layout.all_data, project_root=self.project_root)
+
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self, report: Reporter, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceState]:
         # Before installing anything: a disk too full or a damaged database would only fail later, half-started.
         check_disk_space(self.layout.root)
+        check_search_engine_port(self.settings)
+        # Nothing (a stale generated secret included) is deleted in a STACK_DIR the product may not claim; the
+        # claim itself writes, so it waits until a damaged database has been refused.
+        self._check_claimable()
+        check_local_state(self.layout, self.settings, report)
+        self.check_runs_from_here()
+        self._stop_orphans(report)
         if self.settings.sql_is_local:
             check_data_dir(self.layout.data / "postgresql", self.settings.postgres_version)
+        self._claim_stack_dir(report)
         paths = install_all(self.settings, self.project_root, report)
         if self.running(paths.process_compose):
             states = self.states(paths.process_compose)
@@ -128,13 +221,51 @@ class LocalStack:
             # A half-started stack (interrupted or failed `up`), or one started with other settings or
             # components (another search engine, a rebuilt program): stop it, keep its data, start again.
             report("the stack is partly up or was started with another configuration; restarting it (data is kept)")
+            record = tracking.StackRecord.read(self.layout.state)
+            for change in tracking.changed_ports(record, self.ports()) if record is not None else []:
+                report(f"ports changed in the settings since it started: {change}")
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
-        self._prepare_database(paths, report)
-        self._write_configs(paths)
-        self._start_supervisor(paths.process_compose)
-        return self.wait_healthy(paths.process_compose, report, timeout_s)
+        with state_writes("STACK_DIR", self.layout.root):  # a disk that fills up meanwhile is named, not a traceback
+            self._prepare_database(paths, report)
+            self._write_configs(paths)
+        # Ctrl-C (not a DeployError) is let through: the next `up` finishes what an interrupted one started.
+        try:
+            self._start_supervisor(paths.process_compose)
+            states = self.wait_healthy(paths.process_compose, report, timeout_s)
+        except DeployError as failure:
+            raise self._stop_after_failure(paths.process_compose, failure) from None
+        record_history_shards(self.layout, self.settings, report)
+        return states
+
+    def _stop_orphans(self, report: Reporter) -> None:
+        """Stop what a killed supervisor left running (they hold the stack's ports, but are its own)."""
+        process_compose = installed_process_compose(self.settings)
+        if process_compose is not None and self.running(process_compose):
+            return
+        if silent := self._silent_supervisor():  # a live stack, not orphans: never killed from `up`
+            raise silent
+        if orphans := tracking.stack_processes(self.layout.root):
+            report(f"stopping {len(orphans)} processes this stack left running when its supervisor ended: "
+                   + ", ".join(p.describe() for p in orphans))  # fmt: skip
+            self.down(None, volumes=False)
+
+    def _stop_after_failure(self, process_compose: Path, failure: DeployError) -> DeployError:
+        """A failed `up` leaves nothing running: stop what this run started, keep the data, and say so."""
+        started = [p.name for p in tracking.stack_processes(self.layout.root)]
+        with contextlib.suppress(DeployError):  # the supervisor may not answer: what it started is named below
+            started = [s.name for s in self.states(process_compose) if s.pid > 0]
+        try:
+            self.down(process_compose, volumes=False)
+        except DeployError as stopping:
+            return DeployError(f"{failure.problem}\nstopping what this run started failed: {stopping.problem}",
+                               stopping.fix)  # fmt: skip
+        return DeployError(
+            f"{failure.problem}\nstopped the {len(started)} services this run started ({', '.join(started) or '-'}); "
+            "data kept",
+            failure.fix,
+        )
 
     def _runs_this_configuration(self, paths: Paths) -> bool:
         """True if the running supervisor was started from what these settings and components render now."""
@@ -157,7 +288,9 @@ class LocalStack:
             )
         self.settings = with_local_secrets(self.settings, create=True)
         self.model = build_stack(self.settings).in_runtime(Runtime.LOCAL)
-        if init_data_dir(data_dir, paths.postgres_bin, self.settings):
+        if init_data_dir(
+            data_dir, paths.postgres_bin, self.settings, project_root=self.project_root, owner=self.layout.all_data
+        ):
             report("created the local PostgreSQL data directory (password authentication)")
 
     def _write_configs(self, paths: Paths) -> None:
@@ -178,7 +311,7 @@ class LocalStack:
             scrape_config(self.model, lambda _service: LOCALHOST, self.settings.metrics_scrape_interval),
             encoding="utf-8",
         )
-        write_vmui_dashboards(self.layout.dashboards)
+        write_vmui_dashboards(self.layout.dashboards, project_root=self.project_root, owner=self.layout.root)
         self.layout.supervisor_config.write_text(
             render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
             encoding="utf-8",
@@ -194,8 +327,10 @@ class LocalStack:
             "-e", str(self.layout.secrets), "--ordered-shutdown", "-U", "-u", str(self.layout.socket),
             "-L", str(self.layout.log("process-compose-server")),
         ]  # fmt: skip
+        # The marker reaches the supervisor and, inherited, every process it starts (see tracking.py).
+        env = {**service_baseline(), tracking.STACK_VARIABLE: str(self.layout.root)}
         result = run_program(argv, what="starting process-compose", fix="see the message above",
-                             timeout_s=CONTROL_TIMEOUT_S, cwd=self.project_root, env=service_baseline(),
+                             timeout_s=CONTROL_TIMEOUT_S, cwd=self.project_root, env=env,
                              replace_env=True)  # fmt: skip
         if result.returncode != 0:
             raise DeployError(f"process-compose did not start: {result.tail()}", "see the message above")
@@ -208,6 +343,18 @@ class LocalStack:
                 f"process-compose did not open {self.layout.socket} within {CONTROL_TIMEOUT_S}s",
                 f"see {self.layout.log('process-compose-server')}",
             ) from None
+        self._record(process_compose)
+
+    def _record(self, process_compose: Path) -> None:
+        """Write down the supervisor's pid and the ports, in STACK_DIR and in the project's registry entry."""
+        supervisors = [p for p in tracking.stack_processes(self.layout.root) if p.name == process_compose.name]
+        record = tracking.StackRecord(str(self.layout.root), supervisors[0].pid if supervisors else 0, self.ports())
+        with state_writes("STACK_DIR", self.layout.root):
+            record.write(self.layout.state)
+        # The registry entry is only a hint (where this project's stack runs, for `up` from another checkout): a
+        # full or read-only cache must not fail, or half-start, a stack that runs.
+        with contextlib.suppress(OSError):
+            record.write(tracking.registry_entry(self.settings.cache_dir, self.project_root))
 
     def wait_healthy(self, process_compose: Path, report: Reporter, timeout_s: float) -> list[ServiceState]:
         """Poll until every service is ok; a failure that lasts (or a one-shot's) ends the wait at once."""
@@ -271,10 +418,11 @@ class LocalStack:
                 f"process-compose could not {action} {name}: {result.tail()}", f"see `invoke logs {name}`"
             )
 
-    def down(self, process_compose: Path | None, *, volumes: bool) -> bool:
-        """Stop the stack; True if it was running. Data survives unless `volumes`.
+    def down(self, process_compose: Path | None, *, volumes: bool) -> Stopped:
+        """Stop the stack: through its supervisor if it runs, then any process of the stack left without it
+        (found by its marker). Data survives unless `volumes`.
 
-        `process_compose` None: it was never installed, so no stack can be running.
+        `process_compose` None: it is not installed (or not to be asked), so only leftovers are stopped.
         """
         was_running = process_compose is not None and self.running(process_compose)
         if was_running and process_compose is not None:
@@ -287,10 +435,20 @@ class LocalStack:
                             retry=retry_if_result(lambda exists: exists))  # fmt: skip
             with contextlib.suppress(RetryError):  # a socket left behind is removed below
                 gone(self.layout.socket.exists)
+        stopped, running = tracking.stop_stack_processes(self.layout.root)
+        if running:
+            raise tracking.still_running_error(f"could not stop every process of the stack in {self.layout.root}",
+                                               running)  # fmt: skip
         self.layout.socket.unlink(missing_ok=True)
+        self.layout.state.unlink(missing_ok=True)
+        entry = tracking.registry_entry(self.settings.cache_dir, self.project_root)
+        record = tracking.StackRecord.read(entry)
+        if record is not None and record.stack_dir == str(self.layout.root):
+            with contextlib.suppress(OSError):  # a hint: one left on a read-only cache names a stopped stack
+                entry.unlink(missing_ok=True)
         if volumes:
-            shutil.rmtree(self.layout.all_data, ignore_errors=True)
-        return was_running
+            remove_owned(self.layout.all_data, project_root=self.project_root, owner=self.layout.root)
+        return Stopped(was_running, stopped)
 
 
 def render_secrets(stack: Stack, settings: Settings) -> str:

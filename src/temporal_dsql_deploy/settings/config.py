@@ -9,8 +9,12 @@ from __future__ import annotations
 import difflib
 import io
 import ipaddress
+import os
 import platform
 import re
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from temporal_dsql_deploy.errors import ConfigError
 from temporal_dsql_deploy.settings.environment import cache_home, format_go_duration
+from temporal_dsql_deploy.settings.paths import forbidden_directory, real_path
 
 Architecture = Literal["amd64", "arm64"]
 SqlPlugin = Literal["postgres12", "postgres12_pgx", "dsql"]
@@ -39,7 +44,15 @@ AWS_SDK_VARIABLES = frozenset({
     "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
     "AWS_STS_REGIONAL_ENDPOINTS", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_SDK_LOAD_CONFIG",
 })  # fmt: skip
-_CHECKED_PREFIXES = ("TEMPORAL_", "AWS_", "DSQL_LOCAL_")
+# Ports the stack derives rather than reads: Temporal's membership port is its gRPC port - 300 (7233 -> 6933), and
+# each role's metrics port and the frontend's HTTP port are fixed.
+MEMBERSHIP_PORT_OFFSET = 300
+ROLE_METRICS_PORTS = {"history": 9092, "matching": 9093, "frontend": 9091, "worker": 9094}
+FRONTEND_HTTP_PORT = 8233
+# Temporal's own rule for a namespace name: not empty, at most limit.maxIDLength (default 1000) bytes
+# (temporalio/temporal common/rpc/interceptor/namespace_validator.go: ValidateName and errNamespaceNotSet).
+NAMESPACE_MAX_BYTES = 1000
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 def parse_go_duration(value: object) -> timedelta:
@@ -88,9 +101,36 @@ def check_ip_address(value: str) -> str:
         raise ValueError("an IP address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
 
 
+def _duration_between(low: str, high: str, why: str) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if not parse_go_duration(low) <= value <= parse_go_duration(high):
+            raise ValueError(f"a duration from {low} to {high}{why}")
+        return value
+
+    return AfterValidator(check)
+
+
+def check_namespace(value: str) -> str:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes of the environment that are not UTF-8 (Python keeps them as surrogates)
+        raise ValueError("UTF-8 text: the configs Temporal reads are UTF-8, and this value holds other bytes") from None
+    if not value or size > NAMESPACE_MAX_BYTES:
+        raise ValueError(f"a namespace name of 1 to {NAMESPACE_MAX_BYTES} bytes, e.g. default (Temporal's limit)")
+    return value
+
+
+def check_directory_text(value: object) -> object:
+    """Refuse an empty or blank directory before it becomes Path('.'), which is the project root."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("a directory path, not empty or blank (empty would mean the project root itself)")
+    return value
+
+
 GoDuration = Annotated[timedelta, BeforeValidator(parse_go_duration)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Host = Annotated[str, AfterValidator(check_host)]
+Directory = Annotated[Path, BeforeValidator(check_directory_text)]
 
 
 def host_architecture() -> Architecture:
@@ -163,15 +203,18 @@ class Settings(BaseSettings):
         timedelta(seconds=300),
         description="Recycle connections after this long; DSQL closes them at 60 minutes.",
     )
-    temporal_sql_token_lifetime: GoDuration = Field(
-        timedelta(minutes=15),
-        description="How long each IAM token the dsql plugin makes stays valid (one per new connection; DSQL "
-        "checks it only when a connection opens). From 1s to 168h.",
+    temporal_sql_token_lifetime: Annotated[GoDuration, _duration_between("1s", "168h", " (DSQL's longest token)")] = (
+        Field(
+            timedelta(minutes=15),
+            description="How long each IAM token the dsql plugin makes stays valid (one per new connection; DSQL "
+            "checks it only when a connection opens). From 1s to 168h.",
+        )
     )
     temporal_sql_tls_ca_file: Path | None = Field(
         None,
-        description="CA bundle that verifies the endpoint's certificate (verify-full). Unset: the public roots "
-        "(Amazon Root CA 1 for DSQL), or the local stand-in's own CA for the local DSQL profile.",
+        description="PEM CA bundle that verifies the endpoint's certificate (verify-full); relative to the project "
+        "root. Unset: the public roots (Amazon Root CA 1 for DSQL), or the local stand-in's own CA for the local "
+        "DSQL profile.",
     )
 
     # --- The local DSQL stand-in (dsql-local) --------------------------------------------------
@@ -182,10 +225,13 @@ class Settings(BaseSettings):
         "tokens, DSQL's rules) as admin/postgres; TEMPORAL_SQL_PORT stays the PostgreSQL behind it.",
     )
     dsql_local_admin_port: Port = Field(5434, description="dsql-local's HTTP health and fault-injection port.")
-    dsql_local_max_transaction_age: GoDuration = Field(
+    dsql_local_max_transaction_age: Annotated[
+        GoDuration, _duration_between("1s", "1800s", " (0 would switch the limit off)")
+    ] = Field(
         timedelta(seconds=300),
         description="Transactions older than this fail in dsql-local. DSQL's quotas page says 300s; the "
-        "community emulator's recording of a real cluster says 1800s.",
+        "community emulator's recording of a real cluster says 1800s. From 1s to 1800s, the envelope of the two: "
+        "dsql-local reads 0 as no limit, which DSQL never is.",
     )
     dsql_local_connect_rate: float = Field(
         100.0, gt=0, le=100_000, description="New connections per second dsql-local accepts (DSQL: 100, burst 1,000)."
@@ -197,7 +243,8 @@ class Settings(BaseSettings):
         "and kept (0600) in STACK_DIR/data/dsql-local/.",
     )
     dsql_local_secret_access_key: SecretStr | None = Field(
-        None, description="Secret key of those credentials. Never printed or logged."
+        None,
+        description="Secret key of those credentials; set both or neither of the pair. Never printed or logged.",
     )
 
     # --- Visibility (Elasticsearch / OpenSearch) -------------------------------------------
@@ -209,16 +256,20 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
         description="Visibility index name (lower-case).",
     )
-    temporal_elasticsearch_username: str | None = Field(None, description="Search engine user, if any.")
+    temporal_elasticsearch_username: str | None = Field(
+        None, description="Search engine user, if any; set together with TEMPORAL_ELASTICSEARCH_PASSWORD."
+    )
     temporal_elasticsearch_password: SecretStr | None = Field(
-        None, description="Search engine password. Never printed or logged."
+        None, description="Search engine password (with its user). Never printed or logged."
     )
     search_engine: SearchEngine = Field(
         "elasticsearch", description="Engine the local stack runs: elasticsearch (7.10.2) or opensearch."
     )
 
     # --- Temporal services -------------------------------------------------------------------
-    temporal_namespace: str = Field("default", description="Namespace registered at start-up.")
+    temporal_namespace: Annotated[str, AfterValidator(check_namespace)] = Field(
+        "default", description="Namespace registered at start-up: 1 to 1000 bytes, Temporal's limit."
+    )
     temporal_num_history_shards: int = Field(
         4,
         ge=1,
@@ -226,10 +277,12 @@ class Settings(BaseSettings):
         description="History shards; fixed when the schema is first used (production: 512+).",
     )
     temporal_frontend_host: Host = Field("127.0.0.1", description="Host clients reach the frontend at.")
-    temporal_frontend_port: Port = Field(7233, description="Frontend gRPC port.")
-    temporal_history_port: Port = Field(7234, description="History gRPC port.")
-    temporal_matching_port: Port = Field(7235, description="Matching gRPC port.")
-    temporal_worker_port: Port = Field(7239, description="Worker gRPC port.")
+    temporal_frontend_port: Port = Field(
+        7233, description="Frontend gRPC port; its membership port is 300 lower (6933), so 301 or more."
+    )
+    temporal_history_port: Port = Field(7234, description="History gRPC port (membership: 300 lower).")
+    temporal_matching_port: Port = Field(7235, description="Matching gRPC port (membership: 300 lower).")
+    temporal_worker_port: Port = Field(7239, description="Worker gRPC port (membership: 300 lower).")
     temporal_ui_port: Port = Field(8080, description="Web UI port.")
     publish_address: Annotated[str, AfterValidator(check_ip_address)] = Field(
         "127.0.0.1",
@@ -246,7 +299,7 @@ class Settings(BaseSettings):
         description="The metrics store's HTTP port: VictoriaMetrics with its UI and dashboards (local stack), "
         "Prometheus (compose).",
     )
-    metrics_scrape_interval: GoDuration = Field(
+    metrics_scrape_interval: Annotated[GoDuration, _duration_between("1s", "5m", ", e.g. 15s")] = Field(
         timedelta(seconds=15), description="How often the metrics store scrapes every service (1s to 5m)."
     )
     metrics_retention_days: int = Field(7, ge=1, le=3650, description="Days the metrics store keeps samples.")
@@ -272,70 +325,85 @@ class Settings(BaseSettings):
     )
 
     # --- Local paths -------------------------------------------------------------------------------
-    stack_dir: Path = Field(
+    stack_dir: Directory = Field(
         Path(".stack"),
-        description="Data, logs and rendered config of the local stack (relative to the project root).",
+        description="Data, logs and rendered config of the local stack (relative to the project root). A directory "
+        "of its own: not /, the home directory, the project root or a parent of it, nor CACHE_DIR.",
     )
-    cache_dir: Path = Field(
+    cache_dir: Directory = Field(
         default_factory=_default_cache_dir,
-        description="Downloaded and built components, keyed by version (outside the checkout).",
+        description="Downloaded and built components, keyed by version. Outside the checkout, and not /, the home "
+        "directory or STACK_DIR.",
     )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.temporal_sql_max_idle_conns is None:
             self.temporal_sql_max_idle_conns = self.temporal_sql_max_conns
-        if self.temporal_sql_max_idle_conns > self.temporal_sql_max_conns:
-            raise ValueError(
-                f"TEMPORAL_SQL_MAX_IDLE_CONNS={self.temporal_sql_max_idle_conns} is above "
-                f"TEMPORAL_SQL_MAX_CONNS={self.temporal_sql_max_conns}; idle connections are part of the pool"
-            )
-        if self.temporal_sql_iam_auth and not self.temporal_sql_tls_enabled:
-            raise ValueError(
-                "TEMPORAL_SQL_IAM_AUTH=true needs TEMPORAL_SQL_TLS_ENABLED=true; IAM tokens must not cross "
-                "the network in clear text"
-            )
-        if self.temporal_sql_iam_auth and not self.aws_region:
-            raise ValueError("TEMPORAL_SQL_IAM_AUTH=true needs AWS_REGION to sign tokens for")
-        if self.is_dsql and self.temporal_sql_max_conn_lifetime >= DSQL_MAX_CONNECTION_LIFETIME:
-            raise ValueError(
-                "TEMPORAL_SQL_MAX_CONN_LIFETIME="
-                f"{format_go_duration(self.temporal_sql_max_conn_lifetime)} is 60 minutes or more, and "
-                "DSQL closes connections at 60 minutes; use less, e.g. 300s"
-            )
-        if not timedelta(seconds=1) <= self.metrics_scrape_interval <= timedelta(minutes=5):
-            raise ValueError(
-                f"METRICS_SCRAPE_INTERVAL={format_go_duration(self.metrics_scrape_interval)} is outside 1s to 5m; "
-                "use e.g. 15s"
-            )
-        if not timedelta(seconds=1) <= self.temporal_sql_token_lifetime <= timedelta(hours=168):
-            raise ValueError(
-                f"TEMPORAL_SQL_TOKEN_LIFETIME={format_go_duration(self.temporal_sql_token_lifetime)} is outside "
-                "1s to 168h (DSQL's longest token); use e.g. 15m"
-            )
-        local_database = (
-            {"TEMPORAL_SQL_PORT": self.temporal_sql_port, "DSQL_LOCAL_PORT": self.dsql_local_port,
-             "DSQL_LOCAL_ADMIN_PORT": self.dsql_local_admin_port} if self.runs_local_database else {}
-        )  # fmt: skip
-        ports = {
-            **local_database,
-            "TEMPORAL_FRONTEND_PORT": self.temporal_frontend_port,
-            "TEMPORAL_HISTORY_PORT": self.temporal_history_port,
-            "TEMPORAL_MATCHING_PORT": self.temporal_matching_port,
-            "TEMPORAL_WORKER_PORT": self.temporal_worker_port,
-            "TEMPORAL_UI_PORT": self.temporal_ui_port,
-            "TEMPORAL_ELASTICSEARCH_PORT": self.temporal_elasticsearch_port,
-            "METRICS_PORT": self.metrics_port,
-            "GRAFANA_PORT": self.grafana_port,
-            "SEARCH_ENGINE_EXPORTER_PORT": self.search_engine_exporter_port,
-            **({"POSTGRES_EXPORTER_PORT": self.postgres_exporter_port} if self.runs_local_database else {}),
-        }
-        seen: dict[int, str] = {}
-        for name, port in ports.items():
-            if port in seen:
-                raise ValueError(f"{name} and {seen[port]} are both {port}; every service needs its own port")
-            seen[port] = name
+        idle = self.temporal_sql_max_idle_conns
+        problems = [*self._connection_problems(idle), *self._credential_problems(), *self._port_problems()]
+        if problems:
+            raise ValueError(_JOINED.join(problems))
         return self
+
+    def _connection_problems(self, idle: int) -> Iterable[str]:
+        if idle > self.temporal_sql_max_conns:
+            yield (f"TEMPORAL_SQL_MAX_IDLE_CONNS={idle} is above TEMPORAL_SQL_MAX_CONNS={self.temporal_sql_max_conns}; "
+                   "idle connections are part of the pool")  # fmt: skip
+        if self.temporal_sql_iam_auth and not self.temporal_sql_tls_enabled:
+            yield ("TEMPORAL_SQL_IAM_AUTH=true needs TEMPORAL_SQL_TLS_ENABLED=true; IAM tokens must not cross the "
+                   "network in clear text")  # fmt: skip
+        elif self.is_dsql and not self.sql_is_local and not self.temporal_sql_tls_enabled:
+            yield (f"TEMPORAL_SQL_HOST={self.temporal_sql_host} is not this machine and TEMPORAL_SQL_PLUGIN=dsql, "
+                   "but TEMPORAL_SQL_TLS_ENABLED=false; DSQL accepts TLS connections only")  # fmt: skip
+        if self.temporal_sql_iam_auth and not self.aws_region:
+            yield "TEMPORAL_SQL_IAM_AUTH=true needs AWS_REGION to sign tokens for"
+        lifetime = self.temporal_sql_max_conn_lifetime
+        if self.is_dsql and not timedelta(0) < lifetime < DSQL_MAX_CONNECTION_LIFETIME:
+            what = "is 60 minutes or more" if lifetime > timedelta(0) else "never recycles connections"
+            yield (f"TEMPORAL_SQL_MAX_CONN_LIFETIME={format_go_duration(lifetime)} {what}, and DSQL closes "
+                   "connections at 60 minutes; use less, e.g. 300s")  # fmt: skip
+
+    def _credential_problems(self) -> Iterable[str]:
+        pairs = (("DSQL_LOCAL_ACCESS_KEY_ID", self.dsql_local_access_key_id,
+                  "DSQL_LOCAL_SECRET_ACCESS_KEY", self.dsql_local_secret_access_key),
+                 ("TEMPORAL_ELASTICSEARCH_USERNAME", self.temporal_elasticsearch_username,
+                  "TEMPORAL_ELASTICSEARCH_PASSWORD", self.temporal_elasticsearch_password))  # fmt: skip
+        for first, first_value, second, second_value in pairs:
+            if (first_value is None) != (second_value is None):
+                given, missing = (first, second) if second_value is None else (second, first)
+                yield f"{given} is set without {missing}; set both or neither"
+
+    def _port_problems(self) -> Iterable[str]:
+        seen: dict[int, str] = {}
+        for port, label in self.labelled_ports():
+            if port < 1:
+                yield f"{label} would be {port}; a gRPC port must be {MEMBERSHIP_PORT_OFFSET + 1} or more"
+            elif port in seen:
+                yield f"{seen[port]} and {label} are both {port}; every service needs its own port"
+            else:
+                seen[port] = label
+
+    def labelled_ports(self) -> list[tuple[int, str]]:
+        """Every port the stack listens on, derived ones included, each labelled by the setting it comes from."""
+        local_database = (
+            ("TEMPORAL_SQL_PORT", "DSQL_LOCAL_PORT", "DSQL_LOCAL_ADMIN_PORT", "POSTGRES_EXPORTER_PORT")
+            if self.runs_local_database else ()
+        )  # fmt: skip
+        named = (*local_database, "TEMPORAL_FRONTEND_PORT", "TEMPORAL_HISTORY_PORT", "TEMPORAL_MATCHING_PORT",
+                 "TEMPORAL_WORKER_PORT", "TEMPORAL_UI_PORT", "TEMPORAL_ELASTICSEARCH_PORT", "METRICS_PORT",
+                 "GRAFANA_PORT", "SEARCH_ENGINE_EXPORTER_PORT")  # fmt: skip
+        labelled = [(int(getattr(self, name.lower())), name) for name in named]
+        labelled += [(self.membership_port(role), f"the {role} membership port (TEMPORAL_{role.upper()}_PORT - "
+                      f"{MEMBERSHIP_PORT_OFFSET})") for role in ROLE_METRICS_PORTS]  # fmt: skip
+        labelled += [(port, f"the {role} metrics port (fixed)") for role, port in ROLE_METRICS_PORTS.items()]
+        labelled.append((FRONTEND_HTTP_PORT, "the frontend HTTP port (fixed)"))
+        return labelled
+
+    def membership_port(self, role: str) -> int:
+        """Temporal's conventional layout: a role's membership port is its gRPC port - 300 (7233 -> 6933)."""
+        grpc_port: int = getattr(self, f"temporal_{role}_port")
+        return grpc_port - MEMBERSHIP_PORT_OFFSET
 
     @property
     def is_dsql(self) -> bool:
@@ -376,9 +444,11 @@ class Settings(BaseSettings):
 
     def resolve(self, project_root: Path) -> Settings:
         """Anchor relative paths at the project root, so tasks behave the same from any directory."""
-        if self.stack_dir.is_absolute():
-            return self
-        return self.model_copy(update={"stack_dir": (project_root / self.stack_dir).resolve()})
+        # Absolute paths too: a STACK_DIR that is a symlink to a bigger disk is used where it points.
+        anchored = {
+            name: real_path(project_root / path) for name in _PATH_FIELDS if (path := getattr(self, name)) is not None
+        }
+        return self.model_copy(update=anchored) if anchored else self
 
 
 def _is_loopback(host: str) -> bool:
@@ -390,73 +460,261 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _describe_error(error: Any) -> str:
+_KNOWN_NAMES = tuple(name.upper() for name in Settings.model_fields)  # in the order of the reference
+_PATH_FIELDS = ("stack_dir", "cache_dir", "temporal_sql_tls_ca_file")
+_JOINED = "\n  - "  # how one rule's several problems travel in one ValueError
+_FROM_ENVIRONMENT = "the environment"
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One line of a configuration error, and the variables the user should look at for it."""
+
+    text: str
+    variables: tuple[str, ...]
+
+
+def _shown(field: str, value: object) -> str:
+    return "(value hidden)" if field in SECRET_FIELDS else repr(value)[:120]
+
+
+def _origin(variable: str, origins: Mapping[str, str]) -> str:
+    return f"from {origins[variable]}" if variable in origins else "the default"
+
+
+def _named_variables(text: str, origins: Mapping[str, str]) -> tuple[str, ...]:
+    """The settings a fix should point at for a cross-field message: those the user set and those it says are
+    missing ("needs X", "without X"); a derived port's setting the user never set is not the likelier cause."""
+    named = tuple(name for name in _KNOWN_NAMES if re.search(rf"\b{name}\b", text))
+    missing = set(re.findall(r"(?:needs|without) ([A-Z_]+)", text))
+    return tuple(name for name in named if name in origins or name in missing) or named
+
+
+def _describe_error(error: Any, origins: Mapping[str, str]) -> list[_Problem]:
     location = error["loc"]
     field = str(location[0]) if location else ""
-    if not field:  # a cross-field rule: its message already names the variables
-        return str(error["msg"]).removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not field:  # a cross-field rule: its messages already name the variables
+        return [_Problem(text, _named_variables(text, origins)) for text in message.split(_JOINED)]
     variable = field.upper()
-    shown = "(value hidden)" if field in SECRET_FIELDS else repr(error.get("input"))
-    accepted = str(error["msg"]).removeprefix("Value error, ")
     expected = error.get("ctx", {}).get("expected")
-    if expected:
-        accepted = f"{accepted} ({expected})"
-    return f"{variable}={shown} is invalid: {accepted}"
+    accepted = f"{message} ({expected})" if expected else message
+    shown = _shown(field, error.get("input"))
+    return [_Problem(f"{variable}={shown} ({_origin(variable, origins)}) is invalid: {accepted}", (variable,))]
 
 
-def _env_file_problems(source: Path) -> list[str]:
-    """What is wrong with the .env file itself: encoding, malformed lines, misspelt names."""
+def _parsed_env_file(source: Path) -> list[Any]:
+    """The bindings of the .env file; a file that cannot be read as one is a ConfigError naming it."""
+    fix = "make it a readable UTF-8 file of NAME=value lines (see .env.example), or remove it"
+    if source.is_symlink() and not source.exists():
+        raise ConfigError(f"{source} is a symbolic link to {os.readlink(source)}, which does not exist", fix)
+    if not source.is_file():
+        kind = "a directory" if source.is_dir() else "not a regular file"
+        raise ConfigError(f"{source} is {kind}; settings are read from a file", fix)
     try:
-        text = source.read_bytes().decode("utf-8")
+        data = source.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = source.read_bytes()[: exc.start].count(b"\n") + 1
-        return [f"line {line} is not UTF-8 text (byte {exc.start}); save the file as UTF-8"]
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source} line {line} is not UTF-8 text (byte {exc.start})", "save the file as UTF-8"
+        ) from None
     except OSError as exc:
-        return [f"cannot be read: {exc.strerror}"]
-    problems = []
-    known = {name.upper() for name in Settings.model_fields}
-    for binding in parse_stream(io.StringIO(text)):
+        raise ConfigError(f"{source} cannot be read: {exc.strerror}", fix) from None
+    return list(parse_stream(io.StringIO(text)))
+
+
+_ENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def _env_file_problems(bindings: Iterable[Any]) -> list[str]:
+    """What is wrong in the .env file: malformed lines, names that are not settings, names given twice."""
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for binding in bindings:
         line = binding.original.line
-        if binding.error:
-            shown = binding.original.string.strip()[:60].split("=", 1)[0]
-            problems.append(f"line {line} is not NAME=value: {shown!r}")
+        if binding.key is None and not binding.error:  # a comment or a blank line
             continue
-        name = (binding.key or "").upper()
-        if name.startswith(_CHECKED_PREFIXES) and name not in known and name not in AWS_SDK_VARIABLES:
-            close = difflib.get_close_matches(name, sorted(known | AWS_SDK_VARIABLES), n=1)
+        # A name is shown only where it is followed by `=`: any other text of a broken line may be a secret (a
+        # password wrapped onto a line of its own reads as a name without a value).
+        named = _ENV_NAME.match(binding.original.string)
+        if binding.error and named:
+            problems.append(f"line {line}: the value of {named[1]} cannot be read (an unclosed quote?)")
+            continue
+        if binding.error or binding.value is None or not named:
+            problems.append(f"line {line} is not NAME=value")
+            continue
+        name = binding.key.upper()
+        if name not in _KNOWN_NAMES and name not in AWS_SDK_VARIABLES:
+            close = difflib.get_close_matches(name, sorted({*_KNOWN_NAMES, *AWS_SDK_VARIABLES}), n=1)
             hint = f"did you mean {close[0]}?" if close else "no setting has this name"
             problems.append(f"line {line}: {binding.key} is not a known variable ({hint})")
+        if name in first_line:
+            problems.append(f"line {line}: {binding.key} is set again (first on line {first_line[name]}); "
+                            "only the last would count")  # fmt: skip
+        first_line.setdefault(name, line)
     return problems
+
+
+def _near_miss(name: str) -> str | None:
+    """The setting `name` misspells, if it is one: same words but one, and that one a near miss of its own.
+
+    Strict on purpose: the environment holds every other program's variables (PATH, DOCKER_HOST,
+    TEMPORAL_ADDRESS, ...), and only a typo of a setting may be refused.
+    """
+    words = name.split("_")
+    for known in _KNOWN_NAMES:
+        known_words = known.split("_")
+        if len(known_words) != len(words):
+            continue
+        differing = [(a, b) for a, b in zip(words, known_words, strict=True) if a != b]
+        if len(differing) == 1 and difflib.SequenceMatcher(None, *differing[0]).ratio() >= _WORD_CUTOFF:
+            return known
+    return None
+
+
+_WORD_CUTOFF = 0.75  # PROT~PORT, STAK~STACK, ENIGNE~ENGINE pass; PORT~HOST (0.5) and VERSION~SESSION (0.71) do not
+
+
+def _environment_problems(environment: Mapping[str, str]) -> list[_Problem]:
+    problems = []
+    for name in sorted(environment):
+        upper = name.upper()
+        if upper in _KNOWN_NAMES or upper in AWS_SDK_VARIABLES:
+            continue
+        known = _near_miss(upper)
+        if known is not None:
+            problems.append(_Problem(f"{name} (from the environment) is not a setting; did you mean {known}?", (name,)))
+    return problems
+
+
+def _directory_problem(real: Path, root: Path, accepted: str) -> str | None:
+    """Why the resolved directory `real` cannot be the product's own, or None; nothing is created or written
+    (whether the disk takes writes is for `up` to find out: `down` and `status` must work on a read-only disk)."""
+    if reason := forbidden_directory(real, root):
+        return f"resolves to {real}, {reason}; {accepted}"
+    try:
+        real.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # made by `up`; a file on the way is named below
+    except OSError as exc:  # e.g. a name too long for the filesystem
+        return f"resolves to {real}, which cannot be used ({exc.strerror}); {accepted}"
+    existing = next((each for each in (real, *real.parents) if os.path.lexists(each)), Path(real.anchor))
+    if not existing.is_dir():
+        where = "is a file" if existing == real else f"is under {existing}, which is a file"
+        return f"resolves to {real}, which {where}; {accepted}"
+    return None
+
+
+def _filesystem_problems(given: Settings, project_root: Path, origins: Mapping[str, str]) -> list[_Problem]:
+    """What is wrong with the paths of `given` (settings before `resolve`, so messages show the values as set)."""
+    root = real_path(project_root)
+    advice = "use a directory of the product's own, e.g. "
+    problems = []
+    directories = {"STACK_DIR": real_path(root / given.stack_dir), "CACHE_DIR": real_path(root / given.cache_dir)}
+    for variable, real in directories.items():
+        example = ".stack" if variable == "STACK_DIR" else str(_default_cache_dir())
+        why = _directory_problem(real, root, advice + example)
+        if why is None and variable == "CACHE_DIR" and root in real.parents:
+            why = f"resolves to {real}, inside the checkout {root}; {advice + example}"
+        if why is not None:
+            shown = str(getattr(given, variable.lower()))
+            problems.append(_Problem(f"{variable}={shown!r} ({_origin(variable, origins)}) {why}", (variable,)))
+    stack, cache = directories.values()
+    if not problems and (stack == cache or stack in cache.parents or cache in stack.parents):
+        text = (f"STACK_DIR and CACHE_DIR overlap ({stack} and {cache}); cleaning one would delete the other: give "
+                "each a directory of its own")  # fmt: skip
+        problems.append(_Problem(text, ("STACK_DIR", "CACHE_DIR")))
+    if given.temporal_sql_tls_ca_file is not None:
+        real = real_path(root / given.temporal_sql_tls_ca_file)
+        why = _ca_file_problem(real)
+        if why is not None:
+            variable = "TEMPORAL_SQL_TLS_CA_FILE"
+            shown = str(given.temporal_sql_tls_ca_file)
+            text = f"{variable}={shown!r} ({_origin(variable, origins)}, resolves to {real}) {why}"
+            problems.append(_Problem(text, (variable,)))
+    return problems
+
+
+def _ca_file_problem(path: Path) -> str | None:
+    """Why `path` is no PEM CA bundle a TLS client can load, or None."""
+    accepted = "a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)"
+    try:  # exists() too raises for some paths: a name over the filesystem's limit, a directory without access
+        if not path.exists():
+            return f"does not exist; give {accepted}"
+        if not path.is_file():
+            return f"is not a file; give {accepted}"
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror}); give {accepted}"
+    if _PEM_CERTIFICATE not in data:
+        return f"is {'empty' if not data.strip() else 'not PEM'}; give {accepted}"
+    try:  # what the clients will do with it
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        return f"holds no certificate that parses ({exc}); give {accepted}"
+    return None
+
+
+def _fix(problems: Iterable[_Problem], origins: Mapping[str, str]) -> str:
+    """Where to act: each variable at the place its value came from, or where to set it if it was not set."""
+    places: dict[str, list[str]] = {}
+    for problem in problems:
+        for variable in problem.variables:
+            place = (
+                f"correct {{}} in {origins[variable]}" if variable in origins else "set {} in .env or the environment"
+            )
+            if variable not in places.setdefault(place, []):
+                places[place].append(variable)
+    return "; ".join(place.format(", ".join(names)) for place, names in places.items()) + (
+        "; .env.example documents each setting"
+    )
+
+
+def _origins(environment: Mapping[str, str], file_names: Iterable[str], file_label: str) -> dict[str, str]:
+    """Where each setting the user gave came from: the environment wins over the .env file (as pydantic-settings
+    reads them)."""
+    origins = {name.upper(): file_label for name in file_names if name.upper() in _KNOWN_NAMES}
+    origins.update({name.upper(): _FROM_ENVIRONMENT for name in environment if name.upper() in _KNOWN_NAMES})
+    return origins
 
 
 def load_settings(project_root: Path, env_file: Path | None = None) -> Settings:
     """Load and validate settings from `<project_root>/.env` and the environment."""
     source = env_file if env_file is not None else project_root / ".env"
-    if source.exists():
-        problems = _env_file_problems(source)
-        if problems:
-            listed = "\n".join(f"  - {problem}" for problem in problems)
-            raise ConfigError(
-                f"{source} has problems:\n{listed}", "correct these lines; .env.example lists every variable"
-            )
-    return _validated(source if source.exists() else None, source.name).resolve(project_root)
+    present = os.path.lexists(source)
+    bindings = _parsed_env_file(source) if present else []
+    file_problems = _env_file_problems(bindings)
+    if file_problems:
+        listed = "\n".join(f"  - {problem}" for problem in file_problems)
+        raise ConfigError(f"{source} has problems:\n{listed}", "correct these lines; .env.example lists every variable")
+    environment = dict(os.environ)
+    origins = _origins(environment, (b.key for b in bindings if b.key), source.name)
+    problems = _environment_problems(environment)
+    origins.update({variable: _FROM_ENVIRONMENT for problem in problems for variable in problem.variables})
+    try:
+        given = Settings(_env_file=source if present else None)
+    except ValidationError as exc:
+        problems += [problem for error in exc.errors() for problem in _describe_error(error, origins)]
+    else:
+        problems += _filesystem_problems(given, project_root, origins)
+    if problems:
+        raise _config_error(problems, origins)
+    return given.resolve(project_root)
 
 
 def load_settings_from_environment() -> Settings:
     """Settings from the environment alone: what a process started by the stack receives."""
-    return _validated(None, "the environment")
-
-
-def _validated(env_file: Path | None, origin: str) -> Settings:
+    origins = _origins(os.environ, (), "")
     try:
-        return Settings(_env_file=env_file)
+        return Settings(_env_file=None)
     except ValidationError as exc:
-        problems = "\n".join(f"  - {_describe_error(error)}" for error in exc.errors())
-        where = f"from {origin} and the environment" if env_file else f"from {origin}"
-        raise ConfigError(
-            f"invalid configuration ({where}):\n{problems}",
-            "correct the variables above in .env or the environment; .env.example documents each one",
-        ) from None
+        raise _config_error([p for error in exc.errors() for p in _describe_error(error, origins)], origins) from None
+
+
+def _config_error(problems: list[_Problem], origins: Mapping[str, str]) -> ConfigError:
+    listed = "\n".join(f"  - {problem.text}" for problem in problems)
+    return ConfigError(f"invalid configuration:\n{listed}", _fix(problems, origins))
 
 
 def env_file_warnings(source: Path) -> list[str]:

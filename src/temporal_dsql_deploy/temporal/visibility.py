@@ -15,6 +15,7 @@ from temporal_dsql_deploy.settings.config import Settings
 
 TEMPLATE_NAME = "temporal_visibility_v1_template"
 TOOL_TIMEOUT_S = 120
+SHOWN_FIELDS = 5  # an index made some other way can differ in every field of the template: name a few, count all
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ def verify_mapping(client: httpx.Client, index: str) -> int:
         if actual.get(field, {}).get("type") != spec.get("type")
     )
     if wrong:
+        more = f" and {len(wrong) - SHOWN_FIELDS} more" if len(wrong) > SHOWN_FIELDS else ""
         raise DeployError(
-            f"index {index!r} does not match Temporal's visibility template: {', '.join(wrong)}",
+            f"index {index!r} does not match Temporal's visibility template in {len(wrong)} of {len(expected)} "
+            f"fields: {', '.join(wrong[:SHOWN_FIELDS])}{more}",
             f"recreate it: delete the index (curl -X DELETE .../{index}) and run `invoke es.setup`",
         )
     return len(expected)
