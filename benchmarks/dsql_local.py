@@ -22,9 +22,8 @@ from pathlib import Path
 
 from temporal_dsql_deploy.cli import settings_for
 from temporal_dsql_deploy.database import dsql
-from temporal_dsql_deploy.database.endpoint import persistence_endpoint
+from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_DATABASE, persistence_endpoint
 from temporal_dsql_deploy.runtime.components import install_all
-from temporal_dsql_deploy.runtime.model import DSQL_LOCAL_BACKEND_DATABASE
 from temporal_dsql_deploy.runtime.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]

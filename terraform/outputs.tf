@@ -23,7 +23,12 @@ output "peer_endpoint" {
   value       = local.multi_region ? "${aws_dsql_cluster.peer[0].identifier}.dsql.${var.peer_region}.on.aws" : null
 }
 
-output "connect_policy_arn" {
-  description = "IAM policy to attach to the Temporal services' role: dsql:DbConnectAdmin on this cluster only."
+output "service_connect_policy_arn" {
+  description = "IAM policy for the Temporal services' role (DSQL_SERVICE_PRINCIPAL_ARN): dsql:DbConnect on this cluster only."
   value       = aws_iam_policy.temporal_dsql_connect.arn
+}
+
+output "schema_admin_policy_arn" {
+  description = "IAM policy for whoever runs the schema setup: dsql:DbConnectAdmin on this cluster only."
+  value       = aws_iam_policy.temporal_dsql_schema_admin.arn
 }

@@ -2,7 +2,8 @@
 //
 // It needs the stand-in's address and CA and the credentials it checks tokens against:
 // DSQL_LOCAL_ADDR (host:port), DSQL_LOCAL_CA, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and optionally
-// DSQL_LOCAL_ENDPOINT (the host tokens are made for; default: the address's host) and AWS_REGION.
+// DSQL_LOCAL_ENDPOINT (the host tokens are made for; default: the address's host), AWS_REGION and
+// DSQL_LOCAL_IAM_PRINCIPAL (the stand-in's -iam-principal; `{principal}` in a case's SQL stands for it).
 package conformance
 
 import (
@@ -32,6 +33,7 @@ type step struct {
 	Message  string `yaml:"message"`
 	Value    string `yaml:"value"`
 	Column   string `yaml:"column"`
+	User     string `yaml:"user"` // the session's role: a custom role connects with a DbConnect token
 }
 
 type conformanceCase struct {
@@ -39,7 +41,10 @@ type conformanceCase struct {
 	Source    string   `yaml:"source"`
 	Deviation string   `yaml:"deviation"`
 	Connect   string   `yaml:"connect"`
+	User      string   `yaml:"user"` // the role a `connect` case connects as (default admin)
 	SQLState  string   `yaml:"sqlstate"`
+	Message   string   `yaml:"message"`
+	Setup     []string `yaml:"setup"` // run as admin before the case (after its cleanup, for a clean start)
 	Cleanup   []string `yaml:"cleanup"`
 	Steps     []step   `yaml:"steps"`
 }
@@ -51,9 +56,9 @@ type table struct {
 
 // target is the running stand-in under test.
 type target struct {
-	host, port, endpoint, region string
-	credentials                  aws.Credentials
-	roots                        *x509.CertPool
+	host, port, endpoint, region, principal string
+	credentials                             aws.Credentials
+	roots                                   *x509.CertPool
 }
 
 func loadTarget(t *testing.T) *target {
@@ -83,7 +88,11 @@ func loadTarget(t *testing.T) *target {
 	if region == "" {
 		region = "us-east-1"
 	}
-	return &target{host: host, port: port, endpoint: endpoint, region: region, roots: roots,
+	principal := os.Getenv("DSQL_LOCAL_IAM_PRINCIPAL")
+	if principal == "" {
+		principal = "arn:aws:iam::000000000000:role/dsql-local" // dsql-local's default
+	}
+	return &target{host: host, port: port, endpoint: endpoint, region: region, roots: roots, principal: principal,
 		credentials: aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}}
 }
 
@@ -98,16 +107,25 @@ func (g *target) token(host, action string, at time.Time, credentials aws.Creden
 	return strings.TrimPrefix(signed, "https://")
 }
 
-// config builds a connection config; variant selects a deliberately bad one.
-func (g *target) config(variant string) *pgx.ConnConfig {
-	config, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s user=admin dbname=postgres connect_timeout=10", g.host, g.port))
+// config builds a connection config for `user` (admin when empty, with a DbConnectAdmin token; a custom role
+// with a DbConnect token); variant selects a deliberately bad one.
+func (g *target) config(variant, user string) *pgx.ConnConfig {
+	if user == "" {
+		user = "admin"
+	}
+	config, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s dbname=postgres connect_timeout=10", g.host, g.port))
 	if err != nil {
 		panic(err)
 	}
+	config.User = user
 	config.TLSConfig = &tls.Config{RootCAs: g.roots, ServerName: g.endpoint}
 	config.Fallbacks = nil
 	now := time.Now()
-	config.Password = g.token(g.endpoint, "DbConnectAdmin", now, g.credentials)
+	action := "DbConnectAdmin"
+	if user != "admin" {
+		action = "DbConnect"
+	}
+	config.Password = g.token(g.endpoint, action, now, g.credentials)
 	switch variant {
 	case "plaintext":
 		config.TLSConfig = nil
@@ -119,16 +137,16 @@ func (g *target) config(variant string) *pgx.ConnConfig {
 		config.Password = g.token(g.endpoint, "DbConnectAdmin", now, aws.Credentials{AccessKeyID: g.credentials.AccessKeyID, SecretAccessKey: "not-the-secret"})
 	case "malformed":
 		config.Password = "not-a-token"
-	case "role_action":
-		config.Password = g.token(g.endpoint, "DbConnect", now, g.credentials)
+	case "role_action": // the other kind of token than the user needs
+		config.Password = g.token(g.endpoint, map[string]string{"DbConnect": "DbConnectAdmin", "DbConnectAdmin": "DbConnect"}[action], now, g.credentials)
 	case "other_database":
 		config.Database = "other"
 	}
 	return config
 }
 
-func (g *target) connect(ctx context.Context, variant string) (*pgx.Conn, error) {
-	return pgx.ConnectConfig(ctx, g.config(variant))
+func (g *target) connect(ctx context.Context, variant, user string) (*pgx.Conn, error) {
+	return pgx.ConnectConfig(ctx, g.config(variant, user))
 }
 
 func sqlState(err error) (string, string) {
@@ -154,17 +172,23 @@ func loadTable(t *testing.T) table {
 
 // run executes one case; it returns "" when the stand-in did what the case says.
 func (g *target) run(ctx context.Context, c conformanceCase) string {
+	if err := g.admin(ctx, g.expand(c.Setup), false); err != nil {
+		return fmt.Sprintf("setup: %v", err)
+	}
 	if c.Connect != "" {
-		conn, err := g.connect(ctx, c.Connect)
+		conn, err := g.connect(ctx, c.Connect, c.User)
 		if conn != nil {
 			defer conn.Close(ctx)
 		}
-		code, _ := sqlState(err)
+		code, message := sqlState(err)
 		if c.SQLState == "" && err != nil {
 			return fmt.Sprintf("connection refused: %v", err)
 		}
 		if c.SQLState != "" && code != c.SQLState {
 			return fmt.Sprintf("connection: want SQLSTATE %s, got %q (%v)", c.SQLState, code, err)
+		}
+		if c.Message != "" && !strings.Contains(message, c.Message) {
+			return fmt.Sprintf("connection: message %q lacks %q", message, c.Message)
 		}
 		if err != nil && strings.Contains(err.Error(), "X-Amz-Signature") {
 			return "the refusal echoes the token"
@@ -180,13 +204,13 @@ func (g *target) run(ctx context.Context, c conformanceCase) string {
 	for number, s := range c.Steps {
 		session := max(s.Session, 1)
 		if sessions[session] == nil {
-			conn, err := g.connect(ctx, "")
+			conn, err := g.connect(ctx, "", s.User)
 			if err != nil {
 				return fmt.Sprintf("session %d: %v", session, err)
 			}
 			sessions[session] = conn
 		}
-		value, column, err := execute(ctx, sessions[session], s.SQL)
+		value, column, err := execute(ctx, sessions[session], g.expand([]string{s.SQL})[0])
 		code, message := sqlState(err)
 		where := fmt.Sprintf("step %d (%s)", number+1, s.SQL)
 		switch {
@@ -227,8 +251,20 @@ func execute(ctx context.Context, conn *pgx.Conn, sql string) (string, string, e
 	return value, column, rows.Err()
 }
 
+// expand puts the stand-in's IAM principal where statements say {principal}.
+func (g *target) expand(statements []string) []string {
+	expanded := make([]string, len(statements))
+	for i, statement := range statements {
+		expanded[i] = strings.ReplaceAll(statement, "{principal}", g.principal)
+	}
+	return expanded
+}
+
 func (g *target) admin(ctx context.Context, statements []string, ignoreErrors bool) error {
-	conn, err := g.connect(ctx, "")
+	if len(statements) == 0 {
+		return nil
+	}
+	conn, err := g.connect(ctx, "", "")
 	if err != nil {
 		return err
 	}
@@ -262,8 +298,9 @@ func TestConformance(t *testing.T) {
 		if c.Source == "" {
 			t.Errorf("%s: no source page", c.ID)
 		}
+		_ = g.admin(ctx, g.expand(c.Cleanup), true) // what an interrupted earlier run may have left
 		problem := g.run(ctx, c)
-		_ = g.admin(ctx, c.Cleanup, true)
+		_ = g.admin(ctx, g.expand(c.Cleanup), true)
 		if problem != "" {
 			failed++
 			t.Errorf("%s: %s", c.ID, problem)

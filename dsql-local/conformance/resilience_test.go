@@ -21,7 +21,7 @@ func healthy(t *testing.T, g *target) {
 	var conn *pgx.Conn
 	var err error
 	for attempt := 0; attempt < 50; attempt++ { // past the connection-rate burst a moment may be needed
-		if conn, err = g.connect(ctx, ""); err == nil {
+		if conn, err = g.connect(ctx, "", ""); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -78,7 +78,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	}
 	// After authentication: a frame announcing a 1 GiB query.
 	ctx := context.Background()
-	conn, err := g.connect(ctx, "")
+	conn, err := g.connect(ctx, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 func TestDisconnectMidTransactionRollsBack(t *testing.T) {
 	g := loadTarget(t)
 	ctx := context.Background()
-	setup, err := g.connect(ctx, "")
+	setup, err := g.connect(ctx, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestDisconnectMidTransactionRollsBack(t *testing.T) {
 	if _, err := setup.Exec(ctx, "INSERT INTO resilience_kv VALUES (1, 'before')"); err != nil {
 		t.Fatal(err)
 	}
-	quitter, err := g.connect(ctx, "")
+	quitter, err := g.connect(ctx, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestTenThousandRapidConnects(t *testing.T) {
 	// connections to DSQL's rate is the proxy package's unit test, on a budget of 2.)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	conn, err := g.connect(ctx, "")
+	conn, err := g.connect(ctx, "", "")
 	if err != nil {
 		t.Fatalf("a good client right after 10,000 unauthenticated connects: %v", err)
 	}

@@ -20,6 +20,7 @@ from temporal_dsql_deploy.database.schema import (
     default_schema_name,
     shipped_schemas,
 )
+from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.observability.top import watch
@@ -31,6 +32,7 @@ from temporal_dsql_deploy.runtime.components import (
     install_temporal_server,
     installed_process_compose,
 )
+from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_USER, keys_file, read_control_keys
 from temporal_dsql_deploy.runtime.model import Runtime as StackRuntime
 from temporal_dsql_deploy.runtime.model import build_stack
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState, tail
@@ -69,6 +71,8 @@ def _endpoints(settings: Settings, runtime: Runtime) -> None:
         cli.say(f"  dashboards         http://127.0.0.1:{settings.grafana_port}   (Grafana)")
     else:
         cli.say(f"  dashboards         http://127.0.0.1:{settings.metrics_port}/vmui/#/dashboards   (or `invoke top`)")
+        login = f"user {METRICS_STORE_USER}, password: `metrics_store` in {keys_file(settings.stack_dir)}"
+        cli.say(f"                     {login}")
 
 
 def up(settings: Settings, project_root: Path, runtime: Runtime) -> None:
@@ -132,7 +136,14 @@ def status(settings: Settings, project_root: Path, runtime: Runtime) -> None:
 def top(settings: Settings, runtime: Runtime, interval_s: float, rounds: int | None) -> None:
     # Compose publishes the store on PUBLISH_ADDRESS; 0.0.0.0 there is reached on loopback.
     host = "127.0.0.1" if runtime == "local" or settings.publish_address == "0.0.0.0" else settings.publish_address  # noqa: S104
-    store = MetricsStore(f"http://{host}:{settings.metrics_port}")
+    # The local store (VictoriaMetrics) answers only with the stack's key; Compose's Prometheus has no write API.
+    url = f"http://{host}:{settings.metrics_port}"
+    auth = (
+        read_control_keys(settings.stack_dir, f"the metrics store at {url}").metrics_auth
+        if runtime == "local"
+        else None
+    )
+    store = MetricsStore(url, auth=auth)
     watch(store, cli.console, interval_s, rounds)
 
 
@@ -193,6 +204,13 @@ def _summary(result: ApplyReport, started: float) -> None:
             f"{result.skipped_as_done} already done, {time.monotonic() - started:.1f}s")  # fmt: skip
 
 
+def _keep_service_role(settings: Settings, applier: Applier) -> None:
+    """On DSQL the services' role gets the tables the schema has now (an update may add some)."""
+    if settings.is_dsql:
+        for done in ensure_service_role(settings, applier.run):
+            cli.say(done)
+
+
 def schema_setup(settings: Settings, *, version: str, schema_name: str, schema_dir: str,
                  overwrite: bool, confirm: Callable[[str], bool]) -> None:  # fmt: skip
     started = time.monotonic()
@@ -203,6 +221,7 @@ def schema_setup(settings: Settings, *, version: str, schema_name: str, schema_d
             if not confirm(f"drop these tables of {applier.source.root.name} and their data: {tables}?"):
                 raise DeployError("overwrite cancelled; nothing was dropped", "pass --yes to skip the question")
         result = applier.setup(version or BASE_VERSION, overwrite=overwrite)
+        _keep_service_role(settings, applier)
     finally:
         applier.close()
     if result.tables_dropped:
@@ -216,6 +235,7 @@ def schema_update(settings: Settings, *, target_version: str, schema_name: str,
     applier = _applier(settings, schema_name, schema_dir)
     try:
         result = applier.update(target_version)
+        _keep_service_role(settings, applier)
     finally:
         applier.close()
     _summary(result, started)

@@ -1,10 +1,12 @@
-"""Files only their owner may read (passwords, generated credentials, a .env with secrets), and the one
-translation of the filesystem's refusals to write the stack's state into an error a user can act on."""
+"""Files only their owner may read (passwords, generated credentials, a .env with secrets, the stack's state and
+logs), and the one translation of the filesystem's refusals to write the stack's state into an error a user can act
+on."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,9 +25,50 @@ _REFUSALS = {
 }
 
 
+# What the stack's own writes, and every process it starts, create files with: no access for group or others.
+OWNER_ONLY_UMASK = 0o077
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Meanwhile, whatever this process creates, and whatever the processes it starts create (they inherit the
+    umask: logs, the search engine's and the metrics store's data), only its owner may read."""
+    previous = os.umask(OWNER_ONLY_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def restrict_tree(root: Path) -> None:
+    """Take every permission of group and others off what this user owns under `root` (made world-readable by an
+    earlier version); what another user owns (PostgreSQL's data) guards itself and is not entered. Links are left."""
+    owner = os.geteuid()
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if _restrict(Path(directory, name), owner)]
+        _restrict(Path(directory), owner)
+        for name in files:
+            _restrict(Path(directory, name), owner)
+
+
+def _restrict(path: Path, owner: int) -> bool:
+    """Make `path` owner-only if this user owns it; True if it is a directory to enter."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:  # removed meanwhile by a running service
+        return False
+    if stat.S_ISLNK(status.st_mode) or status.st_uid != owner:
+        return False
+    if stat.S_IMODE(status.st_mode) & 0o077:
+        path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
+    return stat.S_ISDIR(status.st_mode)
+
+
 def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
-    """Write `text` to `path` with mode 0600, also when the file exists (unless `exclusive`: then it must not)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `text` to `path` with mode 0600, also when the file exists (unless `exclusive`: then it must not).
+    Directories made for it are owner-only."""
+    with owner_only_files():
+        path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     descriptor = os.open(path, flags, 0o600)
     os.fchmod(descriptor, 0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -13,7 +14,8 @@ import httpx
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.database.endpoint import local_ca_file
+from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_ROLE, local_ca_file
+from temporal_dsql_deploy.database.local_postgres import ensure_backend_role
 from temporal_dsql_deploy.runtime.components import (
     Installer,
     Paths,
@@ -90,6 +92,7 @@ class StandIn:
 
     settings: Settings  # the local DSQL profile, pointed at this instance
     admin_url: str
+    admin_headers: dict[str, str]  # its admin API's control paths answer only requests with its key
 
 
 def _free_port() -> int:
@@ -103,21 +106,25 @@ def isolated_stand_in(settings: Settings) -> Iterator[StandIn]:
     """Tests that drop tables, inject faults or hammer connections do it here, never to the running stack."""
     binary = install_dsql_local(settings, Installer(print, project_root=PROJECT_ROOT)) / "dsql-local"
     port, admin = _free_port(), _free_port()
-    assert settings.temporal_sql_password is not None
+    assert settings.dsql_local_backend_password is not None
     assert settings.dsql_local_secret_access_key is not None
-    env = {**os.environ, "DSQL_LOCAL_BACKEND_PASSWORD": settings.temporal_sql_password.get_secret_value(),
+    # Its backend database as the stack's own: owned by the stand-in's non-superuser role, which it runs as.
+    backend_password = settings.dsql_local_backend_password.get_secret_value()
+    ensure_backend_role(settings, backend_password, ISOLATED_DATABASE)
+    env = {**os.environ, "DSQL_LOCAL_BACKEND_PASSWORD": backend_password,
            "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
-           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value()}  # fmt: skip
+           "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value(),
+           "DSQL_LOCAL_ADMIN_KEY": (admin_key := secrets.token_urlsafe(32))}  # fmt: skip
     process = subprocess.Popen(
         [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
          "--tls-dir", str(local_ca_file(settings).parent), "--backend-port", str(settings.temporal_sql_port),
-         "--backend-user", settings.temporal_sql_user, "--backend-database", ISOLATED_DATABASE],
+         "--backend-user", DSQL_LOCAL_BACKEND_ROLE, "--backend-database", ISOLATED_DATABASE],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         _wait_healthy(f"http://127.0.0.1:{admin}/healthz")
         yield StandIn(settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port}),
-                      f"http://127.0.0.1:{admin}")  # fmt: skip
+                      f"http://127.0.0.1:{admin}", {"Authorization": f"Bearer {admin_key}"})  # fmt: skip
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -35,10 +35,12 @@ def dsql_settings(isolated_stand_in: StandIn) -> Settings:
 
 
 @pytest.fixture
-def faults(isolated_stand_in: StandIn) -> Iterator[str]:
-    url = f"{isolated_stand_in.admin_url}/faults"
-    yield url
-    httpx.post(url, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+def faults(isolated_stand_in: StandIn) -> Iterator[httpx.Client]:
+    """A client of the stand-in's admin API (/faults), with its key."""
+    with httpx.Client(base_url=isolated_stand_in.admin_url, headers=isolated_stand_in.admin_headers,
+                      timeout=10) as client:  # fmt: skip
+        yield client
+        client.post("/faults", data={"conflict_rate": "0", "seed": "1"}).raise_for_status()
 
 
 def _applier(settings: Settings, name: str = DSQL_SCHEMA) -> Applier:
@@ -66,8 +68,8 @@ def test_dsql_schema_applies_through_the_stand_in(dsql_settings: Settings) -> No
         applier.close()
 
 
-def test_injected_conflicts_are_retried(dsql_settings: Settings, faults: str) -> None:
-    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "7"}, timeout=10).raise_for_status()
+def test_injected_conflicts_are_retried(dsql_settings: Settings, faults: httpx.Client) -> None:
+    faults.post("/faults", data={"conflict_rate": "0.1", "seed": "7"}).raise_for_status()
     applier = _applier(dsql_settings)
     try:
         setup = applier.setup("0.0", overwrite=True)
@@ -75,7 +77,7 @@ def test_injected_conflicts_are_retried(dsql_settings: Settings, faults: str) ->
         result = applier.update()
     finally:
         applier.close()
-    injected = httpx.get(faults, timeout=10).json()["injected"]
+    injected = faults.get("/faults").raise_for_status().json()["injected"]
     retries = setup_retries + result.retries
     print(f"10% injected commit conflicts: {injected} injected, {retries} retries, version {result.to_version}")
     assert injected > 0

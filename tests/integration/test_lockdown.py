@@ -71,9 +71,14 @@ def test_each_service_gets_only_the_environment_it_needs(local_stack: LocalStack
 def test_a_killed_postgresql_is_restarted_by_the_supervisor(local_stack: LocalStack, paths: Paths) -> None:
     before = _pids(local_stack, paths)["postgresql"]
     subprocess.run(["kill", "-9", str(before)], check=True, timeout=10)
+    # The supervisor notices the death only once the old server's backends have gone too (they hold its output
+    # open): until then it still reports the old process, healthy, so wait for a new one before waiting for health.
+    deadline = time.monotonic() + 120
+    while _pids(local_stack, paths).get("postgresql") in (before, 0, None) and time.monotonic() < deadline:
+        time.sleep(0.5)
     states = local_stack.wait_healthy(paths.process_compose, lambda _m: None, timeout_s=120)
     after = next(state.pid for state in states if state.name == "postgresql")
-    assert after != before
+    assert after != before, "the supervisor did not restart PostgreSQL within 120 s of its kill"
     orphans = subprocess.run(["pgrep", "-f", f"postgres -D {local_stack.layout.data / 'postgresql'}"],
                              capture_output=True, text=True, check=False, timeout=10).stdout.split()  # fmt: skip
     assert [int(pid) for pid in orphans] == [after], json.dumps(orphans)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,7 @@ import yaml
 from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.control_keys import read_control_keys
 from temporal_dsql_deploy.runtime.model import build_stack
 from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
@@ -29,7 +33,8 @@ WAIT_S = 90  # a few scrape intervals
 @pytest.fixture(scope="module")
 def store(local_stack: LocalStack, settings: Settings) -> MetricsStore:
     run_smoke(settings, PROJECT_ROOT)  # a workflow, so the series it causes exist
-    return MetricsStore(f"http://127.0.0.1:{settings.metrics_port}")
+    url = f"http://127.0.0.1:{settings.metrics_port}"
+    return MetricsStore(url, auth=read_control_keys(settings.stack_dir, f"the metrics store at {url}").metrics_auth)
 
 
 def _eventually_present(store: MetricsStore, expr: str) -> list[float]:
@@ -90,17 +95,55 @@ def test_conflicts_are_counted_by_code_and_replayed(store: MetricsStore, local_s
         assert store.query('{__name__=~"dsql_(conflicts|connects|pool_.*|statement_latency_count)"}') == []
         return
     faults = f"http://127.0.0.1:{settings.dsql_local_admin_port}/faults"
-    httpx.post(faults, data={"conflict_rate": "0.2", "seed": "7"}, timeout=10).raise_for_status()
+    headers = read_control_keys(settings.stack_dir, f"dsql-local's admin API at {faults}").admin_headers()
+    httpx.post(faults, data={"conflict_rate": "0.2", "seed": "7"}, headers=headers, timeout=10).raise_for_status()
     try:
         run_smoke(settings, PROJECT_ROOT)
     finally:
-        httpx.post(faults, data={"conflict_rate": "0"}, timeout=10).raise_for_status()
+        httpx.post(faults, data={"conflict_rate": "0"}, headers=headers, timeout=10).raise_for_status()
     assert _eventually_present(store, 'sum(dsql_conflicts{code="OC000"}) > 0'), "no OC000 conflict counted"
     assert _eventually_present(store, 'sum(dsql_transaction_replays{outcome="replayed"}) > 0'), "no replay counted"
 
 
+@pytest.fixture
+def authenticating_proxy(settings: Settings) -> Iterator[int]:
+    """A port on loopback that forwards requests to the metrics store with its credentials (vmui loads its pages
+    with GET and POSTs its queries)."""
+    store = f"http://127.0.0.1:{settings.metrics_port}"
+    auth = read_control_keys(settings.stack_dir, f"the metrics store at {store}").metrics_auth
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._forward("GET")
+
+        def do_POST(self) -> None:
+            self._forward("POST")
+
+        def _forward(self, method: str) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {"content-type": self.headers["content-type"]} if "content-type" in self.headers else {}
+            answer = httpx.request(method, store + self.path, auth=auth, content=body, headers=headers, timeout=30)
+            self.send_response(answer.status_code)
+            for name in ("content-type", "cache-control"):
+                if name in answer.headers:
+                    self.send_header(name, answer.headers[name])
+            self.send_header("content-length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
 def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings: Settings, chromium: str,
-                                                   tmp_path: Path) -> None:  # fmt: skip
+                                                   tmp_path: Path, authenticating_proxy: int) -> None:  # fmt: skip
     # Every key figure of the first dashboard (persistence) has data once a workflow has run; on the PostgreSQL
     # profile those of the dsql plugin have none unless they fall back to zero.
     first = load_dashboards()[0]
@@ -110,7 +153,8 @@ def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings
     }
     expected_empty = plugin_only if settings.temporal_sql_plugin != "dsql" else set()
     assert {figure.title for figure in first.figures} - {figure.title for figure in with_data} == expected_empty
-    url = f"http://127.0.0.1:{settings.metrics_port}/vmui/#/dashboards"
+    # The store asks for its key; the browser goes through a local proxy that adds it, so no command line holds it.
+    url = f"http://127.0.0.1:{authenticating_proxy}/vmui/#/dashboards"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
              "--virtual-time-budget=15000", "--window-size=1400,1000"]  # fmt: skip

@@ -108,7 +108,7 @@ def make_applier(database_settings: Callable[..., Settings], server: TemporalSer
 
 
 def _query(applier: Applier, sql: str) -> list[tuple[object, ...]]:
-    return applier._run(sql)
+    return applier.run(sql)
 
 
 def _history_count(applier: Applier) -> int:

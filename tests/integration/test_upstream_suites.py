@@ -67,12 +67,13 @@ def test_upstream_persistence_suites_pass_on_the_dsql_plugin(suites_stand_in: Se
 def test_upstream_store_suites_absorb_injected_conflicts(suites_stand_in: Settings, isolated_stand_in: StandIn) -> None:
     """At 10% of commits failing with OC000, the plugin's replay keeps every store-level suite passing."""
     faults = f"{isolated_stand_in.admin_url}/faults"
-    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, timeout=10).raise_for_status()
+    headers = isolated_stand_in.admin_headers
+    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, headers=headers, timeout=10).raise_for_status()
     try:
         ran, _ = _run_suites(suites_stand_in, "TestUpstreamPersistenceSuites")
-        injected = httpx.get(faults, timeout=10).json()["injected"]
+        injected = httpx.get(faults, headers=headers, timeout=10).raise_for_status().json()["injected"]
     finally:
-        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, headers=headers, timeout=10).raise_for_status()
     print(f"injected commit conflicts absorbed: {injected}")
     assert injected > 0
     assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-2000:]

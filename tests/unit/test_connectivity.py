@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -45,6 +46,15 @@ def test_token_is_a_locally_signed_admin_connect_url(
     assert "Action=DbConnectAdmin" in token
     assert "X-Amz-Signature=" in token
     assert dsql.auth_token(persistence_endpoint(make_settings(**DSQL))) != ""
+
+
+def test_a_custom_role_gets_a_db_connect_token(make_settings: MakeSettings, no_aws_files: pytest.MonkeyPatch) -> None:
+    for name, value in FAKE_CREDENTIALS.items():
+        no_aws_files.setenv(name, value)
+    endpoint = replace(persistence_endpoint(make_settings(**DSQL)), user="temporal_service")
+    token = dsql.auth_token(endpoint)
+    assert "Action=DbConnect&" in token
+    assert "DbConnectAdmin" not in token
 
 
 def test_missing_credentials_are_named(make_settings: MakeSettings, no_aws_files: pytest.MonkeyPatch) -> None:

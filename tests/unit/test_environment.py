@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.private_files import write_private
+from temporal_dsql_deploy.runtime.control_keys import ControlKeys
 from temporal_dsql_deploy.runtime.model import Component, Runtime, build_stack
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor, victoria_metrics_environment
 from temporal_dsql_deploy.runtime.stack import render_secrets
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.settings.environment import HostOf, SecretRef, render_environment, settings_environment
@@ -19,6 +20,7 @@ from tests.conftest import fake_paths
 
 MakeSettings = Callable[..., Settings]
 PASSWORD = "only-in-dotenv-Pa55"
+BACKEND_PASSWORD = "stand-in-backend-Pa55"
 
 
 def _both(settings: Settings, root: Path) -> tuple[str, str]:
@@ -52,12 +54,13 @@ def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neithe
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The PostgreSQL profile: the Temporal services themselves log in with the password.
-    (tmp_path / ".env").write_text(f"TEMPORAL_SQL_PASSWORD={PASSWORD}\nTEMPORAL_SQL_PLUGIN=postgres12_pgx\n",
-                                   encoding="utf-8")  # fmt: skip
+    (tmp_path / ".env").write_text(f"TEMPORAL_SQL_PASSWORD={PASSWORD}\nTEMPORAL_SQL_PLUGIN=postgres12_pgx\n"
+                                   f"DSQL_LOCAL_BACKEND_PASSWORD={BACKEND_PASSWORD}\n", encoding="utf-8")  # fmt: skip
     settings = load_settings(tmp_path)
     supervisor_text, compose_text = _both(settings, tmp_path)
     assert PASSWORD not in supervisor_text
     assert PASSWORD not in compose_text
+    assert BACKEND_PASSWORD not in supervisor_text + compose_text
     processes = yaml.safe_load(supervisor_text)["processes"]
     services = yaml.safe_load(compose_text)["services"]
     for name in ("temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker", "schema-setup"):
@@ -67,14 +70,18 @@ def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neithe
     # Each runtime supplies the value at start: process-compose from a 0600 file, Compose from its environment.
     stack = build_stack(settings)
     secrets_file = tmp_path / "secrets.env"
-    write_private(secrets_file, render_secrets(stack, settings))
-    # The stand-in in front of the same database gets it as its backend password.
+    keys = ControlKeys("admin-key-" + "a" * 32, "store-key-" + "b" * 32)
+    write_private(secrets_file, render_secrets(stack, settings, keys))
+    # The stand-in's backend role has its own password; the control keys come from their file.
     assert secrets_file.read_text(encoding="utf-8") == (
-        f"DSQL_LOCAL_BACKEND_PASSWORD='{PASSWORD}'\nTEMPORAL_SQL_PASSWORD='{PASSWORD}'\n"
+        f"DSQL_LOCAL_ADMIN_KEY='{keys.dsql_local_admin}'\nDSQL_LOCAL_BACKEND_PASSWORD='{BACKEND_PASSWORD}'\n"
+        f"METRICS_STORE_KEY='{keys.metrics_store}'\nTEMPORAL_SQL_PASSWORD='{PASSWORD}'\n"
     )
     assert secrets_file.stat().st_mode & 0o777 == 0o600
-    assert compose_secrets(stack, settings) == {
-        "DSQL_LOCAL_BACKEND_PASSWORD": PASSWORD,
+    assert compose_secrets(stack, settings, keys) == {
+        "DSQL_LOCAL_ADMIN_KEY": keys.dsql_local_admin,
+        "DSQL_LOCAL_BACKEND_PASSWORD": BACKEND_PASSWORD,
+        "METRICS_STORE_KEY": keys.metrics_store,
         "TEMPORAL_SQL_PASSWORD": PASSWORD,
     }
 
@@ -93,6 +100,7 @@ def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_p
         "TEMPORAL_SQL_TLS_CA_FILE",
         "TEMPORAL_DSQL_STACK",  # the local stack's marker on its processes (STACK_DIR)
     }  # paths: the host's, or in the stand-in's volume
+    runtime_only |= set(victoria_metrics_environment())  # the local metrics store's; Compose runs Prometheus
     for service in build_stack(settings).in_runtime(Runtime.LOCAL):
         if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:
             continue  # runtime-specific programs (Debian binaries vs images) with their own variables
@@ -117,7 +125,7 @@ def test_every_supervised_process_ignores_dotenv_files(make_settings: MakeSettin
 def test_supervisor_secrets_refuse_what_dotenv_cannot_carry(make_settings: MakeSettings) -> None:
     settings = make_settings(TEMPORAL_SQL_PASSWORD="it's")
     with pytest.raises(Exception, match="PASSWORD contains a single quote"):
-        render_secrets(build_stack(settings), settings)
+        render_secrets(build_stack(settings), settings, ControlKeys("a" * 43, "b" * 43))
 
 
 def test_compose_publishes_on_loopback_unless_told(make_settings: MakeSettings) -> None:

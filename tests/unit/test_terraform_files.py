@@ -77,13 +77,26 @@ def test_outputs_the_deploy_task_reads() -> None:
     assert ".dsql." in str(outputs["endpoint"]["value"])
 
 
-def test_connect_policy_is_scoped_to_this_cluster() -> None:
-    document = _blocks("data")["aws_iam_policy_document.temporal_dsql_connect"]
-    statement = document["statement"][0]
-    assert [_unquote(action) for action in statement["actions"]] == ["dsql:DbConnectAdmin"]
-    resources = str(statement["resources"])
-    assert "aws_dsql_cluster.primary.arn" in resources
-    assert "*" not in resources.replace("peer[*]", "")
+@pytest.mark.parametrize(
+    ("document", "action"),
+    [("temporal_dsql_connect", "dsql:DbConnect"), ("temporal_dsql_schema_admin", "dsql:DbConnectAdmin")],
+)
+def test_connect_policies_are_least_privilege_and_scoped_to_this_cluster(document: str, action: str) -> None:
+    statements = _blocks("data")[f"aws_iam_policy_document.{document}"]["statement"]
+    assert len(statements) == 1
+    assert [_unquote(each) for each in statements[0]["actions"]] == [action]
+    assert str(statements[0]["resources"]) == "${local.dsql_clusters}"
+    clusters = str(_blocks("locals")["dsql_clusters"])
+    assert "aws_dsql_cluster.primary.arn" in clusters
+    assert "*" not in clusters.replace("peer[*]", "")
+
+
+def test_the_services_policy_cannot_connect_as_admin() -> None:
+    services = _blocks("data")["aws_iam_policy_document.temporal_dsql_connect"]
+    assert "DbConnectAdmin" not in str(services)
+    outputs = _blocks("output")
+    assert "temporal_dsql_connect" in str(outputs["service_connect_policy_arn"]["value"])
+    assert "temporal_dsql_schema_admin" in str(outputs["schema_admin_policy_arn"]["value"])
 
 
 def test_multi_region_pair_is_optional() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.observability.top import format_value, read, watch
 from tests.unit.conftest import assert_clear_error, run_task
+from tests.unit.json_reply import send_json
 
 
 @pytest.mark.parametrize(
@@ -46,12 +46,7 @@ class _Store(BaseHTTPRequestHandler):
         self._reply(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
 
     def _reply(self, status: int, body: dict[str, object]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, body)
 
     def log_message(self, *_args: object) -> None:
         return

@@ -23,6 +23,7 @@ import (
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/admin"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/tlsca"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
@@ -41,9 +42,11 @@ func run() error {
 	endpoint := flag.String("endpoint", "127.0.0.1", "host name clients use: IAM tokens must be made for it and the certificate covers it")
 	region := flag.String("region", "us-east-1", "AWS Region IAM tokens must be signed for")
 	tlsDir := flag.String("tls-dir", "", "directory of the local CA (created once, kept) and its ca.pem for clients")
+	publishCA := flag.String("publish-ca", "", "directory to copy ca.pem into for clients, without the CA's key (optional)")
 	backendHost := flag.String("backend-host", "127.0.0.1", "backend PostgreSQL host")
 	backendPort := flag.Int("backend-port", 5433, "backend PostgreSQL port")
-	backendUser := flag.String("backend-user", "temporal", "backend PostgreSQL user")
+	backendUser := flag.String("backend-user", "dsql_local_admin", "backend PostgreSQL role: admin's sessions run as it; not a superuser (CREATEROLE, owner of the backend database), not named like a schema of it")
+	principal := flag.String("iam-principal", "arn:aws:iam::000000000000:role/dsql-local", "ARN of the IAM principal whose credentials sign the accepted tokens; AWS IAM GRANT role TO this ARN lets DbConnect tokens in as that role")
 	backendDatabase := flag.String("backend-database", "dsql", "backend database that holds DSQL's one database, postgres")
 	maxConnections := flag.Int("max-connections", 10000, "connections at once (DSQL: 10,000 per cluster)")
 	connectRate := flag.Float64("connect-rate", 100, "new connections per second (DSQL: 100)")
@@ -57,6 +60,14 @@ func run() error {
 	if *tlsDir == "" {
 		return errors.New("--tls-dir is required: the local CA is kept there")
 	}
+	if !dialect.ValidARN(*principal) {
+		return fmt.Errorf("--iam-principal %q is not an IAM role or user ARN: give arn:aws:iam::<12 digits>:role/<name> or :user/<name>", *principal)
+	}
+	// The admin API can fail every commit (/faults) and shows what runs (/stats, pprof): only the key's holder uses it.
+	adminKey := []byte(os.Getenv("DSQL_LOCAL_ADMIN_KEY"))
+	if len(adminKey) < minAdminKeyLength {
+		return fmt.Errorf("DSQL_LOCAL_ADMIN_KEY must be set to a secret of at least %d characters: the admin API at --admin-listen requires it as a Bearer token", minAdminKeyLength)
+	}
 	secret, key := os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID")
 	if key == "" || secret == "" {
 		return errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set: IAM tokens are checked against them")
@@ -65,8 +76,18 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("local CA in %s: %w", *tlsDir, err)
 	}
-	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort, *backendUser,
-		backend.QuoteConnValue(os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")))
+	if *publishCA != "" {
+		if err := tlsca.PublishCA(*tlsDir, *publishCA); err != nil {
+			return fmt.Errorf("--publish-ca %s: %w", *publishCA, err)
+		}
+	}
+	backendPassword := os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")
+	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort,
+		backend.QuoteConnValue(*backendUser), backend.QuoteConnValue(backendPassword))
+	passwords, err := backend.NewRolePasswords()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	catalog, err := backend.Open(ctx, connect, *backendDatabase)
@@ -80,6 +101,7 @@ func run() error {
 			Credentials: aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}},
 		Catalog:        catalog,
 		BackendConnect: connect + " dbname=" + backend.QuoteConnValue(*backendDatabase),
+		Principal:      *principal, RolePasswords: passwords,
 		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
 		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Log: log,
 	})
@@ -87,7 +109,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	adminServer := admin.NewServer(*adminListen, admin.Handler(server, catalog))
+	adminServer := admin.NewServer(*adminListen, admin.RequireKey(admin.Handler(server, catalog), adminKey))
 	go func() {
 		if err := adminServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin endpoint stopped", "error", err)
@@ -98,6 +120,9 @@ func run() error {
 	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile)
 	return server.Serve(ctx, listener)
 }
+
+// minAdminKeyLength refuses keys short enough to guess; the stack makes 43-character ones.
+const minAdminKeyLength = 16
 
 func unique(values []string) []string {
 	seen := map[string]bool{}

@@ -3,11 +3,13 @@ package admin
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -130,4 +132,27 @@ func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
 		return float64(catalog.Pool().Stat().AcquiredConns())
 	})
 	return set
+}
+
+// openPaths answer without the key: supervisors' health checks and the metrics scraper carry none, and neither
+// changes the stand-in nor tells more than the figures a scrape publishes anyway.
+var openPaths = map[string]bool{"/healthz": true, "/metrics": true}
+
+// RequireKey lets a request through to next only with `Authorization: Bearer <key>` (compared in constant time),
+// apart from /healthz and /metrics: /faults can fail every commit, and /stats and the profiles tell what runs.
+// A page in a browser cannot set that header on a simple request, so it cannot reach them either.
+func RequireKey(next http.Handler, key []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if openPaths[r.URL.Path] || (len(key) > 0 && bearerMatches(r.Header.Get("Authorization"), key)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dsql-local admin"`)
+		http.Error(w, "this endpoint needs Authorization: Bearer <the stack's dsql-local admin key>", http.StatusUnauthorized)
+	})
+}
+
+func bearerMatches(header string, key []byte) bool {
+	scheme, token, found := strings.Cut(header, " ")
+	return found && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(token), key) == 1
 }

@@ -233,6 +233,10 @@ func Open(ctx context.Context, connString, database string) (*Catalog, error) {
 		}
 	}
 	catalog := &Catalog{pool: pool, keys: map[string][]string{}, types: map[string]map[string]string{}}
+	if err := catalog.prepareIAM(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if err := catalog.GuardAll(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -338,6 +342,20 @@ func (c *Catalog) RelationExists(name string) (bool, error) {
 	var exists bool
 	err := c.pool.QueryRow(context.Background(), `SELECT to_regclass('public.' || quote_ident($1)) IS NOT NULL`, name).Scan(&exists)
 	return exists, err
+}
+
+// MayIndex says whether role may build an index on schema.table: PostgreSQL's rule, its owner or a member of
+// the owning role; false for a table that is not there. (Index jobs run on the stand-in's own connections, as
+// the backend role, so the session's role is checked here.)
+func (c *Catalog) MayIndex(ctx context.Context, role, schema, table string) (bool, error) {
+	if schema == "" {
+		schema = "public"
+	}
+	var may bool
+	err := c.pool.QueryRow(ctx, `SELECT coalesce((SELECT pg_has_role($1, c.relowner, 'USAGE')
+		FROM pg_class c WHERE c.oid = to_regclass(quote_ident($2) || '.' || quote_ident($3))), false)`,
+		role, schema, table).Scan(&may)
+	return may, err
 }
 
 // GuardAll puts the limit triggers on every table of the public schema that lacks them.

@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -122,6 +123,71 @@ func statementRule(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Err
 	case node.GetDeclareCursorStmt() != nil:
 		return notSupported("cursor", "unsupported statement: DeclareCursor")
 	}
+	return roleRule(node)
+}
+
+// roleRule holds role statements to what DSQL's roles may do: no passwords, no predefined pg_* roles (also
+// through `CREATE ROLE ... IN ROLE` and `ALTER GROUP ... ADD USER`). SQL function bodies are held to it too.
+func roleRule(node *pg_query.Node) *sqlerr.Error {
+	switch {
+	case node.GetCreateRoleStmt() != nil:
+		if refusal := passwordRule(node.GetCreateRoleStmt().GetOptions()); refusal != nil {
+			return refusal
+		}
+		return predefinedRoleRule(createRoleMemberships(node.GetCreateRoleStmt().GetOptions()))
+	case node.GetGrantRoleStmt() != nil && node.GetGrantRoleStmt().GetIsGrant():
+		return predefinedRoleRule(node.GetGrantRoleStmt().GetGrantedRoles())
+	case node.GetAlterRoleStmt() != nil:
+		alter := node.GetAlterRoleStmt()
+		if refusal := passwordRule(alter.GetOptions()); refusal != nil {
+			return refusal
+		}
+		for _, option := range alter.GetOptions() {
+			if option.GetDefElem().GetDefname() == "rolemembers" && alter.GetAction() > 0 { // ALTER GROUP g ADD USER
+				return predefinedRoleRule([]*pg_query.Node{{Node: &pg_query.Node_RoleSpec{RoleSpec: alter.GetRole()}}})
+			}
+		}
+	}
+	return nil
+}
+
+// passwordRule: DSQL's roles log in with IAM tokens only (using-database-and-iam-roles), so a role is given
+// no password; the stand-in keeps the backend password of a mapped role, which a client must not replace.
+func passwordRule(options []*pg_query.Node) *sqlerr.Error {
+	for _, option := range options {
+		if option.GetDefElem().GetDefname() == "password" {
+			return notSupported("role_password", "PASSWORD is not supported: roles authenticate with IAM (AWS IAM GRANT)")
+		}
+	}
+	return nil
+}
+
+// createRoleMemberships: the roles `CREATE ROLE ... IN ROLE r` makes the new role a member of.
+func createRoleMemberships(options []*pg_query.Node) []*pg_query.Node {
+	for _, option := range options {
+		if option.GetDefElem().GetDefname() == "addroleto" {
+			return option.GetDefElem().GetArg().GetList().GetItems()
+		}
+	}
+	return nil
+}
+
+// predefinedRoleRule: PostgreSQL's predefined pg_* roles (pg_read_server_files, pg_execute_server_program, ...)
+// reach the server's files and programs. The stand-in's backend role has CREATEROLE, which in PostgreSQL 15
+// may grant them; DSQL's admin has no such roles to give, so granting one is refused as PostgreSQL refuses a
+// role without ADMIN on it.
+func predefinedRoleRule(roles []*pg_query.Node) *sqlerr.Error {
+	for _, role := range roles {
+		name := role.GetAccessPriv().GetPrivName()
+		if name == "" {
+			name = role.GetRoleSpec().GetRolename()
+		}
+		if strings.HasPrefix(name, "pg_") {
+			refusal := refuse(sqlerr.InsufficientPrivilege, "grant_predefined_role", "permission denied to grant role \"%s\"", name)
+			refusal.Detail = fmt.Sprintf(`Only roles with the ADMIN option on role "%s" may grant this role.`, name)
+			return refusal
+		}
+	}
 	return nil
 }
 
@@ -142,9 +208,12 @@ func functionRule(function *pg_query.CreateFunctionStmt) *sqlerr.Error {
 		return notSupported("function_language", "CREATE FUNCTION with language %s not supported", language)
 	}
 	// A SQL function may COPY to or from a server file or program (only COPY to or from the client is
-	// refused in one), so its body is held to the COPY rule as a statement of its own would be.
+	// refused in one) and run role statements, so its body is held to those rules as statements of their own.
 	if tree, err := pg_query.Parse(body); err == nil && body != "" {
 		for _, raw := range tree.GetStmts() {
+			if refusal := roleRule(raw.GetStmt()); refusal != nil {
+				return refusal
+			}
 			var found *sqlerr.Error
 			walk(raw.GetStmt().ProtoReflect(), func(message any) {
 				if copy, ok := message.(*pg_query.CopyStmt); ok && found == nil {

@@ -32,12 +32,15 @@ type Statement struct {
 	Refusal    *sqlerr.Error // non-nil: DSQL refuses it
 	AsyncIndex *AsyncIndex   // CREATE INDEX ASYNC: built in the background
 	Created    string        // CREATE TABLE: the table made
+	IAM        *IAMGrant     // AWS IAM GRANT or REVOKE: the stand-in keeps the mapping itself
+	Dropped    []string      // DROP ROLE: the roles (DSQL keeps one mapped to an IAM principal)
 }
 
 // AsyncIndex is a `CREATE [UNIQUE] INDEX ASYNC`: the build to run, and the index it makes.
 type AsyncIndex struct {
 	Build       string // the same index, built CONCURRENTLY (PostgreSQL's non-blocking build)
 	Name        string
+	Schema      string // as written ("" for the search path's public)
 	Table       string
 	IfNotExists bool
 }
@@ -52,6 +55,9 @@ type Catalog interface {
 // Classify parses `sql` (one or more statements) and classifies each. A parse error is left for
 // PostgreSQL to report with its own message and position: the statement is passed on unclassified.
 func Classify(sql string, catalog Catalog) ([]Statement, error) {
+	if statement, ok := iamStatement(sql); ok {
+		return []Statement{statement}, nil
+	}
 	stripped, asyncAt, err := stripAsync(sql)
 	if err != nil {
 		return nil, err
@@ -117,11 +123,14 @@ func classify(node *pg_query.Node, version int32, async bool, catalog Catalog) S
 		build, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: node}}})
 		if err == nil {
 			statement.AsyncIndex = &AsyncIndex{Build: build, Name: index.GetIdxname(),
-				Table: index.GetRelation().GetRelname(), IfNotExists: index.GetIfNotExists()}
+				Schema: index.GetRelation().GetSchemaname(), Table: index.GetRelation().GetRelname(), IfNotExists: index.GetIfNotExists()}
 		}
 	}
 	if create := node.GetCreateStmt(); create != nil {
 		statement.Created = strings.ToLower(create.GetRelation().GetRelname())
+	}
+	for _, role := range node.GetDropRoleStmt().GetRoles() {
+		statement.Dropped = append(statement.Dropped, role.GetRoleSpec().GetRolename())
 	}
 	return statement
 }

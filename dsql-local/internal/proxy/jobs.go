@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
@@ -23,6 +24,9 @@ func NewJobs(catalog *backend.Catalog, log *slog.Logger) *Jobs {
 	return &Jobs{catalog: catalog, log: log}
 }
 
+// catalogWait bounds a catalog question asked while a client waits for its answer.
+const catalogWait = 10 * time.Second
+
 // NewID is a job id shaped like DSQL's (26 lower-case characters).
 func NewID() string {
 	buffer := make([]byte, 13)
@@ -30,9 +34,18 @@ func NewID() string {
 	return hex.EncodeToString(buffer)
 }
 
-// Admit checks an index build before it is accepted: DSQL refuses a name in use at once, and answers
+// Admit checks an index build before it is accepted: only the table's owner may index it (role is the
+// session's own; "" for admin, whose role the job runs as); DSQL refuses a name in use at once, and answers
 // IF NOT EXISTS on one with a job that has nothing to do.
-func (j *Jobs) Admit(index *dialect.AsyncIndex) (skip bool, refusal *sqlerr.Error) {
+func (j *Jobs) Admit(index *dialect.AsyncIndex, role string) (skip bool, refusal *sqlerr.Error) {
+	if role != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), catalogWait)
+		defer cancel()
+		may, err := j.catalog.MayIndex(ctx, role, index.Schema, index.Table)
+		if err != nil || !may {
+			return false, sqlerr.New(sqlerr.InsufficientPrivilege, "index_owner", "must be owner of table %s", index.Table)
+		}
+	}
 	exists, err := j.catalog.RelationExists(index.Name)
 	switch {
 	case err != nil || !exists:

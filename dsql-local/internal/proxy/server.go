@@ -52,6 +52,10 @@ type Config struct {
 	Tokens         *token.Verifier
 	Catalog        *backend.Catalog
 	BackendConnect string // keyword/value connection string of the backend (password included)
+	// The ARN of the IAM principal whose credentials sign the tokens the stand-in accepts (Tokens): DbConnect
+	// tokens are let in for the custom roles mapped to it with AWS IAM GRANT.
+	Principal      string
+	RolePasswords  backend.RolePasswords // the backend passwords of mapped custom roles
 	MaxConnections int
 	ConnectRate    float64
 	ConnectBurst   int
@@ -164,7 +168,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return // a cancel request, or a client that went away: nothing to log for it
 	}
 	user, database := startup.Parameters["user"], startup.Parameters["database"]
-	if refusal := s.authenticate(client, user, database); refusal != nil {
+	if refusal := s.authenticate(ctx, client, user, database); refusal != nil {
 		s.refused.Add(1)
 		s.config.Log.Info("connection refused", "rule", refusal.Rule, "user", user, "remote", raw.RemoteAddr().String())
 		client.Send(refusal.Response(true))
@@ -183,7 +187,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	s.authenticated.Add(1)
 	doneAuthenticating()
 	client.SetMaxBodyLen(maxMessageLen) // authenticated: the normal allowance from here on
-	upstream, err := s.connectBackend(ctx, startup.Parameters["application_name"])
+	upstream, err := s.connectBackend(ctx, startup.Parameters["application_name"], user)
 	if err != nil {
 		s.config.Log.Error("backend connection failed", "error", err)
 		client.Send(sqlerr.New("08006", "backend", "the database is not available: %v", err).Response(true))
@@ -206,7 +210,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	lifetime := time.AfterFunc(s.config.MaxLifetime, func() { conn.Close(); upstream.Conn.Close() })
 	defer lifetime.Stop()
-	newSession(s, conn, client, upstream).run()
+	newSession(s, conn, client, upstream, user).run()
 }
 
 // negotiate insists on TLS and returns the client's startup message (nil for a cancel request).
@@ -255,16 +259,14 @@ func (s *Server) negotiate(raw net.Conn) (net.Conn, *pgproto3.Backend, *pgproto3
 	}
 }
 
-// authenticate asks for the password and checks it is an IAM token for this endpoint and user.
-func (s *Server) authenticate(client *pgproto3.Backend, user, database string) *sqlerr.Error {
+// authenticate asks for the password and checks it is an IAM token for this endpoint and user: admin needs a
+// DbConnectAdmin token, a custom role a DbConnect token signed by an IAM principal mapped to it.
+func (s *Server) authenticate(ctx context.Context, client *pgproto3.Backend, user, database string) *sqlerr.Error {
 	if database == "" {
 		database = user
 	}
 	if database != Database {
 		return sqlerr.New(sqlerr.InvalidCatalogName, "database", "database \"%s\" does not exist", database)
-	}
-	if user != AdminUser {
-		return sqlerr.New(sqlerr.InvalidAuthorization, "role", "role \"%s\" does not exist (the stand-in serves the admin role)", user)
 	}
 	client.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := client.Flush(); err != nil {
@@ -282,18 +284,47 @@ func (s *Server) authenticate(client *pgproto3.Backend, user, database string) *
 	if err != nil || !ok {
 		return sqlerr.New(sqlerr.ProtocolViolation, "auth", "expected a password message")
 	}
-	if err := s.config.Tokens.Verify(user, password.Password); err != nil {
+	action, err := s.config.Tokens.Verify(password.Password)
+	if err != nil {
 		// The reason goes to the stand-in's log; the client learns only that the token was refused.
 		s.config.Log.Info("IAM token refused", "reason", err.Error())
 		return sqlerr.New(sqlerr.InvalidPassword, "iam_token", "password authentication failed for user \"%s\": the IAM token is invalid or expired", user)
 	}
+	if (user == AdminUser) != (action == token.ActionAdmin) { // DSQL's message (troubleshooting: authentication errors)
+		return sqlerr.New(sqlerr.InvalidAuthorization, "iam_action", "Wrong user to action mapping. user: %s, action: %s", user, action)
+	}
+	if user == AdminUser {
+		return nil
+	}
+	lookup, cancel := context.WithTimeout(ctx, catalogWait)
+	defer cancel()
+	exists, mapped, err := s.config.Catalog.MappedTo(lookup, user, s.config.Principal)
+	switch {
+	case err != nil:
+		s.config.Log.Error("reading the IAM mappings failed", "error", err)
+		return sqlerr.New("08006", "backend", "the database is not available")
+	case !exists:
+		return sqlerr.New(sqlerr.InvalidAuthorization, "role", "role \"%s\" does not exist", user)
+	case !mapped:
+		return sqlerr.New(sqlerr.InvalidAuthorization, "iam_mapping", "IAM authentication failed for user \"%s\": the IAM identity that signed the token is not granted this role (AWS IAM GRANT)", user)
+	}
 	return nil
 }
 
-func (s *Server) connectBackend(ctx context.Context, application string) (*pgconn.HijackedConn, error) {
+// connectBackend opens the session's backend connection: admin's as the backend role, a custom role's as
+// that role itself, so PostgreSQL enforces its privileges (no SET ROLE a client could undo).
+func (s *Server) connectBackend(ctx context.Context, application, user string) (*pgconn.HijackedConn, error) {
 	config, err := pgconn.ParseConfig(s.config.BackendConnect)
 	if err != nil {
 		return nil, err
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if user != AdminUser {
+		config.User, config.Password = user, s.config.RolePasswords.For(user)
+		if err := s.config.Catalog.SetLoginPassword(connectCtx, user, config.Password); err != nil {
+			return nil, fmt.Errorf("setting the backend password of role %s: %w", user, err)
+		}
 	}
 	config.RuntimeParams["default_transaction_isolation"] = "repeatable read"
 	config.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", s.config.LockWait.Milliseconds())
@@ -301,8 +332,6 @@ func (s *Server) connectBackend(ctx context.Context, application string) (*pgcon
 	if application != "" {
 		config.RuntimeParams["application_name"] = application
 	}
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	conn, err := pgconn.ConnectConfig(connectCtx, config)
 	if err != nil {
 		return nil, err

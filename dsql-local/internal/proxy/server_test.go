@@ -60,7 +60,13 @@ func startTestServer(t *testing.T, rate float64, burst int, authenticating int64
 
 func goodToken(t *testing.T) string {
 	t.Helper()
-	request, err := http.NewRequest(http.MethodGet, "https://127.0.0.1/?Action=DbConnectAdmin&X-Amz-Expires=900", nil)
+	return tokenFor(t, "DbConnectAdmin")
+}
+
+// tokenFor is a valid token for the test server's endpoint and credentials, made for `action`.
+func tokenFor(t *testing.T, action string) string {
+	t.Helper()
+	request, err := http.NewRequest(http.MethodGet, "https://127.0.0.1/?Action="+action+"&X-Amz-Expires=900", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +92,16 @@ func connectCode(t *testing.T, address, password string) string {
 // ended before any SQLSTATE, e.g. a refusal answered to the SSL request, where pgx reports only that TLS was
 // refused.
 func tryConnect(address, password string) (string, error) {
+	code, _, err := tryConnectAs(address, "admin", password)
+	return code, err
+}
+
+// tryConnectAs is tryConnect as `user`, with the refusal's message.
+func tryConnectAs(address, user, password string) (string, string, error) {
 	host, port, _ := net.SplitHostPort(address)
-	config, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=admin dbname=postgres sslmode=require connect_timeout=5", host, port))
+	config, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=%s dbname=postgres sslmode=require connect_timeout=5", host, port, user))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	config.Password = password
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -97,13 +109,13 @@ func tryConnect(address, password string) (string, error) {
 	conn, err := pgconn.ConnectConfig(ctx, config)
 	if err == nil {
 		conn.Close(ctx)
-		return "", nil
+		return "", "", nil
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
-		return "", err
+		return "", "", err
 	}
-	return pgErr.Code, nil
+	return pgErr.Code, pgErr.Message, nil
 }
 
 func TestOnlyAuthenticatedConnectionsSpendTheRateBudget(t *testing.T) {
@@ -270,5 +282,26 @@ func TestConnectionsAuthenticatingAtOnceAreBounded(t *testing.T) {
 			t.Fatalf("after the holders left: want to reach the backend (08006), got %q %v", code, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTokenActionMustMatchTheUser(t *testing.T) {
+	_, address := startTestServer(t, 100, 100, maxAuthenticating)
+	cases := []struct{ user, action, message string }{
+		{"admin", "DbConnect", "Wrong user to action mapping. user: admin, action: DbConnect"},
+		{"app", "DbConnectAdmin", "Wrong user to action mapping. user: app, action: DbConnectAdmin"},
+	}
+	for _, c := range cases {
+		code, message, err := tryConnectAs(address, c.user, tokenFor(t, c.action))
+		if err != nil {
+			t.Fatalf("%s with %s: %v", c.user, c.action, err)
+		}
+		if code != "28000" || message != c.message {
+			t.Errorf("%s with %s: want 28000 %q, got %s %q", c.user, c.action, c.message, code, message)
+		}
+	}
+	// The right action gets past authentication (to the absent backend).
+	if code := connectCode(t, address, tokenFor(t, "DbConnectAdmin")); code != "08006" {
+		t.Errorf("admin with DbConnectAdmin: want to reach the backend (08006), got %q", code)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
 )
@@ -59,6 +60,8 @@ type session struct {
 	upstream   *pgconn.HijackedConn
 	backend    *pgproto3.Frontend
 	backendMu  sync.Mutex
+	admin      bool   // the admin role's session (AWS IAM GRANT and REVOKE are admin's alone)
+	role       string // a custom role's session: the role it runs as on the backend ("" for admin)
 
 	// Used by the client-to-backend loop only.
 	statements        map[string]*prepared
@@ -78,10 +81,15 @@ type session struct {
 	flushes atomic.Int32
 }
 
-func newSession(server *Server, conn net.Conn, client *pgproto3.Backend, upstream *pgconn.HijackedConn) *session {
+func newSession(server *Server, conn net.Conn, client *pgproto3.Backend, upstream *pgconn.HijackedConn, user string) *session {
+	role := user
+	if user == AdminUser {
+		role = ""
+	}
 	return &session{
-		server: server, clientConn: conn, client: client, upstream: upstream, backend: upstream.Frontend,
+		server: server, clientConn: conn, client: client, upstream: upstream, backend: upstream.Frontend, admin: user == AdminUser,
 		statements: map[string]*prepared{}, portals: map[string]*prepared{}, refusals: map[string]*sqlerr.Error{},
+		role: role,
 	}
 }
 
@@ -187,6 +195,12 @@ func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sql
 	if statement.Refusal != nil {
 		return statement.Refusal, nil
 	}
+	if refusal := s.iamRefusal(statement); refusal != nil {
+		return refusal, nil
+	}
+	if refusal := s.mappedRoleRefusal(statement); refusal != nil {
+		return refusal, nil
+	}
 	t := &s.txn
 	switch statement.Kind {
 	case dialect.KindBegin:
@@ -282,8 +296,10 @@ func (s *session) onQuery(text string) string {
 		return "ROLLBACK"
 	case failedCommit != nil:
 		return s.marker(failedCommit)
+	case len(statements) == 1 && statements[0].IAM != nil:
+		return iamCall(statements[0].IAM)
 	case len(statements) == 1 && statements[0].AsyncIndex != nil:
-		done, refused := s.server.Jobs.Admit(statements[0].AsyncIndex)
+		done, refused := s.server.Jobs.Admit(statements[0].AsyncIndex, s.role)
 		if refused != nil {
 			return s.marker(refused)
 		}
@@ -294,6 +310,39 @@ func (s *session) onQuery(text string) string {
 	return text
 }
 
+// iamRefusal: only admin may map IAM principals to roles (DSQL's message, troubleshooting: authorization errors).
+func (s *session) iamRefusal(statement dialect.Statement) *sqlerr.Error {
+	if statement.IAM == nil || s.admin {
+		return nil
+	}
+	return sqlerr.New(sqlerr.InsufficientPrivilege, "iam_grant_admin", "permission denied to grant IAM trust with role %s", statement.IAM.Role)
+}
+
+// mappedRoleRefusal: DSQL keeps a role mapped to an IAM principal until AWS IAM REVOKE (troubleshooting:
+// authorization errors, with its message).
+func (s *session) mappedRoleRefusal(statement dialect.Statement) *sqlerr.Error {
+	for _, role := range statement.Dropped {
+		ctx, cancel := context.WithTimeout(context.Background(), catalogWait)
+		mapped, err := s.server.config.Catalog.Mapped(ctx, role)
+		cancel()
+		if err == nil && mapped {
+			return sqlerr.New(sqlerr.DependentObjectsStillExist, "drop_mapped_role",
+				"role %s cannot be dropped because some objects depend on it", role)
+		}
+	}
+	return nil
+}
+
+// iamCall is the backend statement that keeps an AWS IAM GRANT or REVOKE: a procedure of the stand-in's private
+// schema, run on admin's own backend connection so that its answer (or error) comes in protocol order.
+func iamCall(grant *dialect.IAMGrant) string {
+	procedure := "iam_grant"
+	if grant.Revoke {
+		procedure = "iam_revoke"
+	}
+	return fmt.Sprintf("CALL dsql_local.%s(%s, %s)", procedure, backend.QuoteLiteral(grant.Role), backend.QuoteLiteral(grant.ARN))
+}
+
 func (s *session) onParse(parse *pgproto3.Parse) *pgproto3.Parse {
 	statements, err := dialect.Classify(parse.Query, s.server.config.Catalog)
 	entry := &prepared{statements: statements, classified: err == nil && len(statements) == 1}
@@ -302,13 +351,18 @@ func (s *session) onParse(parse *pgproto3.Parse) *pgproto3.Parse {
 		return parse
 	}
 	statement := statements[0]
+	if refusal := s.iamRefusal(statement); refusal != nil && statement.Refusal == nil {
+		statement.Refusal = refusal
+	}
 	switch {
 	case statement.Refusal != nil:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return &pgproto3.Parse{Name: parse.Name, Query: s.marker(statement.Refusal)}
+	case statement.IAM != nil:
+		return &pgproto3.Parse{Name: parse.Name, Query: iamCall(statement.IAM), ParameterOIDs: parse.ParameterOIDs}
 	case statement.AsyncIndex != nil:
-		done, refused := s.server.Jobs.Admit(statement.AsyncIndex)
+		done, refused := s.server.Jobs.Admit(statement.AsyncIndex, s.role)
 		if refused != nil {
 			s.mu.Lock()
 			defer s.mu.Unlock()

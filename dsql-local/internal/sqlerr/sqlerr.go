@@ -9,18 +9,20 @@ import (
 
 // SQLSTATE codes DSQL answers with.
 const (
-	FeatureNotSupported   = "0A000"
-	UndefinedObject       = "42704"
-	ProgramLimitExceeded  = "54000"
-	TooManyColumns        = "54011"
-	SerializationFailure  = "40001"
-	TooManyConnections    = "53300"
-	ConnectionRate        = "53400"
-	InvalidPassword       = "28P01"
-	InvalidAuthorization  = "28000"
-	InvalidCatalogName    = "3D000"
-	ProtocolViolation     = "08P01"
-	InsufficientPrivilege = "42501"
+	FeatureNotSupported        = "0A000"
+	UndefinedObject            = "42704"
+	ProgramLimitExceeded       = "54000"
+	TooManyColumns             = "54011"
+	SerializationFailure       = "40001"
+	TooManyConnections         = "53300"
+	ConnectionRate             = "53400"
+	InvalidPassword            = "28P01"
+	InvalidAuthorization       = "28000"
+	InvalidCatalogName         = "3D000"
+	ProtocolViolation          = "08P01"
+	InsufficientPrivilege      = "42501"
+	InvalidParameterValue      = "22023"
+	DependentObjectsStillExist = "2BP01"
 )
 
 // Error is a refusal: a SQLSTATE, a message (with PostgreSQL's optional detail and hint), and the rule

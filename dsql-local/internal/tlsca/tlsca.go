@@ -136,3 +136,16 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// PublishCA copies the CA certificate of dir into publishDir (world-readable, written whole), for clients that
+// must not see the CA's key beside it: in Compose they mount publishDir's volume alone.
+func PublishCA(dir, publishDir string) error {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CAFile))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(publishDir, 0o755); err != nil {
+		return err
+	}
+	return writeNew(filepath.Join(publishDir, CAFile), certPEM, 0o644)
+}

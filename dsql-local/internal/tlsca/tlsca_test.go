@@ -47,3 +47,22 @@ func TestServerCertificateVerifiesAgainstTheKeptCA(t *testing.T) {
 		listener.Close()
 	}
 }
+
+func TestPublishedCAIsTheCertificateAlone(t *testing.T) {
+	dir, published := t.TempDir(), filepath.Join(t.TempDir(), "ca")
+	if _, err := ServerConfig(dir, []string{"localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishCA(dir, published); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, CAFile))
+	got, err := os.ReadFile(filepath.Join(published, CAFile))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("published CA differs from the CA (%v)", err)
+	}
+	entries, _ := os.ReadDir(published)
+	if len(entries) != 1 {
+		t.Fatalf("the published directory holds %d entries, want only %s", len(entries), CAFile)
+	}
+}

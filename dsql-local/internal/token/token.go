@@ -40,72 +40,76 @@ type Verifier struct {
 	Now         func() time.Time
 }
 
-// Verify returns nil when `token` is a valid, unexpired token for `user` on this endpoint.
-func (v *Verifier) Verify(user, token string) error {
-	reason := v.check(user, token)
+// The IAM actions a token is made for: DbConnectAdmin for the admin role, DbConnect for custom roles.
+const (
+	ActionAdmin = "DbConnectAdmin"
+	ActionRole  = "DbConnect"
+)
+
+// Verify returns the action of `token` when it is a valid, unexpired token for this endpoint, signed with
+// the stand-in's credentials. Which action a user needs is the caller's rule (DSQL answers it apart).
+func (v *Verifier) Verify(token string) (string, error) {
+	action, reason := v.check(token)
 	if reason != "" {
-		return fmt.Errorf("%w: %s", ErrRefused, reason)
+		return "", fmt.Errorf("%w: %s", ErrRefused, reason)
 	}
-	return nil
+	return action, nil
 }
 
-func (v *Verifier) check(user, token string) string {
+func (v *Verifier) check(token string) (string, string) {
 	// boto3 writes `host/?query`, aws-sdk-go-v2 `host?query`; both sign the path "/".
 	host, rawQuery, found := strings.Cut(strings.TrimPrefix(token, "https://"), "?")
 	host = strings.TrimSuffix(host, "/")
 	if !found || host == "" || strings.Contains(host, "/") {
-		return "not a presigned URL"
+		return "", "not a presigned URL"
 	}
 	if !strings.EqualFold(host, v.Host) {
-		return "made for another host"
+		return "", "made for another host"
 	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return "query does not parse"
+		return "", "query does not parse"
 	}
-	wantAction := "DbConnect"
-	if user == "admin" {
-		wantAction = "DbConnectAdmin"
-	}
-	if query.Get("Action") != wantAction {
-		return "wrong action for this user"
+	action := query.Get("Action")
+	if action != ActionAdmin && action != ActionRole {
+		return "", "not a DbConnect or DbConnectAdmin token"
 	}
 	if query.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" {
-		return "not SigV4"
+		return "", "not SigV4"
 	}
 	credential := strings.Split(query.Get("X-Amz-Credential"), "/")
 	if len(credential) != 5 || credential[2] != v.Region || credential[3] != service || credential[4] != "aws4_request" {
-		return "credential scope is not this Region's dsql"
+		return "", "credential scope is not this Region's dsql"
 	}
 	if credential[0] != v.Credentials.AccessKeyID {
-		return "unknown access key"
+		return "", "unknown access key"
 	}
 	signed, err := time.Parse(amzDate, query.Get("X-Amz-Date"))
 	if err != nil {
-		return "bad X-Amz-Date"
+		return "", "bad X-Amz-Date"
 	}
 	seconds, err := strconv.Atoi(query.Get("X-Amz-Expires"))
 	if err != nil || seconds <= 0 || time.Duration(seconds)*time.Second > maxExpires {
-		return "bad X-Amz-Expires"
+		return "", "bad X-Amz-Expires"
 	}
 	now := v.Now()
 	if now.After(signed.Add(time.Duration(seconds) * time.Second)) {
-		return "expired"
+		return "", "expired"
 	}
 	if signed.After(now.Add(5 * time.Minute)) {
-		return "signed in the future"
+		return "", "signed in the future"
 	}
 	if query.Get("X-Amz-Security-Token") != v.Credentials.SessionToken {
-		return "session token does not match"
+		return "", "session token does not match"
 	}
 	signature := query.Get("X-Amz-Signature")
 	for _, payload := range []string{emptySHA256, unsignedBody} { // SDKs differ in the payload hash they sign
 		expected, err := v.sign(host, query, signed, payload)
 		if err == nil && hmac.Equal([]byte(expected), []byte(signature)) {
-			return ""
+			return action, ""
 		}
 	}
-	return "signature does not match"
+	return "", "signature does not match"
 }
 
 // sign presigns the token's request again and returns the signature it gets.

@@ -39,25 +39,25 @@ func TestTokens(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	good := presign(t, "127.0.0.1", "DbConnectAdmin", now.Add(-time.Minute), 900, creds)
 	cases := []struct {
-		name, user, token string
-		ok                bool
+		name, action, token string
+		ok                  bool
 	}{
-		{"valid admin token", "admin", good, true},
-		{"valid in aws-sdk-go-v2's form (no slash)", "admin", strings.Replace(good, "/?", "?", 1), true},
-		{"admin action for another role", "app", good, false},
-		{"role token for admin", "admin", presign(t, "127.0.0.1", "DbConnect", now, 900, creds), false},
-		{"expired", "admin", presign(t, "127.0.0.1", "DbConnectAdmin", now.Add(-20*time.Minute), 900, creds), false},
-		{"another host", "admin", presign(t, "db.example.com", "DbConnectAdmin", now, 900, creds), false},
-		{"wrong secret", "admin", presign(t, "127.0.0.1", "DbConnectAdmin", now, 900,
+		{"valid admin token", ActionAdmin, good, true},
+		{"valid in aws-sdk-go-v2's form (no slash)", ActionAdmin, strings.Replace(good, "/?", "?", 1), true},
+		{"valid role token", ActionRole, presign(t, "127.0.0.1", "DbConnect", now, 900, creds), true},
+		{"another action", "", presign(t, "127.0.0.1", "DbConnectSuper", now, 900, creds), false},
+		{"expired", "", presign(t, "127.0.0.1", "DbConnectAdmin", now.Add(-20*time.Minute), 900, creds), false},
+		{"another host", "", presign(t, "db.example.com", "DbConnectAdmin", now, 900, creds), false},
+		{"wrong secret", "", presign(t, "127.0.0.1", "DbConnectAdmin", now, 900,
 			aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "other"}), false},
-		{"tampered", "admin", strings.Replace(good, "X-Amz-Expires=900", "X-Amz-Expires=901", 1), false},
-		{"malformed", "admin", "not a token", false},
-		{"empty", "admin", "", false},
+		{"tampered", "", strings.Replace(good, "X-Amz-Expires=900", "X-Amz-Expires=901", 1), false},
+		{"malformed", "", "not a token", false},
+		{"empty", "", "", false},
 	}
 	for _, c := range cases {
-		err := verifier(now).Verify(c.user, c.token)
-		if c.ok && err != nil {
-			t.Errorf("%s: refused: %v", c.name, err)
+		action, err := verifier(now).Verify(c.token)
+		if c.ok && (err != nil || action != c.action) {
+			t.Errorf("%s: refused or wrong action %q: %v", c.name, action, err)
 		}
 		if !c.ok && !errors.Is(err, ErrRefused) {
 			t.Errorf("%s: accepted", c.name)

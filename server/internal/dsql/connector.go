@@ -39,8 +39,11 @@ const (
 	defaultDSQLPort = 5432
 )
 
-// TokenFunc makes an IAM auth token for one new connection.
-type TokenFunc func(ctx context.Context, host, region string) (string, error)
+// adminRole is the role DSQL makes in every cluster; only it connects with DbConnectAdmin tokens.
+const adminRole = "admin"
+
+// TokenFunc makes an IAM auth token for one new connection as user.
+type TokenFunc func(ctx context.Context, host, region, user string) (string, error)
 
 // tokenLifetimeFrom is TEMPORAL_SQL_TOKEN_LIFETIME (a Go duration), else 15 minutes. A token has only to be
 // valid when a connection opens; a short one limits what a leaked token is worth.
@@ -56,7 +59,8 @@ func tokenLifetimeFrom(getenv func(string) string) (time.Duration, error) {
 	return lifetime, nil
 }
 
-// awsTokens signs admin tokens with the AWS SDK's default credentials (environment, profile, role).
+// awsTokens signs tokens with the AWS SDK's default credentials (environment, profile, role): DbConnectAdmin
+// for admin, DbConnect for any other role, which is then limited to what it was granted in the database.
 func awsTokens(ctx context.Context) (TokenFunc, error) {
 	lifetime, err := tokenLifetimeFrom(os.Getenv)
 	if err != nil {
@@ -67,10 +71,12 @@ func awsTokens(ctx context.Context) (TokenFunc, error) {
 		return nil, fmt.Errorf("loading AWS credentials for DSQL tokens: %w", err)
 	}
 	provider := loaded.Credentials
-	return func(ctx context.Context, host, region string) (string, error) {
-		return dsqlauth.GenerateDBConnectAdminAuthToken(ctx, host, region, provider, func(o *dsqlauth.TokenOptions) {
-			o.ExpiresIn = lifetime
-		})
+	return func(ctx context.Context, host, region, user string) (string, error) {
+		withLifetime := func(o *dsqlauth.TokenOptions) { o.ExpiresIn = lifetime }
+		if user == adminRole {
+			return dsqlauth.GenerateDBConnectAdminAuthToken(ctx, host, region, provider, withLifetime)
+		}
+		return dsqlauth.GenerateDbConnectAuthToken(ctx, host, region, provider, withLifetime)
 	}, nil
 }
 
@@ -98,7 +104,7 @@ func (c *connector) beforeConnect(ctx context.Context, connConfig *pgx.ConnConfi
 		return err
 	}
 	started := time.Now()
-	token, err := c.tokens(ctx, host, region)
+	token, err := c.tokens(ctx, host, region, connConfig.User)
 	recordLatency(c.metrics, tokenLatencyMetric, started)
 	if err != nil {
 		record(c.metrics, tokenMintsMetric, metrics.OutcomeTag("failed"))

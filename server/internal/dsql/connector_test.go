@@ -1,6 +1,8 @@
 package dsql
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,6 +21,28 @@ func TestTokenLifetimeFromTheEnvironment(t *testing.T) {
 		env["TEMPORAL_SQL_TOKEN_LIFETIME"] = bad
 		if _, err := tokenLifetimeFrom(getenv); err == nil {
 			t.Errorf("%q: accepted, want an error naming the variable", bad)
+		}
+	}
+}
+
+// Only admin connects with DbConnectAdmin: every other role gets a DbConnect token, which DSQL honours only for a
+// role mapped to the signing principal with AWS IAM GRANT.
+func TestTokensAreMadeForTheRoleConnecting(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDPLAINLYFAKE00000")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "plainly-fake-secret")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	tokens, err := awsTokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, action := range map[string]string{"admin": "Action=DbConnectAdmin", "temporal_service": "Action=DbConnect&"} {
+		token, err := tokens(context.Background(), "cluster.dsql.us-east-1.on.aws", "us-east-1", user)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		if !strings.Contains(token, action) {
+			t.Errorf("%s: want a token with %s, got one for %s", user, action, strings.SplitN(token, "&", 2)[0])
 		}
 	}
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
@@ -18,7 +18,7 @@ import psycopg
 import sqlparse
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 
-from temporal_dsql_deploy.database.endpoint import Endpoint, persistence_endpoint
+from temporal_dsql_deploy.database.endpoint import DSQL_ADMIN_USER, Endpoint, persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program
 from temporal_dsql_deploy.settings.config import Settings
@@ -34,7 +34,8 @@ _PRIMARY_KEY = re.compile(r"primary\s+key\s*\(([^)]*)\)", re.IGNORECASE)
 
 
 def auth_token(endpoint: Endpoint) -> str:
-    """A fresh IAM admin token for the endpoint (made locally by boto3, with its credentials if it names any)."""
+    """A fresh IAM token for the endpoint's user (made locally by boto3, with its credentials if it names any):
+    DbConnectAdmin for admin, DbConnect for any other role."""
     if not endpoint.region:
         raise DeployError("IAM auth needs AWS_REGION", "set AWS_REGION to the cluster's Region")
     secret = endpoint.secret_access_key.get_secret_value() if endpoint.secret_access_key else None
@@ -42,9 +43,9 @@ def auth_token(endpoint: Endpoint) -> str:
         session = boto3.Session(aws_access_key_id=endpoint.access_key_id, aws_secret_access_key=secret)
         client = session.client("dsql", region_name=endpoint.region)
         # botocore adds the token helper to the dsql client at run time; its stubs do not list it.
-        token: str = client.generate_db_connect_admin_auth_token(  # type: ignore[attr-defined]
-            Hostname=endpoint.host, Region=endpoint.region, ExpiresIn=TOKEN_LIFETIME_S
-        )
+        generate = (client.generate_db_connect_admin_auth_token if endpoint.user == DSQL_ADMIN_USER  # type: ignore[attr-defined]
+                    else client.generate_db_connect_auth_token)  # type: ignore[attr-defined]  # fmt: skip
+        token: str = generate(Hostname=endpoint.host, Region=endpoint.region, ExpiresIn=TOKEN_LIFETIME_S)
     except (NoCredentialsError, BotoCoreError) as exc:
         raise DeployError(f"cannot make an IAM auth token: {type(exc).__name__}", _credentials_fix()) from None
     return token
@@ -69,14 +70,17 @@ def require_local_credentials(settings: Settings, endpoint: Endpoint) -> None:
 
 
 def connect(
-    settings: Settings, database: str | None = None, *, direct: bool = False
+    settings: Settings, database: str | None = None, *, direct: bool = False, role: str | None = None
 ) -> psycopg.Connection[tuple[object, ...]]:
     """An autocommit connection to the persistence endpoint: one statement, one transaction.
 
     `direct`: the PostgreSQL of TEMPORAL_SQL_* itself, even when the local DSQL stand-in fronts it.
+    `role`: connect as this database role instead of the endpoint's user (on DSQL, with a DbConnect token).
     """
     endpoint = persistence_endpoint(settings.model_copy(update={"temporal_sql_plugin": "postgres12_pgx"}) if direct
                                     else settings)  # fmt: skip
+    if role is not None:
+        endpoint = replace(endpoint, user=role)
     if not direct:
         require_local_credentials(settings, endpoint)
     password: str | None = None

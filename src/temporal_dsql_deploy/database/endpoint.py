@@ -18,6 +18,14 @@ from temporal_dsql_deploy.settings.config import Settings
 DSQL_ADMIN_USER = "admin"
 DSQL_DATABASE = "postgres"  # a DSQL cluster has exactly one database
 LOCAL_DSQL_REGION = "us-east-1"  # the Region local tokens are signed for when AWS_REGION is unset
+# The IAM principal dsql-local says signed a token made with the stack's local credentials (its -iam-principal).
+LOCAL_DSQL_PRINCIPAL_ARN = "arn:aws:iam::000000000000:role/dsql-local"
+# The database the stand-in keeps DSQL's one `postgres` database in, on the stack's PostgreSQL.
+DSQL_LOCAL_BACKEND_DATABASE = "dsql"
+# The role dsql-local connects to its backend database as for admin's sessions: no superuser, so that no IAM token
+# holder is one. It owns the backend database and what is in it, and may create the custom roles DSQL's admin makes.
+# Not named like a schema of that database: search_path's "$user" would put admin's tables in it.
+DSQL_LOCAL_BACKEND_ROLE = "dsql_local_admin"
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ def persistence_endpoint(settings: Settings) -> Endpoint:
     return Endpoint(
         host=settings.temporal_sql_host,
         port=settings.temporal_sql_port,
-        user=settings.temporal_sql_user,
+        # On DSQL the tools connect as admin, the one role that may change the schema; the services do not use this.
+        user=DSQL_ADMIN_USER if settings.is_dsql else settings.temporal_sql_user,
         database=settings.temporal_sql_database,
         tls=settings.temporal_sql_tls_enabled,
         iam=settings.temporal_sql_iam_auth,

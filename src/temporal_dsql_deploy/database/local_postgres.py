@@ -20,7 +20,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from temporal_dsql_deploy.database import dsql
-from temporal_dsql_deploy.database.endpoint import dsql_local_dir
+from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_DATABASE, DSQL_LOCAL_BACKEND_ROLE, dsql_local_dir
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import remove_owned
 from temporal_dsql_deploy.private_files import state_writes, write_private
@@ -37,7 +37,12 @@ PASSWORD_BYTES = 24
 def with_local_secrets(settings: Settings, *, create: bool) -> Settings:
     """Settings with the local stack's own secrets: its PostgreSQL password and its DSQL stand-in's credentials."""
     password_file = Layout(settings.stack_dir, settings.search_engine).sql_password
-    return with_local_dsql_credentials(with_local_password(settings, password_file, create=create), create=create)
+    settings = with_local_dsql_credentials(with_local_password(settings, password_file, create=create), create=create)
+    if settings.sql_is_local and settings.dsql_local_backend_password is None:
+        backend_password = kept_backend_password(settings, create=create)
+        if backend_password is not None:
+            settings = settings.model_copy(update={"dsql_local_backend_password": SecretStr(backend_password)})
+    return settings
 
 
 def with_local_dsql_credentials(settings: Settings, *, create: bool) -> Settings:
@@ -94,17 +99,23 @@ def with_local_password(settings: Settings, password_file: Path, *, create: bool
     """
     if not settings.sql_is_local or settings.temporal_sql_password is not None:
         return settings
-    if not password_file.exists():
-        if not create:
-            return settings
-        with state_writes("STACK_DIR", password_file):
-            write_private(password_file, secrets.token_urlsafe(PASSWORD_BYTES) + "\n", exclusive=True)
-    password = kept_password(password_file)
+    password = _generated_once(password_file, create=create)
     if password is None:
-        if create:
+        if create and password_file.exists():
             raise damaged_password(password_file, None)
         return settings
     return settings.model_copy(update={"temporal_sql_password": SecretStr(password)})
+
+
+def _generated_once(kept: Path, *, create: bool) -> str | None:
+    """The password kept (0600) in `kept`, generated there first when `create`; None when there is none or it is
+    damaged."""
+    if not kept.exists():
+        if not create:
+            return None
+        with state_writes("STACK_DIR", kept):
+            write_private(kept, secrets.token_urlsafe(PASSWORD_BYTES) + "\n", exclusive=True)
+    return kept_password(kept)
 
 
 def kept_password(password_file: Path) -> str | None:
@@ -286,6 +297,87 @@ def ensure_database(settings: Settings) -> bool:
             return True
     except psycopg.OperationalError as exc:
         raise _unreachable(settings, exc) from None
+
+
+BACKEND_ROLE = DSQL_LOCAL_BACKEND_ROLE
+# The schemas dsql-local's backend database holds: DSQL's `public`, its `sys` views and dsql-local's own.
+BACKEND_SCHEMAS = ("public", "sys", "dsql_local")
+
+
+def backend_password_file(settings: Settings) -> Path:
+    """Beside the local PostgreSQL's own password, shared by the data of every engine as that one is."""
+    return Layout(settings.stack_dir, settings.search_engine).all_data / "dsql-local-backend.password"
+
+
+def kept_backend_password(settings: Settings, *, create: bool) -> str | None:
+    """The backend role's password: generated once and kept 0600 as the local PostgreSQL's own password is;
+    None when there is none yet and not `create`, or it is damaged."""
+    kept = backend_password_file(settings)
+    password = _generated_once(kept, create=create)
+    if password is None and create:
+        raise DeployError(f"the dsql-local backend password file {kept} is damaged (empty or not text)",
+                          f"delete {kept} while the stack is stopped: a new one is made and set on start")  # fmt: skip
+    return password
+
+
+def ensure_backend_role(settings: Settings, password: str, database_name: str = DSQL_LOCAL_BACKEND_DATABASE) -> None:
+    """Make the local PostgreSQL ready for dsql-local, as its bootstrap superuser: the backend role (created, or
+    given `password` and its attributes again), the backend database owned by it, and, for a data directory
+    made before the role existed, every schema, table, view, sequence and routine of that database moved to it.
+
+    Ownership moves object by object (REASSIGN OWNED would also try the superuser's system objects, which
+    cannot move). The Temporal database of the PostgreSQL profile is left as it is.
+    """
+    role, database = sql.Identifier(BACKEND_ROLE), sql.Identifier(database_name)
+    attributes_sql = "LOGIN NOSUPERUSER CREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD {}"
+    attributes = sql.SQL(attributes_sql).format(sql.Literal(password))
+    try:
+        with dsql.connect(settings, database="postgres", direct=True) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (BACKEND_ROLE,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            admin.execute(sql.SQL(verb + " ROLE {} WITH ").format(role) + attributes)
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name,)).fetchone():
+                admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
+            else:
+                admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
+        with dsql.connect(settings, database=database_name, direct=True) as backend:
+            for statement in _ownership_moves(backend):
+                backend.execute(statement)
+            # Custom roles may not create objects in public (PostgreSQL 15's default, made sure of for older clusters).
+            backend.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    except psycopg.OperationalError as exc:
+        raise _unreachable(settings, exc) from None
+
+
+# What of the backend database's schemas is not the backend role's yet: the schemas themselves (public stays with
+# pg_database_owner where PostgreSQL 15 put it), relations (a sequence owned by a column moves with its table,
+# indexes with theirs), routines, and free-standing types (domains, enums, ranges; a table's row type and a
+# range's multirange move with them).
+_NOT_OWNED = """
+SELECT 'SCHEMA', format('%%I', n.nspname) FROM pg_namespace n
+ WHERE n.nspname = ANY(%(schemas)s) AND n.nspowner <> %(role)s::regrole AND n.nspowner <> 'pg_database_owner'::regrole
+UNION ALL
+SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, c.oid::regclass::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relowner <> %(role)s::regrole
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+UNION ALL
+SELECT 'ROUTINE', p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND p.proowner <> %(role)s::regrole
+UNION ALL
+SELECT 'TYPE', t.oid::regtype::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'e', 'r') AND t.typowner <> %(role)s::regrole
+"""
+
+
+def _ownership_moves(backend: psycopg.Connection[tuple[object, ...]]) -> list[sql.Composed]:
+    rows = backend.execute(_NOT_OWNED, {"schemas": list(BACKEND_SCHEMAS), "role": BACKEND_ROLE}).fetchall()
+    # The names come quoted from the catalog (regclass, regprocedure, regtype and %I quote what needs it).
+    return [sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(str(kind)), sql.SQL(str(name)),
+                                                      sql.Identifier(BACKEND_ROLE))
+            for kind, name in rows]  # fmt: skip
 
 
 def forget_stopped_members(settings: Settings) -> int:

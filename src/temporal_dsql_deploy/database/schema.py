@@ -238,7 +238,7 @@ class Applier:
         if self._conn is not None:
             self._conn.close()
 
-    def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """One statement in its own transaction, retried on conflicts and dropped connections."""
         try:
             return self._run_retrying(sql, params)
@@ -275,7 +275,7 @@ class Applier:
 
     def _apply(self, statement: Statement) -> None:
         try:
-            rows = self._run(statement.sql)
+            rows = self.run(statement.sql)
         except psycopg.Error as exc:
             state = exc.sqlstate or "?"
             if (
@@ -294,7 +294,7 @@ class Applier:
             job_id = str(rows[0][0])
             self.report(f"waiting for index job {job_id} ({statement.describe()})")
             try:
-                self._run("CALL sys.wait_for_job(%s)", (job_id,))
+                self.run("CALL sys.wait_for_job(%s)", (job_id,))
             except psycopg.Error as exc:
                 raise DeployError(
                     f"index job {job_id} of {statement.describe()} failed: {str(exc).strip().splitlines()[0]}",
@@ -304,17 +304,17 @@ class Applier:
 
     # --- version bookkeeping ----------------------------------------------------------------------
     def current_version(self) -> str | None:
-        exists = self._run("SELECT to_regclass('schema_version') IS NOT NULL")
+        exists = self.run("SELECT to_regclass('schema_version') IS NOT NULL")
         if not exists or not exists[0][0]:
             return None
-        rows = self._run(_READ_VERSION, (self.endpoint.database,))
+        rows = self.run(_READ_VERSION, (self.endpoint.database,))
         return str(rows[0][0]) if rows else None
 
     def _record(self, old: str, migration_version: str, min_compatible: str, md5: str, description: str) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         database = self.endpoint.database
-        self._run(_WRITE_VERSION, (database, now, migration_version, min_compatible))
-        self._run(_WRITE_HISTORY, (now.year, now.month, now, old, migration_version, md5, description))
+        self.run(_WRITE_VERSION, (database, now, migration_version, min_compatible))
+        self.run(_WRITE_HISTORY, (now.year, now.month, now, old, migration_version, md5, description))
         self.result.to_version = migration_version
 
     def _lint(self, files: list[Path]) -> None:
@@ -347,8 +347,8 @@ class Applier:
                               "use `invoke schema.update`, or `schema.setup --overwrite` to start over")  # fmt: skip
         if overwrite:
             self._drop_tables()
-        self._run(_VERSION_TABLE)
-        self._run(_HISTORY_TABLE)
+        self.run(_VERSION_TABLE)
+        self.run(_HISTORY_TABLE)
         if with_base:
             for statement in split_statements(self.source.base_file):
                 self._apply(statement)
@@ -359,7 +359,7 @@ class Applier:
     def _drop_tables(self) -> None:
         """Drop this schema's tables (and the bookkeeping), one per transaction; other tables are kept."""
         for table in [*self.source.tables(), *CONTROL_TABLES]:
-            self._run(f'DROP TABLE IF EXISTS "{table}"')
+            self.run(f'DROP TABLE IF EXISTS "{table}"')
             self.result.tables_dropped.append(table)
 
     def update(self, target: str = "") -> ApplyReport:
@@ -389,7 +389,7 @@ class Applier:
 
     def validate(self) -> Validation:
         expected = set(self.source.tables(current_only=True))
-        present = {str(row[0]) for row in self._run(
+        present = {str(row[0]) for row in self.run(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}  # fmt: skip
         return Validation(
             version=self.current_version(),

@@ -16,12 +16,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_DATABASE
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.driver import Load, Outcome, Progress, drive
 from temporal_dsql_deploy.load.probes import COUNTERS, ProcessUsage, database_transactions, scrape
 from temporal_dsql_deploy.load.report import RunResult, summarise
 from temporal_dsql_deploy.process import Spawned, spawn
-from temporal_dsql_deploy.runtime.model import DSQL_LOCAL_BACKEND_DATABASE, temporal_roles
+from temporal_dsql_deploy.runtime.model import temporal_roles
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState
 from temporal_dsql_deploy.settings.config import Settings
 

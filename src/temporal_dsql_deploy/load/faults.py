@@ -29,6 +29,7 @@ from temporalio.service import RPCError
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
 from temporal_dsql_deploy.load.shapes import SHAPES, Shape
+from temporal_dsql_deploy.runtime.control_keys import read_control_keys
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState
 from temporal_dsql_deploy.settings.config import Settings
 
@@ -125,15 +126,19 @@ def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
     return inject
 
 
-def _admin(context: FaultContext, path: str) -> str:
-    return f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}/{path}"
+def _admin(context: FaultContext) -> httpx.Client:
+    """A client of dsql-local's admin API, carrying the stack's key (its control paths refuse a request without)."""
+    url = f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}"
+    keys = read_control_keys(context.stack.layout.root, f"dsql-local's admin API at {url}")
+    return httpx.Client(base_url=url, headers=keys.admin_headers(), timeout=10)
 
 
 def _short_tokens(context: FaultContext) -> Injected:
     """The connections Temporal renews while tokens live 30 s must each be let in with a fresh token."""
-    before = httpx.get(_admin(context, "stats"), timeout=10).json()
-    time.sleep(context.plan.hold_s)
-    after = httpx.get(_admin(context, "stats"), timeout=10).json()
+    with _admin(context) as admin:
+        before = admin.get("/stats").raise_for_status().json()
+        time.sleep(context.plan.hold_s)
+        after = admin.get("/stats").raise_for_status().json()
     accepted = after["authenticated"] - before["authenticated"]
     refused = after["refused_at_authentication"] - before["refused_at_authentication"]
     injected = Injected(notes=[f"{accepted} connections made with fresh tokens, {refused} refused"])
@@ -145,13 +150,13 @@ def _short_tokens(context: FaultContext) -> Injected:
 
 
 def _conflicts(context: FaultContext) -> Injected:
-    faults = _admin(context, "faults")
-    httpx.post(faults, data={"conflict_rate": "0.1", "seed": "11"}, timeout=10).raise_for_status()
-    try:
-        time.sleep(context.plan.hold_s)
-        fired = int(httpx.get(faults, timeout=10).json()["injected"])  # counted since the POST above
-    finally:
-        httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, timeout=10).raise_for_status()
+    with _admin(context) as admin:
+        admin.post("/faults", data={"conflict_rate": "0.1", "seed": "11"}).raise_for_status()
+        try:
+            time.sleep(context.plan.hold_s)
+            fired = int(admin.get("/faults").raise_for_status().json()["injected"])  # counted since the POST above
+        finally:
+            admin.post("/faults", data={"conflict_rate": "0", "seed": "1"}).raise_for_status()
     injected = Injected(notes=[f"{fired} commits failed with OC000"])
     if not fired:
         injected.problems.append("no conflict was injected")

@@ -3,23 +3,28 @@ services of the model that expose metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 import yaml
 
-from temporal_dsql_deploy.runtime.model import Stack
+from temporal_dsql_deploy.runtime.model import Component, Stack
 
 MAX_SCRAPE_TIMEOUT = timedelta(seconds=10)
 
 
-def scrape_config(stack: Stack, host: Callable[[str], str], interval: timedelta) -> str:
-    """One job per scraped service, named after it; `host` says where a service is reached."""
-    jobs = [
+def scrape_config(stack: Stack, host: Callable[[str], str], interval: timedelta,
+                  store_auth: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """One job per scraped service, named after it; `host` says where a service is reached. `store_auth`: the
+    `basic_auth` section the metrics store's job needs when the store asks its own scraper for credentials."""
+    jobs: list[dict[str, object]] = [
         {"job_name": name, "metrics_path": scrape.path,
          "static_configs": [{"targets": [f"{host(name)}:{scrape.port}"]}]}
         for name, scrape in stack.scrape_targets()
     ]  # fmt: skip
+    for job in jobs:
+        if store_auth is not None and stack.get(str(job["job_name"])).component is Component.METRICS_STORE:
+            job["basic_auth"] = dict(store_auth)
     timeout = min(interval, MAX_SCRAPE_TIMEOUT)
     document = {
         "global": {"scrape_interval": _seconds(interval), "scrape_timeout": _seconds(timeout)},

@@ -19,9 +19,11 @@ class Sample:
 
 
 class MetricsStore:
-    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, client: httpx.Client | None = None,
+                 auth: tuple[str, str] | None = None) -> None:  # fmt: skip
+        """`auth`: the basic-auth user and password of a store that asks for them (the local stack's)."""
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.Client(timeout=QUERY_TIMEOUT_S)
+        self._client = client or httpx.Client(timeout=QUERY_TIMEOUT_S, auth=auth)
 
     def query(self, expr: str) -> list[Sample]:
         """An instant PromQL query; a bad expression is an error naming it."""
@@ -32,6 +34,11 @@ class MetricsStore:
                 f"the metrics store at {self.base_url} did not answer ({type(exc).__name__})",
                 "start the stack with `invoke up`; `invoke status` shows the metrics service",
             ) from None
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            raise DeployError(
+                f"the metrics store at {self.base_url} refused the credentials of the query",
+                "use the STACK_DIR of the stack that runs there (its control keys are kept in it)",
+            )
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != httpx.codes.OK or body.get("status") != "success":
             detail = body.get("error") or response.text[:200]

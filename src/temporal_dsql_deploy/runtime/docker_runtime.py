@@ -11,6 +11,7 @@ from typing import Any
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys
 from temporal_dsql_deploy.runtime.model import build_stack
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, runtime_image, write_compose
 from temporal_dsql_deploy.settings.config import Settings
@@ -66,7 +67,7 @@ def require_engine() -> None:
 def _compose(settings: Settings, project_root: Path, *args: str, what: str, timeout_s: float = 120) -> str:
     # The file refers to its secrets as ${NAME}; Compose reads them from its own environment, given here.
     argv = ["docker", "compose", "-f", str(compose_file(project_root)), *args]
-    secrets = compose_secrets(build_stack(settings), settings)
+    secrets = compose_secrets(build_stack(settings), settings, ensure_control_keys(settings.stack_dir))
     return run_tool(argv, what=what, fix="see the output above; `docker compose logs` has more", timeout_s=timeout_s,
                     env=secrets)  # fmt: skip
 

@@ -11,7 +11,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_REGION, persistence_endpoint
+from temporal_dsql_deploy.database.endpoint import (
+    DSQL_LOCAL_BACKEND_DATABASE,
+    DSQL_LOCAL_BACKEND_ROLE,
+    LOCAL_DSQL_PRINCIPAL_ARN,
+    LOCAL_DSQL_REGION,
+    persistence_endpoint,
+)
+from temporal_dsql_deploy.runtime.control_keys import DSQL_LOCAL_ADMIN_KEY
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, ROLE_METRICS_PORTS, Settings
 from temporal_dsql_deploy.settings.environment import (
     EnvValue,
@@ -198,18 +205,28 @@ ADMIN_FIELDS = ("cache_dir", "temporal_version", "search_engine")
 SEARCH_ENGINE_JVM_OPTIONS = ("-Xms512m", "-Xmx512m", "-Dlog4j2.formatMsgNoLookups=true")
 
 
-# The database the stand-in keeps DSQL's one `postgres` database in, on the stack's PostgreSQL.
-DSQL_LOCAL_BACKEND_DATABASE = "dsql"
-
-
 def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
     """Variables the Temporal config template and the schema tools read for persistence."""
     if settings.local_dsql:
         return _local_dsql_environment(settings)
+    if settings.sql_is_local:
+        return _local_postgres_environment(settings)
+    return settings_environment(settings, PERSISTENCE_FIELDS)
+
+
+def _local_postgres_environment(settings: Settings) -> dict[str, EnvValue]:
+    """The stack's own PostgreSQL itself (it always has a password), whichever plugin Temporal uses."""
     environment = settings_environment(settings, PERSISTENCE_FIELDS)
-    if settings.sql_is_local:  # the stack's own database, which always has a password
-        environment["TEMPORAL_SQL_HOST"] = HostOf("postgresql")
-        environment["TEMPORAL_SQL_PASSWORD"] = SecretRef("TEMPORAL_SQL_PASSWORD")
+    environment["TEMPORAL_SQL_HOST"] = HostOf("postgresql")
+    environment["TEMPORAL_SQL_PASSWORD"] = SecretRef("TEMPORAL_SQL_PASSWORD")
+    return environment
+
+
+def server_persistence_environment(settings: Settings) -> dict[str, EnvValue]:
+    """What the Temporal services connect with: on DSQL as their own role (dsql:DbConnect tokens), never admin."""
+    environment = persistence_environment(settings)
+    if settings.is_dsql:
+        environment["TEMPORAL_SQL_USER"] = settings.dsql_service_role
     return environment
 
 
@@ -235,12 +252,34 @@ def _dsql_local_args(settings: Settings, region: str) -> tuple[str, ...]:
     flags = {
         "--region": region,
         "--backend-port": str(settings.temporal_sql_port),
-        "--backend-user": settings.temporal_sql_user,
+        "--backend-user": DSQL_LOCAL_BACKEND_ROLE,
+        "--iam-principal": LOCAL_DSQL_PRINCIPAL_ARN,
         "--backend-database": DSQL_LOCAL_BACKEND_DATABASE,
         "--max-transaction-age": format_go_duration(settings.dsql_local_max_transaction_age),
         "--connect-rate": f"{settings.dsql_local_connect_rate:g}",
     }
     return tuple(part for flag, value in flags.items() for part in (flag, value))
+
+
+def dsql_local_setup_service(settings: Settings) -> Service:
+    """Readies the stack's PostgreSQL for the stand-in, as its superuser: the non-superuser role dsql-local runs
+    admin's sessions as, and the backend database owned by it."""
+    return Service(
+        name="dsql-local-setup",
+        component=Component.ADMIN,
+        args=("dsql-local-setup",),
+        environment=admin_environment(
+            settings,
+            _local_postgres_environment(settings),
+            {
+                "TEMPORAL_SQL_PLUGIN": "postgres12_pgx",  # it talks to PostgreSQL itself, not through the stand-in
+                "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD"),
+            },
+        ),
+        depends_on={"postgresql": Condition.HEALTHY},
+        one_shot=True,
+        description=f"creates dsql-local's backend role {DSQL_LOCAL_BACKEND_ROLE} (no superuser) and its database",
+    )
 
 
 def dsql_local_service(settings: Settings) -> Service:
@@ -252,14 +291,25 @@ def dsql_local_service(settings: Settings) -> Service:
         environment={
             "AWS_ACCESS_KEY_ID": SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id"),
             "AWS_SECRET_ACCESS_KEY": SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key"),
-            "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD", "temporal_sql_password"),
+            "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD"),
+            # Its admin API's control paths (/faults, /stats, profiles) answer only requests that carry this key.
+            DSQL_LOCAL_ADMIN_KEY: SecretRef(DSQL_LOCAL_ADMIN_KEY),
         },
         ports=(Port("sql", settings.dsql_local_port), Port("admin", settings.dsql_local_admin_port)),
-        depends_on={"postgresql": Condition.HEALTHY},
+        depends_on={"dsql-local-setup": Condition.COMPLETED},
         healthcheck=HealthCheck(HttpProbe(settings.dsql_local_admin_port, "/healthz"), retries=60),
         description="dsql-local: the Aurora DSQL stand-in (TLS, IAM tokens, DSQL's rules) in front of PostgreSQL",
         scrape=Scrape(settings.dsql_local_admin_port),
     )
+
+
+def _service_role_environment(settings: Settings) -> dict[str, EnvValue]:
+    """What schema setup needs to keep the services' DSQL role (it runs as admin)."""
+    fields = ("dsql_service_role", "dsql_service_principal_arn") if settings.is_dsql else ()
+    environment = settings_environment(settings, fields)
+    if settings.local_dsql:  # the job sees the stand-in as a cluster; tokens there are signed as its principal
+        environment["DSQL_SERVICE_PRINCIPAL_ARN"] = LOCAL_DSQL_PRINCIPAL_ARN
+    return environment
 
 
 def visibility_environment(settings: Settings) -> dict[str, EnvValue]:
@@ -288,6 +338,7 @@ def build_stack(settings: Settings) -> Stack:
                 description=f"PostgreSQL {settings.postgres_version}: local persistence",
             )
         )
+        services.append(dsql_local_setup_service(settings))
         services.append(dsql_local_service(settings))
     es_port = settings.temporal_elasticsearch_port
     services.append(
@@ -322,7 +373,9 @@ def build_stack(settings: Settings) -> Stack:
             name="schema-setup",
             component=Component.ADMIN,
             args=("schema-setup",),
-            environment=admin_environment(settings, persistence_environment(settings)),
+            environment=admin_environment(
+                settings, persistence_environment(settings), _service_role_environment(settings)
+            ),
             depends_on=schema_deps,
             one_shot=True,
             description="creates or updates Temporal's persistence schema",
@@ -421,7 +474,7 @@ def _search_engine_uri(settings: Settings) -> HostOf:
 def _temporal_services(settings: Settings) -> Iterator[Service]:
     roles = temporal_roles(settings)
     shared_env: dict[str, EnvValue] = {
-        **persistence_environment(settings),
+        **server_persistence_environment(settings),
         **visibility_environment(settings),
         **settings_environment(settings, SERVER_FIELDS),
         "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),

@@ -13,6 +13,7 @@ import yaml
 
 from temporal_dsql_deploy.database.endpoint import dsql_local_dir
 from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_KEY, METRICS_STORE_USER
 from temporal_dsql_deploy.runtime.model import (
     SEARCH_ENGINE_JVM_OPTIONS,
     Component,
@@ -25,7 +26,7 @@ from temporal_dsql_deploy.runtime.model import (
 )
 from temporal_dsql_deploy.runtime.tracking import STACK_VARIABLE, STATE_FILE
 from temporal_dsql_deploy.settings.config import Settings
-from temporal_dsql_deploy.settings.environment import render_environment
+from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef, render_environment
 
 LOCALHOST = "127.0.0.1"
 _CONDITIONS = {
@@ -113,12 +114,15 @@ class Layout:
         return self.logs / f"{service}.log"
 
 
+POSTGRES_USER = "postgres"  # Debian's package's user, which PostgreSQL runs as when the stack starts as root
+
+
 def as_postgres_user(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: switch to `postgres` with setpriv, which execs the server itself
     (unlike runuser, which forks), so the supervisor's PID is the postmaster and signals reach it."""
     if os.geteuid() != 0:
         return argv
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+    return ["setpriv", f"--reuid={POSTGRES_USER}", f"--regid={POSTGRES_USER}", "--init-groups", "--", *argv]
 
 
 def _command(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
@@ -153,9 +157,41 @@ def _stack_command(service: Service, settings: Settings, paths: Paths, layout: L
     return [sys.executable, "-m", "temporal_dsql_deploy", *service.args]
 
 
+# VictoriaMetrics reads the flags below from variables named VM_<flag, dots as underscores> (-envflag.enable), so
+# its key is never on a command line. Basic auth locks everything but its health pages (queries, imports, remote
+# write, vmui, its own /metrics); each *AuthKey flag locks its path (delete, snapshots, merges, reload, flags,
+# profiles, the scrape config) to a request that also names the key as `authKey`.
+VICTORIA_METRICS_ENV_PREFIX = "VM_"
+VICTORIA_METRICS_KEY_FLAGS = (
+    "httpAuth.password", "deleteAuthKey", "snapshotAuthKey", "forceMergeAuthKey", "forceFlushAuthKey", "reloadAuthKey",
+    "flagsAuthKey", "pprofAuthKey", "configAuthKey", "search.resetCacheAuthKey", "metricNamesStatsResetAuthKey",
+    "logNewSeriesAuthKey",
+)  # fmt: skip
+
+
+def victoria_metrics_variable(flag: str) -> str:
+    """The environment variable VictoriaMetrics reads `-flag` from (its envflag rule, with our prefix)."""
+    return VICTORIA_METRICS_ENV_PREFIX + flag.replace(".", "_")
+
+
+def victoria_metrics_environment() -> dict[str, EnvValue]:
+    """The store's user name, and its key under every flag that takes it."""
+    environment: dict[str, EnvValue] = {victoria_metrics_variable("httpAuth.username"): METRICS_STORE_USER}
+    environment.update({victoria_metrics_variable(flag): SecretRef(METRICS_STORE_KEY)
+                        for flag in VICTORIA_METRICS_KEY_FLAGS})  # fmt: skip
+    return environment
+
+
+def store_scrape_auth() -> dict[str, str]:
+    """The store scraping its own /metrics authenticates like any client; the password is expanded by VictoriaMetrics
+    from its environment (`%{...}`), so the rendered scrape config holds no secret."""
+    return {"username": METRICS_STORE_USER, "password": "%{" + victoria_metrics_variable("httpAuth.password") + "}"}
+
+
 def _metrics_store(service: Service, settings: Settings, paths: Paths, layout: Layout) -> list[str]:
     return [
         str(paths.victoria_metrics), f"-httpListenAddr={LOCALHOST}:{service.ports[0].number}",
+        "-envflag.enable", f"-envflag.prefix={VICTORIA_METRICS_ENV_PREFIX}",
         f"-storageDataPath={layout.metrics_data}", f"-retentionPeriod={settings.metrics_retention_days}d",
         f"-promscrape.config={layout.scrape_config}", f"-vmui.customDashboardsPath={layout.dashboards}",
     ]  # fmt: skip
@@ -178,9 +214,11 @@ _OBSERVABILITY_COMMANDS = {
 def environment(service: Service, layout: Layout) -> dict[str, str]:
     """The service's variables as rendered: hosts are loopback, secrets `${NAME}` from the secrets file, and the
     stack's marker, by which its processes are found even without the supervisor."""
-    extra = {STACK_VARIABLE: str(layout.root)}
+    extra: dict[str, EnvValue] = {STACK_VARIABLE: str(layout.root)}
     if service.component is Component.TEMPORAL_SERVER:
         extra["TEMPORAL_DYNAMIC_CONFIG_FILE"] = str(layout.config / "dynamicconfig.yaml")
+    if service.component is Component.METRICS_STORE:
+        extra.update(victoria_metrics_environment())
     rendered = render_environment(
         {**service.environment, **extra}, lambda _host: LOCALHOST, lambda secret: "${" + secret.name + "}"
     )

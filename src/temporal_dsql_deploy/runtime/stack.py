@@ -28,10 +28,11 @@ from temporal_dsql_deploy.owned_paths import (
     make_owned_dir,
     remove_owned,
 )
-from temporal_dsql_deploy.private_files import state_writes, write_private
+from temporal_dsql_deploy.private_files import owner_only_files, restrict_tree, state_writes, write_private
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.runtime import tracking
 from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all, installed_process_compose
+from temporal_dsql_deploy.runtime.control_keys import ControlKeys, ensure_control_keys, service_secrets
 from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
 from temporal_dsql_deploy.runtime.preflight import (
     check_disk_space,
@@ -39,9 +40,16 @@ from temporal_dsql_deploy.runtime.preflight import (
     check_search_engine_port,
     record_history_shards,
 )
-from temporal_dsql_deploy.runtime.render_supervisor import LOCALHOST, Layout, render_supervisor
-from temporal_dsql_deploy.settings.config import Settings
-from temporal_dsql_deploy.settings.environment import secret_values, service_baseline
+from temporal_dsql_deploy.runtime.render_supervisor import (
+    LOCALHOST,
+    POSTGRES_USER,
+    Layout,
+    render_supervisor,
+    store_scrape_auth,
+)
+from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
+from temporal_dsql_deploy.settings.environment import service_baseline
+from temporal_dsql_deploy.temporal.dynamic_config import dynamic_config
 
 UP_TIMEOUT_S = 600
 CONTROL_TIMEOUT_S = 30
@@ -198,6 +206,17 @@ class LocalStack:
         make_owned_dir(self.layout.root, project_root=self.project_root)
         make_owned_dir(self.layout.all_data, project_root=self.project_root)
 
+    def _restrict_stack_dir(self) -> None:
+        """STACK_DIR and everything in it owner-only, an earlier version's too. PostgreSQL, which runs as `postgres`
+        when the stack runs as root, may pass through (group `postgres`, no listing) to its data and socket."""
+        restrict_tree(self.layout.root)
+        if os.geteuid() != 0 or not self.settings.sql_is_local:
+            return
+        for directory in (self.layout.root, self.layout.all_data, self.layout.data):
+            directory.mkdir(exist_ok=True)
+            shutil.chown(directory, group=POSTGRES_USER)
+            directory.chmod(0o710)
+
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self, report: Reporter, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceState]:
         # Before installing anything: a disk too full or a damaged database would only fail later, half-started.
@@ -211,11 +230,14 @@ class LocalStack:
         self._stop_orphans(report)
         if self.settings.sql_is_local:
             check_data_dir(self.layout.data / "postgresql", self.settings.postgres_version)
-        self._claim_stack_dir(report)
+        with owner_only_files():
+            self._claim_stack_dir(report)
+            self._restrict_stack_dir()
+            keys = ensure_control_keys(self.layout.root)
         paths = install_all(self.settings, self.project_root, report)
         if self.running(paths.process_compose):
             states = self.states(paths.process_compose)
-            if self._runs_this_configuration(paths) and all(state.ok for state in states):
+            if self._runs_this_configuration(paths, keys) and all(state.ok for state in states):
                 report("the stack is already running and healthy")
                 return states
             # A half-started stack (interrupted or failed `up`), or one started with other settings or
@@ -227,12 +249,14 @@ class LocalStack:
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
-        with state_writes("STACK_DIR", self.layout.root):  # a disk that fills up meanwhile is named, not a traceback
+        # A disk that fills up meanwhile is named, not a traceback.
+        with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
             self._prepare_database(paths, report)
-            self._write_configs(paths)
+            self._write_configs(paths, keys)
         # Ctrl-C (not a DeployError) is let through: the next `up` finishes what an interrupted one started.
         try:
-            self._start_supervisor(paths.process_compose)
+            with owner_only_files():  # the supervisor and every service it starts inherit the umask
+                self._start_supervisor(paths.process_compose)
             states = self.wait_healthy(paths.process_compose, report, timeout_s)
         except DeployError as failure:
             raise self._stop_after_failure(paths.process_compose, failure) from None
@@ -267,13 +291,15 @@ class LocalStack:
             failure.fix,
         )
 
-    def _runs_this_configuration(self, paths: Paths) -> bool:
-        """True if the running supervisor was started from what these settings and components render now."""
-        config = self.layout.supervisor_config
-        if self.running_engine() != self.settings.search_engine or not config.exists():
+    def _runs_this_configuration(self, paths: Paths, keys: ControlKeys) -> bool:
+        """True if the running supervisor was started from what these settings and components render now, with these
+        secrets (control keys made anew, say, for a damaged file)."""
+        config, secrets = self.layout.supervisor_config, self.layout.secrets
+        if self.running_engine() != self.settings.search_engine or not config.exists() or not secrets.exists():
             return False
         rendered = render_supervisor(self.model, self.settings, paths, self.layout, self.project_root)
-        return config.read_text(encoding="utf-8") == rendered
+        return (config.read_text(encoding="utf-8") == rendered
+                and secrets.read_text(encoding="utf-8") == render_secrets(self.model, self.settings, keys))  # fmt: skip
 
     def _prepare_database(self, paths: Paths, report: Reporter) -> None:
         if not self.settings.sql_is_local:
@@ -293,22 +319,22 @@ class LocalStack:
         ):
             report("created the local PostgreSQL data directory (password authentication)")
 
-    def _write_configs(self, paths: Paths) -> None:
+    def _write_configs(self, paths: Paths, keys: ControlKeys) -> None:
         for directory in (self.layout.config / "ui" / "config", self.layout.logs, self.layout.data):
             directory.mkdir(parents=True, exist_ok=True)
         self.layout.runtime_dir.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:  # PostgreSQL runs as `postgres` and puts its socket here
-            shutil.chown(self.layout.runtime_dir, "postgres")
+            shutil.chown(self.layout.runtime_dir, POSTGRES_USER)
         templates = resources.files("temporal_dsql_deploy") / "templates"
         (self.layout.config / "temporal.yaml").write_text((templates / "temporal.yaml").read_text(), encoding="utf-8")
-        (self.layout.config / "dynamicconfig.yaml").write_text(
-            (templates / "dynamicconfig.yaml").read_text(), encoding="utf-8"
-        )
+        (self.layout.config / "dynamicconfig.yaml").write_text(dynamic_config(FRONTEND_HTTP_PORT), encoding="utf-8")
         (self.layout.config / "ui" / "config" / "local.yaml").write_text(
             (templates / "ui.yaml").read_text(), encoding="utf-8"
         )
         self.layout.scrape_config.write_text(
-            scrape_config(self.model, lambda _service: LOCALHOST, self.settings.metrics_scrape_interval),
+            scrape_config(
+                self.model, lambda _service: LOCALHOST, self.settings.metrics_scrape_interval, store_scrape_auth()
+            ),
             encoding="utf-8",
         )
         write_vmui_dashboards(self.layout.dashboards, project_root=self.project_root, owner=self.layout.root)
@@ -316,7 +342,7 @@ class LocalStack:
             render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
             encoding="utf-8",
         )
-        write_private(self.layout.secrets, render_secrets(self.model, self.settings))
+        write_private(self.layout.secrets, render_secrets(self.model, self.settings, keys))
         self.layout.engine_marker.write_text(self.settings.search_engine + "\n", encoding="utf-8")
 
     def _start_supervisor(self, process_compose: Path) -> None:
@@ -451,9 +477,9 @@ class LocalStack:
         return Stopped(was_running, stopped)
 
 
-def render_secrets(stack: Stack, settings: Settings) -> str:
+def render_secrets(stack: Stack, settings: Settings, keys: ControlKeys) -> str:
     """The dotenv text the supervisor reads the services' secrets from (single-quoted: taken literally)."""
-    values = secret_values(settings, (service.environment for service in stack))
+    values = service_secrets(settings, (service.environment for service in stack), keys)
     for name, value in values.items():
         if "'" in value or "\n" in value:
             raise DeployError(f"{name} contains a single quote or a line break, which the local supervisor "

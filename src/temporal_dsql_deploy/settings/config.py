@@ -35,7 +35,8 @@ DSQL_MAX_CONNECTION_LIFETIME = timedelta(minutes=60)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _GO_DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 SECRET_FIELDS = frozenset({
-    "temporal_sql_password", "temporal_elasticsearch_password", "dsql_local_secret_access_key", "grafana_admin_password"
+    "temporal_sql_password", "temporal_elasticsearch_password", "dsql_local_secret_access_key",
+    "dsql_local_backend_password", "grafana_admin_password",
 })  # fmt: skip
 # Variables the AWS SDKs read themselves; they may sit in .env beside the settings.
 AWS_SDK_VARIABLES = frozenset({
@@ -110,6 +111,19 @@ def _duration_between(low: str, high: str, why: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+# An IAM role or user ARN, as AWS IAM GRANT takes it (partition aws, aws-cn or aws-us-gov).
+IAM_PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"
+
+
+def check_database_role(value: str) -> str:
+    """A role name DSQL and PostgreSQL take unquoted: the schema setup writes it into GRANT statements."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise ValueError(f"{value!r} is not a plain role name; use lower-case letters, digits and _ (at most 63)")
+    if value.startswith("pg_") or value in {"postgres", "public", "none", "current_user", "session_user"}:
+        raise ValueError(f"{value!r} is reserved by PostgreSQL; choose another name, e.g. temporal_service")
+    return value
+
+
 def check_namespace(value: str) -> str:
     try:
         size = len(value.encode("utf-8"))
@@ -174,7 +188,11 @@ class Settings(BaseSettings):
         "a DSQL cluster endpoint looks like <id>.dsql.<region>.on.aws.",
     )
     temporal_sql_port: Port = Field(5433, description="Persistence port (DSQL listens on 5432).")
-    temporal_sql_user: str = Field("temporal", description="Database user (`admin` for DSQL).")
+    temporal_sql_user: str = Field(
+        "temporal",
+        description="Database user for PostgreSQL. On DSQL the schema setup connects as `admin` and the services "
+        "as DSQL_SERVICE_ROLE.",
+    )
     temporal_sql_password: SecretStr | None = Field(
         None, description="Database password for non-IAM auth. Never printed or logged."
     )
@@ -217,6 +235,20 @@ class Settings(BaseSettings):
         "DSQL profile.",
     )
 
+    dsql_service_role: Annotated[str, AfterValidator(check_database_role)] = Field(
+        "temporal_service",
+        description="The database role Temporal's services connect as on DSQL, with `dsql:DbConnect` tokens. Schema "
+        "setup (as admin) creates it, maps it to DSQL_SERVICE_PRINCIPAL_ARN with AWS IAM GRANT and grants it reads "
+        "and writes on Temporal's tables only: no DDL. `admin` makes the services connect as admin (not advised).",
+    )
+    dsql_service_principal_arn: str | None = Field(
+        None,
+        pattern=IAM_PRINCIPAL_ARN,
+        description="The IAM role (or user) ARN Temporal's services run as, e.g. their ECS task role or EKS pod "
+        "role; it needs the policy `terraform output service_connect_policy_arn`. Required for a DSQL cluster in "
+        "AWS unless DSQL_SERVICE_ROLE=admin; the local profile uses dsql-local's own principal.",
+    )
+
     # --- The local DSQL stand-in (dsql-local) --------------------------------------------------
     dsql_local_port: Port = Field(
         5432,
@@ -245,6 +277,11 @@ class Settings(BaseSettings):
     dsql_local_secret_access_key: SecretStr | None = Field(
         None,
         description="Secret key of those credentials; set both or neither of the pair. Never printed or logged.",
+    )
+    dsql_local_backend_password: SecretStr | None = Field(
+        None,
+        description="Password of dsql-local's role in the local PostgreSQL (dsql_local_admin: no superuser). "
+        "Generated once and kept 0600 in STACK_DIR/data when unset. Never printed or logged.",
     )
 
     # --- Visibility (Elasticsearch / OpenSearch) -------------------------------------------
