@@ -91,6 +91,12 @@ def test_a_new_cluster_gets_a_backend_role_that_is_no_superuser(settings: Settin
     with _as_backend(cluster, password) as backend:
         role = backend.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user")
         assert role.fetchone() == (False, True, False)
+    with _superuser(cluster) as conn:  # the server was handed a verifier, never the password itself
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (BACKEND_ROLE,)).fetchone()
+    assert stored is not None
+    assert str(stored[0]).startswith("SCRAM-SHA-256$")
+    assert password not in str(stored[0])
+    with _as_backend(cluster, password) as backend:
         owner = backend.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'dsql'").fetchone()
         assert owner == (BACKEND_ROLE,)
         # What admin's sessions do through it: make a table, a role, and grant the role rows of the table.

@@ -330,9 +330,11 @@ def ensure_backend_role(settings: Settings, password: str, database_name: str = 
     """
     role, database = sql.Identifier(BACKEND_ROLE), sql.Identifier(database_name)
     attributes_sql = "LOGIN NOSUPERUSER CREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD {}"
-    attributes = sql.SQL(attributes_sql).format(sql.Literal(password))
     try:
         with dsql.connect(settings, database="postgres", direct=True) as admin:
+            # The SCRAM verifier, made by libpq here, so the password itself never reaches the server's log.
+            verifier = admin.pgconn.encrypt_password(password.encode(), BACKEND_ROLE.encode(), b"scram-sha-256")
+            attributes = sql.SQL(attributes_sql).format(sql.Literal(verifier.decode()))
             exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (BACKEND_ROLE,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             admin.execute(sql.SQL(verb + " ROLE {} WITH ").format(role) + attributes)
