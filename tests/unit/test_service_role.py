@@ -94,6 +94,8 @@ def test_the_local_profile_maps_dsql_locals_own_principal(make_settings: Callabl
         ("DSQL_SERVICE_ROLE", "temporal; DROP TABLE executions"),
         ("DSQL_SERVICE_ROLE", "pg_monitor"),
         ("DSQL_SERVICE_ROLE", "x" * 64),
+        ("DSQL_SERVICE_ROLE", "user"),
+        ("DSQL_SERVICE_ROLE", "table"),
         ("DSQL_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::1234:role/short-account"),
         ("DSQL_SERVICE_PRINCIPAL_ARN", "arn:aws:iam::111122223333:role/it's"),
         ("DSQL_SERVICE_PRINCIPAL_ARN", "arn:aws:sts::111122223333:assumed-role/x/y"),

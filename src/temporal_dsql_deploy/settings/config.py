@@ -115,10 +115,28 @@ def _duration_between(low: str, high: str, why: str) -> AfterValidator:
 IAM_PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"
 
 
+# PostgreSQL's keywords that cannot name a role unquoted (its docs' appendix C: "reserved" and "reserved (can be
+# function or type)"), written out because validation runs offline, before any database is reachable.
+_RESERVED_WORDS = frozenset((
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary", "both",
+    "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create", "cross",
+    "current_catalog", "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
+    "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch",
+    "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in", "initially", "inner",
+    "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like", "limit", "localtime",
+    "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or", "order", "outer",
+    "overlaps", "placing", "primary", "references", "returning", "right", "select", "session_user", "similar",
+    "some", "symmetric", "system_user", "table", "tablesample", "then", "to", "trailing", "true", "union", "unique",
+    "user", "using", "variadic", "verbose", "when", "where", "window", "with",
+))  # fmt: skip
+
+
 def check_database_role(value: str) -> str:
     """A role name DSQL and PostgreSQL take unquoted: the schema setup writes it into GRANT statements."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
         raise ValueError(f"{value!r} is not a plain role name; use lower-case letters, digits and _ (at most 63)")
+    if value in _RESERVED_WORDS:
+        raise ValueError(f"{value!r} is an SQL keyword PostgreSQL reserves; choose another name, e.g. temporal_service")
     if value.startswith("pg_") or value in {"postgres", "public", "none", "current_user", "session_user"}:
         raise ValueError(f"{value!r} is reserved by PostgreSQL; choose another name, e.g. temporal_service")
     return value
