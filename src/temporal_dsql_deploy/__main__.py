@@ -41,7 +41,7 @@ def run(command: str) -> None:
         try:
             result = ensure_schema(applier)
             if settings.is_dsql:  # the services' own role, kept in step with the tables the schema has now
-                for done in ensure_service_role(settings, applier.run):
+                for done in ensure_service_role(settings, applier.run, source.tables()):
                     cli.say(done)
         finally:
             applier.close()

@@ -207,7 +207,7 @@ def _summary(result: ApplyReport, started: float) -> None:
 def _keep_service_role(settings: Settings, applier: Applier) -> None:
     """On DSQL the services' role gets the tables the schema has now (an update may add some)."""
     if settings.is_dsql:
-        for done in ensure_service_role(settings, applier.run):
+        for done in ensure_service_role(settings, applier.run, applier.source.tables()):
             cli.say(done)
 
 

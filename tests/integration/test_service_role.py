@@ -16,6 +16,7 @@ from tests.integration.conftest import StandIn
 pytestmark = pytest.mark.integration
 DSQL_SCHEMA = "dsql/v12/temporal"
 UNMAPPED = "unmapped_probe"
+NOT_TEMPORALS = "reports_not_temporals"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,9 @@ def service_settings(isolated_stand_in: StandIn) -> Settings:
     applier = Applier(settings, SchemaSource.resolve(lambda: server, DSQL_SCHEMA, "", DSQL_SCHEMA), print)
     try:
         ensure_schema(applier)
-        done = ensure_service_role(settings, applier.run)
+        # A table of the cluster's that is not Temporal's: the services' role gets nothing on it.
+        applier.run(f"CREATE TABLE IF NOT EXISTS {NOT_TEMPORALS} (id BIGINT PRIMARY KEY)")
+        done = ensure_service_role(settings, applier.run, applier.source.tables())
         print("\n".join(done))
         if not applier.run("SELECT 1 FROM pg_roles WHERE rolname = %s", (UNMAPPED,)):
             applier.run(f"CREATE ROLE {UNMAPPED} WITH LOGIN")
@@ -56,6 +59,7 @@ def test_the_services_role_reads_and_writes_temporals_tables(service_settings: S
         "ALTER TABLE executions ADD COLUMN services_added_this BIGINT",
         "CREATE INDEX ASYNC services_index ON executions (shard_id)",
         "UPDATE schema_version SET curr_version = '0.0'",
+        "SELECT * FROM reports_not_temporals",  # NOT_TEMPORALS
         f"AWS IAM GRANT {UNMAPPED} TO 'arn:aws:iam::000000000000:role/dsql-local'",
         "CREATE ROLE services_made_this WITH LOGIN",
     ],

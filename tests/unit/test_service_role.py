@@ -15,6 +15,8 @@ from temporal_dsql_deploy.settings.environment import SecretRef
 from tests.conftest import DSQL
 
 SERVICES_ARN = "arn:aws:iam::111122223333:role/temporal-services"
+# What the schema creates (a table it dropped since, never there, included).
+TEMPORAL_TABLES = ("executions", "shards", "dropped_long_ago")
 
 
 class FakeDatabase:
@@ -31,19 +33,22 @@ class FakeDatabase:
             return [(1,)] if self.role_exists else []
         if "sys.iam_pg_role_mappings" in sql:
             return [(arn,) for arn in self.mapped]
+        if "FROM pg_tables" in sql:  # Temporal's tables, the schema's bookkeeping, and a table not Temporal's
+            return [("executions",), ("shards",), ("schema_version",), ("schema_update_history",), ("reports",)]
         return []
 
 
 def test_a_new_cluster_gets_the_role_its_mapping_and_dml_only(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(**DSQL, DSQL_SERVICE_PRINCIPAL_ARN=SERVICES_ARN)
     database = FakeDatabase(role_exists=False)
-    done = ensure_service_role(settings, database.run)
+    done = ensure_service_role(settings, database.run, TEMPORAL_TABLES)
     writes = [sql for sql in database.statements if not sql.startswith("SELECT")]
     assert writes == [
         "CREATE ROLE temporal_service WITH LOGIN",
         f"AWS IAM GRANT temporal_service TO '{SERVICES_ARN}'",
         "GRANT USAGE ON SCHEMA public TO temporal_service",
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO temporal_service",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON executions, shards TO temporal_service",
+        "GRANT SELECT ON schema_version, schema_update_history TO temporal_service",
         "REVOKE INSERT, UPDATE, DELETE ON schema_version, schema_update_history FROM temporal_service",
     ]
     assert not any("CREATE ON" in sql or "ALL PRIVILEGES" in sql for sql in writes)
@@ -53,7 +58,7 @@ def test_a_new_cluster_gets_the_role_its_mapping_and_dml_only(make_settings: Cal
 def test_a_second_run_only_grants_again(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(**DSQL, DSQL_SERVICE_PRINCIPAL_ARN=SERVICES_ARN)
     database = FakeDatabase(role_exists=True, mapped=(SERVICES_ARN,))
-    ensure_service_role(settings, database.run)
+    ensure_service_role(settings, database.run, TEMPORAL_TABLES)
     assert not any(sql.startswith(("CREATE ROLE", "AWS IAM")) for sql in database.statements)
     assert any(sql.startswith("GRANT SELECT") for sql in database.statements)
 
@@ -62,7 +67,7 @@ def test_a_principal_the_role_was_mapped_to_before_loses_it(make_settings: Calla
     old = "arn:aws:iam::111122223333:role/old-services"
     settings = make_settings(**DSQL, DSQL_SERVICE_PRINCIPAL_ARN=SERVICES_ARN)
     database = FakeDatabase(role_exists=True, mapped=(old,))
-    done = ensure_service_role(settings, database.run)
+    done = ensure_service_role(settings, database.run, TEMPORAL_TABLES)
     assert f"AWS IAM GRANT temporal_service TO '{SERVICES_ARN}'" in database.statements
     assert f"AWS IAM REVOKE temporal_service FROM '{old}'" in database.statements
     assert f"unmapped role temporal_service from {old}" in done
@@ -70,14 +75,14 @@ def test_a_principal_the_role_was_mapped_to_before_loses_it(make_settings: Calla
 
 def test_admin_as_the_service_role_changes_nothing(make_settings: Callable[..., Settings]) -> None:
     database = FakeDatabase(role_exists=True)
-    assert ensure_service_role(make_settings(**DSQL, DSQL_SERVICE_ROLE="admin"), database.run) == []
+    assert ensure_service_role(make_settings(**DSQL, DSQL_SERVICE_ROLE="admin"), database.run, TEMPORAL_TABLES) == []
     assert database.statements == []
 
 
 def test_a_cluster_in_aws_needs_the_services_principal(make_settings: Callable[..., Settings]) -> None:
     database = FakeDatabase(role_exists=False)
     with pytest.raises(DeployError) as raised:
-        ensure_service_role(make_settings(**DSQL), database.run)
+        ensure_service_role(make_settings(**DSQL), database.run, TEMPORAL_TABLES)
     assert "DSQL_SERVICE_PRINCIPAL_ARN" in str(raised.value)
     assert "service_connect_policy_arn" in (raised.value.fix or "")
     assert database.statements == []  # nothing half-done

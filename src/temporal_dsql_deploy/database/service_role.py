@@ -9,7 +9,7 @@ schema: every run grants on the tables the schema has now, and an upgrade that a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_PRINCIPAL_ARN
 from temporal_dsql_deploy.database.schema import CONTROL_TABLES
@@ -37,8 +37,9 @@ def service_principal(settings: Settings) -> str:
     return settings.dsql_service_principal_arn
 
 
-def ensure_service_role(settings: Settings, run: Run) -> list[str]:
-    """Create the services' role, map it to their IAM principal and grant it DML on Temporal's tables.
+def ensure_service_role(settings: Settings, run: Run, schema_tables: Iterable[str]) -> list[str]:
+    """Create the services' role, map it to their IAM principal and grant it DML on Temporal's tables (those of
+    `schema_tables` the database has) and reads of the schema's version.
 
     Idempotent; answers what it changed. `run` is connected as admin. Names are validated settings
     (a plain role name, an ARN of AWS's shape), so they can be written into statements that take no parameters.
@@ -60,9 +61,16 @@ def ensure_service_role(settings: Settings, run: Run) -> list[str]:
         if re.fullmatch(IAM_PRINCIPAL_ARN, stale):
             run(f"AWS IAM REVOKE {role} FROM '{stale}'", ())
             done.append(f"unmapped role {role} from {stale}")
+    present = {str(name) for (name,) in run("SELECT tablename FROM pg_tables WHERE schemaname = %s", (_SCHEMA,))}
+    temporal_tables = sorted(present.intersection(schema_tables).difference(CONTROL_TABLES))
     run(f"GRANT USAGE ON SCHEMA {_SCHEMA} TO {role}", ())
-    run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {_SCHEMA} TO {role}", ())
-    # The schema's own bookkeeping is the schema tools' to write: the services only read the version.
-    run(f"REVOKE INSERT, UPDATE, DELETE ON {', '.join(CONTROL_TABLES)} FROM {role}", ())
-    done.append(f"granted {role} reads and writes on the tables of schema {_SCHEMA}")
+    if temporal_tables:
+        run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(temporal_tables)} TO {role}", ())
+    # The schema's own bookkeeping is the schema tools' to write: the services only read the version (an earlier
+    # version granted writes on every table of the schema, so they are taken back).
+    control = [table for table in CONTROL_TABLES if table in present]
+    if control:
+        run(f"GRANT SELECT ON {', '.join(control)} TO {role}", ())
+        run(f"REVOKE INSERT, UPDATE, DELETE ON {', '.join(control)} FROM {role}", ())
+    done.append(f"granted {role} reads and writes on {len(temporal_tables)} of Temporal's tables")
     return done
