@@ -1,10 +1,10 @@
-"""Workflows the integration tests run: a timer, a signal and a child workflow."""
+"""Workflows the integration tests run: a timer, a signal and a child workflow; large payloads."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
 
 
 @workflow.defn
@@ -38,3 +38,29 @@ class TaggedWorkflow:
     @workflow.run
     async def run(self) -> str:
         return "tagged"
+
+
+@activity.defn
+async def echo_bytes(data: bytes) -> bytes:
+    return data
+
+
+@workflow.defn
+class LargePayloadWorkflow:
+    """Carries a large payload in each place Temporal stores one: input, signal and activity result."""
+
+    def __init__(self) -> None:
+        self._signalled: bytes | None = None
+
+    @workflow.signal
+    def deliver(self, data: bytes) -> None:
+        self._signalled = data
+
+    @workflow.run
+    async def run(self, data: bytes) -> int:
+        await workflow.wait_condition(lambda: self._signalled is not None, timeout=timedelta(seconds=60))
+        assert self._signalled is not None
+        echoed = await workflow.execute_activity(
+            echo_bytes, self._signalled, start_to_close_timeout=timedelta(seconds=60)
+        )
+        return len(data) + len(echoed)
