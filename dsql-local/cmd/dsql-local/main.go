@@ -84,7 +84,7 @@ func run() error {
 	backendPassword := os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")
 	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort,
 		backend.QuoteConnValue(*backendUser), backend.QuoteConnValue(backendPassword))
-	passwords, err := backend.NewRolePasswords()
+	passwords, err := backend.NewRolePasswords(backendPassword)
 	if err != nil {
 		return err
 	}

@@ -210,6 +210,8 @@ type Catalog struct {
 	keys    map[string][]string
 	types   map[string]map[string]string
 	guardMu sync.Mutex // one Guard at a time: two replacing one function at once would fail one of them
+	// loginLocks: a *sync.Mutex per role, so that this process sets a role's backend password once at a time.
+	loginLocks sync.Map
 }
 
 // Open connects to the backend database (creating it if missing) and runs the setup.

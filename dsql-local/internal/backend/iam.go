@@ -8,18 +8,22 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DSQL maps IAM principals to custom roles with `AWS IAM GRANT role TO 'arn'` (using-database-and-iam-roles).
 // The stand-in keeps those mappings in dsql_local.iam_mappings: the dsql_local schema has no grant to PUBLIC,
 // so only the backend role (admin's sessions) can read or change it; custom roles connect to the backend as
-// themselves and meet PostgreSQL's own "permission denied". A mapped role's backend password is derived from a
-// key made at random when the stand-in starts and kept in its memory alone (RolePasswords), and set (as a SCRAM
-// verifier) just before the stand-in logs in as that role: no SQL session can read or compute it.
+// themselves and meet PostgreSQL's own "permission denied". A mapped role's backend password is derived from the
+// backend password in the stand-in's memory alone (RolePasswords), and set (as a SCRAM verifier) when a login
+// with it fails: no SQL session can read or compute it, and stand-ins over one backend agree on it.
 
 // iamStatements run at start after setupStatements; all are idempotent.
 var iamStatements = []string{
@@ -67,16 +71,18 @@ var iamStatements = []string{
 	END $$`,
 }
 
-// RolePasswords derives the backend passwords of mapped roles from a key that lives only in this process.
+// RolePasswords derives the backend passwords of mapped roles from a key made of the backend password, which
+// only the stand-in (and the stack's owner) holds; the key never leaves this process.
 type RolePasswords struct{ key []byte }
 
-// NewRolePasswords makes a new random key: passwords of an earlier run are worth nothing after a restart.
-func NewRolePasswords() (RolePasswords, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return RolePasswords{}, err
+// NewRolePasswords makes the key; an empty backend password would make every role's password computable.
+func NewRolePasswords(backendPassword string) (RolePasswords, error) {
+	if backendPassword == "" {
+		return RolePasswords{}, errors.New("DSQL_LOCAL_BACKEND_PASSWORD must be set: custom roles' backend passwords are derived from it")
 	}
-	return RolePasswords{key: key}, nil
+	mac := hmac.New(sha256.New, []byte(backendPassword))
+	mac.Write([]byte("dsql-local role passwords"))
+	return RolePasswords{key: mac.Sum(nil)}, nil
 }
 
 // For is the backend password of `role` for this run.
@@ -111,18 +117,32 @@ func scramVerifier(password string) (string, error) {
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, encode(salt), encode(stored[:]), encode(keyed("Server Key"))), nil
 }
 
-// SetLoginPassword gives `role` this run's backend password, just before the stand-in logs in as it.
+// concurrentUpdateTries: PostgreSQL fails an ALTER ROLE that meets another one on the same role ("tuple
+// concurrently updated", XX000) instead of waiting; another stand-in over the same backend may be setting it.
+const concurrentUpdateTries = 5
+
+// SetLoginPassword gives `role` its backend password (after a login with it failed: a new role, a revoked
+// and granted again one, or a changed backend password). One at a time per role within this process.
 func (c *Catalog) SetLoginPassword(ctx context.Context, role, password string) error {
+	lock, _ := c.loginLocks.LoadOrStore(role, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
 	verifier, err := scramVerifier(password)
 	if err != nil {
 		return err
 	}
-	_, err = c.pool.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD "+QuoteLiteral(verifier))
-	return err
+	statement := "ALTER ROLE " + pgx.Identifier{role}.Sanitize() + " PASSWORD " + QuoteLiteral(verifier)
+	for try := 1; ; try++ {
+		_, err = c.pool.Exec(ctx, statement)
+		var pgErr *pgconn.PgError
+		if err == nil || try == concurrentUpdateTries || !errors.As(err, &pgErr) || pgErr.Code != "XX000" {
+			return err
+		}
+		time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+	}
 }
 
-// prepareIAM creates the mapping store, drops mappings of dropped roles, and takes every mapped role's backend
-// password away until the stand-in next logs in as it (an earlier run's passwords are not this run's).
+// prepareIAM creates the mapping store and drops mappings of dropped roles.
 func (c *Catalog) prepareIAM(ctx context.Context) error {
 	for _, statement := range iamStatements {
 		if _, err := c.pool.Exec(ctx, statement); err != nil {
@@ -131,19 +151,6 @@ func (c *Catalog) prepareIAM(ctx context.Context) error {
 	}
 	if _, err := c.pool.Exec(ctx, `DELETE FROM dsql_local.iam_mappings m WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = m.pg_role_oid)`); err != nil {
 		return fmt.Errorf("preparing the IAM mappings: %w", err)
-	}
-	rows, err := c.pool.Query(ctx, `SELECT DISTINCT r.rolname::text FROM dsql_local.iam_mappings m JOIN pg_roles r ON r.oid = m.pg_role_oid`)
-	if err != nil {
-		return err
-	}
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	for _, role := range roles {
-		if _, err := c.pool.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD NULL"); err != nil {
-			return fmt.Errorf("resetting the backend password of mapped role %s: %w", role, err)
-		}
 	}
 	return nil
 }

@@ -6,20 +6,24 @@ import (
 	"testing"
 )
 
-func TestRolePasswordsAreNewEachRunAndDifferByRole(t *testing.T) {
-	one, err := NewRolePasswords()
+func TestRolePasswordsDependOnTheRoleAndTheBackendPassword(t *testing.T) {
+	one, err := NewRolePasswords("backend-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewRolePasswords()
-	if one.For("app") != one.For("app") {
-		t.Error("one run gives a role two passwords")
+	again, _ := NewRolePasswords("backend-secret")
+	other, _ := NewRolePasswords("another-secret")
+	if one.For("app") != again.For("app") {
+		t.Error("two stand-ins over one backend disagree on a role's password")
 	}
 	if one.For("app") == one.For("app2") || one.For("app") == other.For("app") {
-		t.Error("a password does not change with the role or the run")
+		t.Error("a password does not change with the role or the backend password")
 	}
 	if len(one.For("app")) != 64 {
 		t.Errorf("want a 64-character hex password, got %d characters", len(one.For("app")))
+	}
+	if _, err := NewRolePasswords(""); err == nil {
+		t.Error("an empty backend password was taken: every role's password would be computable")
 	}
 }
 

@@ -109,3 +109,22 @@ func TestPredefinedRolesAreNeverGranted(t *testing.T) {
 		}
 	}
 }
+
+// A SQL function's body runs as statements of its own, so it is held to every rule: PL/pgSQL inside it (a DO
+// block, a function of another language) would build statements at run time that no parse could check.
+func TestFunctionBodiesAreHeldToEveryRule(t *testing.T) {
+	for _, sql := range []string{
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $f$DO $d$ BEGIN EXECUTE 'SELECT 1'; END $d$$f$",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $f$CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS 'BEGIN END'$f$",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $f$TRUNCATE executions$f$",
+	} {
+		statements, err := Classify(sql, catalog{})
+		if err != nil || len(statements) != 1 || statements[0].Refusal == nil {
+			t.Errorf("%s: want a refusal, got %+v (%v)", sql, statements, err)
+		}
+	}
+	statements, err := Classify("CREATE FUNCTION f(k int) RETURNS bigint LANGUAGE sql AS $f$SELECT count(*) FROM executions WHERE shard_id = k$f$", catalog{})
+	if err != nil || len(statements) != 1 || statements[0].Refusal != nil {
+		t.Errorf("a plain SQL function: want it accepted, got %+v (%v)", statements, err)
+	}
+}

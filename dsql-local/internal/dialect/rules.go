@@ -84,7 +84,7 @@ func statementRule(node *pg_query.Node, async bool, catalog Catalog) *sqlerr.Err
 	case node.GetDoStmt() != nil:
 		return notSupported("plpgsql", "DO blocks are not supported (PL/pgSQL)")
 	case node.GetCreateFunctionStmt() != nil:
-		return functionRule(node.GetCreateFunctionStmt())
+		return functionRule(node.GetCreateFunctionStmt(), catalog)
 	case node.GetCreateStmt() != nil:
 		return createTableRule(node.GetCreateStmt())
 	case node.GetIndexStmt() != nil:
@@ -191,7 +191,7 @@ func predefinedRoleRule(roles []*pg_query.Node) *sqlerr.Error {
 	return nil
 }
 
-func functionRule(function *pg_query.CreateFunctionStmt) *sqlerr.Error {
+func functionRule(function *pg_query.CreateFunctionStmt, catalog Catalog) *sqlerr.Error {
 	language, body := "sql", ""
 	for _, option := range function.GetOptions() {
 		def := option.GetDefElem()
@@ -207,12 +207,12 @@ func functionRule(function *pg_query.CreateFunctionStmt) *sqlerr.Error {
 	if language != "sql" {
 		return notSupported("function_language", "CREATE FUNCTION with language %s not supported", language)
 	}
-	// A SQL function may COPY to or from a server file or program (only COPY to or from the client is
-	// refused in one) and run role statements, so its body is held to those rules as statements of their own.
+	// A SQL function may run almost any statement (COPY to or from a server file or program, role statements,
+	// DO and CREATE FUNCTION of another language), so its body is held to every rule, statement by statement.
 	if tree, err := pg_query.Parse(body); err == nil && body != "" {
 		for _, raw := range tree.GetStmts() {
-			if refusal := roleRule(raw.GetStmt()); refusal != nil {
-				return refusal
+			if found := refusal(raw.GetStmt(), false, catalog); found != nil {
+				return found
 			}
 			var found *sqlerr.Error
 			walk(raw.GetStmt().ProtoReflect(), func(message any) {

@@ -322,9 +322,6 @@ func (s *Server) connectBackend(ctx context.Context, application, user string) (
 	defer cancel()
 	if user != AdminUser {
 		config.User, config.Password = user, s.config.RolePasswords.For(user)
-		if err := s.config.Catalog.SetLoginPassword(connectCtx, user, config.Password); err != nil {
-			return nil, fmt.Errorf("setting the backend password of role %s: %w", user, err)
-		}
 	}
 	config.RuntimeParams["default_transaction_isolation"] = "repeatable read"
 	config.RuntimeParams["lock_timeout"] = fmt.Sprintf("%dms", s.config.LockWait.Milliseconds())
@@ -333,6 +330,13 @@ func (s *Server) connectBackend(ctx context.Context, application, user string) (
 		config.RuntimeParams["application_name"] = application
 	}
 	conn, err := pgconn.ConnectConfig(connectCtx, config)
+	var refused *pgconn.PgError
+	if user != AdminUser && errors.As(err, &refused) && refused.Code == "28P01" { // the role has no password yet
+		if err := s.config.Catalog.SetLoginPassword(connectCtx, user, config.Password); err != nil {
+			return nil, fmt.Errorf("setting the backend password of role %s: %w", user, err)
+		}
+		conn, err = pgconn.ConnectConfig(connectCtx, config)
+	}
 	if err != nil {
 		return nil, err
 	}

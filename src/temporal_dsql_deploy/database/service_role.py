@@ -66,8 +66,7 @@ def ensure_service_role(settings: Settings, run: Run, schema_tables: Iterable[st
     run(f"GRANT USAGE ON SCHEMA {_SCHEMA} TO {role}", ())
     if temporal_tables:
         run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(temporal_tables)} TO {role}", ())
-    # The schema's own bookkeeping is the schema tools' to write: the services only read the version (an earlier
-    # version granted writes on every table of the schema, so they are taken back).
+    # The schema's own bookkeeping is the schema tools' to write: the services only read the version.
     control = [table for table in CONTROL_TABLES if table in present]
     if control:
         run(f"GRANT SELECT ON {', '.join(control)} TO {role}", ())
