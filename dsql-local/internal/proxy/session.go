@@ -60,8 +60,7 @@ type session struct {
 	upstream   *pgconn.HijackedConn
 	backend    *pgproto3.Frontend
 	backendMu  sync.Mutex
-	admin      bool   // the admin role's session (AWS IAM GRANT and REVOKE are admin's alone)
-	role       string // a custom role's session: the role it runs as on the backend ("" for admin)
+	role       string // a custom role's session: the role it runs as on the backend ("" for admin's)
 
 	// Used by the client-to-backend loop only.
 	statements        map[string]*prepared
@@ -87,7 +86,7 @@ func newSession(server *Server, conn net.Conn, client *pgproto3.Backend, upstrea
 		role = ""
 	}
 	return &session{
-		server: server, clientConn: conn, client: client, upstream: upstream, backend: upstream.Frontend, admin: user == AdminUser,
+		server: server, clientConn: conn, client: client, upstream: upstream, backend: upstream.Frontend,
 		statements: map[string]*prepared{}, portals: map[string]*prepared{}, refusals: map[string]*sqlerr.Error{},
 		role: role,
 	}
@@ -312,7 +311,7 @@ func (s *session) onQuery(text string) string {
 
 // iamRefusal: only admin may map IAM principals to roles (DSQL's message, troubleshooting: authorization errors).
 func (s *session) iamRefusal(statement dialect.Statement) *sqlerr.Error {
-	if statement.IAM == nil || s.admin {
+	if statement.IAM == nil || s.role == "" { // AWS IAM GRANT and REVOKE are admin's alone
 		return nil
 	}
 	return sqlerr.New(sqlerr.InsufficientPrivilege, "iam_grant_admin", "permission denied to grant IAM trust with role %s", statement.IAM.Role)
