@@ -193,8 +193,9 @@ MAX_P99 = flags.Amount("--max-p99", 0.01, 300, "seconds", off=True)
         "workflows": WORKFLOWS.help("How many workflows to run", "300"),
         "concurrency": CONCURRENCY.help("Workflows in flight at once", "20"),
         "rate": RATE.help("Start this many workflows per second instead of as fast as --concurrency allows", "0"),
-        "shape": "The workload: one of: hello, transitions (default hello); hello is one activity, transitions "
-        "activities, a timer, a signal and a child (~15 transitions).",
+        "shape": "The workload: one of: hello, transitions, large (default hello); hello is one activity, "
+        "transitions activities, a timer, a signal and a child (~15 transitions), large one activity with a 1.5 MiB "
+        "input and result (the dsql plugin's pieces).",
         "compare": "Run the DSQL profile, the PostgreSQL profile and `temporal server start-dev` (in memory and on a "
         "file) one after the other, plus pgbench's physical limit; the stack is put back as it was.",
         "output": OUTPUT.help("Directory for the JSON and PNG", "STACK_DIR/bench"),

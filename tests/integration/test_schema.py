@@ -147,6 +147,20 @@ def test_applying_the_same_version_twice_is_a_no_op(make_applier: MakeApplier) -
     assert applier.setup(applier.source.latest_version, overwrite=False).versions_applied == []
 
 
+def test_a_table_the_version_gained_is_created_without_a_new_version(make_applier: MakeApplier) -> None:
+    applier = make_applier()
+    ensure_schema(applier)
+    history = _history_count(applier)
+    _query(applier, "DROP TABLE history_tree")  # as a database made before the schema defined it
+    assert applier.validate().missing_tables == ["history_tree"]
+    result = ensure_schema(applier)
+    assert result.tables_completed == ["history_tree"]
+    assert result.statements >= 1
+    assert applier.validate().ok
+    assert _history_count(applier) == history  # the version did not change, so nothing is recorded
+    assert ensure_schema(applier).tables_completed == []
+
+
 def test_setup_at_the_newest_version_uses_schema_sql(make_applier: MakeApplier) -> None:
     applier = make_applier()
     latest = applier.source.latest_version

@@ -56,9 +56,17 @@ def _run_suites(settings: Settings, pattern: str) -> tuple[subprocess.CompletedP
     return ran, results
 
 
+def _failures(ran: subprocess.CompletedProcess[str]) -> str:
+    """The failed tests and their errors first (a suite's log runs to megabytes), then the output's end."""
+    lines = ran.stdout.splitlines()
+    wanted = [i for i, line in enumerate(lines) if re.search(r"--- FAIL|Error:|panic:|_test\.go:\d+:", line)]
+    picked = "\n".join("\n".join(lines[i : i + 4]) for i in wanted[:40])
+    return f"{picked}\n...\n{ran.stdout[-3000:]}{ran.stderr[-2000:]}"
+
+
 def test_upstream_persistence_suites_pass_on_the_dsql_plugin(suites_stand_in: Settings) -> None:
     ran, results = _run_suites(suites_stand_in, "TestUpstream|TestLive")
-    assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-2000:]
+    assert ran.returncode == 0, _failures(ran)
     assert len(results) >= 33  # 25 sqlplugin suites and queue v2; shard, mutable state (+tasks), history
     # events, task queue (+tasks), queue v2 and Nexus endpoints from common/persistence/tests
     assert sum(counts["PASS"] for counts in results.values()) >= 250
@@ -76,4 +84,4 @@ def test_upstream_store_suites_absorb_injected_conflicts(suites_stand_in: Settin
         httpx.post(faults, data={"conflict_rate": "0", "seed": "1"}, headers=headers, timeout=10).raise_for_status()
     print(f"injected commit conflicts absorbed: {injected}")
     assert injected > 0
-    assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-2000:]
+    assert ran.returncode == 0, _failures(ran)

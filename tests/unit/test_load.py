@@ -46,7 +46,8 @@ def _result(**overrides: object) -> RunResult:
     measured: dict[str, object] = {
         "shape": "hello", "workflows": 10, "concurrency": 2, "rate": 0.0, "state_transitions": 9,
         "db_transactions_per_workflow": 40.0, "db_transactions_per_s": 400.0, "persistence_requests_per_workflow": 30.0,
-        "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "server_cpu_s_per_workflow": 0.05,
+        "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "chunked_values_per_workflow": 0.0,
+        "chunked_kib_per_value": 0.0, "chunk_statements_per_value": 0.0, "server_cpu_s_per_workflow": 0.05,
         "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
     }  # fmt: skip
     summary = asdict(summarise("DSQL profile", _outcomes()))

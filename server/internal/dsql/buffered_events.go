@@ -1,6 +1,8 @@
 package dsql
 
 import (
+	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 )
 
 // DSQL has no SERIAL, so buffered_events.id (upstream's BIGSERIAL, read back ORDER BY id) is given by
@@ -75,4 +79,67 @@ func withBufferedEventIDs(query string, args []driver.NamedValue) (string, []dri
 		}
 	}
 	return out.String(), args
+}
+
+// A buffered event (a signal, an activity's result, ... that arrived during a workflow task) is up to
+// limit.blobSize.error (2 MiB by default); over chunkSize it is stored in pieces filed under the run, all of
+// which go when the run's buffered events are flushed.
+
+func bufferedEventRef(shard int32, namespace, run []byte) chunkRef {
+	return chunkRef{shard: shard, kind: bufferedEventChunks, ownerA: namespace, ownerB: run}
+}
+
+func (t *tables) InsertIntoBufferedEvents(ctx context.Context, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
+	if !anyNeedsChunks(rows, func(row sqlplugin.BufferedEventsRow) []byte { return row.Data }) {
+		return t.TableCRUD.InsertIntoBufferedEvents(ctx, rows)
+	}
+	var result sql.Result
+	err := t.atomically(ctx, func(tx *tables) error {
+		stored := make([]sqlplugin.BufferedEventsRow, len(rows))
+		for index, row := range rows {
+			stored[index] = row
+			if !needsChunks(row.Data) {
+				continue
+			}
+			ref := bufferedEventRef(row.ShardID, row.NamespaceID, row.RunID)
+			ref.group = randomGroup()
+			var err error
+			if stored[index].Data, stored[index].DataEncoding, err = tx.writeChunks(ctx, ref, row.Data,
+				row.DataEncoding); err != nil {
+				return err
+			}
+		}
+		var err error
+		result, err = tx.TableCRUD.InsertIntoBufferedEvents(ctx, stored)
+		return err
+	})
+	return result, err
+}
+
+func (t *tables) SelectFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) ([]sqlplugin.BufferedEventsRow, error) {
+	rows, err := t.TableCRUD.SelectFromBufferedEvents(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	for index := range rows {
+		row := &rows[index]
+		if !isChunked(row.DataEncoding) {
+			continue
+		}
+		ref := bufferedEventRef(filter.ShardID, filter.NamespaceID, filter.RunID)
+		if row.Data, row.DataEncoding, err = t.readChunks(ctx, ref, row.Data, row.DataEncoding); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+func (t *tables) DeleteFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) (sql.Result, error) {
+	result, err := t.TableCRUD.DeleteFromBufferedEvents(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	_, err = t.sql.ExecContext(ctx, deleteOwnerChunksQuery, filter.ShardID, bufferedEventChunks, filter.NamespaceID,
+		filter.RunID)
+	return result, err
 }

@@ -27,6 +27,10 @@ const (
 	conflictsMetric    = "dsql_conflicts"           // code: OC000, OC001, 40001 (no code); at: statement, commit
 	replaysMetric      = "dsql_transaction_replays" // outcome: replayed, changed, failed
 	statementMetric    = "dsql_statement_latency"   // operation: select, insert, update, delete, begin, commit, ...
+	// Values over DSQL's column limit stored in pieces (chunks.go); table, operation: write, read.
+	chunkedValuesMetric   = "dsql_chunked_values"
+	chunkedBytesMetric    = "dsql_chunked_bytes"
+	chunkStatementsMetric = "dsql_chunk_statements" // the round trips their pieces took
 )
 
 // Upstream reports pool use once a minute; the pool's figures are sampled more often so a dashboard with a

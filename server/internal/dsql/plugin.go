@@ -46,7 +46,7 @@ func (p *plugin) CreateDB(
 	if err != nil {
 		return nil, fmt.Errorf("dsql plugin: %w", err)
 	}
-	return db, nil
+	return newDatabase(db, tagged)
 }
 
 // GetVisibilityQueryConverter: visibility lives in Elasticsearch/OpenSearch on DSQL deployments

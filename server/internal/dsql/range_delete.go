@@ -29,6 +29,7 @@ var deleteKeys = map[string]string{
 	"queue_messages":          "queue_type, queue_name, queue_partition, message_id",
 	"queue":                   "queue_type, message_id",
 	"buffered_events":         "shard_id, namespace_id, workflow_id, run_id, id",
+	"value_chunks":            "shard_id, kind, owner_a, owner_b, item, chunk_group, chunk",
 }
 
 func tooManyRows(err error) bool {

@@ -39,6 +39,26 @@ class Change:
     reason: str
 
 
+# The dsql plugin's own table: a value over DSQL's 1 MiB column limit (a batch of history events, a buffered
+# event, an activity's heartbeat details) in pieces, written and removed with its row (server/internal/dsql).
+PLUGIN_TABLES = """CREATE TABLE value_chunks (
+  shard_id INTEGER NOT NULL,
+  kind SMALLINT NOT NULL,
+  owner_a UUID NOT NULL,
+  owner_b UUID NOT NULL,
+  item BIGINT NOT NULL,
+  chunk_group BIGINT NOT NULL,
+  chunk INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (shard_id, kind, owner_a, owner_b, item, chunk_group, chunk)
+);
+"""
+PLUGIN_CHANGES = [
+    Change("value_chunks", "(table)", "(none)", "CREATE TABLE value_chunks",
+           "the dsql plugin keeps a value over DSQL's 1 MiB column limit in pieces, with its row"),
+]  # fmt: skip
+
+
 def _split_columns(body: str) -> list[str]:
     """Top-level comma-separated items of a CREATE TABLE body."""
     items, depth, current = [], 0, ""
@@ -135,6 +155,7 @@ def _changes_table(changes: list[Change], upstream: str) -> str:
 def write_translation(upstream_root: Path, target_root: Path, version: str, upstream_label: str) -> list[Change]:
     """Write `schema.sql`, `versioned/v<version>/` and `CHANGES.md` for the DSQL schema."""
     sql, changes = translate((upstream_root / "schema.sql").read_text(encoding="utf-8"))
+    sql, changes = f"{sql}\n{PLUGIN_TABLES}", changes + PLUGIN_CHANGES
     header = f"-- Aurora DSQL schema for Temporal, translated from {upstream_label} (see CHANGES.md).\n\n"
     target_root.mkdir(parents=True, exist_ok=True)
     (target_root / "schema.sql").write_text(header + sql, encoding="utf-8")

@@ -201,6 +201,7 @@ class ApplyReport:
     retries: int = 0
     skipped_as_done: int = 0
     tables_dropped: list[str] = field(default_factory=list)
+    tables_completed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,22 @@ class Applier:
             current = migration.version
         return self.result
 
+    def complete(self) -> ApplyReport:
+        """At the newest version, create what its schema defines and the database lacks: the product's DSQL schema
+        gains a table within a version (the plugin's value_chunks). schema.sql is applied again, one statement at a
+        time; what exists is skipped as done, and nothing is recorded, since the version does not change."""
+        self.result = ApplyReport()
+        validation = self.validate()
+        self.result.from_version = self.result.to_version = validation.version
+        if validation.version != validation.latest or not validation.missing_tables:
+            return self.result
+        self.report(f"version {validation.latest} lacks {', '.join(validation.missing_tables)}: creating them")
+        self._lint([self.source.base_file])
+        for statement in split_statements(self.source.base_file):
+            self._apply(statement)
+        self.result.tables_completed = validation.missing_tables
+        return self.result
+
     def validate(self) -> Validation:
         expected = set(self.source.tables(current_only=True))
         present = {str(row[0]) for row in self.run(
@@ -409,7 +426,12 @@ def default_schema_name(settings: Settings) -> str:
 
 
 def ensure_schema(applier: Applier) -> ApplyReport:
-    """Set up the bookkeeping if the database has none, then update to the newest version."""
+    """Set up the bookkeeping if the database has none, update to the newest version, then create any table that
+    version defines and the database lacks."""
     if applier.current_version() is None:
         applier.setup(BASE_VERSION, overwrite=False)
-    return applier.update()
+    updated = applier.update()
+    completed = applier.complete()
+    updated.statements += completed.statements
+    updated.tables_completed = completed.tables_completed
+    return updated

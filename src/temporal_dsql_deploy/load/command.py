@@ -78,17 +78,22 @@ def progress_bars(console: Console) -> Iterator[Callable[[str], driver.Progress]
 def table(results: list[RunResult], limits: dict[str, float]) -> Table:
     view = Table(title="workflows: started/s, completed/s, start-to-close latency; cost per workflow")
     for column in ("target", "started/s", "completed/s", "p50 ms", "p95 ms", "p99 ms", "failed", "db tx/wf",
-                   "db tx/s", "persist. req/wf", "conflicts", "replays", "CPU s/wf", "RSS MiB"):  # fmt: skip
+                   "db tx/s", "persist. req/wf", "conflicts", "replays", "chunked/wf (KiB, stmts)", "CPU s/wf",
+                   "RSS MiB"):  # fmt: skip
         view.add_column(column, justify="left" if column == "target" else "right")
     for r in results:
         tx = "-" if r.db_transactions_per_workflow is None else f"{r.db_transactions_per_workflow:.1f}"
         tx_s = "-" if r.db_transactions_per_s is None else f"{r.db_transactions_per_s:.0f}"
+        chunked = "-"
+        if r.chunked_values_per_workflow:
+            per_value = f"{r.chunked_kib_per_value:.0f}, {r.chunk_statements_per_value:.1f}"
+            chunked = f"{r.chunked_values_per_workflow:.1f} ({per_value})"
         view.add_row(r.label, f"{r.started_per_s:.1f}", f"{r.completed_per_s:.1f}", f"{r.p50_ms:.0f}",
                      f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.failed), tx, tx_s,
                      f"{r.persistence_requests_per_workflow:.1f}", f"{r.conflicts:.0f}", f"{r.replays:.0f}",
-                     f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}")  # fmt: skip
+                     chunked, f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}")  # fmt: skip
     for name, value in limits.items():
-        view.add_row(name, "", f"{value:.1f}", *[""] * 11)
+        view.add_row(name, "", f"{value:.1f}", *[""] * 12)
     return view
 
 

@@ -20,6 +20,9 @@ COUNTERS = {
     "conflicts": "dsql_conflicts",
     "replays": "dsql_transaction_replays",
     "shard_loads": "sharditem_created_count",
+    "chunked_values": "dsql_chunked_values",  # values over 1 MiB the dsql plugin wrote or read in pieces
+    "chunked_bytes": "dsql_chunked_bytes",
+    "chunk_statements": "dsql_chunk_statements",  # the round trips their pieces took
 }
 SCRAPE_TIMEOUT_S = 10
 

@@ -43,6 +43,9 @@ class RunResult:
     conflicts: float
     replays: float
     shard_loads: float
+    chunked_values_per_workflow: float  # values over DSQL's column limit, written or read in pieces
+    chunked_kib_per_value: float
+    chunk_statements_per_value: float  # round trips for one value's pieces
     server_cpu_s_per_workflow: float
     cpu_s_by_process: dict[str, float]
     peak_rss_mib: float

@@ -5,6 +5,7 @@ Each shape's result is a pure function of its input, so a run can check every wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from temporalio import activity, workflow
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+# The large shape's payload: over DSQL's 1 MiB column limit, so the dsql plugin stores it in pieces.
+LARGE_PAYLOAD = 1536 * 1024
 
 
 @activity.defn
@@ -22,6 +25,11 @@ async def greet(name: str) -> str:
 @activity.defn
 async def step(value: str) -> str:
     return f"{value}+"
+
+
+@activity.defn
+async def echo_payload(data: bytes) -> bytes:
+    return data
 
 
 @workflow.defn
@@ -61,26 +69,38 @@ class Transitions:
         return await workflow.execute_child_workflow(Child.run, released, id=f"{workflow.info().workflow_id}-child")
 
 
+@workflow.defn
+class LargeEcho:
+    """A large activity input and result (each a history event over 1 MiB): the cost of the plugin's pieces."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        data = workflow.random().randbytes(LARGE_PAYLOAD)
+        echoed = await workflow.execute_activity(echo_payload, data, start_to_close_timeout=ACTIVITY_TIMEOUT)
+        return f"{name}:{len(echoed)}" if echoed == data else f"{name}: the echo differs"
+
+
 @dataclass(frozen=True)
 class Shape:
     name: str
     workflow: str  # the workflow type the client starts
     start_signal: str | None  # a signal sent with the start (signal-with-start), if the shape needs one
+    result: str  # what a workflow returns, from its argument as {name}
 
     def argument(self, index: int) -> str:
         return f"w{index}"
 
     def expected(self, index: int) -> str:
-        name = self.argument(index)
-        return f"Hello, {name}!" if self.name == "hello" else f"{name}+!+"
+        return self.result.format(name=self.argument(index))
 
     def signal_args(self) -> list[Any]:
         return ["!"] if self.start_signal else []
 
 
 SHAPES = {
-    "hello": Shape("hello", "HelloActivity", None),
-    "transitions": Shape("transitions", "Transitions", "release"),
+    "hello": Shape("hello", "HelloActivity", None, "Hello, {name}!"),
+    "transitions": Shape("transitions", "Transitions", "release", "{name}+!+"),
+    "large": Shape("large", "LargeEcho", None, f"{{name}}:{LARGE_PAYLOAD}"),
 }
-WORKFLOWS = [HelloActivity, Transitions, Child]
-ACTIVITIES = [greet, step]
+WORKFLOWS = [HelloActivity, Transitions, Child, LargeEcho]
+ACTIVITIES: list[Callable[..., Any]] = [greet, step, echo_payload]

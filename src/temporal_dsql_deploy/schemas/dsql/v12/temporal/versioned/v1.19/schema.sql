@@ -384,3 +384,15 @@ CREATE INDEX ASYNC cm_idx_rpchost ON cluster_membership (rpc_address, role);
 CREATE INDEX ASYNC cm_idx_lasthb ON cluster_membership (last_heartbeat);
 
 CREATE INDEX ASYNC cm_idx_recordexpiry ON cluster_membership (record_expiry);
+
+CREATE TABLE value_chunks (
+  shard_id INTEGER NOT NULL,
+  kind SMALLINT NOT NULL,
+  owner_a UUID NOT NULL,
+  owner_b UUID NOT NULL,
+  item BIGINT NOT NULL,
+  chunk_group BIGINT NOT NULL,
+  chunk INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (shard_id, kind, owner_a, owner_b, item, chunk_group, chunk)
+);
