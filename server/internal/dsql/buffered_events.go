@@ -85,35 +85,17 @@ func withBufferedEventIDs(query string, args []driver.NamedValue) (string, []dri
 // limit.blobSize.error (2 MiB by default); over chunkSize it is stored in pieces filed under the run, all of
 // which go when the run's buffered events are flushed.
 
-func bufferedEventRef(shard int32, namespace, run []byte) chunkRef {
-	return chunkRef{shard: shard, kind: bufferedEventChunks, ownerA: namespace, ownerB: run}
+func bufferedEventValue(row *sqlplugin.BufferedEventsRow) storedValue {
+	ref := chunkRef{shard: row.ShardID, kind: bufferedEventChunks, ownerA: row.NamespaceID, ownerB: row.RunID,
+		group: randomGroup()}
+	return storedValue{&row.Data, &row.DataEncoding, ref}
 }
 
 func (t *tables) InsertIntoBufferedEvents(ctx context.Context, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
-	if !anyNeedsChunks(rows, func(row sqlplugin.BufferedEventsRow) []byte { return row.Data }) {
-		return t.TableCRUD.InsertIntoBufferedEvents(ctx, rows)
-	}
-	var result sql.Result
-	err := t.atomically(ctx, func(tx *tables) error {
-		stored := make([]sqlplugin.BufferedEventsRow, len(rows))
-		for index, row := range rows {
-			stored[index] = row
-			if !needsChunks(row.Data) {
-				continue
-			}
-			ref := bufferedEventRef(row.ShardID, row.NamespaceID, row.RunID)
-			ref.group = randomGroup()
-			var err error
-			if stored[index].Data, stored[index].DataEncoding, err = tx.writeChunks(ctx, ref, row.Data,
-				row.DataEncoding); err != nil {
-				return err
-			}
-		}
-		var err error
-		result, err = tx.TableCRUD.InsertIntoBufferedEvents(ctx, stored)
-		return err
-	})
-	return result, err
+	return insertWithPieces(ctx, t, rows, bufferedEventValue, nil,
+		func(tx *tables, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
+			return tx.TableCRUD.InsertIntoBufferedEvents(ctx, rows)
+		})
 }
 
 func (t *tables) SelectFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) ([]sqlplugin.BufferedEventsRow, error) {
@@ -121,17 +103,10 @@ func (t *tables) SelectFromBufferedEvents(ctx context.Context, filter sqlplugin.
 	if err != nil {
 		return nil, err
 	}
-	for index := range rows {
-		row := &rows[index]
-		if !isChunked(row.DataEncoding) {
-			continue
-		}
-		ref := bufferedEventRef(filter.ShardID, filter.NamespaceID, filter.RunID)
-		if row.Data, row.DataEncoding, err = t.readChunks(ctx, ref, row.Data, row.DataEncoding); err != nil {
-			return nil, err
-		}
-	}
-	return rows, nil
+	return rows, readPieces(ctx, t, rows, func(row *sqlplugin.BufferedEventsRow) storedValue {
+		row.ShardID, row.NamespaceID, row.RunID = filter.ShardID, filter.NamespaceID, filter.RunID
+		return bufferedEventValue(row)
+	})
 }
 
 func (t *tables) DeleteFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) (sql.Result, error) {

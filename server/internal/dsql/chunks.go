@@ -2,6 +2,7 @@ package dsql
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -150,6 +151,65 @@ func (t *tables) readChunks(ctx context.Context, ref chunkRef, data []byte, enco
 	}
 	t.recordChunks(ref.kind, "read", len(value), 1)
 	return value, strings.TrimPrefix(encoding, chunkedPrefix), nil
+}
+
+// storedValue is where one row keeps its value and encoding, and the pieces it is filed under.
+type storedValue struct {
+	data     *[]byte
+	encoding *string
+	ref      chunkRef
+}
+
+// insertWithPieces inserts rows through upstream's insert; when a value is over chunkSize, in one transaction
+// with its pieces, after clearing (if given) whatever an earlier value left under the same ref.
+func insertWithPieces[Row any](ctx context.Context, t *tables, rows []Row, value func(*Row) storedValue,
+	clear func(context.Context, *tables, chunkRef) error, insert func(*tables, []Row) (sql.Result, error),
+) (sql.Result, error) {
+	large := false
+	for index := range rows {
+		large = large || needsChunks(*value(&rows[index]).data)
+	}
+	if !large {
+		return insert(t, rows)
+	}
+	var result sql.Result
+	err := t.atomically(ctx, func(tx *tables) error {
+		stored := append([]Row(nil), rows...) // the caller's rows keep their values
+		for index := range stored {
+			field := value(&stored[index])
+			if !needsChunks(*field.data) {
+				continue
+			}
+			if clear != nil {
+				if err := clear(ctx, tx, field.ref); err != nil {
+					return err
+				}
+			}
+			var err error
+			if *field.data, *field.encoding, err = tx.writeChunks(ctx, field.ref, *field.data, *field.encoding); err != nil {
+				return err
+			}
+		}
+		var err error
+		result, err = insert(tx, stored)
+		return err
+	})
+	return result, err
+}
+
+// readPieces puts back whole every value of rows that upstream's select found in pieces.
+func readPieces[Row any](ctx context.Context, t *tables, rows []Row, value func(*Row) storedValue) error {
+	for index := range rows {
+		field := value(&rows[index])
+		if !isChunked(*field.encoding) {
+			continue
+		}
+		var err error
+		if *field.data, *field.encoding, err = t.readChunks(ctx, field.ref, *field.data, *field.encoding); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordChunks counts a chunked value, its bytes and the statements its pieces took.

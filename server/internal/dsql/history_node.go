@@ -15,26 +15,24 @@ func historyNodeRef(shard int32, tree, branch []byte, node, txn int64) chunkRef 
 	return chunkRef{shard: shard, kind: historyNodeChunks, ownerA: tree, ownerB: branch, item: node, group: txn}
 }
 
+func clearHistoryNodePieces(ctx context.Context, tx *tables, ref chunkRef) error {
+	_, err := tx.sql.ExecContext(ctx, deleteGroupChunksQuery, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item,
+		ref.group)
+	return err
+}
+
 func (t *tables) InsertIntoHistoryNode(ctx context.Context, row *sqlplugin.HistoryNodeRow) (sql.Result, error) {
-	if !needsChunks(row.Data) {
+	value := func(row *sqlplugin.HistoryNodeRow) storedValue {
+		return storedValue{&row.Data, &row.DataEncoding,
+			historyNodeRef(row.ShardID, row.TreeID, row.BranchID, row.NodeID, row.TxnID)}
+	}
+	if !needsChunks(row.Data) { // upstream's own call, as upstream makes it (it negates row.TxnID in place)
 		return t.TableCRUD.InsertIntoHistoryNode(ctx, row)
 	}
-	var result sql.Result
-	err := t.atomically(ctx, func(tx *tables) error {
-		ref := historyNodeRef(row.ShardID, row.TreeID, row.BranchID, row.NodeID, row.TxnID)
-		if _, err := tx.sql.ExecContext(ctx, deleteGroupChunksQuery, ref.shard, ref.kind, ref.ownerA, ref.ownerB,
-			ref.item, ref.group); err != nil {
-			return err
-		}
-		stored := *row
-		var err error
-		if stored.Data, stored.DataEncoding, err = tx.writeChunks(ctx, ref, row.Data, row.DataEncoding); err != nil {
-			return err
-		}
-		result, err = tx.TableCRUD.InsertIntoHistoryNode(ctx, &stored)
-		return err
-	})
-	return result, err
+	return insertWithPieces(ctx, t, []sqlplugin.HistoryNodeRow{*row}, value, clearHistoryNodePieces,
+		func(tx *tables, rows []sqlplugin.HistoryNodeRow) (sql.Result, error) {
+			return tx.TableCRUD.InsertIntoHistoryNode(ctx, &rows[0])
+		})
 }
 
 func (t *tables) RangeSelectFromHistoryNode(ctx context.Context, filter sqlplugin.HistoryNodeSelectFilter) ([]sqlplugin.HistoryNodeRow, error) {
@@ -42,17 +40,10 @@ func (t *tables) RangeSelectFromHistoryNode(ctx context.Context, filter sqlplugi
 	if err != nil {
 		return nil, err
 	}
-	for index := range rows {
-		row := &rows[index]
-		if !isChunked(row.DataEncoding) {
-			continue
-		}
-		ref := historyNodeRef(filter.ShardID, filter.TreeID, filter.BranchID, row.NodeID, row.TxnID)
-		if row.Data, row.DataEncoding, err = t.readChunks(ctx, ref, row.Data, row.DataEncoding); err != nil {
-			return nil, err
-		}
-	}
-	return rows, nil
+	return rows, readPieces(ctx, t, rows, func(row *sqlplugin.HistoryNodeRow) storedValue {
+		return storedValue{&row.Data, &row.DataEncoding,
+			historyNodeRef(filter.ShardID, filter.TreeID, filter.BranchID, row.NodeID, row.TxnID)}
+	})
 }
 
 // DeleteFromHistoryNode removes the row, then its pieces (a row without pieces is never left behind).
@@ -62,9 +53,7 @@ func (t *tables) DeleteFromHistoryNode(ctx context.Context, row *sqlplugin.Histo
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.sql.ExecContext(ctx, deleteGroupChunksQuery, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item,
-		ref.group)
-	return result, err
+	return result, clearHistoryNodePieces(ctx, t, ref)
 }
 
 func (t *tables) RangeDeleteFromHistoryNode(ctx context.Context, filter sqlplugin.HistoryNodeDeleteFilter) (sql.Result, error) {
