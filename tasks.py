@@ -13,6 +13,7 @@ from temporal_dsql_deploy.database.connectivity import check as check_persistenc
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.build import build as build_runtime
 from temporal_dsql_deploy.runtime.build import elf_machine
+from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.settings.config import Architecture
 from temporal_dsql_deploy.settings.reference import update_readme
@@ -76,7 +77,7 @@ def deploy(c: Context, yes: bool = False, dry_run: bool = False) -> None:
     cli.say(".env updated for DSQL" if result.env_changed else ".env already points at this cluster")
 
 
-RUNTIME = flags.Choice("--runtime", get_args(operations.Runtime))
+RUNTIME = flags.Choice("--runtime", tuple(Runtime))
 RUNTIME_HELP = RUNTIME.help("How the stack runs (local: the process supervisor; docker: the rendered compose, which "
                             "needs a Docker engine)", "local")  # fmt: skip
 # A redraw faster than the store's fastest scrape (METRICS_SCRAPE_INTERVAL >= 1s) shows nothing new.
@@ -124,7 +125,7 @@ def status(c: Context, runtime: str = "local") -> None:
 def top(c: Context, interval: str = "5", rounds: str | None = None, runtime: str = "local") -> None:
     """Watch the dashboards' key figures live in the terminal (from the stack's metrics store)."""
     count = None if rounds is None else ROUNDS.parse(rounds)
-    operations.top(cli.settings_for(ROOT), RUNTIME.parse(runtime), INTERVAL.parse(interval), count)
+    operations.top(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), INTERVAL.parse(interval), count)
 
 
 # Invoke has no optional positional argument (pyinvoke/invoke#159), so `invoke logs SERVICE`, the form every

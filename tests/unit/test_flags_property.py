@@ -260,7 +260,7 @@ def _forms(readme: str) -> Iterator[list[str]]:
     tasks_table = readme.split("## Tasks", 1)[1].split("\n## ", 1)[0]
     operations = readme.split("## Operations", 1)[1].split("\n## ", 1)[0]
     filled = {"NAME": "temporal-frontend", "SERVICE\\|all": "temporal-frontend", "S": "5", "N": "3", "C": "2",
-              "R": "1", "X": "1", "PATH": "out", "local\\|docker": "docker", "hello\\|transitions": "transitions",
+              "R": "1", "X": "1", "PATH": "out", "local\\|docker": "docker", "hello\\|transitions\\|large": "large",
               "amd64\\|arm64": "arm64", "...": "local"}  # fmt: skip
     for line in tasks_table.splitlines():
         if found := re.match(r"\| `invoke ([^`]+)`", line):

@@ -10,9 +10,12 @@ from typing import Any
 
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.runtime.components import Reporter
 from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys
-from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
+from temporal_dsql_deploy.runtime.model import Runtime, build_stack
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, runtime_image, write_compose
 from temporal_dsql_deploy.settings.config import Settings
 
@@ -131,3 +134,43 @@ def restart(settings: Settings, project_root: Path, targets: list[str]) -> list[
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up --wait", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     return targets
+
+
+class DockerRuntime(StackRuntime):
+    """The stack under Docker Compose, where a Docker engine answers."""
+
+    kind = Runtime.DOCKER
+    starting = "docker compose up --wait"
+
+    def up(self, report: Reporter) -> list[ServiceRow]:
+        path = up(self.settings, self.project_root)
+        report(f"{path} is up and healthy")
+        return self.status()
+
+    def deletable_data(self) -> str:
+        return "the Docker stack's volumes (databases, indexes)"
+
+    def down(self, *, volumes: bool) -> list[str]:
+        down(self.settings, self.project_root, volumes=volumes)
+        return ["stopped the Docker stack" + (" and deleted its volumes" if volumes else "")]
+
+    def status(self) -> list[ServiceRow]:
+        containers = states(self.settings, self.project_root)
+        return [ServiceRow(c.service, c.state, c.health, c.ports, c.ok) for c in containers]
+
+    def restart(self, targets: list[str], report: Reporter) -> list[str]:
+        restarted = restart(self.settings, self.project_root, targets)
+        report(f"{', '.join(restarted)}: restarted and healthy")
+        return restarted
+
+    def logs(self, service: str, lines: int) -> str:
+        return logs(self.settings, self.project_root, service, lines)
+
+    def metrics_store(self) -> MetricsStore:
+        # Compose publishes the store (Prometheus, no write API) on PUBLISH_ADDRESS; 0.0.0.0 is reached on loopback.
+        address = self.settings.publish_address
+        host = "127.0.0.1" if address == "0.0.0.0" else address  # noqa: S104
+        return MetricsStore(f"http://{host}:{self.settings.metrics_port}", auth=None)
+
+    def dashboards(self) -> list[str]:
+        return [f"dashboards         http://127.0.0.1:{self.settings.grafana_port}   (Grafana)"]

@@ -1,0 +1,75 @@
+"""One interface over the runtimes the stack runs under (`targets.runtime_for` picks the implementation).
+
+Operations (up, down, status, restart, logs, top) speak to a `StackRuntime` and never ask which runtime it is;
+a new target (Kubernetes, several hosts) is a new implementation here, not a branch in every operation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.runtime.components import Reporter
+from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
+from temporal_dsql_deploy.settings.config import Settings
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One service as `status` shows it, whatever runs it."""
+
+    name: str
+    state: str
+    health: str  # healthy, unhealthy, done, exit N, or -
+    ports: str
+    ok: bool
+
+
+class StackRuntime(ABC):
+    """The stack under one runtime: start, stop, look at and restart its services."""
+
+    kind: Runtime
+    starting: str  # what the operator sees while `up` runs
+
+    def __init__(self, settings: Settings, project_root: Path) -> None:
+        self.settings = settings
+        self.project_root = project_root
+
+    @property
+    def model(self) -> Stack:
+        """The services this runtime runs."""
+        return build_stack(self.settings).in_runtime(self.kind)
+
+    @abstractmethod
+    def up(self, report: Reporter) -> list[ServiceRow]:
+        """Start what is not running and wait until every service is healthy (one-shots done)."""
+
+    @abstractmethod
+    def deletable_data(self) -> str:
+        """What `down(volumes=True)` deletes, in words; refuses (DeployError) before any question if it may not."""
+
+    @abstractmethod
+    def down(self, *, volumes: bool) -> list[str]:
+        """Stop the stack (and delete its data with `volumes`); what was done, a line each."""
+
+    @abstractmethod
+    def status(self) -> list[ServiceRow]:
+        """Every service's state; raises when the stack is not running."""
+
+    @abstractmethod
+    def restart(self, targets: list[str], report: Reporter) -> list[str]:
+        """Restart `targets` (names of the model) and wait for health; the names, in the order restarted."""
+
+    @abstractmethod
+    def logs(self, service: str, lines: int) -> str:
+        """The last `lines` of one service's log, or of every service's for ""."""
+
+    @abstractmethod
+    def metrics_store(self) -> MetricsStore:
+        """The stack's metrics store, with what it takes to ask it."""
+
+    @abstractmethod
+    def dashboards(self) -> list[str]:
+        """Where the dashboards are, for the operator: lines to print after `up`."""
