@@ -9,7 +9,7 @@ from invoke import Collection, Context, task
 
 from temporal_dsql_deploy import cli, flags, operations
 from temporal_dsql_deploy.cloud import infra
-from temporal_dsql_deploy.database.connectivity import check as check_persistence
+from temporal_dsql_deploy.connectivity import check as check_persistence
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.build import build as build_runtime
 from temporal_dsql_deploy.runtime.build import elf_machine

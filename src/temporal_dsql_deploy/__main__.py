@@ -19,8 +19,9 @@ from temporal_dsql_deploy.database.local_postgres import (
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, default_schema_name, ensure_schema
 from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.components import installed_temporal_server, temporal_cli
+from temporal_dsql_deploy.runtime.components import installed_temporal_server
 from temporal_dsql_deploy.settings.config import load_settings_from_environment
+from temporal_dsql_deploy.temporal.installed import temporal_cli
 from temporal_dsql_deploy.temporal.namespace import ensure_namespace
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 

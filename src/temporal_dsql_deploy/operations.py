@@ -22,15 +22,12 @@ from temporal_dsql_deploy.database.schema import (
 from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.top import watch
-from temporal_dsql_deploy.runtime.components import (
-    Installer,
-    TemporalServer,
-    install_temporal_server,
-)
+from temporal_dsql_deploy.runtime.components import Installer, install_temporal_server
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.targets import runtime_for
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import TemporalServer
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 

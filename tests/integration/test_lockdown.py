@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from temporal_dsql_deploy.runtime.components import Paths
-from temporal_dsql_deploy.runtime.render_supervisor import environment
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 
@@ -58,12 +58,14 @@ def test_supervised_postgresql_is_the_postmaster_and_its_probe_is_quiet(local_st
 
 def test_each_service_gets_only_the_environment_it_needs(local_stack: LocalStack, paths: Paths) -> None:
     pids = _pids(local_stack, paths)
+    # What the supervisor was told to give each process, as `up` rendered it.
+    processes = yaml.safe_load(local_stack.layout.supervisor_config.read_text(encoding="utf-8"))["processes"]
     for service in local_stack.model:
         if service.one_shot:
             continue
         raw = Path(f"/proc/{pids[service.name]}/environ").read_bytes().split(b"\0")
         names = {entry.split(b"=", 1)[0].decode() for entry in raw if entry}
-        declared = set(environment(service, local_stack.layout))
+        declared = {entry.split("=", 1)[0] for entry in processes[service.name]["environment"]}
         assert names - declared - BASELINE - SUPERVISOR_VARIABLES == set(), service.name
         assert not any(name.startswith("AWS_") for name in names - declared), service.name
 

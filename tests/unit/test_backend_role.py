@@ -16,11 +16,11 @@ import pytest
 
 from temporal_dsql_deploy.database.local_postgres import (
     BACKEND_ROLE,
+    as_postgres_user,
     backend_password_file,
     ensure_backend_role,
     kept_backend_password,
 )
-from temporal_dsql_deploy.runtime.render_supervisor import as_postgres_user
 from temporal_dsql_deploy.settings.config import Settings
 from tests.integration.conftest import require
 

@@ -54,11 +54,20 @@ def test_compose_output_somewhere_unwritable(project: Path) -> None:
     assert_clear_error(run_task(project, "compose", "--output", str(target)), "cannot write", str(target))
 
 
-@pytest.mark.parametrize(("manifest", "problem"), [("{not json", "is not valid JSON"), ("[1, 2]", "not an object")])
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [("{not json", "is not valid JSON"), ("[1, 2]", "not an object"),
+     ('{"SchemaUpdateCqlFiles": ["a.sql"]}', "not a schema manifest: CurrVersion: Field required"),
+     ('{"CurrVersion": "1.0", "SchemaUpdateCqlFiles": "a.sql"}', "SchemaUpdateCqlFiles: Input should be a valid list"),
+     ('{"CurrVersion": "one", "SchemaUpdateCqlFiles": ["a.sql"]}', "CurrVersion 'one' is not a schema version"),
+     ('{"CurrVersion": "1.1", "SchemaUpdateCqlFiles": ["a.sql"]}', "does not match the directory name"),
+     ('{"CurrVersion": "1.0", "SchemaUpdateCqlFiles": ["missing.sql"]}', "files missing or none listed")],
+)  # fmt: skip
 def test_schema_manifest_that_is_broken(project: Path, manifest: str, problem: str) -> None:
     version = project / "myschema" / "versioned" / "v1.0"
     version.mkdir(parents=True)
     (version / "manifest.json").write_text(manifest, encoding="utf-8")
+    (version / "a.sql").write_text("CREATE TABLE t (id INT PRIMARY KEY);\n", encoding="utf-8")
     result = run_task(project, "schema.validate", "--schema-dir", str(project / "myschema"))
     assert_clear_error(result, "manifest.json", problem)
 

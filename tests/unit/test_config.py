@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from temporal_dsql_deploy.errors import ConfigError
-from temporal_dsql_deploy.runtime.model import build_stack
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, format_go_duration, load_settings, parse_go_duration
 from tests.conftest import DSQL, PROJECT_ROOT
 

@@ -15,8 +15,8 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from temporal_dsql_deploy.cloud import aws
+from temporal_dsql_deploy.connectivity import check
 from temporal_dsql_deploy.database import dsql
-from temporal_dsql_deploy.database.connectivity import check
 from temporal_dsql_deploy.database.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.settings.config import Settings

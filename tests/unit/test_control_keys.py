@@ -19,7 +19,6 @@ import yaml
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load import faults
-from temporal_dsql_deploy.observability.scrape import scrape_config
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.runtime.control_keys import (
@@ -32,18 +31,20 @@ from temporal_dsql_deploy.runtime.control_keys import (
     read_control_keys,
     service_secrets,
 )
-from temporal_dsql_deploy.runtime.model import Component, build_stack
+from temporal_dsql_deploy.runtime.model import Component
 from temporal_dsql_deploy.runtime.render_compose import render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import (
+from temporal_dsql_deploy.runtime.render_scrape import scrape_config
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
+from temporal_dsql_deploy.runtime.stack import LocalStack, render_secrets
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.metrics_store import (
     VICTORIA_METRICS_KEY_FLAGS,
-    Layout,
-    render_supervisor,
     store_scrape_auth,
     victoria_metrics_variable,
 )
-from temporal_dsql_deploy.runtime.stack import LocalStack, render_secrets
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import SecretRef
+from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.dynamic_config import HTTP_ALLOWED_HOSTS_KEY, dynamic_config
 from tests.conftest import fake_paths
 from tests.unit.json_reply import send_json

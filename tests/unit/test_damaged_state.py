@@ -23,6 +23,7 @@ from temporal_dsql_deploy.database import dsql
 from temporal_dsql_deploy.database.endpoint import dsql_local_dir, persistence_endpoint
 from temporal_dsql_deploy.database.local_postgres import (
     PG_AUTHID_FILE,
+    as_postgres_user,
     check_data_dir,
     init_data_dir,
     with_local_secrets,
@@ -42,8 +43,8 @@ from temporal_dsql_deploy.runtime.preflight import (
     record_history_shards,
     repair_local_secrets,
 )
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, as_postgres_user
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import fake_paths
 from tests.integration.conftest import require
 from tests.unit.conftest import assert_clear_error, run_task

@@ -15,8 +15,9 @@ from temporal_dsql_deploy.observability.dashboards import (
     load_dashboards,
     vmui_dashboard,
 )
-from temporal_dsql_deploy.observability.scrape import scrape_config
-from temporal_dsql_deploy.runtime.model import Runtime, build_stack
+from temporal_dsql_deploy.runtime.model import Runtime
+from temporal_dsql_deploy.runtime.render_scrape import scrape_config
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 

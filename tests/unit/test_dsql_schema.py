@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,19 @@ def test_shipped_schema_is_a_versioned_source_at_upstreams_version() -> None:
     assert source.latest_version == "1.19"
     assert "executions" in source.tables(current_only=True)
     assert "schema_version" not in source.tables()
+
+
+def test_a_manifest_is_read_as_temporal_sql_tool_reads_it(tmp_path: Path) -> None:
+    version = tmp_path / "versioned" / "v1.2"
+    version.mkdir(parents=True)
+    (version / "a.sql").write_text("CREATE TABLE t (id INT PRIMARY KEY);\n", encoding="utf-8")
+    manifest = b'{"CurrVersion": 1.2, "SchemaUpdateCqlFiles": ["a.sql"], "Other": true}\n'
+    (version / "manifest.json").write_bytes(manifest)
+    [migration] = SchemaSource(tmp_path).migrations()
+    # A number is read as its text; MinCompatibleVersion defaults to CurrVersion; other keys are ignored.
+    assert (migration.version, migration.min_compatible_version, migration.description) == ("1.2", "1.2", "")
+    assert migration.files == (version / "a.sql",)
+    assert migration.md5 == hashlib.md5(manifest, usedforsecurity=False).hexdigest()
 
 
 @pytest.mark.parametrize(

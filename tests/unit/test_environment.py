@@ -10,12 +10,15 @@ import yaml
 
 from temporal_dsql_deploy.private_files import write_private
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys
-from temporal_dsql_deploy.runtime.model import Component, Runtime, build_stack
+from temporal_dsql_deploy.runtime.model import Component, Runtime
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor, victoria_metrics_environment
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import render_secrets
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.metrics_store import victoria_metrics_environment
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.settings.environment import HostOf, SecretRef, render_environment, settings_environment
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import fake_paths
 
 MakeSettings = Callable[..., Settings]

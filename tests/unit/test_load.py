@@ -71,10 +71,23 @@ def test_thresholds_and_failed_workflows_are_reported() -> None:
     assert missed_thresholds(_result(failed=0), min_throughput=1, max_p99_ms=10_000) == []
 
 
+RUN_KEYS = {
+    "label", "shape", "workflows", "concurrency", "rate", "completed", "failed", "duration_s", "started_per_s",
+    "completed_per_s", "p50_ms", "p95_ms", "p99_ms", "state_transitions", "db_transactions_per_workflow",
+    "db_transactions_per_s", "persistence_requests_per_workflow", "conflicts", "replays", "shard_loads",
+    "chunked_values_per_workflow", "chunked_kib_per_value", "chunk_statements_per_value", "server_cpu_s_per_workflow",
+    "cpu_s_by_process", "peak_rss_mib", "failures", "timeline",
+}  # fmt: skip
+
+
 def test_json_and_png_are_written(tmp_path: Path) -> None:
     result = _result()
     data = json.loads(write_json(tmp_path / "run.json", [result], {"machine": "test"}).read_text())
     assert data["runs"][0]["completed"] == 9
+    # Flat, one key per field, the long lists last: the summary's fields sit beside the measured ones.
+    assert list(data["runs"][0]) == [*(k for k in asdict(result) if k not in ("failures", "timeline")),
+                                     "failures", "timeline"]  # fmt: skip
+    assert set(data["runs"][0]) == RUN_KEYS
     assert data["machine"] == "test"
     png = write_plot(tmp_path / "run.png", [result], {"limit: DSQL profile": 12.0}, "test run")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

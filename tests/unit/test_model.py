@@ -4,7 +4,8 @@ from collections.abc import Callable
 
 import pytest
 
-from temporal_dsql_deploy.runtime.model import Component, Condition, Service, Stack, build_stack
+from temporal_dsql_deploy.runtime.model import Component, Condition, Service, Stack
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import DSQL
 

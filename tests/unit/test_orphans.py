@@ -18,7 +18,6 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.tracking import (
     STACK_VARIABLE,
-    STATE_FILE,
     StackRecord,
     changed_ports,
     registry_entry,
@@ -26,6 +25,7 @@ from temporal_dsql_deploy.runtime.tracking import (
     stop_stack_processes,
 )
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import STATE_FILE
 from tests.unit.conftest import assert_clear_error, run_task
 
 MakeSettings = Callable[..., Settings]

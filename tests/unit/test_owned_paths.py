@@ -18,9 +18,9 @@ from temporal_dsql_deploy.owned_paths import (
     remove_owned,
 )
 from temporal_dsql_deploy.runtime import stack as stack_module
-from temporal_dsql_deploy.runtime.render_supervisor import Layout
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.envfile import GENERATED_MARKER
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.unit.conftest import assert_clear_error, run_task
 
 MakeSettings = Callable[..., Settings]

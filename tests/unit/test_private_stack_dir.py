@@ -16,12 +16,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.database.local_postgres import init_data_dir, with_local_secrets
+from temporal_dsql_deploy.database.local_postgres import (
+    POSTGRES_USER,
+    as_postgres_user,
+    init_data_dir,
+    with_local_secrets,
+)
 from temporal_dsql_deploy.private_files import owner_only_files, restrict_tree, write_private
-from temporal_dsql_deploy.runtime.model import Component, build_stack
-from temporal_dsql_deploy.runtime.render_compose import CLIENT_CA_DIR, CLIENT_CA_FILE, render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import POSTGRES_USER, as_postgres_user
+from temporal_dsql_deploy.runtime.model import Component
+from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.dsql_local import CLIENT_CA_DIR, CLIENT_CA_FILE
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import require

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from temporal_dsql_deploy.runtime.model import build_stack
 from temporal_dsql_deploy.runtime.render_compose import render_compose, write_compose
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 
 MakeSettings = Callable[..., Settings]

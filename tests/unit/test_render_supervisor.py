@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.model import Component, Port, Service, Stack, build_stack
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.runtime.model import Component, Port, Runtime, Service, Stack
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import check_ports_free
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import fake_paths
 
 MakeSettings = Callable[..., Settings]
@@ -25,7 +27,7 @@ CONDITIONS = {
 @pytest.fixture
 def rendered(make_settings: MakeSettings, tmp_path: Path) -> tuple[Stack, dict]:  # type: ignore[type-arg]
     settings = make_settings()
-    stack = build_stack(settings)
+    stack = build_stack(settings).in_runtime(Runtime.LOCAL)  # Grafana is Compose's alone
     layout = Layout(tmp_path / ".stack", settings.search_engine)
     text = render_supervisor(stack, settings, fake_paths(tmp_path), layout, tmp_path)
     return stack, yaml.safe_load(text)

@@ -24,10 +24,12 @@ from temporal_dsql_deploy.runtime.components import (
     log4j_core_versions,
     maven_checksums,
 )
-from temporal_dsql_deploy.runtime.model import Component, build_stack
+from temporal_dsql_deploy.runtime.model import Component
 from temporal_dsql_deploy.runtime.render_compose import render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, render_supervisor
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import PROJECT_ROOT, fake_paths
 
 MakeSettings = Callable[..., Settings]

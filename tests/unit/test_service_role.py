@@ -9,7 +9,8 @@ import pytest
 from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_ROLE, LOCAL_DSQL_PRINCIPAL_ARN
 from temporal_dsql_deploy.database.service_role import ensure_service_role, service_principal
 from temporal_dsql_deploy.errors import ConfigError, DeployError
-from temporal_dsql_deploy.runtime.model import Condition, build_stack
+from temporal_dsql_deploy.runtime.model import Condition
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import SecretRef
 from tests.conftest import DSQL

@@ -13,7 +13,8 @@ import certifi
 import pytest
 
 from temporal_dsql_deploy.errors import ConfigError
-from temporal_dsql_deploy.runtime.model import build_stack, temporal_roles
+from temporal_dsql_deploy.runtime.model import temporal_roles
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from tests.conftest import DSQL, FAKE_ACCESS_KEY_ID
 from tests.unit.conftest import assert_clear_error, run_task

@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 
 from temporal_dsql_deploy.load.driver import Load, drive
 from temporal_dsql_deploy.load.shapes import ACTIVITIES, SHAPES, WORKFLOWS
-from temporal_dsql_deploy.runtime.components import temporal_cli
+from temporal_dsql_deploy.temporal.installed import temporal_cli
 
 
 async def _run_all() -> dict[str, list[tuple[str | None, str]]]:

@@ -18,7 +18,7 @@ func activityInfoValue(row *sqlplugin.ActivityInfoMapsRow) storedValue {
 }
 
 func clearActivityPieces(ctx context.Context, tx *tables, ref chunkRef) error {
-	_, err := tx.sql.ExecContext(ctx, deleteItemChunksQuery, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item)
+	_, err := tx.deleteRange(ctx, itemPieces, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item)
 	return err
 }
 
@@ -45,8 +45,8 @@ func (t *tables) DeleteFromActivityInfoMaps(ctx context.Context, filter sqlplugi
 	if err != nil || len(filter.ScheduleIDs) == 0 {
 		return result, err
 	}
-	_, err = t.sql.ExecContext(ctx, deleteItemListChunksQuery, filter.ShardID, activityInfoChunks, filter.NamespaceID,
-		filter.RunID, filter.ScheduleIDs)
+	_, err = t.deleteRange(ctx, itemListPieces, filter.ShardID, activityInfoChunks, filter.NamespaceID, filter.RunID,
+		filter.ScheduleIDs)
 	return result, err
 }
 
@@ -55,7 +55,6 @@ func (t *tables) DeleteAllFromActivityInfoMaps(ctx context.Context, filter sqlpl
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.sql.ExecContext(ctx, deleteOwnerChunksQuery, filter.ShardID, activityInfoChunks, filter.NamespaceID,
-		filter.RunID)
+	_, err = t.deleteRange(ctx, ownerPieces, filter.ShardID, activityInfoChunks, filter.NamespaceID, filter.RunID)
 	return result, err
 }

@@ -3,10 +3,8 @@ package dsql
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -15,13 +13,20 @@ import (
 )
 
 // DSQL has no SERIAL, so buffered_events.id (upstream's BIGSERIAL, read back ORDER BY id) is given by
-// the plugin. An id is the microsecond clock shifted left 8 bits with this process's random salt in the
-// low byte, strictly increasing within the process; and never below the execution's highest id + 1, so
-// the order holds when a shard moves to a host whose clock is behind.
+// the plugin's own INSERT. An id is the microsecond clock shifted left 8 bits with this process's random
+// salt in the low byte, strictly increasing within the process; and never below the execution's highest
+// id + the row's place in the statement, so the order holds when a shard moves to a host whose clock is
+// behind (the statement's subselects all see the rows from before it).
 
-var (
-	bufferedInsert = regexp.MustCompile(`(?is)^\s*INSERT\s+INTO\s+buffered_events\s*\(\s*shard_id\s*,`)
-	placeholder    = regexp.MustCompile(`\$(\d+)`)
+const (
+	insertBufferedEventsQuery = `INSERT INTO buffered_events (id, shard_id, namespace_id, workflow_id, run_id, data, ` +
+		`data_encoding) VALUES `
+	// One row's values, from its first parameter (%[1]d): its id, its run's key, the event; %[8]d is the row's
+	// place in the statement.
+	bufferedEventValues = `(GREATEST($%[1]d, (SELECT coalesce(max(id), 0) + %[8]d FROM buffered_events WHERE ` +
+		`shard_id = $%[2]d AND namespace_id = $%[3]d AND workflow_id = $%[4]d AND run_id = $%[5]d)), ` +
+		`$%[2]d, $%[3]d, $%[4]d, $%[5]d, $%[6]d, $%[7]d)`
+	bufferedEventParameters = 7
 )
 
 type idSource struct {
@@ -41,44 +46,25 @@ func (s *idSource) next() int64 {
 	return s.last
 }
 
-// withBufferedEventIDs adds the id column to upstream's buffered_events INSERT (one or more rows), with
-// one new bind parameter per row; any other statement is returned unchanged.
-func withBufferedEventIDs(query string, args []driver.NamedValue) (string, []driver.NamedValue) {
-	if !bufferedInsert.MatchString(query) {
-		return query, args
-	}
-	valuesAt := strings.Index(strings.ToUpper(query), "VALUES")
-	if valuesAt < 0 {
-		return query, args
-	}
-	header := strings.Replace(query[:valuesAt], "(", "(id, ", 1)
-	var out strings.Builder
-	out.WriteString(header)
-	out.WriteString("VALUES ")
-	depth, row := 0, 0
-	rest := query[valuesAt+len("VALUES"):]
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		out.WriteByte(c)
-		if c == '(' {
-			depth++
-			if depth == 1 {
-				end := strings.IndexByte(rest[i:], ')')
-				keys := placeholder.FindAllString(rest[i:i+end], 4)
-				if len(keys) < 4 {
-					return query, args // not upstream's shape: leave it to fail visibly
-				}
-				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: bufferedEventIDs.next()})
-				fmt.Fprintf(&out, "GREATEST($%d, (SELECT coalesce(max(id), 0) + %d FROM buffered_events WHERE "+
-					"shard_id = %s AND namespace_id = %s AND workflow_id = %s AND run_id = %s)), ",
-					len(args), row+1, keys[0], keys[1], keys[2], keys[3])
-				row++
-			}
-		} else if c == ')' {
-			depth--
+// bufferedEventsInsert is the plugin's INSERT of rows, each with a new id from ids.
+func bufferedEventsInsert(rows []sqlplugin.BufferedEventsRow, ids func() int64) (string, []any) {
+	var query strings.Builder
+	query.WriteString(insertBufferedEventsQuery)
+	args := make([]any, 0, len(rows)*bufferedEventParameters)
+	for index, row := range rows {
+		if index > 0 {
+			query.WriteString(", ")
 		}
+		first := len(args) + 1
+		fmt.Fprintf(&query, bufferedEventValues, first, first+1, first+2, first+3, first+4, first+5, first+6, index+1)
+		args = append(args, ids(), row.ShardID, row.NamespaceID, row.WorkflowID, row.RunID, row.Data, row.DataEncoding)
 	}
-	return out.String(), args
+	return query.String(), args
+}
+
+func (t *tables) insertBufferedEvents(ctx context.Context, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
+	query, args := bufferedEventsInsert(rows, bufferedEventIDs.next)
+	return t.sql.ExecContext(ctx, query, args...)
 }
 
 // A buffered event (a signal, an activity's result, ... that arrived during a workflow task) is up to
@@ -94,7 +80,7 @@ func bufferedEventValue(row *sqlplugin.BufferedEventsRow) storedValue {
 func (t *tables) InsertIntoBufferedEvents(ctx context.Context, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
 	return insertWithPieces(ctx, t, rows, bufferedEventValue, nil,
 		func(tx *tables, rows []sqlplugin.BufferedEventsRow) (sql.Result, error) {
-			return tx.TableCRUD.InsertIntoBufferedEvents(ctx, rows)
+			return tx.insertBufferedEvents(ctx, rows)
 		})
 }
 
@@ -109,12 +95,18 @@ func (t *tables) SelectFromBufferedEvents(ctx context.Context, filter sqlplugin.
 	})
 }
 
+var runBufferedEvents = keyRange{table: "buffered_events", key: "shard_id, namespace_id, workflow_id, run_id, id",
+	where: "shard_id = $1 AND namespace_id = $2 AND workflow_id = $3 AND run_id = $4"}
+
+// DeleteFromBufferedEvents flushes a run's buffered events (on the DB, in batches if there are more than DSQL
+// deletes at once), then their pieces.
 func (t *tables) DeleteFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) (sql.Result, error) {
 	result, err := t.TableCRUD.DeleteFromBufferedEvents(ctx, filter)
+	result, err = t.inBatches(ctx, runBufferedEvents, result, err, filter.ShardID, filter.NamespaceID,
+		filter.WorkflowID, filter.RunID)
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.sql.ExecContext(ctx, deleteOwnerChunksQuery, filter.ShardID, bufferedEventChunks, filter.NamespaceID,
-		filter.RunID)
+	_, err = t.deleteRange(ctx, ownerPieces, filter.ShardID, bufferedEventChunks, filter.NamespaceID, filter.RunID)
 	return result, err
 }

@@ -91,17 +91,25 @@ func randomGroup() int64 { return rand.Int64() }
 const (
 	insertChunkQuery = `INSERT INTO value_chunks (shard_id, kind, owner_a, owner_b, item, chunk_group, chunk, data) ` +
 		`VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	selectChunksQuery = `SELECT chunk, data FROM value_chunks WHERE shard_id = $1 AND kind = $2 AND owner_a = $3 ` +
-		`AND owner_b = $4 AND item = $5 AND chunk_group = $6 ORDER BY chunk`
-	deleteItemChunksQuery = `DELETE FROM value_chunks WHERE shard_id = $1 AND kind = $2 AND owner_a = $3 AND owner_b = $4 ` +
-		`AND item = $5`
-	deleteGroupChunksQuery     = deleteItemChunksQuery + ` AND chunk_group = $6`
-	deleteItemsFromChunksQuery = `DELETE FROM value_chunks WHERE shard_id = $1 AND kind = $2 AND owner_a = $3 ` +
-		`AND owner_b = $4 AND item >= $5`
-	deleteItemListChunksQuery = `DELETE FROM value_chunks WHERE shard_id = $1 AND kind = $2 AND owner_a = $3 ` +
-		`AND owner_b = $4 AND item = ANY($5)`
-	deleteOwnerChunksQuery = `DELETE FROM value_chunks WHERE shard_id = $1 AND kind = $2 AND owner_a = $3 AND owner_b = $4`
+	ownerChunks       = `shard_id = $1 AND kind = $2 AND owner_a = $3 AND owner_b = $4`
+	selectChunksQuery = `SELECT chunk, data FROM value_chunks WHERE ` + ownerChunks +
+		` AND item = $5 AND chunk_group = $6 ORDER BY chunk`
+	valueChunksKey = `shard_id, kind, owner_a, owner_b, item, chunk_group, chunk`
 )
+
+// The deletes of pieces: a whole branch's or run's may be more rows than DSQL deletes at once.
+var (
+	ownerPieces     = chunkRange(``)
+	itemPieces      = chunkRange(` AND item = $5`)
+	groupPieces     = chunkRange(` AND item = $5 AND chunk_group = $6`)
+	itemsFromPieces = chunkRange(` AND item >= $5`)
+	itemListPieces  = chunkRange(` AND item = ANY($5)`)
+)
+
+// chunkRange is a delete of an owner's pieces, narrowed by and.
+func chunkRange(and string) keyRange {
+	return keyRange{table: "value_chunks", key: valueChunksKey, where: ownerChunks + and}
+}
 
 // writeChunks files data's pieces under ref in the current transaction and returns the row's data and encoding.
 func (t *tables) writeChunks(ctx context.Context, ref chunkRef, data []byte, encoding string) ([]byte, string, error) {

@@ -181,10 +181,10 @@ func (c *connector) open(cfg *config.SQL) (*sqlx.DB, error) {
 			return c.beforeConnect(ctx, connConfig, host, region)
 		}),
 		stdlib.OptionAfterConnect(durationsAsBigint))
-	rewriting := newRewritingConnector(connector, c.metrics)
-	pool := sql.OpenDB(rewriting)
+	replaying := newReplayingConnector(connector, c.metrics)
+	pool := sql.OpenDB(replaying)
 	c.pools.add(pool)
-	rewriting.onClose = func() { c.pools.remove(pool) }
+	replaying.onClose = func() { c.pools.remove(pool) }
 	db := sqlx.NewDb(pool, "pgx")
 	db.SetMaxOpenConns(max(cfg.MaxConns, 1))
 	db.SetMaxIdleConns(cfg.MaxIdleConns)

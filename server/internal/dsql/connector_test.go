@@ -46,3 +46,28 @@ func TestTokensAreMadeForTheRoleConnecting(t *testing.T) {
 		}
 	}
 }
+
+func TestRegionFromTheEndpointName(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	if got := regionFor("abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws"); got != "eu-west-1" {
+		t.Errorf("got %q", got)
+	}
+	if got := regionFor("127.0.0.1"); got != "" {
+		t.Errorf("got %q", got)
+	}
+	t.Setenv("AWS_REGION", "us-east-2")
+	if got := regionFor("127.0.0.1"); got != "us-east-2" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestLifetimeStaysUnderDSQLsHour(t *testing.T) {
+	for range 100 {
+		if got := jittered(0); got > maxLifetime || got < maxLifetime*8/10 {
+			t.Fatalf("lifetime %v", got)
+		}
+		if got := jittered(2 * maxLifetime); got > maxLifetime {
+			t.Fatalf("lifetime %v over the cap", got)
+		}
+	}
+}

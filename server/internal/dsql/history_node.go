@@ -16,8 +16,7 @@ func historyNodeRef(shard int32, tree, branch []byte, node, txn int64) chunkRef 
 }
 
 func clearHistoryNodePieces(ctx context.Context, tx *tables, ref chunkRef) error {
-	_, err := tx.sql.ExecContext(ctx, deleteGroupChunksQuery, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item,
-		ref.group)
+	_, err := tx.deleteRange(ctx, groupPieces, ref.shard, ref.kind, ref.ownerA, ref.ownerB, ref.item, ref.group)
 	return err
 }
 
@@ -56,12 +55,19 @@ func (t *tables) DeleteFromHistoryNode(ctx context.Context, row *sqlplugin.Histo
 	return result, clearHistoryNodePieces(ctx, t, ref)
 }
 
+var historyNodesFrom = keyRange{table: "history_node", key: "shard_id, tree_id, branch_id, node_id, txn_id",
+	where: "shard_id = $1 AND tree_id = $2 AND branch_id = $3 AND node_id >= $4"}
+
+// RangeDeleteFromHistoryNode removes a branch's nodes from one on (a whole branch may be more rows than DSQL
+// deletes at once), then their pieces.
 func (t *tables) RangeDeleteFromHistoryNode(ctx context.Context, filter sqlplugin.HistoryNodeDeleteFilter) (sql.Result, error) {
 	result, err := t.TableCRUD.RangeDeleteFromHistoryNode(ctx, filter)
+	result, err = t.inBatches(ctx, historyNodesFrom, result, err, filter.ShardID, filter.TreeID, filter.BranchID,
+		filter.MinNodeID)
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.sql.ExecContext(ctx, deleteItemsFromChunksQuery, filter.ShardID, historyNodeChunks, filter.TreeID,
-		filter.BranchID, filter.MinNodeID)
+	_, err = t.deleteRange(ctx, itemsFromPieces, filter.ShardID, historyNodeChunks, filter.TreeID, filter.BranchID,
+		filter.MinNodeID)
 	return result, err
 }

@@ -77,7 +77,7 @@ func TestAStatementsConflictAndLatencyAreRecorded(t *testing.T) {
 	handler := metricstest.NewCaptureHandler()
 	capture := handler.StartCapture()
 	defer handler.StopCapture(capture)
-	conn := &rewritingConn{Conn: &conflictOnce{}, metrics: handler}
+	conn := &replayingConn{Conn: &conflictOnce{}, metrics: handler}
 
 	if _, err := conn.ExecContext(context.Background(), "INSERT INTO namespaces VALUES ($1)", nil); err != nil {
 		t.Fatalf("the statement should succeed when tried again: %v", err)

@@ -129,7 +129,7 @@ func sameValue(a, b driver.Value) bool {
 
 // replay runs the recorded transaction again in a fresh one; true if every statement returned what it
 // did before (the transaction is then open, ready to commit).
-func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
+func (c *replayingConn) replay(ctx context.Context) (bool, error) {
 	execer, queryer := c.Conn.(driver.ExecerContext), c.Conn.(driver.QueryerContext)
 	_, _ = execer.ExecContext(ctx, "ROLLBACK", nil) // the failed transaction, if the server kept it open
 	if _, err := execer.ExecContext(ctx, "BEGIN", nil); err != nil {
@@ -146,7 +146,7 @@ func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
 			}
 			continue
 		}
-		rows, err := lockedQuery(ctx, queryer, recorded.query, recorded.args)
+		rows, err := queryer.QueryContext(ctx, recorded.query, recorded.args)
 		if err != nil {
 			return false, err
 		}
@@ -162,7 +162,7 @@ func (c *rewritingConn) replay(ctx context.Context) (bool, error) {
 }
 
 // recoverConflict replays the transaction after a conflict until it replays cleanly (true) or cannot.
-func (c *rewritingConn) recoverConflict(ctx context.Context, conflict error, at string) bool {
+func (c *replayingConn) recoverConflict(ctx context.Context, conflict error, at string) bool {
 	c.countConflict(conflict, at)
 	outcome := c.replayUntilSame(ctx)
 	record(c.metrics, replaysMetric, metrics.OutcomeTag(outcome))
@@ -170,18 +170,18 @@ func (c *rewritingConn) recoverConflict(ctx context.Context, conflict error, at 
 }
 
 // retryAlone waits before a statement outside a transaction is tried again after a conflict.
-func (c *rewritingConn) retryAlone(ctx context.Context, conflict error, attempt int) error {
+func (c *replayingConn) retryAlone(ctx context.Context, conflict error, attempt int) error {
 	c.countConflict(conflict, "statement")
 	return backoff(ctx, attempt)
 }
 
-func (c *rewritingConn) countConflict(conflict error, at string) {
+func (c *replayingConn) countConflict(conflict error, at string) {
 	record(c.metrics, conflictsMetric, metrics.StringTag("code", conflictCodeOf(conflict)), metrics.StringTag("at", at))
 }
 
 // replayUntilSame is "replayed" when the transaction ran again with the same results, "changed" when a
 // result differed (the conflict goes back to the caller), "failed" when the replays ran out or erred.
-func (c *rewritingConn) replayUntilSame(ctx context.Context) string {
+func (c *replayingConn) replayUntilSame(ctx context.Context) string {
 	for attempt := 0; attempt < maxReplays; attempt++ {
 		if backoff(ctx, attempt) != nil {
 			return "failed"
@@ -206,7 +206,7 @@ func (c *rewritingConn) replayUntilSame(ctx context.Context) string {
 
 // replayingTx commits, replaying the transaction on a conflict at COMMIT.
 type replayingTx struct {
-	conn  *rewritingConn
+	conn  *replayingConn
 	inner driver.Tx
 }
 

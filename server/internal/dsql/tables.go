@@ -10,14 +10,16 @@ import (
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 )
 
-// The plugin's typed overrides: upstream's PostgreSQL DB and Tx, wrapped, with the methods whose values DSQL
-// would refuse (a column over 1 MiB) overridden here. Each override keeps upstream's own method for its
-// table's row and adds the plugin's SQL beside it; everything else is upstream's, unchanged.
+// The plugin's typed overrides: upstream's PostgreSQL DB and Tx, wrapped, with the methods whose SQL or values
+// DSQL would refuse overridden here, one file per table family (as upstream's postgresql package keeps them).
+// An override calls upstream's own method wherever it can, with its arguments or results converted, and
+// otherwise runs the plugin's SQL beside it; everything else is upstream's, unchanged.
 
 // statements runs the plugin's own SQL on the same pool or transaction as upstream's methods (upstream's
 // PostgreSQL DB and Tx both have them).
 type statements interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
 	SelectContext(ctx context.Context, dest any, query string, args ...any) error
 }
 
@@ -43,6 +45,9 @@ type tables struct {
 	metrics metrics.Handler
 	// atomically runs fn over one transaction: a new one from the pool, or the one these tables are in.
 	atomically func(ctx context.Context, fn func(*tables) error) error
+	// alone: each statement is a transaction of its own (the DB's tables, not a Tx's), so a delete DSQL
+	// refuses for its size may be run again in batches (range_delete.go).
+	alone bool
 }
 
 type database struct {
@@ -72,7 +77,7 @@ func newDatabase(upstream sqlplugin.GenericDB, handler metrics.Handler) (*databa
 			"or statement methods the plugin wraps: the pinned Temporal release changed its SQL layer", upstream)
 	}
 	d := &database{dbExtras: db, upstream: db}
-	d.tables = &tables{TableCRUD: db, sql: db, metrics: handler, atomically: d.inNewTransaction}
+	d.tables = &tables{TableCRUD: db, sql: db, metrics: handler, atomically: d.inNewTransaction, alone: true}
 	return d, nil
 }
 

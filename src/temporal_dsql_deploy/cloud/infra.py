@@ -18,8 +18,9 @@ from temporal_dsql_deploy.cloud.terraform import (
 )
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import check_owned, remove_owned
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_runtime
-from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.runtime.components import installed_process_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import DSQL_MAX_CONNECTION_LIFETIME, Settings
 from temporal_dsql_deploy.settings.envfile import generated_by_deploy, update_env_file

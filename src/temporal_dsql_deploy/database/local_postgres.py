@@ -25,8 +25,19 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import remove_owned
 from temporal_dsql_deploy.private_files import state_writes, write_private
 from temporal_dsql_deploy.process import run_tool
-from temporal_dsql_deploy.runtime.render_supervisor import Layout, as_postgres_user
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import Layout
+
+POSTGRES_USER = "postgres"  # Debian's package's user, which PostgreSQL runs as when the stack starts as root
+
+
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: switch to `postgres` with setpriv, which execs the server itself
+    (unlike runuser, which forks), so the supervisor's PID is the postmaster and signals reach it."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", f"--reuid={POSTGRES_USER}", f"--regid={POSTGRES_USER}", "--init-groups", "--", *argv]
+
 
 TOOL_TIMEOUT_S = 300
 

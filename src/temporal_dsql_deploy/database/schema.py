@@ -24,13 +24,16 @@ from pathlib import Path
 import psycopg
 import sqlparse
 from psycopg import errors as pg_errors
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from temporal_dsql_deploy.database import dsql
 from temporal_dsql_deploy.database.endpoint import persistence_endpoint
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.components import Reporter, TemporalServer
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 BASE_VERSION = "0.0"
 RETRY_ATTEMPTS = 8
@@ -111,30 +114,61 @@ class Migration:
         return [statement for path in self.files for statement in split_statements(path)]
 
 
+class Manifest(BaseModel):
+    """A version directory's manifest.json, as temporal-sql-tool reads it (other keys are ignored, as it does)."""
+
+    model_config = ConfigDict(frozen=True, coerce_numbers_to_str=True)
+
+    curr_version: str = Field(alias="CurrVersion")
+    min_compatible_version: str | None = Field(default=None, alias="MinCompatibleVersion")  # None: CurrVersion
+    description: str | None = Field(default=None, alias="Description")
+    schema_update_cql_files: list[str] = Field(default_factory=list, alias="SchemaUpdateCqlFiles")
+
+
+_MANIFEST_SHAPE = (
+    'write it as {"CurrVersion": "X.Y", "MinCompatibleVersion": "X.Y", "Description": "...", '
+    '"SchemaUpdateCqlFiles": ["file.sql", ...]}'
+)
+
+
+def _manifest_problem(error: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
 def _read_manifest(directory: Path) -> Migration:
     manifest_path = directory / "manifest.json"
     if not manifest_path.exists():
         raise DeployError(f"{directory} has no manifest.json", "every versioned/vX.Y directory needs one")
     blob = manifest_path.read_bytes()
     try:
-        manifest = json.loads(blob)
+        data = json.loads(blob)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DeployError(f"{manifest_path} is not valid JSON: {exc}", "fix the manifest's syntax") from None
-    if not isinstance(manifest, dict):
-        raise DeployError(f"{manifest_path} holds a JSON {type(manifest).__name__}, not an object",
-                          'write it as {"CurrVersion": ..., "SchemaUpdateCqlFiles": [...]}')  # fmt: skip
-    version = str(manifest.get("CurrVersion", ""))
-    if version_key(version) != version_key(directory.name):
+    if not isinstance(data, dict):
+        raise DeployError(f"{manifest_path} holds a JSON {type(data).__name__}, not an object", _MANIFEST_SHAPE)
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_manifest_problem(error) for error in exc.errors())
+        raise DeployError(f"{manifest_path} is not a schema manifest: {problems}", _MANIFEST_SHAPE) from None
+    version = manifest.curr_version
+    try:
+        key = version_key(version)
+    except DeployError:
+        raise DeployError(f"{manifest_path}: CurrVersion {version!r} is not a schema version",
+                          "write CurrVersion as numbers like 1.12, as in the directory's name") from None  # fmt: skip
+    if key != version_key(directory.name):
         raise DeployError(f"{manifest_path}: CurrVersion {version!r} does not match the directory name",
                           "make the directory vX.Y and CurrVersion X.Y agree")  # fmt: skip
-    files = tuple(directory / name for name in manifest.get("SchemaUpdateCqlFiles", []))
+    files = tuple(directory / name for name in manifest.schema_update_cql_files)
     missing = [str(path) for path in files if not path.exists()]
     if missing or not files:
         raise DeployError(f"{manifest_path}: files missing or none listed: {missing}", "fix SchemaUpdateCqlFiles")
     return Migration(
         version=version,
-        min_compatible_version=str(manifest.get("MinCompatibleVersion") or version),
-        description=str(manifest.get("Description", "")),
+        min_compatible_version=manifest.min_compatible_version or version,
+        description=manifest.description or "",
         # The same digest temporal-sql-tool records: md5 of the manifest file as written.
         md5=hashlib.md5(blob, usedforsecurity=False).hexdigest(),
         files=files,

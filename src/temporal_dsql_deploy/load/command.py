@@ -22,7 +22,8 @@ from temporal_dsql_deploy.load.bench import measure, stack_target
 from temporal_dsql_deploy.load.compare import DEV_SERVER_IN_MEMORY, PROFILES, Comparison, compare
 from temporal_dsql_deploy.load.report import RunResult, missed_thresholds, write_json, write_plot
 from temporal_dsql_deploy.load.shapes import SHAPES
-from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.components import installed_process_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 

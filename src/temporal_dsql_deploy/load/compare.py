@@ -16,9 +16,11 @@ from temporal_dsql_deploy.load.bench import Target, measure, stack_target, wait_
 from temporal_dsql_deploy.load.driver import Load, Progress
 from temporal_dsql_deploy.load.report import RunResult
 from temporal_dsql_deploy.process import run_tool, spawn
-from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all, temporal_cli
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.components import Paths, install_all
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import temporal_cli
 
 PROFILES = (("DSQL profile (local default)", "dsql"), ("PostgreSQL profile", "postgres12_pgx"))
 DEV_SERVER_IN_MEMORY = "temporal server start-dev (in memory)"

@@ -9,6 +9,7 @@ id are counted in visibility, and the time until a new workflow ran end to end a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -25,6 +26,16 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    stop_before_delay,
+    wait_fixed,
+)
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
@@ -98,11 +109,12 @@ def _kill_hard(service: str) -> Callable[[FaultContext], Injected]:
         root = psutil.Process(before.pid)
         for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
             os.kill(process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + RECOVERY_WAIT_S
-        while (after := _state(context, service)).pid in (before.pid, 0) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if after.pid in (before.pid, 0):
-            return Injected(problems=[f"the supervisor did not restart {service} after kill -9"])
+        waiting = Retrying(stop=stop_after_delay(RECOVERY_WAIT_S), wait=wait_fixed(0.2),
+                           retry=retry_if_result(lambda state: state.pid in (before.pid, 0)))  # fmt: skip
+        try:
+            after: ServiceState = waiting(_state, context, service)
+        except RetryError:
+            return Injected(problems=[f"the supervisor did not restart {service} within {RECOVERY_WAIT_S}s of kill -9"])
         return Injected(notes=[f"pid {before.pid} killed; the supervisor restarted it as pid {after.pid}"])
 
     return inject
@@ -176,71 +188,90 @@ FAULTS = [
 
 
 async def _start(client: Client, shape: Shape, workflow_id: str, index: int, task_queue: str) -> bool:
-    """Start it, trying again with the same id until it is running or has run; False if it never started."""
-    deadline = time.monotonic() + START_RETRY_S
-    while True:
-        try:
+    """Start it, trying again with the same id until it is running or has run; False if it never started within
+    START_RETRY_S (the caller counts those)."""
+
+    async def start() -> None:
+        # WorkflowAlreadyStartedError: an earlier try got through and the workflow has already closed.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 shape.workflow, shape.argument(index), id=workflow_id, task_queue=task_queue,
                 start_signal=shape.start_signal, start_signal_args=shape.signal_args(),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, rpc_timeout=timedelta(seconds=10),
             )  # fmt: skip
-            return True
-        except WorkflowAlreadyStartedError:
-            return True  # an earlier try got through and the workflow has already closed
-        except RPCError:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(1)
+
+    retrying = AsyncRetrying(stop=stop_after_delay(START_RETRY_S), wait=wait_fixed(1),
+                             retry=retry_if_exception_type(RPCError))  # fmt: skip
+    try:
+        await retrying(start)
+    except RetryError:
+        return False
+    return True
 
 
 async def _result(client: Client, workflow_id: str) -> str | None:
-    deadline = time.monotonic() + RESULT_WAIT_S
-    while time.monotonic() < deadline:
+    """The workflow's result; None if it failed, or gave none within RESULT_WAIT_S (the caller counts it lost)."""
+
+    async def result() -> str | None:
         try:
-            result = await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), RESULT_WAIT_S)
-            return str(result)
-        except (RPCError, TimeoutError):
-            await asyncio.sleep(1)
+            return str(await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), RESULT_WAIT_S))
         except WorkflowFailureError:
             return None
-    return None
+
+    retrying = AsyncRetrying(stop=stop_before_delay(RESULT_WAIT_S), wait=wait_fixed(1),
+                             retry=retry_if_exception_type((RPCError, TimeoutError)))  # fmt: skip
+    try:
+        got: str | None = await retrying(result)
+    except RetryError:
+        return None
+    return got
 
 
 async def _canary(client: Client, task_queue: str) -> float:
     """Seconds until a new workflow runs end to end."""
     began = time.monotonic()
     shape = SHAPES["hello"]
-    while time.monotonic() - began < RECOVERY_WAIT_S:
-        try:
-            await asyncio.wait_for(
-                client.execute_workflow(shape.workflow, "canary", id=f"canary-{uuid.uuid4().hex}",
-                                        task_queue=task_queue, rpc_timeout=timedelta(seconds=5)),
-                CANARY_TIMEOUT_S,
-            )  # fmt: skip
-            return time.monotonic() - began
-        except (RPCError, TimeoutError, WorkflowFailureError):
-            await asyncio.sleep(0.5)
-    raise DeployError(f"no workflow completed within {RECOVERY_WAIT_S}s of the fault's end",
-                      "see `invoke status` and the services' logs")  # fmt: skip
+
+    async def canary() -> None:
+        await asyncio.wait_for(
+            client.execute_workflow(shape.workflow, "canary", id=f"canary-{uuid.uuid4().hex}", task_queue=task_queue,
+                                    rpc_timeout=timedelta(seconds=5)),
+            CANARY_TIMEOUT_S,
+        )  # fmt: skip
+
+    retrying = AsyncRetrying(stop=stop_before_delay(RECOVERY_WAIT_S), wait=wait_fixed(0.5),
+                             retry=retry_if_exception_type((RPCError, TimeoutError, WorkflowFailureError)))  # fmt: skip
+    try:
+        await retrying(canary)
+    except RetryError:
+        raise DeployError(f"no workflow completed within {RECOVERY_WAIT_S}s of the fault's end",
+                          "see `invoke status` and the services' logs") from None  # fmt: skip
+    return time.monotonic() - began
 
 
 async def _visibility(client: Client, shape: Shape, prefix: str, expected: int) -> tuple[float | None, int]:
     """Seconds until visibility shows every workflow completed, and the number of runs it shows in all."""
     began = time.monotonic()
     query = f"WorkflowType = '{shape.workflow}' AND WorkflowId STARTS_WITH '{prefix}'"
-    runs = 0
-    while time.monotonic() - began < VISIBILITY_WAIT_S:
+    runs = 0  # the last count visibility gave
+
+    async def converged() -> bool:
+        nonlocal runs
         try:
             completed = (await client.count_workflows(f"{query} AND ExecutionStatus = 'Completed'")).count
             runs = (await client.count_workflows(query)).count
         except RPCError:
-            completed = -1
-        if completed == expected and runs == expected:
-            return time.monotonic() - began, runs
-        await asyncio.sleep(1)
-    return None, runs
+            return False
+        return completed == expected and runs == expected
+
+    retrying = AsyncRetrying(stop=stop_before_delay(VISIBILITY_WAIT_S), wait=wait_fixed(1),
+                             retry=retry_if_result(lambda done: not done))  # fmt: skip
+    try:
+        await retrying(converged)
+    except RetryError:
+        return None, runs  # the caller reports it as visibility that did not converge within VISIBILITY_WAIT_S
+    return time.monotonic() - began, runs
 
 
 async def _under_load(context: FaultContext, fault: Fault, address: str, namespace: str, task_queue: str

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from temporal_dsql_deploy.load.driver import Outcome
+
+_LISTED_LAST = ("failures", "timeline")  # a run's long fields, written after the numbers in its JSON
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -21,13 +23,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
 
 
-@dataclass
-class RunResult:
+@dataclass(frozen=True)
+class Summary:
+    """What follows from the outcomes alone: counts, rates, latencies, the first errors and the timeline."""
+
     label: str
-    shape: str
-    workflows: int
-    concurrency: int
-    rate: float
     completed: int
     failed: int
     duration_s: float
@@ -36,6 +36,18 @@ class RunResult:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    failures: list[str]  # the first few errors, for the reader
+    timeline: list[tuple[float, float, float]]  # (started_s, closed_s, ok)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult(Summary):
+    """A run's summary, with the load it ran and what it cost, as the probes measured it."""
+
+    shape: str
+    workflows: int
+    concurrency: int
+    rate: float
     state_transitions: int | None  # of one completed workflow, as Temporal counts them
     db_transactions_per_workflow: float | None  # None: no local database to count on (the dev server)
     db_transactions_per_s: float | None
@@ -49,25 +61,6 @@ class RunResult:
     server_cpu_s_per_workflow: float
     cpu_s_by_process: dict[str, float]
     peak_rss_mib: float
-    failures: list[str] = field(default_factory=list)  # the first few errors, for the reader
-    timeline: list[tuple[float, float, float]] = field(default_factory=list)  # (started_s, closed_s, ok)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The fields of a RunResult that follow from the outcomes alone."""
-
-    label: str
-    completed: int
-    failed: int
-    duration_s: float
-    started_per_s: float
-    completed_per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    failures: list[str]
-    timeline: list[tuple[float, float, float]]
 
 
 def summarise(label: str, outcomes: Sequence[Outcome]) -> Summary:
@@ -104,9 +97,16 @@ def missed_thresholds(result: RunResult, min_throughput: float, max_p99_ms: floa
     return missed
 
 
+def _json_run(result: RunResult) -> dict[str, object]:
+    """The run's fields, flat, the long lists last."""
+    fields = asdict(result)
+    return {**{k: v for k, v in fields.items() if k not in _LISTED_LAST}, **{k: fields[k] for k in _LISTED_LAST}}
+
+
 def write_json(path: Path, results: Sequence[RunResult], extra: dict[str, object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**extra, "runs": [asdict(r) for r in results]}, indent=2) + "\n", encoding="utf-8")
+    runs = [_json_run(r) for r in results]
+    path.write_text(json.dumps({**extra, "runs": runs}, indent=2) + "\n", encoding="utf-8")
     return path
 
 

@@ -10,17 +10,17 @@ from pathlib import Path
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_runtime
 from temporal_dsql_deploy.runtime.components import (
     GO_TOOLCHAIN,
     GRPC_HEALTH_PROBE_VERSION,
-    Reporter,
-    TemporalServer,
     copy_schema,
     server_module_dir,
 )
-from temporal_dsql_deploy.runtime.render_compose import runtime_image
+from temporal_dsql_deploy.runtime.units.base import runtime_image
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
+from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 BUILD_TIMEOUT_S = 1800
 UV_VERSION = "0.13.8"  # the same uv ./run bootstraps

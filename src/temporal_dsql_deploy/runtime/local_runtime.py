@@ -7,7 +7,8 @@ from pathlib import Path
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.owned_paths import check_owned
-from temporal_dsql_deploy.runtime.components import Reporter, installed_process_compose
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.components import installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_USER, keys_file, read_control_keys
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime

@@ -1,8 +1,6 @@
-"""The service model: what the stack is, independent of how a runtime starts it.
-
-Renderers (Compose, the process supervisor) decide *how*: images or binaries, hostnames, paths.
-The model decides *what*: services, the component each runs, environment, ports, health checks
-and the order they wait on each other.
+"""The service model's types: what a stack is, independent of how a runtime starts it, and the environment
+groups several components share. The components themselves, and the stack for a set of settings
+(`build_stack`), are in `runtime/units/`; the renderers decide *how*: images or binaries, hostnames, paths.
 """
 
 from __future__ import annotations
@@ -11,22 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from temporal_dsql_deploy.database.endpoint import (
-    DSQL_LOCAL_BACKEND_DATABASE,
-    DSQL_LOCAL_BACKEND_ROLE,
-    LOCAL_DSQL_PRINCIPAL_ARN,
-    LOCAL_DSQL_REGION,
-    persistence_endpoint,
-)
-from temporal_dsql_deploy.runtime.control_keys import DSQL_LOCAL_ADMIN_KEY
-from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, ROLE_METRICS_PORTS, Settings
-from temporal_dsql_deploy.settings.environment import (
-    EnvValue,
-    HostOf,
-    SecretRef,
-    format_go_duration,
-    settings_environment,
-)
+from temporal_dsql_deploy.database.endpoint import persistence_endpoint
+from temporal_dsql_deploy.settings.config import ROLE_METRICS_PORTS, Settings
+from temporal_dsql_deploy.settings.environment import EnvValue, HostOf, SecretRef, settings_environment
 
 
 class Component(StrEnum):
@@ -99,6 +84,7 @@ class Scrape:
 
     port: int
     path: str = "/metrics"
+    of_the_store: bool = False  # the store's own metrics: it asks its scraper for credentials where it has a key
 
 
 @dataclass(frozen=True)
@@ -200,9 +186,6 @@ SERVER_FIELDS = (
 )  # fmt: skip
 # The one-shot commands find the installed Temporal tools through these.
 ADMIN_FIELDS = ("cache_dir", "temporal_version", "search_engine")
-# The search engine's JVM options in both runtimes: message lookups off whatever log4j the engine loads (the
-# Compose images bring their own), so no request that reaches a log line can trigger a JNDI lookup.
-SEARCH_ENGINE_JVM_OPTIONS = ("-Xms512m", "-Xmx512m", "-Dlog4j2.formatMsgNoLookups=true")
 
 
 def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
@@ -210,11 +193,11 @@ def persistence_environment(settings: Settings) -> dict[str, EnvValue]:
     if settings.local_dsql:
         return _local_dsql_environment(settings)
     if settings.sql_is_local:
-        return _local_postgres_environment(settings)
+        return local_postgres_environment(settings)
     return settings_environment(settings, PERSISTENCE_FIELDS)
 
 
-def _local_postgres_environment(settings: Settings) -> dict[str, EnvValue]:
+def local_postgres_environment(settings: Settings) -> dict[str, EnvValue]:
     """The stack's own PostgreSQL itself (it always has a password), whichever plugin Temporal uses."""
     environment = settings_environment(settings, PERSISTENCE_FIELDS)
     environment["TEMPORAL_SQL_HOST"] = HostOf("postgresql")
@@ -247,71 +230,6 @@ def _local_dsql_environment(settings: Settings) -> dict[str, EnvValue]:
     return environment
 
 
-def _dsql_local_args(settings: Settings, region: str) -> tuple[str, ...]:
-    # The host clients use (--endpoint) is the renderers' to add: a loopback address here, a service name in Compose.
-    flags = {
-        "--region": region,
-        "--backend-port": str(settings.temporal_sql_port),
-        "--backend-user": DSQL_LOCAL_BACKEND_ROLE,
-        "--iam-principal": LOCAL_DSQL_PRINCIPAL_ARN,
-        "--backend-database": DSQL_LOCAL_BACKEND_DATABASE,
-        "--max-transaction-age": format_go_duration(settings.dsql_local_max_transaction_age),
-        "--connect-rate": f"{settings.dsql_local_connect_rate:g}",
-    }
-    return tuple(part for flag, value in flags.items() for part in (flag, value))
-
-
-def dsql_local_setup_service(settings: Settings) -> Service:
-    """Readies the stack's PostgreSQL for the stand-in, as its superuser: the non-superuser role dsql-local runs
-    admin's sessions as, and the backend database owned by it."""
-    return Service(
-        name="dsql-local-setup",
-        component=Component.ADMIN,
-        args=("dsql-local-setup",),
-        environment=admin_environment(
-            settings,
-            _local_postgres_environment(settings),
-            {
-                "TEMPORAL_SQL_PLUGIN": "postgres12_pgx",  # it talks to PostgreSQL itself, not through the stand-in
-                "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD"),
-            },
-        ),
-        depends_on={"postgresql": Condition.HEALTHY},
-        one_shot=True,
-        description=f"creates dsql-local's backend role {DSQL_LOCAL_BACKEND_ROLE} (no superuser) and its database",
-    )
-
-
-def dsql_local_service(settings: Settings) -> Service:
-    """The stand-in in front of the stack's PostgreSQL; it runs in every local stack, whichever plugin."""
-    return Service(
-        name="dsql-local",
-        component=Component.DSQL_LOCAL,
-        args=_dsql_local_args(settings, settings.aws_region or LOCAL_DSQL_REGION),
-        environment={
-            "AWS_ACCESS_KEY_ID": SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id"),
-            "AWS_SECRET_ACCESS_KEY": SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key"),
-            "DSQL_LOCAL_BACKEND_PASSWORD": SecretRef("DSQL_LOCAL_BACKEND_PASSWORD"),
-            # Its admin API's control paths (/faults, /stats, profiles) answer only requests that carry this key.
-            DSQL_LOCAL_ADMIN_KEY: SecretRef(DSQL_LOCAL_ADMIN_KEY),
-        },
-        ports=(Port("sql", settings.dsql_local_port), Port("admin", settings.dsql_local_admin_port)),
-        depends_on={"dsql-local-setup": Condition.COMPLETED},
-        healthcheck=HealthCheck(HttpProbe(settings.dsql_local_admin_port, "/healthz"), retries=60),
-        description="dsql-local: the Aurora DSQL stand-in (TLS, IAM tokens, DSQL's rules) in front of PostgreSQL",
-        scrape=Scrape(settings.dsql_local_admin_port),
-    )
-
-
-def _service_role_environment(settings: Settings) -> dict[str, EnvValue]:
-    """What schema setup needs to keep the services' DSQL role (it runs as admin)."""
-    fields = ("dsql_service_role", "dsql_service_principal_arn") if settings.is_dsql else ()
-    environment = settings_environment(settings, fields)
-    if settings.local_dsql:  # the job sees the stand-in as a cluster; tokens there are signed as its principal
-        environment["DSQL_SERVICE_PRINCIPAL_ARN"] = LOCAL_DSQL_PRINCIPAL_ARN
-    return environment
-
-
 def visibility_environment(settings: Settings) -> dict[str, EnvValue]:
     environment = settings_environment(settings, VISIBILITY_FIELDS)
     environment["TEMPORAL_ELASTICSEARCH_HOST"] = HostOf("elasticsearch")  # the stack runs its own engine
@@ -323,190 +241,3 @@ def admin_environment(settings: Settings, *groups: dict[str, EnvValue]) -> dict[
     for group in groups:
         merged.update(group)
     return merged
-
-
-def build_stack(settings: Settings) -> Stack:
-    """The whole stack for these settings."""
-    services: list[Service] = []
-    if settings.sql_is_local:
-        services.append(
-            Service(
-                name="postgresql",
-                component=Component.POSTGRESQL,
-                ports=(Port("sql", settings.temporal_sql_port),),
-                healthcheck=HealthCheck(PostgresProbe(settings.temporal_sql_port), retries=60),
-                description=f"PostgreSQL {settings.postgres_version}: local persistence",
-            )
-        )
-        services.append(dsql_local_setup_service(settings))
-        services.append(dsql_local_service(settings))
-    es_port = settings.temporal_elasticsearch_port
-    services.append(
-        Service(
-            name="elasticsearch",
-            component=Component.SEARCH_ENGINE,
-            ports=(Port("http", es_port, published=True),),
-            healthcheck=HealthCheck(
-                HttpProbe(es_port, "/_cluster/health?wait_for_status=yellow&timeout=5s"),
-                retries=60,
-                start_period_s=20,
-            ),
-            description=f"{settings.search_engine} {settings.search_engine_version}: visibility store",
-        )
-    )
-    services.append(
-        Service(
-            name="es-setup",
-            component=Component.ADMIN,
-            args=("es-setup",),
-            environment=admin_environment(settings, visibility_environment(settings)),
-            depends_on={"elasticsearch": Condition.HEALTHY},
-            one_shot=True,
-            description="creates the visibility index template and index from Temporal's own schema",
-        )
-    )
-    schema_deps = {"es-setup": Condition.COMPLETED}
-    if settings.sql_is_local:
-        schema_deps.update({"postgresql": Condition.HEALTHY, "dsql-local": Condition.HEALTHY})
-    services.append(
-        Service(
-            name="schema-setup",
-            component=Component.ADMIN,
-            args=("schema-setup",),
-            environment=admin_environment(
-                settings, persistence_environment(settings), _service_role_environment(settings)
-            ),
-            depends_on=schema_deps,
-            one_shot=True,
-            description="creates or updates Temporal's persistence schema",
-        )
-    )
-    services.extend(_temporal_services(settings))
-    services.append(
-        Service(
-            name="namespace-setup",
-            component=Component.ADMIN,
-            args=("namespace-setup",),
-            environment=admin_environment(
-                settings,
-                settings_environment(settings, ("temporal_frontend_port", "temporal_namespace")),
-                {"TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend")},
-            ),
-            depends_on={"temporal-frontend": Condition.HEALTHY},
-            one_shot=True,
-            description=f"registers the {settings.temporal_namespace!r} namespace if it is missing",
-        )
-    )
-    services.append(
-        Service(
-            name="temporal-ui",
-            component=Component.TEMPORAL_UI,
-            environment={
-                **settings_environment(settings, ("temporal_frontend_port", "temporal_ui_port", "temporal_namespace")),
-                "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
-            },
-            ports=(Port("http", settings.temporal_ui_port, published=True),),
-            depends_on={"temporal-frontend": Condition.HEALTHY},
-            healthcheck=HealthCheck(HttpProbe(settings.temporal_ui_port, "/healthz")),
-            description=f"Temporal Web UI {settings.temporal_ui_version}",
-        )
-    )
-    services.extend(_observability_services(settings))
-    return Stack(tuple(services))
-
-
-def _observability_services(settings: Settings) -> Iterator[Service]:
-    """The exporters for what has no Prometheus endpoint of its own, the metrics store and the dashboards."""
-    if settings.sql_is_local:
-        yield Service(
-            name="postgresql-exporter",
-            component=Component.POSTGRES_EXPORTER,
-            environment={
-                "DATA_SOURCE_URI": _postgres_uri(settings),
-                "DATA_SOURCE_USER": settings.temporal_sql_user,
-                "DATA_SOURCE_PASS": SecretRef("TEMPORAL_SQL_PASSWORD"),
-            },
-            ports=(Port("metrics", settings.postgres_exporter_port),),
-            depends_on={"postgresql": Condition.HEALTHY},
-            healthcheck=HealthCheck(HttpProbe(settings.postgres_exporter_port, "/")),
-            description="postgres_exporter: PostgreSQL's statistics as Prometheus metrics",
-            scrape=Scrape(settings.postgres_exporter_port),
-        )
-    yield Service(
-        name="elasticsearch-exporter",
-        component=Component.SEARCH_ENGINE_EXPORTER,
-        args=("--es.indices",),
-        environment={"ES_URI": _search_engine_uri(settings)},
-        ports=(Port("metrics", settings.search_engine_exporter_port),),
-        depends_on={"elasticsearch": Condition.HEALTHY},
-        healthcheck=HealthCheck(HttpProbe(settings.search_engine_exporter_port, "/")),
-        description="elasticsearch_exporter: cluster health, index size and query times as Prometheus metrics",
-        scrape=Scrape(settings.search_engine_exporter_port),
-    )
-    yield Service(
-        name="metrics",
-        component=Component.METRICS_STORE,
-        ports=(Port("http", settings.metrics_port, published=True),),
-        healthcheck=HealthCheck(HttpProbe(settings.metrics_port, "/-/healthy")),
-        description="the metrics store: scrapes every service",
-        scrape=Scrape(settings.metrics_port),
-    )
-    yield Service(
-        name="grafana",
-        component=Component.DASHBOARDS,
-        ports=(Port("http", settings.grafana_port, published=True),),
-        depends_on={"metrics": Condition.HEALTHY},
-        healthcheck=HealthCheck(HttpProbe(settings.grafana_port, "/api/health")),
-        description="Grafana with the provisioned metrics store and dashboards",
-        runtimes=frozenset({Runtime.DOCKER}),
-    )
-
-
-def _postgres_uri(settings: Settings) -> HostOf:
-    # The `postgres` database is there in both profiles; the statistics cover every database.
-    return HostOf("postgresql", "{host}:" + str(settings.temporal_sql_port) + "/postgres?sslmode=disable")
-
-
-def _search_engine_uri(settings: Settings) -> HostOf:
-    return HostOf("elasticsearch", "http://{host}:" + str(settings.temporal_elasticsearch_port))
-
-
-def _temporal_services(settings: Settings) -> Iterator[Service]:
-    roles = temporal_roles(settings)
-    shared_env: dict[str, EnvValue] = {
-        **server_persistence_environment(settings),
-        **visibility_environment(settings),
-        **settings_environment(settings, SERVER_FIELDS),
-        "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
-        "TEMPORAL_FRONTEND_HTTP_PORT": str(FRONTEND_HTTP_PORT),
-    }
-    for each in roles:
-        shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
-    previous = "schema-setup"
-    previous_condition = Condition.COMPLETED
-    for role in roles:
-        name = f"temporal-{role.role}"
-        depends: dict[str, Condition] = {previous: previous_condition}
-        if role.role == "worker":
-            depends = {"temporal-frontend": Condition.HEALTHY}
-        yield Service(
-            name=name,
-            component=Component.TEMPORAL_SERVER,
-            args=("start", "--service", role.role),
-            environment={
-                **shared_env,
-                "TEMPORAL_SERVICE": role.role,
-                "TEMPORAL_METRICS_PORT": str(role.metrics_port),
-            },
-            ports=(
-                Port("grpc", role.grpc_port, published=role.role == "frontend"),
-                Port("membership", role.membership_port),
-                Port("metrics", role.metrics_port),
-                *((Port("http", FRONTEND_HTTP_PORT),) if role.role == "frontend" else ()),
-            ),
-            depends_on=depends,
-            healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
-            description=f"Temporal {role.role} service",
-            scrape=Scrape(role.metrics_port),
-        )
-        previous, previous_condition = name, Condition.HEALTHY

@@ -19,9 +19,9 @@ from temporal_dsql_deploy.database.local_postgres import (
 )
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.private_files import probe_writable, state_writes
-from temporal_dsql_deploy.runtime.components import Reporter
-from temporal_dsql_deploy.runtime.render_supervisor import Layout
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.layout import Layout
 
 MIN_FREE_BYTES = 1 << 30  # PostgreSQL's WAL, the search engine's first segments and the logs of a first run
 # Elasticsearch and OpenSearch place no shard on a disk past their high watermark, and make indexes read-only

@@ -16,10 +16,14 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.database.local_postgres import check_data_dir, init_data_dir, with_local_secrets
+from temporal_dsql_deploy.database.local_postgres import (
+    POSTGRES_USER,
+    check_data_dir,
+    init_data_dir,
+    with_local_secrets,
+)
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.dashboards import write_vmui_dashboards
-from temporal_dsql_deploy.observability.scrape import scrape_config
 from temporal_dsql_deploy.owned_paths import (
     MARKER,
     adopt_stack_dir,
@@ -30,25 +34,25 @@ from temporal_dsql_deploy.owned_paths import (
 )
 from temporal_dsql_deploy.private_files import owner_only_files, restrict_tree, state_writes, write_private
 from temporal_dsql_deploy.process import Completed, run_program
+from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import tracking
-from temporal_dsql_deploy.runtime.components import Paths, Reporter, install_all, installed_process_compose
+from temporal_dsql_deploy.runtime.components import Paths, install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys, ensure_control_keys, service_secrets
-from temporal_dsql_deploy.runtime.model import Runtime, Stack, build_stack
+from temporal_dsql_deploy.runtime.model import Runtime, Stack
 from temporal_dsql_deploy.runtime.preflight import (
     check_disk_space,
     check_local_state,
     check_search_engine_port,
     record_history_shards,
 )
-from temporal_dsql_deploy.runtime.render_supervisor import (
-    LOCALHOST,
-    POSTGRES_USER,
-    Layout,
-    render_supervisor,
-    store_scrape_auth,
-)
+from temporal_dsql_deploy.runtime.render_scrape import scrape_config
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.base import LOCALHOST
+from temporal_dsql_deploy.runtime.units.metrics_store import store_scrape_auth
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import service_baseline
+from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.dynamic_config import dynamic_config
 
 UP_TIMEOUT_S = 600

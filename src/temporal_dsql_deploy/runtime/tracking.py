@@ -23,7 +23,6 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from temporal_dsql_deploy.errors import DeployError
 
 STACK_VARIABLE = "TEMPORAL_DSQL_STACK"
-STATE_FILE = "stack-state.json"
 SUPERVISOR = "process-compose"  # the supervisor's process name
 STOP_TIMEOUT_S = 30.0  # as the supervisor's own shutdown timeout for a service
 KILL_TIMEOUT_S = 5.0

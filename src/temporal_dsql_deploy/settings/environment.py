@@ -3,7 +3,8 @@
 Names come from the settings model (`temporal_sql_port` -> `TEMPORAL_SQL_PORT`), values are rendered
 the way the consumers parse them (Go durations, lower-case booleans). Secrets are never rendered:
 they become a `SecretRef` that each runtime fills in at start from `secret_values`, so a password
-never lands in a command line, a rendered file or a log.
+never lands in a command line, a rendered file or a log. It takes the settings as the pydantic model they are
+(config.py builds on this module, not the other way round).
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
-
-if TYPE_CHECKING:
-    from temporal_dsql_deploy.settings.config import Settings
+from pydantic import BaseModel, SecretStr
 
 # What a supervised service may inherit from the shell that started the stack; everything else
 # (AWS keys, tokens, the operator's own variables) is withheld.
@@ -71,7 +68,7 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def settings_environment(settings: Settings, fields: Iterable[str]) -> dict[str, EnvValue]:
+def settings_environment(settings: BaseModel, fields: Iterable[str]) -> dict[str, EnvValue]:
     """The variables for `fields` of `settings`: unset fields are left out, secrets become references."""
     environment: dict[str, EnvValue] = {}
     for field in fields:
@@ -85,7 +82,7 @@ def settings_environment(settings: Settings, fields: Iterable[str]) -> dict[str,
     return environment
 
 
-def secret_values(settings: Settings, environment: Iterable[Mapping[str, EnvValue]]) -> dict[str, str]:
+def secret_values(settings: BaseModel, environment: Iterable[Mapping[str, EnvValue]]) -> dict[str, str]:
     """The values of the secrets these environments refer to (for the runtime, never for a file others read)."""
     wanted = {value for env in environment for value in env.values() if isinstance(value, SecretRef)}
     values: dict[str, str] = {}

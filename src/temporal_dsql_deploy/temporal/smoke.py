@@ -15,8 +15,8 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program, run_tool
-from temporal_dsql_deploy.runtime.components import temporal_cli
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import temporal_cli
 
 SAMPLE_TIMEOUT_S = 120
 VISIBILITY_WAIT_S = 30

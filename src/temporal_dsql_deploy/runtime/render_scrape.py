@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import yaml
 
-from temporal_dsql_deploy.runtime.model import Component, Stack
+from temporal_dsql_deploy.runtime.model import Stack
 
 MAX_SCRAPE_TIMEOUT = timedelta(seconds=10)
 
@@ -17,14 +17,13 @@ def scrape_config(stack: Stack, host: Callable[[str], str], interval: timedelta,
                   store_auth: Mapping[str, str] | None = None) -> str:  # fmt: skip
     """One job per scraped service, named after it; `host` says where a service is reached. `store_auth`: the
     `basic_auth` section the metrics store's job needs when the store asks its own scraper for credentials."""
-    jobs: list[dict[str, object]] = [
-        {"job_name": name, "metrics_path": scrape.path,
-         "static_configs": [{"targets": [f"{host(name)}:{scrape.port}"]}]}
-        for name, scrape in stack.scrape_targets()
-    ]  # fmt: skip
-    for job in jobs:
-        if store_auth is not None and stack.get(str(job["job_name"])).component is Component.METRICS_STORE:
+    jobs: list[dict[str, object]] = []
+    for name, scrape in stack.scrape_targets():
+        job: dict[str, object] = {"job_name": name, "metrics_path": scrape.path,
+                                  "static_configs": [{"targets": [f"{host(name)}:{scrape.port}"]}]}  # fmt: skip
+        if store_auth is not None and scrape.of_the_store:
             job["basic_auth"] = dict(store_auth)
+        jobs.append(job)
     timeout = min(interval, MAX_SCRAPE_TIMEOUT)
     document = {
         "global": {"scrape_interval": _seconds(interval), "scrape_timeout": _seconds(timeout)},

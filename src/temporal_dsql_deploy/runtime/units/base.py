@@ -1,0 +1,92 @@
+"""What a component's unit declares: how its program runs as a local process and as a container.
+
+Each module of this package is one component (or a family of them): the services it adds to the stack, and a
+`Unit` per program saying how each runtime launches it. The renderers loop over the model and ask the unit of
+each service's component; they hold no branch per component.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import Component, Service, Stack
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import EnvValue
+from temporal_dsql_deploy.settings.layout import Layout
+
+LOCALHOST = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container; only published ports reach the host
+# Paths inside the runtime image that docker/Dockerfile lays out.
+IMAGE_TEMPORAL_CONFIG = "/etc/temporal/config/temporal.yaml"
+IMAGE_DYNAMIC_CONFIG = "/etc/temporal/config/dynamicconfig.yaml"
+IMAGE_UI_ROOT = "/etc/temporal/ui"
+IMAGE_CACHE_DIR = "/opt/temporal-dsql-deploy/cache"  # the Dockerfile's CACHE_DIR
+
+
+def runtime_image(settings: Settings) -> str:
+    """The product's image: Temporal with the plugin, its tools, the UI, dsql-local and this package."""
+    return f"{settings.runtime_image}:{settings.temporal_version}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """What a local process is given: the settings, where the installed programs are, the stack's state."""
+
+    settings: Settings
+    paths: Paths
+    layout: Layout
+
+
+@dataclass(frozen=True)
+class Native:
+    """A service as a local process: its command line, and the variables it needs beyond the model's."""
+
+    argv: list[str]
+    environment: dict[str, EnvValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Container:
+    """A service as a container: image, command (None: the image's own), extra variables, volumes."""
+
+    image: str
+    command: list[str] | None = None
+    environment: dict[str, EnvValue] = field(default_factory=dict)
+    volumes: tuple[str, ...] = ()
+    http_client: Literal["curl", "wget"] = "curl"  # what the image has for an HTTP health check
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file Compose mounts into the unit's containers (inline in the rendered file)."""
+
+    name: str
+    target: str
+    text: str
+
+
+class Unit(ABC):
+    """How one component's program is launched by each runtime."""
+
+    component: Component
+
+    @abstractmethod
+    def native(self, service: Service, host: Host) -> Native: ...
+
+    @abstractmethod
+    def container(self, service: Service, settings: Settings) -> Container: ...
+
+    def config_files(self, stack: Stack, settings: Settings) -> list[ConfigFile]:
+        """Files its containers read, rendered from the stack (none unless the unit says so)."""
+        return []
+
+
+class ContainerOnly(Unit):
+    """A component the local runtime does not run (the model keeps its services out of that runtime)."""
+
+    def native(self, service: Service, host: Host) -> Native:
+        raise DeployError(f"{service.name} runs only under Docker", "start the stack with `--runtime docker`")

@@ -1,0 +1,75 @@
+"""Prometheus exporters for the stores that have no metrics endpoint of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.model import Component, Condition, HealthCheck, HttpProbe, Port, Scrape, Service
+from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import HostOf, SecretRef
+
+# Upstream images; their tags match components/exporters/go.mod.
+POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+SEARCH_ENGINE_EXPORTER_IMAGE = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.9.0"
+
+
+def services(settings: Settings) -> Iterator[Service]:
+    if settings.sql_is_local:
+        # The `postgres` database is there in both profiles; the statistics cover every database.
+        uri = HostOf("postgresql", "{host}:" + str(settings.temporal_sql_port) + "/postgres?sslmode=disable")
+        yield Service(
+            name="postgresql-exporter",
+            component=Component.POSTGRES_EXPORTER,
+            environment={
+                "DATA_SOURCE_URI": uri,
+                "DATA_SOURCE_USER": settings.temporal_sql_user,
+                "DATA_SOURCE_PASS": SecretRef("TEMPORAL_SQL_PASSWORD"),
+            },
+            ports=(Port("metrics", settings.postgres_exporter_port),),
+            depends_on={"postgresql": Condition.HEALTHY},
+            healthcheck=HealthCheck(HttpProbe(settings.postgres_exporter_port, "/")),
+            description="postgres_exporter: PostgreSQL's statistics as Prometheus metrics",
+            scrape=Scrape(settings.postgres_exporter_port),
+        )
+    yield Service(
+        name="elasticsearch-exporter",
+        component=Component.SEARCH_ENGINE_EXPORTER,
+        args=("--es.indices",),
+        environment={"ES_URI": HostOf("elasticsearch", "http://{host}:" + str(settings.temporal_elasticsearch_port))},
+        ports=(Port("metrics", settings.search_engine_exporter_port),),
+        depends_on={"elasticsearch": Condition.HEALTHY},
+        healthcheck=HealthCheck(HttpProbe(settings.search_engine_exporter_port, "/")),
+        description="elasticsearch_exporter: cluster health, index size and query times as Prometheus metrics",
+        scrape=Scrape(settings.search_engine_exporter_port),
+    )
+
+
+class Exporter(Unit):
+    """An exporter: the same flags natively and in its (busybox-based) upstream image."""
+
+    def __init__(self, component: Component, image: str, program: Callable[[Paths], Path]) -> None:
+        self.component, self.image, self.program = component, image, program
+
+    def native(self, service: Service, host: Host) -> Native:
+        return Native(
+            [
+                str(self.program(host.paths)),
+                f"--web.listen-address={LOCALHOST}:{service.ports[0].number}",
+                *service.args,
+            ]
+        )
+
+    def container(self, service: Service, settings: Settings) -> Container:
+        return Container(self.image, [f"--web.listen-address=:{service.ports[0].number}", *service.args],
+                         http_client="wget")  # fmt: skip
+
+
+UNITS = (
+    Exporter(Component.POSTGRES_EXPORTER, POSTGRES_EXPORTER_IMAGE, lambda paths: paths.postgres_exporter),
+    Exporter(
+        Component.SEARCH_ENGINE_EXPORTER, SEARCH_ENGINE_EXPORTER_IMAGE, lambda paths: paths.search_engine_exporter
+    ),
+)

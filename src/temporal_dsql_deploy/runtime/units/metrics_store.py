@@ -1,0 +1,82 @@
+"""The metrics store: it scrapes every service. VictoriaMetrics natively (with its UI and the dashboards),
+Prometheus in Compose."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_KEY, METRICS_STORE_USER
+from temporal_dsql_deploy.runtime.model import Component, HealthCheck, HttpProbe, Port, Scrape, Service, Stack
+from temporal_dsql_deploy.runtime.render_scrape import scrape_config
+from temporal_dsql_deploy.runtime.units.base import ALL_INTERFACES, LOCALHOST, ConfigFile, Container, Host, Native, Unit
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
+
+PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+# VictoriaMetrics reads the flags below from variables named VM_<flag, dots as underscores> (-envflag.enable), so
+# its key is never on a command line. Basic auth locks everything but its health pages (queries, imports, remote
+# write, vmui, its own /metrics); each *AuthKey flag locks its path (delete, snapshots, merges, reload, flags,
+# profiles, the scrape config) to a request that also names the key as `authKey`.
+VICTORIA_METRICS_ENV_PREFIX = "VM_"
+VICTORIA_METRICS_KEY_FLAGS = (
+    "httpAuth.password", "deleteAuthKey", "snapshotAuthKey", "forceMergeAuthKey", "forceFlushAuthKey", "reloadAuthKey",
+    "flagsAuthKey", "pprofAuthKey", "configAuthKey", "search.resetCacheAuthKey", "metricNamesStatsResetAuthKey",
+    "logNewSeriesAuthKey",
+)  # fmt: skip
+
+
+def victoria_metrics_variable(flag: str) -> str:
+    """The environment variable VictoriaMetrics reads `-flag` from (its envflag rule, with our prefix)."""
+    return VICTORIA_METRICS_ENV_PREFIX + flag.replace(".", "_")
+
+
+def victoria_metrics_environment() -> dict[str, EnvValue]:
+    """The store's user name, and its key under every flag that takes it."""
+    environment: dict[str, EnvValue] = {victoria_metrics_variable("httpAuth.username"): METRICS_STORE_USER}
+    environment.update({victoria_metrics_variable(flag): SecretRef(METRICS_STORE_KEY)
+                        for flag in VICTORIA_METRICS_KEY_FLAGS})  # fmt: skip
+    return environment
+
+
+def store_scrape_auth() -> dict[str, str]:
+    """The store scraping its own /metrics authenticates like any client; the password is expanded by VictoriaMetrics
+    from its environment (`%{...}`), so the rendered scrape config holds no secret."""
+    return {"username": METRICS_STORE_USER, "password": "%{" + victoria_metrics_variable("httpAuth.password") + "}"}
+
+
+def services(settings: Settings) -> Iterator[Service]:
+    yield Service(
+        name="metrics",
+        component=Component.METRICS_STORE,
+        ports=(Port("http", settings.metrics_port, published=True),),
+        healthcheck=HealthCheck(HttpProbe(settings.metrics_port, "/-/healthy")),
+        description="the metrics store: scrapes every service",
+        scrape=Scrape(settings.metrics_port, of_the_store=True),
+    )
+
+
+class MetricsStore(Unit):
+    component = Component.METRICS_STORE
+
+    def native(self, service: Service, host: Host) -> Native:
+        layout = host.layout
+        return Native([
+            str(host.paths.victoria_metrics), f"-httpListenAddr={LOCALHOST}:{service.ports[0].number}",
+            "-envflag.enable", f"-envflag.prefix={VICTORIA_METRICS_ENV_PREFIX}",
+            f"-storageDataPath={layout.metrics_data}", f"-retentionPeriod={host.settings.metrics_retention_days}d",
+            f"-promscrape.config={layout.scrape_config}", f"-vmui.customDashboardsPath={layout.dashboards}",
+        ], victoria_metrics_environment())  # fmt: skip
+
+    def container(self, service: Service, settings: Settings) -> Container:
+        command = [f"--config.file={PROMETHEUS_CONFIG}", "--storage.tsdb.path=/prometheus",
+                   f"--storage.tsdb.retention.time={settings.metrics_retention_days}d",
+                   f"--web.listen-address={ALL_INTERFACES}:{service.ports[0].number}"]  # fmt: skip
+        return Container(PROMETHEUS_IMAGE, command, {}, ("metrics-data:/prometheus",), http_client="wget")
+
+    def config_files(self, stack: Stack, settings: Settings) -> list[ConfigFile]:
+        text = scrape_config(stack, lambda service: service, settings.metrics_scrape_interval)
+        return [ConfigFile("prometheus", PROMETHEUS_CONFIG, text)]
+
+
+UNITS = (MetricsStore(),)

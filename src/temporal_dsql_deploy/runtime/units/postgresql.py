@@ -1,0 +1,49 @@
+"""PostgreSQL: the local persistence behind dsql-local (or the PostgreSQL profile's own database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from temporal_dsql_deploy.database.local_postgres import as_postgres_user
+from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service
+from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
+from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
+
+
+def services(settings: Settings) -> Iterator[Service]:
+    if not settings.sql_is_local:
+        return
+    yield Service(
+        name="postgresql",
+        component=Component.POSTGRESQL,
+        ports=(Port("sql", settings.temporal_sql_port),),
+        healthcheck=HealthCheck(PostgresProbe(settings.temporal_sql_port), retries=60),
+        description=f"PostgreSQL {settings.postgres_version}: local persistence",
+    )
+
+
+class PostgreSQL(Unit):
+    component = Component.POSTGRESQL
+
+    def native(self, service: Service, host: Host) -> Native:
+        postgres = str(host.paths.postgres_bin / "postgres")
+        data = host.layout.data / "postgresql"
+        argv = [postgres, "-D", str(data), "-p", str(service.ports[0].number), "-k", str(host.layout.runtime_dir),
+                "-c", f"listen_addresses={LOCALHOST}", "-c", "unix_socket_permissions=0700"]  # fmt: skip
+        return Native(as_postgres_user(argv))
+
+    def container(self, service: Service, settings: Settings) -> Container:
+        # Password (scram) authentication; the image's default database is named after the user.
+        env: dict[str, EnvValue] = {
+            "POSTGRES_USER": settings.temporal_sql_user,
+            "POSTGRES_DB": settings.temporal_sql_database,
+            "POSTGRES_PASSWORD": SecretRef("TEMPORAL_SQL_PASSWORD"),
+            "POSTGRES_INITDB_ARGS": "--auth=scram-sha-256",
+        }
+        command = ["postgres", "-c", f"port={service.ports[0].number}"]
+        return Container(f"postgres:{settings.postgres_version}", command, env,
+                         ("postgresql-data:/var/lib/postgresql/data",))  # fmt: skip
+
+
+UNITS = (PostgreSQL(),)

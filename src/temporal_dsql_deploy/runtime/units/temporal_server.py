@@ -1,0 +1,131 @@
+"""Temporal's four services (the product's server: upstream with the dsql plugin), the schema job before them
+and the namespace job after them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_PRINCIPAL_ARN
+from temporal_dsql_deploy.runtime.model import (
+    SERVER_FIELDS,
+    Component,
+    Condition,
+    GrpcProbe,
+    HealthCheck,
+    Port,
+    Scrape,
+    Service,
+    admin_environment,
+    persistence_environment,
+    server_persistence_environment,
+    temporal_roles,
+    visibility_environment,
+)
+from temporal_dsql_deploy.runtime.units.base import (
+    ALL_INTERFACES,
+    IMAGE_DYNAMIC_CONFIG,
+    IMAGE_TEMPORAL_CONFIG,
+    Container,
+    Host,
+    Native,
+    Unit,
+    runtime_image,
+)
+from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
+from temporal_dsql_deploy.settings.environment import EnvValue, HostOf, settings_environment
+
+
+def _service_role_environment(settings: Settings) -> dict[str, EnvValue]:
+    """What schema setup needs to keep the services' DSQL role (it runs as admin)."""
+    fields = ("dsql_service_role", "dsql_service_principal_arn") if settings.is_dsql else ()
+    environment = settings_environment(settings, fields)
+    if settings.local_dsql:  # the job sees the stand-in as a cluster; tokens there are signed as its principal
+        environment["DSQL_SERVICE_PRINCIPAL_ARN"] = LOCAL_DSQL_PRINCIPAL_ARN
+    return environment
+
+
+def services(settings: Settings) -> Iterator[Service]:
+    schema_deps = {"es-setup": Condition.COMPLETED}
+    if settings.sql_is_local:
+        schema_deps.update({"postgresql": Condition.HEALTHY, "dsql-local": Condition.HEALTHY})
+    yield Service(
+        name="schema-setup",
+        component=Component.ADMIN,
+        args=("schema-setup",),
+        environment=admin_environment(settings, persistence_environment(settings), _service_role_environment(settings)),
+        depends_on=schema_deps,
+        one_shot=True,
+        description="creates or updates Temporal's persistence schema",
+    )
+    yield from _roles(settings)
+    yield Service(
+        name="namespace-setup",
+        component=Component.ADMIN,
+        args=("namespace-setup",),
+        environment=admin_environment(
+            settings,
+            settings_environment(settings, ("temporal_frontend_port", "temporal_namespace")),
+            {"TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend")},
+        ),
+        depends_on={"temporal-frontend": Condition.HEALTHY},
+        one_shot=True,
+        description=f"registers the {settings.temporal_namespace!r} namespace if it is missing",
+    )
+
+
+def _roles(settings: Settings) -> Iterator[Service]:
+    roles = temporal_roles(settings)
+    shared_env: dict[str, EnvValue] = {
+        **server_persistence_environment(settings),
+        **visibility_environment(settings),
+        **settings_environment(settings, SERVER_FIELDS),
+        "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
+        "TEMPORAL_FRONTEND_HTTP_PORT": str(FRONTEND_HTTP_PORT),
+    }
+    for each in roles:
+        shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
+    previous = "schema-setup"
+    previous_condition = Condition.COMPLETED
+    for role in roles:
+        name = f"temporal-{role.role}"
+        depends: dict[str, Condition] = {previous: previous_condition}
+        if role.role == "worker":
+            depends = {"temporal-frontend": Condition.HEALTHY}
+        yield Service(
+            name=name,
+            component=Component.TEMPORAL_SERVER,
+            args=("start", "--service", role.role),
+            environment={**shared_env, "TEMPORAL_SERVICE": role.role, "TEMPORAL_METRICS_PORT": str(role.metrics_port)},
+            ports=(
+                Port("grpc", role.grpc_port, published=role.role == "frontend"),
+                Port("membership", role.membership_port),
+                Port("metrics", role.metrics_port),
+                *((Port("http", FRONTEND_HTTP_PORT),) if role.role == "frontend" else ()),
+            ),
+            depends_on=depends,
+            healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
+            description=f"Temporal {role.role} service",
+            scrape=Scrape(role.metrics_port),
+        )
+        previous, previous_condition = name, Condition.HEALTHY
+
+
+class TemporalServer(Unit):
+    component = Component.TEMPORAL_SERVER
+
+    def native(self, service: Service, host: Host) -> Native:
+        config = host.layout.config
+        argv = [str(host.paths.temporal_server), "--config-file", str(config / "temporal.yaml"), "--allow-no-auth",
+                *service.args]  # fmt: skip
+        return Native(argv, {"TEMPORAL_DYNAMIC_CONFIG_FILE": str(config / "dynamicconfig.yaml")})
+
+    def container(self, service: Service, settings: Settings) -> Container:
+        command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, "--allow-no-auth", *service.args]
+        env: dict[str, EnvValue] = {
+            "TEMPORAL_BIND_IP": ALL_INTERFACES,
+            "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG,
+        }
+        return Container(runtime_image(settings), command, env)
+
+
+UNITS = (TemporalServer(),)
