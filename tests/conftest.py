@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from invoke import Collection
 
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

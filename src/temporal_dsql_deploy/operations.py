@@ -22,10 +22,11 @@ from temporal_dsql_deploy.database.schema import (
 from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.top import watch
-from temporal_dsql_deploy.runtime.components import Installer, install_temporal_server
+from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.targets import runtime_for
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
@@ -122,6 +123,9 @@ def _applier(settings: Settings, schema_name: str, schema_dir: str) -> Applier:
 def _summary(result: ApplyReport, started: float) -> None:
     applied = ", ".join(result.versions_applied) or "nothing to apply"
     cli.say(f"schema version {result.from_version or 'none'} → {result.to_version}: {applied}")
+    if result.tables_completed:
+        cli.say(f"created the tables version {result.to_version} defines and the database lacked: "
+                f"{', '.join(result.tables_completed)}")  # fmt: skip
     cli.say(f"{result.statements} statements, {result.index_jobs} index jobs, {result.retries} retries, "
             f"{result.skipped_as_done} already done, {time.monotonic() - started:.1f}s")  # fmt: skip
 

@@ -16,14 +16,10 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_ROLE, local_ca_file
 from temporal_dsql_deploy.database.local_postgres import ensure_backend_role
-from temporal_dsql_deploy.runtime.components import (
-    Installer,
-    Paths,
-    install_dsql_local,
-    installed_paths,
-    installed_process_compose,
-)
+from temporal_dsql_deploy.runtime.components import installed_paths, installed_process_compose
+from temporal_dsql_deploy.runtime.installer import Installer, Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.runtime.units.dsql_local import install_dsql_local
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from tests.conftest import PROJECT_ROOT
 

@@ -19,7 +19,8 @@ from temporal_dsql_deploy.database import dsql
 from temporal_dsql_deploy.database.endpoint import local_ca_file, persistence_endpoint
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, shipped_schemas, split_statements
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.components import Installer, install_temporal_server
+from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT

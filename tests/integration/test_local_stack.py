@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke

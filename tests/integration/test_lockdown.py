@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import yaml
 
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 

@@ -17,8 +17,8 @@ import yaml
 
 from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.observability.store import MetricsStore
-from temporal_dsql_deploy.runtime.components import Paths
 from temporal_dsql_deploy.runtime.control_keys import read_control_keys
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.units import build_stack

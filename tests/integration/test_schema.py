@@ -21,7 +21,9 @@ from temporal_dsql_deploy.database.local_postgres import init_data_dir
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, ensure_schema
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import make_owned_dir
-from temporal_dsql_deploy.runtime.components import Installer, install_postgresql, install_temporal_server
+from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.units.postgresql import install_postgresql
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 

@@ -8,8 +8,9 @@ import pytest
 from temporal_dsql_deploy.database import dsql
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, ensure_schema
 from temporal_dsql_deploy.database.service_role import ensure_service_role
-from temporal_dsql_deploy.runtime.components import Installer, install_temporal_server
+from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.integration.conftest import StandIn

@@ -13,7 +13,8 @@ import pytest
 
 from temporal_dsql_deploy.database.endpoint import local_ca_file
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource
-from temporal_dsql_deploy.runtime.components import Installer, install_temporal_server
+from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT

@@ -31,12 +31,8 @@ from temporal_dsql_deploy.database.local_postgres import (
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import MARKER, make_owned_dir
 from temporal_dsql_deploy.private_files import probe_writable, state_writes, write_private
-from temporal_dsql_deploy.runtime.components import (
-    COMPLETE_MARKER,
-    Installer,
-    check_programs,
-    installed_temporal_server,
-)
+from temporal_dsql_deploy.runtime.components import check_programs, installed_temporal_server
+from temporal_dsql_deploy.runtime.installer import COMPLETE_MARKER, Installer
 from temporal_dsql_deploy.runtime.preflight import (
     SHARDS_RECORD,
     check_local_state,

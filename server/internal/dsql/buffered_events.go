@@ -85,11 +85,9 @@ func (t *tables) InsertIntoBufferedEvents(ctx context.Context, rows []sqlplugin.
 }
 
 func (t *tables) SelectFromBufferedEvents(ctx context.Context, filter sqlplugin.BufferedEventsFilter) ([]sqlplugin.BufferedEventsRow, error) {
-	rows, err := t.TableCRUD.SelectFromBufferedEvents(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
-	return rows, readPieces(ctx, t, rows, func(row *sqlplugin.BufferedEventsRow) storedValue {
+	return selectWithPieces(ctx, t, func(tx *tables) ([]sqlplugin.BufferedEventsRow, error) {
+		return tx.TableCRUD.SelectFromBufferedEvents(ctx, filter)
+	}, func(row *sqlplugin.BufferedEventsRow) storedValue {
 		row.ShardID, row.NamespaceID, row.RunID = filter.ShardID, filter.NamespaceID, filter.RunID
 		return bufferedEventValue(row)
 	})

@@ -205,6 +205,35 @@ func insertWithPieces[Row any](ctx context.Context, t *tables, rows []Row, value
 	return result, err
 }
 
+// selectWithPieces reads rows with upstream's select and puts back whole every value found in pieces. Outside a
+// transaction, rows that hold pieces are read again with their pieces in one transaction: between a row and its
+// pieces read alone, a replace or a delete could come.
+func selectWithPieces[Row any](ctx context.Context, t *tables, selectRows func(*tables) ([]Row, error),
+	value func(*Row) storedValue,
+) ([]Row, error) {
+	rows, err := selectRows(t)
+	if err != nil {
+		return nil, err
+	}
+	chunked := false
+	for index := range rows {
+		chunked = chunked || isChunked(*value(&rows[index]).encoding)
+	}
+	if !chunked {
+		return rows, nil
+	}
+	if !t.alone {
+		return rows, readPieces(ctx, t, rows, value)
+	}
+	err = t.atomically(ctx, func(tx *tables) error {
+		if rows, err = selectRows(tx); err != nil {
+			return err
+		}
+		return readPieces(ctx, tx, rows, value)
+	})
+	return rows, err
+}
+
 // readPieces puts back whole every value of rows that upstream's select found in pieces.
 func readPieces[Row any](ctx context.Context, t *tables, rows []Row, value func(*Row) storedValue) error {
 	for index := range rows {

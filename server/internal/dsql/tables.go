@@ -3,7 +3,6 @@ package dsql
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"go.temporal.io/server/common/metrics"
@@ -111,7 +110,10 @@ func (d *database) inNewTransaction(ctx context.Context, fn func(*tables) error)
 		return err
 	}
 	if err := fn(t.tables); err != nil {
-		return errors.Join(err, t.Rollback())
+		// The caller's error as it is (upstream tells timeouts and duplicate keys apart by identity); the
+		// rollback's own failure adds nothing the caller can act on.
+		_ = t.Rollback()
+		return err
 	}
 	return t.Commit()
 }

@@ -326,3 +326,36 @@ func TestRangeDeletesGoInBatchesByKey(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// pool stands in for upstream's DB: BeginTx hands out tx, whose commit or rollback it records.
+type pool struct {
+	postgresDB
+	tx *poolTx
+}
+
+type poolTx struct {
+	sqlplugin.Tx
+	*script
+	committed, rolledBack bool
+}
+
+func (p *pool) BeginTx(context.Context) (sqlplugin.Tx, error) { return p.tx, nil }
+func (tx *poolTx) Commit() error                              { tx.committed = true; return nil }
+func (tx *poolTx) Rollback() error                            { tx.rolledBack = true; return errors.New("already gone") }
+
+func TestAFailedTransactionGivesBackTheCallersErrorItself(t *testing.T) {
+	// Upstream tells a timeout from other failures by identity (AppendHistoryNodes compares the error itself).
+	db := &pool{tx: &poolTx{script: &script{}}}
+	wrapped, err := newDatabase(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := wrapped.atomically(context.Background(), func(*tables) error { return context.DeadlineExceeded })
+	if failed != context.DeadlineExceeded || !db.tx.rolledBack || db.tx.committed {
+		t.Fatalf("got %v (rolled back %v, committed %v), want context.DeadlineExceeded itself after a rollback",
+			failed, db.tx.rolledBack, db.tx.committed)
+	}
+	if err := wrapped.atomically(context.Background(), func(*tables) error { return nil }); err != nil || !db.tx.committed {
+		t.Fatalf("a transaction that succeeded was not committed: %v", err)
+	}
+}

@@ -398,7 +398,8 @@ class Applier:
             self.result.tables_dropped.append(table)
 
     def update(self, target: str = "") -> ApplyReport:
-        """Apply every version after the current one, up to `target` (default: the newest)."""
+        """Apply every version after the current one, up to `target` (default: the newest); at the newest, create
+        any table it defines that the database lacks."""
         self.result = ApplyReport()
         current = self.current_version()
         if current is None:
@@ -420,23 +421,22 @@ class Applier:
                          migration.description)  # fmt: skip
             self.result.versions_applied.append(migration.version)
             current = migration.version
+        if not target or version_key(target) == version_key(self.source.latest_version):
+            self._complete()
         return self.result
 
-    def complete(self) -> ApplyReport:
+    def _complete(self) -> None:
         """At the newest version, create what its schema defines and the database lacks: the product's DSQL schema
         gains a table within a version (the plugin's value_chunks). schema.sql is applied again, one statement at a
         time; what exists is skipped as done, and nothing is recorded, since the version does not change."""
-        self.result = ApplyReport()
         validation = self.validate()
-        self.result.from_version = self.result.to_version = validation.version
         if validation.version != validation.latest or not validation.missing_tables:
-            return self.result
+            return
         self.report(f"version {validation.latest} lacks {', '.join(validation.missing_tables)}: creating them")
         self._lint([self.source.base_file])
         for statement in split_statements(self.source.base_file):
             self._apply(statement)
         self.result.tables_completed = validation.missing_tables
-        return self.result
 
     def validate(self) -> Validation:
         expected = set(self.source.tables(current_only=True))
@@ -464,8 +464,4 @@ def ensure_schema(applier: Applier) -> ApplyReport:
     version defines and the database lacks."""
     if applier.current_version() is None:
         applier.setup(BASE_VERSION, overwrite=False)
-    updated = applier.update()
-    completed = applier.complete()
-    updated.statements += completed.statements
-    updated.tables_completed = completed.tables_completed
-    return updated
+    return applier.update()

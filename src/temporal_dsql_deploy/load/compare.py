@@ -17,7 +17,8 @@ from temporal_dsql_deploy.load.driver import Load, Progress
 from temporal_dsql_deploy.load.report import RunResult
 from temporal_dsql_deploy.process import run_tool, spawn
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.components import Paths, install_all
+from temporal_dsql_deploy.runtime.components import install_all
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import temporal_cli

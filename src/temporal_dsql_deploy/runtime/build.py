@@ -12,12 +12,8 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_runtime
-from temporal_dsql_deploy.runtime.components import (
-    GO_TOOLCHAIN,
-    GRPC_HEALTH_PROBE_VERSION,
-    copy_schema,
-    server_module_dir,
-)
+from temporal_dsql_deploy.runtime.components import GRPC_HEALTH_PROBE_VERSION
+from temporal_dsql_deploy.runtime.installer import GO_TOOLCHAIN, copy_schema, server_module_dir
 from temporal_dsql_deploy.runtime.units.base import runtime_image
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.temporal.installed import TemporalServer

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.model import GrpcProbe, HealthCheck, HttpProbe, PostgresProbe, Runtime, Service, Stack
 from temporal_dsql_deploy.runtime.tracking import STACK_VARIABLE
 from temporal_dsql_deploy.runtime.units import unit_of

@@ -36,8 +36,9 @@ from temporal_dsql_deploy.private_files import owner_only_files, restrict_tree, 
 from temporal_dsql_deploy.process import Completed, run_program
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import tracking
-from temporal_dsql_deploy.runtime.components import Paths, install_all, installed_process_compose
+from temporal_dsql_deploy.runtime.components import install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys, ensure_control_keys, service_secrets
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.model import Runtime, Stack
 from temporal_dsql_deploy.runtime.preflight import (
     check_disk_space,

@@ -9,7 +9,7 @@ from temporal_dsql_deploy.runtime.units.base import IMAGE_CACHE_DIR, Container, 
 from temporal_dsql_deploy.settings.config import Settings
 
 
-class Admin(Unit):
+class AdminUnit(Unit):
     component = Component.ADMIN
 
     def native(self, service: Service, host: Host) -> Native:
@@ -21,4 +21,4 @@ class Admin(Unit):
         )
 
 
-UNITS = (Admin(),)
+UNITS = (AdminUnit(),)

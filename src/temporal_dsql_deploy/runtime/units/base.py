@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.model import Component, Service, Stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue

@@ -40,7 +40,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class Grafana(ContainerOnly):
+class GrafanaUnit(ContainerOnly):
     component = Component.DASHBOARDS
 
     def container(self, service: Service, settings: Settings) -> Container:
@@ -71,4 +71,4 @@ class Grafana(ContainerOnly):
         return files
 
 
-UNITS = (Grafana(),)
+UNITS = (GrafanaUnit(),)

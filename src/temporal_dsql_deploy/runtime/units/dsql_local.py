@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from temporal_dsql_deploy.database.endpoint import (
     DSQL_LOCAL_BACKEND_DATABASE,
@@ -12,6 +13,14 @@ from temporal_dsql_deploy.database.endpoint import (
     dsql_local_dir,
 )
 from temporal_dsql_deploy.runtime.control_keys import DSQL_LOCAL_ADMIN_KEY
+from temporal_dsql_deploy.runtime.installer import (
+    Installer,
+    build_step,
+    component_dir,
+    go_env,
+    newest_build,
+    source_digest,
+)
 from temporal_dsql_deploy.runtime.model import (
     Component,
     Condition,
@@ -99,7 +108,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class DsqlLocal(Unit):
+class DsqlLocalUnit(Unit):
     component = Component.DSQL_LOCAL
 
     def native(self, service: Service, host: Host) -> Native:
@@ -118,4 +127,19 @@ class DsqlLocal(Unit):
         return Container(runtime_image(settings), command, {}, volumes)
 
 
-UNITS = (DsqlLocal(),)
+def install_dsql_local(settings: Settings, installer: Installer) -> Path:
+    """The DSQL stand-in, built from dsql-local/ (cgo: PostgreSQL's parser comes with pg_query_go)."""
+    if installer.project_root is None:  # locating only: a one-shot or `down` needs no rebuild
+        return newest_build(settings, "dsql-local", "dsql-local", ("dsql-local",))
+    module = installer.project_root / "dsql-local"
+
+    def build(staging: Path) -> None:
+        env = {**go_env(staging), "CGO_ENABLED": "1"}
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "dsql-local"), "./cmd/dsql-local"]
+        build_step(argv, "building dsql-local", env=env, cwd=module)
+
+    target = component_dir(settings, "dsql-local", source_digest(module))
+    return installer.once(target, "dsql-local (the DSQL stand-in)", build, ("dsql-local",))
+
+
+UNITS = (DsqlLocalUnit(),)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from temporal_dsql_deploy.runtime.components import Paths
+from temporal_dsql_deploy.runtime.installer import (
+    Installer,
+    Paths,
+    build_step,
+    component_dir,
+    go_env,
+    newest_build,
+    source_digest,
+)
 from temporal_dsql_deploy.runtime.model import Component, Condition, HealthCheck, HttpProbe, Port, Scrape, Service
 from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
 from temporal_dsql_deploy.settings.config import Settings
@@ -47,7 +55,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class Exporter(Unit):
+class ExporterUnit(Unit):
     """An exporter: the same flags natively and in its (busybox-based) upstream image."""
 
     def __init__(self, component: Component, image: str, program: Callable[[Paths], Path]) -> None:
@@ -67,9 +75,27 @@ class Exporter(Unit):
                          http_client="wget")  # fmt: skip
 
 
+def install_exporters(settings: Settings, installer: Installer) -> Path:
+    """postgres_exporter and elasticsearch_exporter, at the versions components/exporters/go.mod pins."""
+    if installer.project_root is None:
+        return newest_build(settings, "exporters", "the Prometheus exporters", EXPORTERS)
+    module = installer.project_root / "components" / "exporters"
+
+    def build(staging: Path) -> None:
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/",
+                "github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter",
+                "github.com/prometheus-community/elasticsearch_exporter"]  # fmt: skip
+        build_step(argv, "building the Prometheus exporters", env=go_env(staging), cwd=module)
+
+    target = component_dir(settings, "exporters", source_digest(module))
+    return installer.once(target, "the PostgreSQL and search-engine exporters", build, EXPORTERS)
+
+
 UNITS = (
-    Exporter(Component.POSTGRES_EXPORTER, POSTGRES_EXPORTER_IMAGE, lambda paths: paths.postgres_exporter),
-    Exporter(
+    ExporterUnit(Component.POSTGRES_EXPORTER, POSTGRES_EXPORTER_IMAGE, lambda paths: paths.postgres_exporter),
+    ExporterUnit(
         Component.SEARCH_ENGINE_EXPORTER, SEARCH_ENGINE_EXPORTER_IMAGE, lambda paths: paths.search_engine_exporter
     ),
 )
+
+EXPORTERS = ("postgres_exporter", "elasticsearch_exporter")

@@ -4,8 +4,10 @@ Prometheus in Compose."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_KEY, METRICS_STORE_USER
+from temporal_dsql_deploy.runtime.installer import Installer, component_dir, go_install
 from temporal_dsql_deploy.runtime.model import Component, HealthCheck, HttpProbe, Port, Scrape, Service, Stack
 from temporal_dsql_deploy.runtime.render_scrape import scrape_config
 from temporal_dsql_deploy.runtime.units.base import ALL_INTERFACES, LOCALHOST, ConfigFile, Container, Host, Native, Unit
@@ -24,6 +26,9 @@ VICTORIA_METRICS_KEY_FLAGS = (
     "flagsAuthKey", "pprofAuthKey", "configAuthKey", "search.resetCacheAuthKey", "metricNamesStatsResetAuthKey",
     "logNewSeriesAuthKey",
 )  # fmt: skip
+
+# The local stack's metrics store; v1.151.0 is the newest the pinned Go toolchain builds.
+VICTORIA_METRICS_VERSION = "v1.151.0"
 
 
 def victoria_metrics_variable(flag: str) -> str:
@@ -56,7 +61,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class MetricsStore(Unit):
+class MetricsStoreUnit(Unit):
     component = Component.METRICS_STORE
 
     def native(self, service: Service, host: Host) -> Native:
@@ -79,4 +84,14 @@ class MetricsStore(Unit):
         return [ConfigFile("prometheus", PROMETHEUS_CONFIG, text)]
 
 
-UNITS = (MetricsStore(),)
+def install_victoria_metrics(settings: Settings, installer: Installer) -> Path:
+    def build(staging: Path) -> None:
+        package = f"github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@{VICTORIA_METRICS_VERSION}"
+        go_install([package], staging, f"building VictoriaMetrics {VICTORIA_METRICS_VERSION}")
+
+    target = component_dir(settings, "victoria-metrics", VICTORIA_METRICS_VERSION)
+    return installer.once(target, f"VictoriaMetrics {VICTORIA_METRICS_VERSION} (the metrics store)", build,
+                          ("victoria-metrics",))  # fmt: skip
+
+
+UNITS = (MetricsStoreUnit(),)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 from temporal_dsql_deploy.database.local_postgres import as_postgres_user
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime.installer import Installer, build_step
 from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service
 from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
+
+POSTGRES_BIN = Path("/usr/lib/postgresql")
 
 
 def services(settings: Settings) -> Iterator[Service]:
@@ -23,7 +30,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class PostgreSQL(Unit):
+class PostgreSQLUnit(Unit):
     component = Component.POSTGRESQL
 
     def native(self, service: Service, host: Host) -> Native:
@@ -46,4 +53,22 @@ class PostgreSQL(Unit):
                          ("postgresql-data:/var/lib/postgresql/data",))  # fmt: skip
 
 
-UNITS = (PostgreSQL(),)
+def install_postgresql(settings: Settings, installer: Installer) -> Path:
+    bin_dir = POSTGRES_BIN / settings.postgres_version / "bin"
+    if (bin_dir / "postgres").exists():
+        return bin_dir
+    if not installer.build or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DeployError(
+            f"PostgreSQL {settings.postgres_version} is not installed ({bin_dir} is missing)",
+            f"install Debian's postgresql-{settings.postgres_version} package",
+        )
+    installer.report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
+    build_step(
+        ["apt-get", "install", "-y", "-q", f"postgresql-{settings.postgres_version}"], "apt-get install", env=env
+    )
+    return bin_dir
+
+
+UNITS = (PostgreSQLUnit(),)

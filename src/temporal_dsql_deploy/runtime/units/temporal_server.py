@@ -4,8 +4,20 @@ and the namespace job after them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_PRINCIPAL_ARN
+from temporal_dsql_deploy.runtime.installer import (
+    Installer,
+    build_step,
+    component_dir,
+    copy_schema,
+    go_env,
+    go_install,
+    newest_build,
+    server_module_dir,
+    source_digest,
+)
 from temporal_dsql_deploy.runtime.model import (
     SERVER_FIELDS,
     Component,
@@ -33,6 +45,7 @@ from temporal_dsql_deploy.runtime.units.base import (
 )
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, HostOf, settings_environment
+from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 
 def _service_role_environment(settings: Settings) -> dict[str, EnvValue]:
@@ -110,7 +123,7 @@ def _roles(settings: Settings) -> Iterator[Service]:
         previous, previous_condition = name, Condition.HEALTHY
 
 
-class TemporalServer(Unit):
+class TemporalServerUnit(Unit):
     component = Component.TEMPORAL_SERVER
 
     def native(self, service: Service, host: Host) -> Native:
@@ -128,4 +141,34 @@ class TemporalServer(Unit):
         return Container(runtime_image(settings), command, env)
 
 
-UNITS = (TemporalServer(),)
+def install_temporal_server(settings: Settings, installer: Installer) -> Path:
+    version = f"v{settings.temporal_version}"
+
+    def build(staging: Path) -> None:
+        packages = [f"go.temporal.io/server/cmd/{p}@{version}" for p in ("server", "tools/sql", "tools/elasticsearch")]
+        go_install(packages, staging, f"building Temporal server {version}", tags="disable_grpc_modules")
+        copy_schema(server_module_dir(version) / "schema", TemporalServer(staging).schema_dir)
+
+    return installer.once(component_dir(settings, "temporal-server", version), f"Temporal server {version}", build,
+                          ("server", "sql", "elasticsearch"))  # fmt: skip
+
+
+def install_product_server(settings: Settings, installer: Installer) -> Path:
+    """The product's Temporal server (server/: upstream's, plus the dsql plugin), built from this repository."""
+    if installer.project_root is None:
+        return newest_build(settings, "temporal-server-dsql", "the Temporal server with the dsql plugin",
+                             ("temporal-server",))  # fmt: skip
+    module = installer.project_root / "server"
+
+    def build(staging: Path) -> None:
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+                "-o", str(staging / "temporal-server"), "./cmd/temporal-server"]  # fmt: skip
+        build_step(argv, "building the Temporal server with the dsql plugin", env=go_env(staging), cwd=module)
+
+    version = f"v{settings.temporal_version}-{source_digest(module)}"
+    target = component_dir(settings, "temporal-server-dsql", version)
+    return installer.once(target, f"the Temporal server {settings.temporal_version} with the dsql plugin", build,
+                          ("temporal-server",))  # fmt: skip
+
+
+UNITS = (TemporalServerUnit(),)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+from temporal_dsql_deploy.runtime.installer import Installer, component_dir, go_install
 from temporal_dsql_deploy.runtime.model import Component, Condition, HealthCheck, HttpProbe, Port, Service
 from temporal_dsql_deploy.runtime.units.base import (
     ALL_INTERFACES,
@@ -33,7 +35,7 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
-class TemporalUI(Unit):
+class TemporalUIUnit(Unit):
     component = Component.TEMPORAL_UI
 
     def native(self, service: Service, host: Host) -> Native:
@@ -44,4 +46,13 @@ class TemporalUI(Unit):
         return Container(runtime_image(settings), command, {"TEMPORAL_UI_BIND_IP": ALL_INTERFACES})
 
 
-UNITS = (TemporalUI(),)
+def install_ui_server(settings: Settings, installer: Installer) -> Path:
+    version = f"v{settings.temporal_ui_version}"
+
+    def build(staging: Path) -> None:
+        go_install([f"github.com/temporalio/ui-server/v2/cmd/server@{version}"], staging, f"building UI {version}")
+
+    return installer.once(component_dir(settings, "ui-server", version), f"Temporal UI {version}", build, ("server",))
+
+
+UNITS = (TemporalUIUnit(),)
