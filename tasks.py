@@ -51,14 +51,15 @@ def compose(c: Context, arch: str | None = None, output: str | None = None) -> N
 )
 @cli.reported
 def build(c: Context, source: str | None = None, arch: str | None = None) -> None:
-    """Cross-compile the Temporal server and tools and build the runtime image."""
+    """Cross-compile the stack's programs and, where an engine answers, build the stack's images."""
     settings = cli.settings_for(ROOT)
     target = _architecture(arch, settings.docker_arch)
     checkout = SOURCE.parse(source)
     result = build_runtime(settings, ROOT, target, Path(checkout) if checkout else None, cli.say)
     for binary in result.binaries:
         cli.say(f"built {binary} (linux/{elf_machine(binary)})")
-    cli.say(f"image {result.image} built for linux/{target}" if result.image else "no image built")
+    for image in result.images:
+        cli.say(f"image {image} is current for linux/{target}")
     for note in result.notes:
         cli.say(note)
 

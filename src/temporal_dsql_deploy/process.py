@@ -129,13 +129,14 @@ class Spawned:
         self.stop()
 
 
-def spawn(argv: list[str], *, what: str, log: Path) -> Spawned:
-    """Start `argv` in the background with its output in `log`; the caller stops it (`with`)."""
+def spawn(argv: list[str], *, what: str, log: Path, detached: bool = False) -> Spawned:
+    """Start `argv` in the background with its output in `log`; the caller stops it (`with`). `detached`: in a
+    session of its own, so it outlives this command (a daemon a later command stops)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         try:
             popen = subprocess.Popen(argv, env=tool_environment(), stdout=output, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)  # fmt: skip
+                                     stdin=subprocess.DEVNULL, start_new_session=detached)  # fmt: skip
         except OSError as exc:
             raise _cannot_start(argv, what, f"see {log}", exc) from None
     return Spawned(popen, log)

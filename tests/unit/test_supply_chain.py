@@ -8,7 +8,7 @@ from typing import Any
 
 import hcl2
 
-from temporal_dsql_deploy.runtime.build import UV_VERSION
+from temporal_dsql_deploy.runtime.stack_images import UV_VERSION
 from tests.conftest import PROJECT_ROOT
 
 UV_REQUIREMENTS = PROJECT_ROOT / "docker" / "uv-requirements.txt"

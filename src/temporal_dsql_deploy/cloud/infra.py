@@ -218,9 +218,9 @@ def cleanup(settings: Settings, project_root: Path, *, destroy_infra: bool, yes:
     if stopped.anything:
         done.append("stopped the local stack" + (f" ({len(stopped.leftovers)} processes without their supervisor)"
                                                   if stopped.leftovers else ""))  # fmt: skip
-    if docker_runtime.compose_file(project_root).exists() and docker_runtime.engine_available():
-        docker_runtime.down(settings, project_root, volumes=True)
-        done.append("stopped the Docker stack and removed its volumes")
+    if docker_runtime.compose_file(project_root).exists():
+        done.extend(line for line in docker_runtime.down(settings, project_root, volumes=True)
+                    if line != docker_runtime.NOTHING_RUNNING)  # fmt: skip
     if resources and terraform is not None:  # before the files: the plan file is among them
         report("destroying: terraform apply (the destroy plan above)")
         terraform.apply_plan()

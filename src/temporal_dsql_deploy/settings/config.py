@@ -378,6 +378,12 @@ class Settings(BaseSettings):
     docker_arch: Architecture = Field(
         default_factory=host_architecture, description="Default architecture for compose and builds."
     )
+    docker_engine: Literal["auto", "user"] = Field(
+        "auto",
+        description="Docker engine for `--runtime docker`: `user` uses only an engine that already answers "
+        "(DOCKER_HOST or the standard socket); `auto` also, where none answers and this is root on Debian, installs "
+        "Debian's docker.io and runs dockerd with its data under CACHE_DIR until `invoke down --runtime docker`.",
+    )
 
     # --- Local paths -------------------------------------------------------------------------------
     stack_dir: Directory = Field(

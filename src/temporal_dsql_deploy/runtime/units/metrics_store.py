@@ -1,5 +1,5 @@
-"""The metrics store: it scrapes every service. VictoriaMetrics natively (with its UI and the dashboards),
-Prometheus in Compose."""
+"""The metrics store: it scrapes every service. VictoriaMetrics in both runtimes (with its UI and, natively, the
+dashboards; Grafana shows them in Compose)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,21 @@ from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_KEY, METRICS
 from temporal_dsql_deploy.runtime.installer import Installer, component_dir, go_install
 from temporal_dsql_deploy.runtime.model import Component, HealthCheck, HttpProbe, Port, Scrape, Service, Stack
 from temporal_dsql_deploy.runtime.render_scrape import scrape_config
-from temporal_dsql_deploy.runtime.units.base import ALL_INTERFACES, LOCALHOST, ConfigFile, Container, Host, Native, Unit
+from temporal_dsql_deploy.runtime.units.base import (
+    ALL_INTERFACES,
+    LOCALHOST,
+    ConfigFile,
+    Container,
+    Host,
+    Native,
+    Unit,
+    runtime_image,
+)
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
 
-PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
-PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+CONTAINER_DATA = "/var/lib/victoria-metrics"  # the runtime image's, owned by its user
+CONTAINER_SCRAPE_CONFIG = "/etc/victoria-metrics/scrape.yml"
 # VictoriaMetrics reads the flags below from variables named VM_<flag, dots as underscores> (-envflag.enable), so
 # its key is never on a command line. Basic auth locks everything but its health pages (queries, imports, remote
 # write, vmui, its own /metrics); each *AuthKey flag locks its path (delete, snapshots, merges, reload, flags,
@@ -74,14 +83,18 @@ class MetricsStoreUnit(Unit):
         ], victoria_metrics_environment())  # fmt: skip
 
     def container(self, service: Service, settings: Settings) -> Container:
-        command = [f"--config.file={PROMETHEUS_CONFIG}", "--storage.tsdb.path=/prometheus",
-                   f"--storage.tsdb.retention.time={settings.metrics_retention_days}d",
-                   f"--web.listen-address={ALL_INTERFACES}:{service.ports[0].number}"]  # fmt: skip
-        return Container(PROMETHEUS_IMAGE, command, {}, ("metrics-data:/prometheus",), http_client="wget")
+        # The same program and flags as natively, from the runtime image; its data in a volume.
+        command = [
+            "victoria-metrics", f"-httpListenAddr={ALL_INTERFACES}:{service.ports[0].number}", "-envflag.enable",
+            f"-envflag.prefix={VICTORIA_METRICS_ENV_PREFIX}", f"-storageDataPath={CONTAINER_DATA}",
+            f"-retentionPeriod={settings.metrics_retention_days}d", f"-promscrape.config={CONTAINER_SCRAPE_CONFIG}",
+        ]  # fmt: skip
+        return Container(runtime_image(settings), command, victoria_metrics_environment(),
+                         (f"metrics-data:{CONTAINER_DATA}",))  # fmt: skip
 
     def config_files(self, stack: Stack, settings: Settings) -> list[ConfigFile]:
-        text = scrape_config(stack, lambda service: service, settings.metrics_scrape_interval)
-        return [ConfigFile("prometheus", PROMETHEUS_CONFIG, text)]
+        text = scrape_config(stack, lambda service: service, settings.metrics_scrape_interval, store_scrape_auth())
+        return [ConfigFile("scrape", CONTAINER_SCRAPE_CONFIG, text)]
 
 
 def install_victoria_metrics(settings: Settings, installer: Installer) -> Path:

@@ -11,7 +11,15 @@ from temporal_dsql_deploy.database.local_postgres import as_postgres_user
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Installer, build_step
 from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service
-from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Container, Host, Native, Unit
+from temporal_dsql_deploy.runtime.units.base import (
+    CONTAINER_TMP,
+    LOCALHOST,
+    Container,
+    Host,
+    Native,
+    Unit,
+    postgresql_image,
+)
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
 
@@ -41,16 +49,22 @@ class PostgreSQLUnit(Unit):
         return Native(as_postgres_user(argv))
 
     def container(self, service: Service, settings: Settings) -> Container:
-        # Password (scram) authentication; the image's default database is named after the user.
+        # Password (scram) authentication (docker/postgresql-entrypoint.sh initialises an empty volume).
         env: dict[str, EnvValue] = {
             "POSTGRES_USER": settings.temporal_sql_user,
             "POSTGRES_DB": settings.temporal_sql_database,
             "POSTGRES_PASSWORD": SecretRef("TEMPORAL_SQL_PASSWORD"),
-            "POSTGRES_INITDB_ARGS": "--auth=scram-sha-256",
         }
-        command = ["postgres", "-c", f"port={service.ports[0].number}"]
-        return Container(f"postgres:{settings.postgres_version}", command, env,
-                         ("postgresql-data:/var/lib/postgresql/data",))  # fmt: skip
+        # Its socket in the container's private /tmp (the root filesystem is read-only; clients use TCP).
+        command = [
+            "postgres",
+            "-c",
+            f"port={service.ports[0].number}",
+            "-c",
+            f"unix_socket_directories={CONTAINER_TMP[0]}",
+        ]
+        return Container(postgresql_image(settings), command, env, ("postgresql-data:/var/lib/postgresql/data",),
+                         memory_mb=512)  # fmt: skip
 
 
 def install_postgresql(settings: Settings, installer: Installer) -> Path:

@@ -21,7 +21,7 @@ from temporal_dsql_deploy.runtime.model import (
     admin_environment,
     visibility_environment,
 )
-from temporal_dsql_deploy.runtime.units.base import Container, Host, Native, Unit
+from temporal_dsql_deploy.runtime.units.base import Container, Host, Native, Unit, search_engine_image
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue
 
@@ -73,19 +73,14 @@ class SearchEngineUnit(Unit):
         ])  # fmt: skip
 
     def container(self, service: Service, settings: Settings) -> Container:
-        heap = " ".join(SEARCH_ENGINE_JVM_OPTIONS)
-        env: dict[str, EnvValue]
-        if settings.search_engine == "elasticsearch":
-            # The OSS image: the Apache-2.0 build, without X-Pack.
-            image = f"docker.elastic.co/elasticsearch/elasticsearch-oss:{settings.elasticsearch_version}"
-            env = {"discovery.type": "single-node", "ES_JAVA_OPTS": heap}
-            data = "/usr/share/elasticsearch/data"
-        else:
-            image = f"opensearchproject/opensearch:{settings.opensearch_version}"
-            env = {"discovery.type": "single-node", "plugins.security.disabled": "true",
-                   "DISABLE_INSTALL_DEMO_CONFIG": "true", "OPENSEARCH_JAVA_OPTS": heap}  # fmt: skip
-            data = "/usr/share/opensearch/data"
-        return Container(image, None, env, (f"search-data:{data}",))
+        # The same runner and jars as natively (docker/search-engine.Dockerfile), one node on all its interfaces.
+        env: dict[str, EnvValue] = {
+            "SEARCH_ENGINE_HTTP_PORT": str(service.ports[0].number),
+            "SEARCH_ENGINE_CLUSTER": settings.project_name,
+            "SEARCH_ENGINE_JAVA_OPTS": " ".join(SEARCH_ENGINE_JVM_OPTIONS),
+        }
+        return Container(search_engine_image(settings), None, env, ("search-data:/var/lib/search-engine",),
+                         memory_mb=1024)  # fmt: skip
 
 
 def search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:

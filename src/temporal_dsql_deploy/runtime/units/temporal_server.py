@@ -108,7 +108,7 @@ def _roles(settings: Settings) -> Iterator[Service]:
             name=name,
             component=Component.TEMPORAL_SERVER,
             args=("start", "--service", role.role),
-            environment={**shared_env, "TEMPORAL_SERVICE": role.role, "TEMPORAL_METRICS_PORT": str(role.metrics_port)},
+            environment={**shared_env, "TEMPORAL_SERVICES": role.role, "TEMPORAL_METRICS_PORT": str(role.metrics_port)},
             ports=(
                 Port("grpc", role.grpc_port, published=role.role == "frontend"),
                 Port("membership", role.membership_port),
@@ -133,12 +133,13 @@ class TemporalServerUnit(Unit):
         return Native(argv, {"TEMPORAL_DYNAMIC_CONFIG_FILE": str(config / "dynamicconfig.yaml")})
 
     def container(self, service: Service, settings: Settings) -> Container:
-        command = ["temporal-server", "--config-file", IMAGE_TEMPORAL_CONFIG, "--allow-no-auth", *service.args]
+        # The image's own command: its entrypoint starts the roles TEMPORAL_SERVICES names, as upstream's image does.
         env: dict[str, EnvValue] = {
             "TEMPORAL_BIND_IP": ALL_INTERFACES,
+            "TEMPORAL_CONFIG_FILE": IMAGE_TEMPORAL_CONFIG,
             "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG,
         }
-        return Container(runtime_image(settings), command, env)
+        return Container(runtime_image(settings), None, env, memory_mb=768)
 
 
 def install_temporal_server(settings: Settings, installer: Installer) -> Path:

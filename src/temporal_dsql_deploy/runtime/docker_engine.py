@@ -1,0 +1,175 @@
+"""A Docker engine the project can count on, and the pinned compose client.
+
+The user's engine where one answers (DOCKER_HOST or the standard socket). Where none does and we are root on
+Debian, Debian's docker.io is installed (as the native runtime installs PostgreSQL) and dockerd is started by the
+project with its data under the cache, on the standard socket, and stopped by it again; it runs without touching
+the host's firewall or forwarding (`--iptables=false --ip-forward=false --bridge=none`: published ports go
+through docker-proxy on loopback, the project's own bridge network needs neither), so stopping it leaves the
+machine as found. (Checked on this kind of machine: dockerd 20.10 with overlay2, cgroups v1, no systemd.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_program, spawn
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.installer import Installer, build_step, component_dir, go_env
+from temporal_dsql_deploy.settings.config import Settings
+
+# docker compose v5.6.0: v5.7.0/v5.7.1 need a module the proxy here refuses, v5.7.2 a newer Go (components/compose).
+COMPOSE_VERSION = "v5.6.0"
+ENGINE_PACKAGE = "docker.io"
+STANDARD_SOCKET = Path("/var/run/docker.sock")
+ENGINE_CHECK_TIMEOUT_S = 20
+ENGINE_START_TIMEOUT_S = 60
+ENGINE_STOP_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class EngineFiles:
+    """Where an engine the project started keeps its state: under the cache, never in the checkout."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "exec"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "dockerd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dockerd.log"
+
+
+def engine_files(settings: Settings) -> EngineFiles:
+    return EngineFiles(settings.cache_dir / "docker-engine")
+
+
+def install_compose(settings: Settings, installer: Installer) -> Path:
+    """The docker compose client, built from the pinned wrapper module in components/compose."""
+
+    def build(staging: Path) -> None:
+        if installer.project_root is None:
+            raise DeployError("docker compose is not installed", "run `invoke up --runtime docker` from the project")
+        flags = f"-s -w -X github.com/docker/compose/v5/internal.Version={COMPOSE_VERSION}"
+        argv = ["go", "build", "-trimpath", "-ldflags", flags, "-o", str(staging / "docker-compose"),
+                "github.com/docker/compose/v5/cmd"]  # fmt: skip
+        build_step(argv, f"building docker compose {COMPOSE_VERSION}", env=go_env(staging),
+                   cwd=installer.project_root / "components" / "compose")  # fmt: skip
+
+    target = component_dir(settings, "docker-compose", COMPOSE_VERSION)
+    return installer.once(target, f"docker compose {COMPOSE_VERSION}", build, ("docker-compose",))
+
+
+def installed_compose(settings: Settings) -> Path:
+    """The compose client `up` installed (locating only)."""
+    return install_compose(settings, Installer(lambda _message: None, build=False)) / "docker-compose"
+
+
+def engine_answers() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        answered = run_program(["docker", "info"], what="docker info", fix="start the Docker engine",
+                               timeout_s=ENGINE_CHECK_TIMEOUT_S)  # fmt: skip
+    except DeployError:  # no answer in time: no usable engine
+        return False
+    return answered.returncode == 0
+
+
+def require_engine() -> None:
+    """Fail clearly unless a Docker engine answers."""
+    if not engine_answers():
+        raise DeployError("no Docker engine answers here (`docker info` failed), so no Docker stack is running",
+                          "start it with `invoke up --runtime docker`")  # fmt: skip
+
+
+def ensure_engine(settings: Settings, report: Reporter) -> None:
+    """An engine that answers: the user's, else (DOCKER_ENGINE=auto) Debian's, installed and started here."""
+    if engine_answers():
+        return
+    if settings.docker_engine == "user":
+        raise DeployError("--runtime docker needs a Docker engine, and none answers here (`docker info` failed)",
+                          "start your Docker engine (or set DOCKER_HOST to it), or set DOCKER_ENGINE=auto to let "
+                          "the project run Debian's docker.io (root on Debian)")  # fmt: skip
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DeployError(
+            "--runtime docker needs a Docker engine, and none answers here (`docker info` failed)",
+            "start your Docker engine (or set DOCKER_HOST), or run as root on Debian, where "
+            "`invoke up --runtime docker` installs and starts Debian's docker.io itself",
+        )
+    files = engine_files(settings)
+    if STANDARD_SOCKET.exists() and _started_here(files) is None:
+        raise DeployError(f"{STANDARD_SOCKET} exists but no engine answers on it",
+                          "start the Docker engine that owns it, or remove the stale socket")  # fmt: skip
+    if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        report(f"installing Debian's {ENGINE_PACKAGE} (first time only)")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
+        build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", ENGINE_PACKAGE],
+                   f"apt-get install {ENGINE_PACKAGE}", env=env)  # fmt: skip
+    _start_dockerd(files, report)
+
+
+def _start_dockerd(files: EngineFiles, report: Reporter) -> None:
+    for directory in (files.root, files.data, files.exec_root):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    report(f"starting dockerd with its data in {files.data}")
+    argv = ["dockerd", "--data-root", str(files.data), "--exec-root", str(files.exec_root),
+            "--pidfile", str(files.pidfile), "-H", f"unix://{STANDARD_SOCKET}",
+            "--iptables=false", "--ip-forward=false", "--bridge=none"]  # fmt: skip
+    # Detached: it outlives this command (the stack runs on it) until `down` stops it.
+    spawn(argv, what="dockerd", log=files.log, detached=True)
+    waiting = Retrying(stop=stop_after_delay(ENGINE_START_TIMEOUT_S), wait=wait_fixed(0.5),
+                       retry=retry_if_result(lambda answered: not answered))  # fmt: skip
+    try:
+        waiting(engine_answers)
+    except RetryError:
+        _stop(files)
+        tail = files.log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise DeployError(f"dockerd did not answer within {ENGINE_START_TIMEOUT_S}s; its log ends:\n{tail}",
+                          f"see {files.log}") from None  # fmt: skip
+
+
+def _started_here(files: EngineFiles) -> psutil.Process | None:
+    """The dockerd this project started, if it still runs (its pidfile names a dockerd)."""
+    try:
+        process = psutil.Process(int(files.pidfile.read_text(encoding="utf-8").strip()))
+        return process if process.name() == "dockerd" else None
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def stop_engine_started_here(settings: Settings) -> bool:
+    """Stop the dockerd this project started (never the user's); True if there was one."""
+    return _stop(engine_files(settings))
+
+
+def _stop(files: EngineFiles) -> bool:
+    process = _started_here(files)
+    if process is None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(ENGINE_STOP_TIMEOUT_S)
+    except psutil.TimeoutExpired:
+        process.kill()
+    files.pidfile.unlink(missing_ok=True)
+    return True

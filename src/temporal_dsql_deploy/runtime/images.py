@@ -1,0 +1,173 @@
+"""Images built on this machine without pulling from any registry.
+
+A base is a Debian root filesystem that mmdebstrap makes from Debian's packages, imported with `docker import`;
+each image of the stack is a base plus what it runs, built by the classic builder (`DOCKER_BUILDKIT=0`: it needs
+no buildx plugin) from a context assembled in the cache. Both are named or labelled by the digest of everything
+that went into them, so a second build with nothing changed builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.installer import build_step
+from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
+
+DEBIAN_SUITE = "bookworm"
+BASE_REPOSITORY = "temporal-dsql-base"
+DIGEST_LABEL = "org.temporal-dsql-deploy.content-digest"
+IMAGE_UID = 1000  # the unprivileged user every container runs as
+BUILD_TIMEOUT_S = 1800
+# Run in the new root filesystem: the containers' user (its home the only place it owns), then apt's caches out.
+BASE_HOOKS = (
+    f'chroot "$1" useradd --uid {IMAGE_UID} --user-group --create-home --shell /usr/sbin/nologin temporal',
+    'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
+)
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A Debian root filesystem with `packages` (and their dependencies) installed."""
+
+    name: str
+    packages: tuple[str, ...]
+
+    def reference(self, arch: Architecture) -> str:
+        key = json.dumps([DEBIAN_SUITE, arch, sorted(self.packages), BASE_HOOKS])
+        return f"{BASE_REPOSITORY}-{self.name}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """One image of the stack: a base, a Dockerfile from docker/, and the files its context holds."""
+
+    reference: str  # repository:tag
+    base: BaseImage
+    dockerfile: Path
+    context: dict[str, Path]  # name in the build context -> a file or directory on this machine
+    build_args: tuple[tuple[str, str], ...] = ()
+
+
+def docker_env() -> dict[str, str]:
+    # The classic builder: Debian's docker.io has no buildx, and our Dockerfiles need nothing BuildKit adds.
+    return {"DOCKER_BUILDKIT": "0"}
+
+
+def image_label(reference: str) -> str | None:
+    """The content digest an image was built from ("" if it has none), or None when there is no such image."""
+    label = f'{{{{ index .Config.Labels "{DIGEST_LABEL}" }}}}'
+    inspected = run_program(["docker", "image", "inspect", "--format", label, reference], what="docker image inspect",
+                            fix="check that `docker info` answers", timeout_s=60)  # fmt: skip
+    if inspected.returncode != 0:
+        return None
+    label = inspected.stdout.strip()
+    return "" if label == "<no value>" else label
+
+
+def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report: Reporter) -> str:
+    """The base image's reference, made from Debian's packages unless the engine has it already."""
+    reference = base.reference(arch)
+    if image_label(reference) is not None:
+        return reference
+    if arch != host_architecture():
+        raise DeployError(
+            f"the {base.name} base for {arch} is not on this Docker host, and this machine makes bases only for its "
+            f"own architecture ({host_architecture()})",
+            f"build the {arch} image on an {arch} machine, or load its base there and `docker save` it here",
+        )
+    mmdebstrap = _require_mmdebstrap(report)
+    report(f"making the {base.name} base image from Debian {DEBIAN_SUITE} packages: {', '.join(base.packages)}")
+    work = settings.cache_dir / "build" / "bases"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{base.name}-", dir=work) as scratch:
+        rootfs = Path(scratch) / "rootfs.tar"
+        hooks = [f"--customize-hook={hook}" for hook in BASE_HOOKS]
+        build_step([mmdebstrap, "--mode=root", "--variant=minbase", "--quiet", f"--architectures={arch}",
+                    f"--include={','.join(base.packages)}", *hooks, DEBIAN_SUITE, str(rootfs)],
+                   f"mmdebstrap of the {base.name} base")  # fmt: skip
+        run_tool(["docker", "import", "--platform", f"linux/{arch}", str(rootfs), reference],
+                 what=f"docker import of the {base.name} base", fix="check the Docker engine's log",
+                 timeout_s=BUILD_TIMEOUT_S)  # fmt: skip
+    return reference
+
+
+def _require_mmdebstrap(report: Reporter) -> str:
+    found = shutil.which("mmdebstrap")
+    if found is not None:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DeployError("making a base image here needs mmdebstrap (no image registry is used), and it is missing",
+                          "install Debian's mmdebstrap package, then run again")  # fmt: skip
+    report("installing Debian's mmdebstrap (first time only)")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
+    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", "mmdebstrap"],
+               "apt-get install mmdebstrap", env=env)  # fmt: skip
+    return shutil.which("mmdebstrap") or "mmdebstrap"
+
+
+def content_digest(root: Path) -> str:
+    """SHA-256 over every file under `root`: its relative path, whether it is executable, its bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            digest.update(f"{path.relative_to(root)}->{os.readlink(path)}\0".encode())
+        elif path.is_file():
+            digest.update(f"{path.relative_to(root)}:{os.access(path, os.X_OK)}\0".encode())
+            with path.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:  # the cache and the context share a filesystem as a rule: a link costs nothing
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _assemble(recipe: ImageRecipe, context: Path) -> None:
+    context.mkdir(parents=True)
+    shutil.copyfile(recipe.dockerfile, context / "Dockerfile")
+    for name, source in recipe.context.items():
+        if not source.exists():
+            raise DeployError(f"{source} is missing (the image {recipe.reference} needs it)",
+                              "run `invoke build` again; it installs what the images hold")  # fmt: skip
+        target = context / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(source), str(target))
+
+
+def build_image(recipe: ImageRecipe, arch: Architecture, settings: Settings, report: Reporter) -> bool:
+    """Build `recipe` for `arch` unless the engine has it from the same content; True if it was built."""
+    base = ensure_base(recipe.base, arch, settings, report)
+    work = settings.cache_dir / "build" / "contexts"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="context-", dir=work) as scratch:
+        context = Path(scratch) / "context"
+        _assemble(recipe, context)
+        inputs = json.dumps([base, arch, sorted(recipe.build_args), content_digest(context)])
+        digest = hashlib.sha256(inputs.encode()).hexdigest()
+        if image_label(recipe.reference) == digest:
+            report(f"{recipe.reference} ({arch}) is up to date")
+            return False
+        report(f"building {recipe.reference} for linux/{arch}")
+        build_args = [f"--build-arg={name}={value}" for name, value in (("BASE_IMAGE", base), *recipe.build_args)]
+        run_tool(["docker", "build", "--quiet", "--platform", f"linux/{arch}", *build_args,
+                  "--label", f"{DIGEST_LABEL}={digest}", "--tag", recipe.reference, str(context)],
+                 what=f"docker build of {recipe.reference}", fix="see the build output above",
+                 timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
+    return True

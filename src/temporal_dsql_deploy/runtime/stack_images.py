@@ -1,0 +1,131 @@
+"""The images the Docker runtime runs, built here: the runtime image, PostgreSQL's and the search engine's.
+
+On this machine's own architecture the programs are the local runtime's installs (the same builds, cached);
+for another architecture they are cross-compiled (`build.build_binaries`). Every image is built only when what
+goes into it changed (runtime/images.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.components import install_all
+from temporal_dsql_deploy.runtime.images import BaseImage, ImageRecipe, build_image
+from temporal_dsql_deploy.runtime.installer import Installer, build_step, component_dir
+from temporal_dsql_deploy.runtime.units.base import postgresql_image, runtime_image, search_engine_image
+from temporal_dsql_deploy.runtime.units.search_engine import install_search_engine, search_engine_artifact
+from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
+from temporal_dsql_deploy.temporal.installed import TemporalServer
+
+RUNTIME_BASE = BaseImage("runtime", ("ca-certificates", "curl", "python3"))
+SEARCH_ENGINE_BASE = BaseImage("java", ("ca-certificates", "curl", "openjdk-17-jre-headless"))
+# wheels for the image's Python (Debian bookworm's 3.11, glibc 2.36) per architecture
+PYTHON_VERSION = "3.11"
+UV_VERSION = "0.13.8"  # the uv that installs them: the one ./run bootstraps (tests/unit/test_supply_chain.py)
+PYTHON_PLATFORMS = {"amd64": "x86_64-manylinux_2_28", "arm64": "aarch64-manylinux_2_28"}
+TOOLS = ("ui-server", "grpc-health-probe", "dsql-local", "victoria-metrics", "postgres_exporter",
+         "elasticsearch_exporter")  # fmt: skip
+
+
+def postgresql_base(settings: Settings) -> BaseImage:
+    return BaseImage("postgresql", ("ca-certificates", f"postgresql-{settings.postgres_version}"))
+
+
+def install_image_python(settings: Settings, project_root: Path, arch: Architecture, installer: Installer) -> Path:
+    """This package and its locked dependencies (uv.lock, hashes required) installed for the image's Python."""
+    uv = shutil.which("uv")
+    if uv is None:
+        raise DeployError("uv is not on PATH, and the image's Python packages are installed with it",
+                          "run the command through `./run`, which installs uv")  # fmt: skip
+    digest = source_digest_of_package(project_root)
+
+    def build(staging: Path) -> None:
+        requirements = staging.parent / f"{staging.name}.requirements.txt"
+        build_step([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header", "--quiet",
+                    "-o", str(requirements)], "uv export of the locked dependencies", cwd=project_root)  # fmt: skip
+        target = ["--target", str(staging), "--python-platform", PYTHON_PLATFORMS[arch],
+                  "--python-version", PYTHON_VERSION, "--no-deps", "--quiet"]  # fmt: skip
+        try:
+            build_step([uv, "pip", "install", *target, "--require-hashes", "-r", str(requirements)],
+                       f"installing the image's Python dependencies for {arch}")  # fmt: skip
+            build_step([uv, "pip", "install", *target, str(project_root)], "installing this package for the image")
+        finally:
+            requirements.unlink(missing_ok=True)
+        for script in (staging / "bin").iterdir():  # the programs stay (dsql-lint, temporal); the scripts name this
+            if script.read_bytes()[:2] == b"#!":  # machine's interpreter and are not needed in the image
+                script.unlink()
+
+    target = component_dir(settings, "image-python", f"{arch}-{digest}")
+    return installer.once(target, f"the image's Python packages ({arch})", build, ())
+
+
+def source_digest_of_package(project_root: Path) -> str:
+    """What the image's Python packages are made from: the lock file and this package's sources."""
+    digest = hashlib.sha256((project_root / "uv.lock").read_bytes())
+    for path in sorted((project_root / "src").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(project_root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def runtime_programs(settings: Settings, project_root: Path, arch: Architecture,
+                     report: Reporter) -> dict[str, Path]:  # fmt: skip
+    """The runtime image's programs for `arch`, by their place in the build context."""
+    if arch == host_architecture():
+        paths = install_all(settings, project_root, report)
+        upstream = TemporalServer(paths.temporal_es_tool.parent)
+        tools = {"ui-server": paths.ui_server, "grpc-health-probe": paths.grpc_health_probe,
+                 "dsql-local": paths.dsql_local, "victoria-metrics": paths.victoria_metrics,
+                 "postgres_exporter": paths.postgres_exporter,
+                 "elasticsearch_exporter": paths.search_engine_exporter}  # fmt: skip
+        server = paths.temporal_server
+    else:
+        from temporal_dsql_deploy.runtime.build import build_binaries  # noqa: PLC0415 - it imports this module
+
+        built = build_binaries(settings, project_root, arch, None, report)
+        upstream = TemporalServer(built.output / "temporal-server")
+        tools = {name: built.output / "tools" / name for name in TOOLS}
+        server = upstream.server
+    return {
+        "temporal-server/server": server,
+        "temporal-server/sql": upstream.sql_tool,
+        "temporal-server/elasticsearch": upstream.es_tool,
+        "temporal-server/schema": upstream.schema_dir,
+        **{f"tools/{name}": path for name, path in tools.items()},
+    }
+
+
+def stack_recipes(settings: Settings, project_root: Path, arch: Architecture, report: Reporter) -> list[ImageRecipe]:
+    installer = Installer(report, project_root=project_root)
+    docker = project_root / "docker"
+    runtime = ImageRecipe(
+        runtime_image(settings), RUNTIME_BASE, docker / "Dockerfile",
+        {**runtime_programs(settings, project_root, arch, report),
+         "python": install_image_python(settings, project_root, arch, installer),
+         "templates": project_root / "src" / "temporal_dsql_deploy" / "templates",
+         "entrypoint.sh": docker / "entrypoint.sh"},
+        (("TEMPORAL_VERSION", settings.temporal_version),),
+    )  # fmt: skip
+    postgresql = ImageRecipe(
+        postgresql_image(settings), postgresql_base(settings), docker / "postgresql.Dockerfile",
+        {"entrypoint.sh": docker / "postgresql-entrypoint.sh"}, (("POSTGRES_VERSION", settings.postgres_version),),
+    )  # fmt: skip
+    engine = install_search_engine(settings, installer)
+    search = ImageRecipe(
+        search_engine_image(settings), SEARCH_ENGINE_BASE, docker / "search-engine.Dockerfile",
+        {"lib": engine / "lib", "entrypoint.sh": docker / "search-engine-entrypoint.sh"},
+        (("MAIN_CLASS", search_engine_artifact(settings)[3]),),
+    )  # fmt: skip
+    return [runtime, postgresql, search]
+
+
+def build_stack_images(settings: Settings, project_root: Path, arch: Architecture, report: Reporter) -> list[str]:
+    """Every image the Docker runtime runs, for `arch`, each built only if what goes into it changed."""
+    recipes = stack_recipes(settings, project_root, arch, report)
+    for recipe in recipes:
+        build_image(recipe, arch, settings, report)
+    return [recipe.reference for recipe in recipes]
