@@ -3,7 +3,7 @@
 # - Secrets arrive as files (Compose secrets, Kubernetes secret volumes): NAME_FILE=/run/secrets/x becomes NAME,
 #   so no secret is ever in the container's configuration, a command line or `docker inspect`.
 # - `temporal-server` alone starts the roles named in TEMPORAL_SERVICES (history, matching, frontend, worker:
-#   comma- or colon-separated) with the configuration in TEMPORAL_CONFIG_FILE, as upstream's image does, after
+#   comma- or colon-separated) with the configuration in TEMPORAL_SERVER_CONFIG_FILE, as upstream's image does, after
 #   checking that every variable that configuration requires is set, naming each one missing.
 set -eu
 
@@ -23,8 +23,8 @@ for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)_FILE=.*/\1/p'); do
 done
 
 if [ "$#" -eq 1 ] && [ "$1" = "temporal-server" ]; then
-  config="${TEMPORAL_CONFIG_FILE:?set TEMPORAL_CONFIG_FILE to the server configuration template}"
-  [ -r "$config" ] || { echo "entrypoint: TEMPORAL_CONFIG_FILE names $config, which cannot be read" >&2; exit 64; }
+  config="${TEMPORAL_SERVER_CONFIG_FILE:?set TEMPORAL_SERVER_CONFIG_FILE to the server configuration template}"
+  [ -r "$config" ] || { echo "entrypoint: TEMPORAL_SERVER_CONFIG_FILE names $config, which cannot be read" >&2; exit 64; }
   services="$(printf '%s' "${TEMPORAL_SERVICES:-}" | tr ',:' '  ')"
   if [ -z "$services" ]; then
     echo "entrypoint: set TEMPORAL_SERVICES to the roles this container runs (history, matching, frontend, worker)" >&2

@@ -100,7 +100,20 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
     report("docker compose up: waiting for every service to be healthy")
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
+    _wait_for_one_shots(settings, project_root)
     return path
+
+
+def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
+    """`up --wait` waits for the services others depend on; a one-shot none depends on (namespace-setup) is waited
+    for here, and any that failed is named."""
+    one_shots = [service.name for service in build_stack(settings).in_runtime(Runtime.DOCKER) if service.one_shot]
+    _compose(settings, project_root, "wait", *one_shots, what=f"docker compose wait ({', '.join(one_shots)})",
+             timeout_s=UP_TIMEOUT_S)  # fmt: skip
+    failed = [state for state in states(settings, project_root) if state.service in one_shots and not state.ok]
+    if failed:
+        names = ", ".join(f"{state.service} (exit {state.exit_code})" for state in failed)
+        raise DeployError(f"one-shot services failed: {names}", "see `invoke logs SERVICE --runtime docker`")
 
 
 def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:

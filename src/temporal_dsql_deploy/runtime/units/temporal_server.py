@@ -136,7 +136,7 @@ class TemporalServerUnit(Unit):
         # The image's own command: its entrypoint starts the roles TEMPORAL_SERVICES names, as upstream's image does.
         env: dict[str, EnvValue] = {
             "TEMPORAL_BIND_IP": ALL_INTERFACES,
-            "TEMPORAL_CONFIG_FILE": IMAGE_TEMPORAL_CONFIG,
+            "TEMPORAL_SERVER_CONFIG_FILE": IMAGE_TEMPORAL_CONFIG,
             "TEMPORAL_DYNAMIC_CONFIG_FILE": IMAGE_DYNAMIC_CONFIG,
         }
         return Container(runtime_image(settings), None, env, memory_mb=768)
