@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration", "faults"]
+nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration", "faults", "containers"]
 
 ARCHITECTURES = ["amd64", "arm64"]
 GO_MODULES = ["dsql-local", "server"]
@@ -109,6 +109,14 @@ def faults(session: nox.Session) -> None:
     engine down 60 s, 30 s IAM tokens, 10% conflicts): nothing lost or duplicated; prints the table."""
     install(session, "test")
     session.run("pytest", "-m", "faults", "tests/faults", *session.posargs, env=FAULT_PASSES["short"])
+
+
+@nox.session
+def containers(session: nox.Session) -> None:
+    """The stack in containers on a real Docker engine (the project's own where none answers): images built here,
+    the integration checks through the published ports, and the fault pass on containers; all stopped after."""
+    install(session, "test")
+    session.run("pytest", "-m", "containers", "tests/containers", *session.posargs, env=FAULT_PASSES["short"])
 
 
 @nox.session(name="faults_long")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from temporal_dsql_deploy.load.faults import FAULTS, Fault, FaultPlan, run_fault
-from temporal_dsql_deploy.runtime.components import installed_process_compose
+from temporal_dsql_deploy.runtime.local_runtime import LocalRuntime
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from tests.faults.conftest import RESULTS
 from tests.integration.conftest import require
@@ -27,9 +27,8 @@ PLAN = FaultPlan(
 def test_nothing_is_lost(fault: Fault, local_stack: LocalStack, tmp_path: Path) -> None:
     if fault.dsql_only:
         require(local_stack.settings.local_dsql, f"{fault.name} needs the local DSQL profile")
-    process_compose = installed_process_compose(local_stack.settings)
-    assert process_compose is not None
-    result = run_fault(local_stack, process_compose, fault, PLAN, tmp_path, print)
+    runtime = LocalRuntime(local_stack.settings, local_stack.project_root)
+    result = run_fault(runtime, fault, PLAN, tmp_path, print)
     RESULTS.append(result)
     assert result.started > PLAN.rate * PLAN.before_s, f"too few workflows started to mean anything: {result}"
     assert result.lost == 0, f"{result.lost} workflows never completed: {result}"

@@ -7,14 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.worker import Worker
 
 from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
@@ -22,7 +18,7 @@ from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 from tests.conftest import PROJECT_ROOT
-from tests.integration.workflows import ChildWorkflow, TaggedWorkflow, TimerSignalChildWorkflow
+from tests.integration.stack_checks import search_attribute_query, timer_signal_child, ui_lists_a_finished_workflow
 
 pytestmark = pytest.mark.integration
 
@@ -49,50 +45,12 @@ def test_visibility_setup_is_idempotent_and_verified(local_stack: LocalStack, se
     assert report.fields_verified >= 20  # Temporal's template maps every system search attribute
 
 
-async def _timer_signal_child(settings: Settings) -> int:
-    client = await Client.connect(settings.frontend_address, namespace=settings.temporal_namespace)
-    queue = f"it-{uuid.uuid4()}"
-    async with Worker(client, task_queue=queue, workflows=[TimerSignalChildWorkflow, ChildWorkflow]):
-        handle = await client.start_workflow(TimerSignalChildWorkflow.run, id=f"tsc-{uuid.uuid4()}", task_queue=queue)
-        await handle.signal(TimerSignalChildWorkflow.release, 21)
-        result: int = await asyncio.wait_for(handle.result(), timeout=90)
-        history = [event.event_type for event in (await handle.fetch_history()).events]
-        assert EventType.EVENT_TYPE_TIMER_FIRED in history
-        assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in history
-        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED in history
-        return result
-
-
 def test_timer_signal_and_child_workflow(local_stack: LocalStack, settings: Settings) -> None:
-    assert asyncio.run(_timer_signal_child(settings)) == 42
-
-
-async def _search_attribute_query(settings: Settings, cli: Path) -> list[str]:
-    created = subprocess.run(
-        [str(cli), "operator", "search-attribute", "create", "--name", "SmokeKeyword", "--type", "Keyword",
-         "--namespace", settings.temporal_namespace, "--address", settings.frontend_address],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-    assert created.returncode == 0 or "already" in created.stderr.lower(), created.stderr
-    client = await Client.connect(settings.frontend_address, namespace=settings.temporal_namespace)
-    queue, tag = f"it-{uuid.uuid4()}", uuid.uuid4().hex
-    key = SearchAttributeKey.for_keyword("SmokeKeyword")
-    async with Worker(client, task_queue=queue, workflows=[TaggedWorkflow]):
-        handle = await client.start_workflow(
-            TaggedWorkflow.run, id=f"tagged-{tag}", task_queue=queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(key, tag)]),
-        )  # fmt: skip
-        assert await handle.result() == "tagged"
-    deadline = time.monotonic() + 30
-    found: list[str] = []
-    while time.monotonic() < deadline and not found:
-        found = [w.id async for w in client.list_workflows(f"SmokeKeyword = '{tag}' AND ExecutionStatus = 'Completed'")]
-        await asyncio.sleep(0.5)
-    return found
+    assert asyncio.run(timer_signal_child(settings)) == 42
 
 
 def test_custom_search_attribute_query(local_stack: LocalStack, settings: Settings, paths: Paths) -> None:
-    found = asyncio.run(_search_attribute_query(settings, paths.temporal_cli))
+    found = asyncio.run(search_attribute_query(settings, paths.temporal_cli))
     assert len(found) == 1
     assert found[0].startswith("tagged-")
 
@@ -122,21 +80,7 @@ def test_restarting_one_service_keeps_the_stack_serving(
 def test_ui_shows_the_finished_workflow_in_chromium(
     local_stack: LocalStack, settings: Settings, chromium: str, tmp_path: Path
 ) -> None:
-    workflow_id = run_smoke(settings, PROJECT_ROOT).workflow_id
-    url = f"http://127.0.0.1:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]  # fmt: skip
-    dom = ""
-    for _ in range(3):  # the list fills in asynchronously; give it a few renders
-        dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True,
-                             check=False, timeout=120).stdout  # fmt: skip
-        if workflow_id in dom:
-            break
-    assert workflow_id in dom, f"the UI's workflow list did not show {workflow_id}"
-    subprocess.run([chromium, *flags, f"--screenshot={tmp_path / 'workflows.png'}", "--window-size=1400,900", url],
-                   capture_output=True, check=False, timeout=120)  # fmt: skip
-    assert (tmp_path / "workflows.png").stat().st_size > 10_000
+    ui_lists_a_finished_workflow(settings, chromium, tmp_path)
 
 
 def test_dynamic_config_has_only_known_keys(paths: Paths) -> None:

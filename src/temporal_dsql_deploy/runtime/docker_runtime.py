@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
@@ -165,9 +167,30 @@ def restart(settings: Settings, project_root: Path, targets: list[str]) -> list[
     """`docker compose restart` of `targets`, then wait for health."""
     docker_engine.require_engine()
     _compose(settings, project_root, "restart", *targets, what="docker compose restart", timeout_s=300)
-    _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
-             what="docker compose up --wait", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
+    wait_healthy(settings, project_root, UP_TIMEOUT_S)
     return targets
+
+
+def wait_healthy(settings: Settings, project_root: Path, timeout_s: float) -> None:
+    """Every container running and healthy (one-shots exited 0), checked every second for `timeout_s`."""
+    waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
+                       retry=retry_if_result(bool))  # fmt: skip
+    try:
+        waiting(lambda: [state.service for state in states(settings, project_root) if not state.ok])
+    except RetryError as exc:
+        unhealthy = exc.last_attempt.result()
+        raise DeployError(f"not healthy after {timeout_s:g}s: {', '.join(unhealthy)}",
+                          "see `invoke logs SERVICE --runtime docker`") from None  # fmt: skip
+
+
+def main_pid(settings: Settings, project_root: Path, service: str) -> int:
+    """The host pid of the service's container's first process (0: no running container)."""
+    container = _compose(settings, project_root, "ps", "--quiet", service, what="docker compose ps").strip()
+    if not container:
+        return 0
+    pid = run_tool(["docker", "inspect", "--format", "{{.State.Pid}}", container.splitlines()[0]],
+                   what="docker inspect", fix="check `docker info`", timeout_s=60).strip()  # fmt: skip
+    return int(pid or 0)
 
 
 class DockerRuntime(StackRuntime):
@@ -195,6 +218,18 @@ class DockerRuntime(StackRuntime):
         restarted = restart(self.settings, self.project_root, targets)
         report(f"{', '.join(restarted)}: restarted and healthy")
         return restarted
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        wait_healthy(self.settings, self.project_root, timeout_s)
+
+    def main_pid(self, service: str) -> int:
+        return main_pid(self.settings, self.project_root, service)
+
+    def stop_service(self, service: str) -> None:
+        _compose(self.settings, self.project_root, "stop", service, what=f"docker compose stop {service}")
+
+    def start_service(self, service: str) -> None:
+        _compose(self.settings, self.project_root, "start", service, what=f"docker compose start {service}")
 
     def logs(self, service: str, lines: int) -> str:
         return logs(self.settings, self.project_root, service, lines)

@@ -64,6 +64,22 @@ class StackRuntime(ABC):
         """Restart `targets` (names of the model) and wait for health; the names, in the order restarted."""
 
     @abstractmethod
+    def wait_healthy(self, timeout_s: float) -> None:
+        """Return once every service is healthy (one-shots done); DeployError naming what is not, after `timeout_s`."""
+
+    @abstractmethod
+    def main_pid(self, service: str) -> int:
+        """The host's process id of the service's program, 0 when it is not running (what a crash would kill)."""
+
+    @abstractmethod
+    def stop_service(self, service: str) -> None:
+        """Stop one service and leave it stopped (its supervisor does not restart it)."""
+
+    @abstractmethod
+    def start_service(self, service: str) -> None:
+        """Start a service `stop_service` stopped."""
+
+    @abstractmethod
     def logs(self, service: str, lines: int) -> str:
         """The last `lines` of one service's log, or of every service's for ""."""
 

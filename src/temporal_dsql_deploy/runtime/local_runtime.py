@@ -66,6 +66,18 @@ class LocalRuntime(StackRuntime):
     def restart(self, targets: list[str], report: Reporter) -> list[str]:
         return self.stack.restart(self._supervisor(), targets, report)
 
+    def wait_healthy(self, timeout_s: float) -> None:
+        self.stack.wait_healthy(self._supervisor(), lambda _message: None, timeout_s)
+
+    def main_pid(self, service: str) -> int:
+        return next((state.pid for state in self.stack.states(self._supervisor()) if state.name == service), 0)
+
+    def stop_service(self, service: str) -> None:
+        self.stack.control(self._supervisor(), "stop", service)
+
+    def start_service(self, service: str) -> None:
+        self.stack.control(self._supervisor(), "start", service)
+
     def logs(self, service: str, lines: int) -> str:
         names = [service] if service else list(self.stack.model.names)
         return "\n".join(f"==> {self.stack.layout.log(name)} <==\n{tail(self.stack.layout.log(name), lines)}"

@@ -351,8 +351,8 @@ class Settings(BaseSettings):
     # --- Metrics and dashboards -------------------------------------------------------------------
     metrics_port: Port = Field(
         9090,
-        description="The metrics store's HTTP port: VictoriaMetrics with its UI and dashboards (local stack), "
-        "Prometheus (compose).",
+        description="The metrics store's HTTP port: VictoriaMetrics with its UI (both runtimes), answering only with "
+        "the stack's key.",
     )
     metrics_scrape_interval: Annotated[GoDuration, _duration_between("1s", "5m", ", e.g. 15s")] = Field(
         timedelta(seconds=15), description="How often the metrics store scrapes every service (1s to 5m)."

@@ -54,20 +54,27 @@ def services(settings: Settings) -> Iterator[Service]:
 class ExporterUnit(Unit):
     """An exporter: the same program and flags natively and in the runtime image (which holds both exporters)."""
 
-    def __init__(self, component: Component, name: str, program: Callable[[Paths], Path]) -> None:
+    def __init__(self, component: Component, name: str, program: Callable[[Paths], Path],
+                 target_flag: str | None = None) -> None:  # fmt: skip
         self.component, self.name, self.program = component, name, program
+        self.target_flag = target_flag  # the flag naming what it reads, when its variable is not honoured
+
+    def _target(self, service: Service, *, native: bool) -> list[str]:
+        """The flag naming the store it reads, from the model's variable (ES_URI): loopback natively, the store's
+        service name in Compose."""
+        if self.target_flag is None:
+            return []
+        (target,) = [value for value in service.environment.values() if isinstance(value, HostOf)]
+        host = LOCALHOST if native else target.service
+        return [f"{self.target_flag}={target.pattern.replace('{host}', host)}"]
 
     def native(self, service: Service, host: Host) -> Native:
-        return Native(
-            [
-                str(self.program(host.paths)),
-                f"--web.listen-address={LOCALHOST}:{service.ports[0].number}",
-                *service.args,
-            ]
-        )
+        listen = f"--web.listen-address={LOCALHOST}:{service.ports[0].number}"
+        return Native([str(self.program(host.paths)), listen, *self._target(service, native=True), *service.args])
 
     def container(self, service: Service, settings: Settings) -> Container:
-        command = [self.name, f"--web.listen-address=:{service.ports[0].number}", *service.args]
+        command = [self.name, f"--web.listen-address=:{service.ports[0].number}",
+                   *self._target(service, native=False), *service.args]  # fmt: skip
         return Container(runtime_image(settings), command, memory_mb=128)
 
 
@@ -90,5 +97,11 @@ def install_exporters(settings: Settings, installer: Installer) -> Path:
 EXPORTERS = ("postgres_exporter", "elasticsearch_exporter")
 UNITS = (
     ExporterUnit(Component.POSTGRES_EXPORTER, EXPORTERS[0], lambda paths: paths.postgres_exporter),
-    ExporterUnit(Component.SEARCH_ENGINE_EXPORTER, EXPORTERS[1], lambda paths: paths.search_engine_exporter),
+    # elasticsearch_exporter v1.9.0 reads its target from --es.uri only (ES_URI is not honoured).
+    ExporterUnit(
+        Component.SEARCH_ENGINE_EXPORTER,
+        EXPORTERS[1],
+        lambda paths: paths.search_engine_exporter,
+        target_flag="--es.uri",
+    ),
 )

@@ -1,0 +1,56 @@
+"""The stack in containers (`invoke up --runtime docker`), started once for the session and stopped after it with
+its volumes, and the engine too if the project started it. The fault table is printed at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from temporal_dsql_deploy.database.local_postgres import with_local_secrets
+from temporal_dsql_deploy.load.faults import FaultResult
+from temporal_dsql_deploy.runtime.docker_engine import engine_answers
+from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
+from temporal_dsql_deploy.settings.config import Settings, load_settings
+from tests.conftest import PROJECT_ROOT
+from tests.faults.conftest import fault_table
+from tests.integration.conftest import chromium, require  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.containers
+RESULTS: list[FaultResult] = []
+
+
+@pytest.fixture(scope="session")
+def docker_stack() -> Iterator[DockerRuntime]:
+    """The DSQL-shaped stack in containers; the project's engine where no other answers (root on Debian)."""
+    configured = load_settings(PROJECT_ROOT)
+    can_run = engine_answers() or (os.geteuid() == 0 and shutil.which("apt-get") is not None)
+    require(can_run, "no Docker engine answers and this is not root on Debian (where the project runs its own)")
+    runtime = DockerRuntime(configured, PROJECT_ROOT)
+    try:
+        runtime.up(print)
+        yield runtime
+    finally:
+        for line in runtime.down(volumes=True):
+            print(line)
+
+
+@pytest.fixture(scope="session")
+def settings(docker_stack: DockerRuntime) -> Settings:
+    """The stack's settings with its generated secrets (the smoke test's worker talks to the published frontend)."""
+    return with_local_secrets(docker_stack.settings, create=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not RESULTS:
+        return
+    terminalreporter.section("faults under load, in containers")
+    for line in fault_table(RESULTS):
+        terminalreporter.write_line(line)
+    out = Path(".stack") / "faults-containers.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(fault_table(RESULTS)) + "\n", encoding="utf-8")
+    terminalreporter.write_line(f"written to {out}")
