@@ -21,15 +21,16 @@ import yaml
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime import stack_images
 from temporal_dsql_deploy.runtime.build import elf_machine, lint_dockerfiles
-from temporal_dsql_deploy.runtime.images import ImageRecipe
-from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.images import IMAGE_UID, ImageRecipe
 from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.base import runtime_image
 from temporal_dsql_deploy.runtime.units.search_engine import search_engine_artifact
-from temporal_dsql_deploy.settings.config import Architecture, Settings
+from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from tests.conftest import PROJECT_ROOT
 
 MakeSettings = Callable[..., Settings]
+Recipes = tuple[Settings, list[ImageRecipe]]
 DOCKER = PROJECT_ROOT / "docker"
 TEMPLATE = PROJECT_ROOT / "src" / "temporal_dsql_deploy" / "templates" / "temporal.yaml"
 ENTRYPOINT = DOCKER / "entrypoint.sh"
@@ -84,7 +85,7 @@ def _dockerfile_args(dockerfile: Path) -> list[str]:
 def _copy_sources(dockerfile: Path) -> list[str]:
     """The build-context sources of every COPY (continuation lines joined)."""
     text = re.sub(r"\\\n\s*", " ", dockerfile.read_text(encoding="utf-8"))
-    sources = []
+    sources: list[str] = []
     for line in text.splitlines():
         words = line.split()
         if words[:1] == ["COPY"]:
@@ -93,8 +94,7 @@ def _copy_sources(dockerfile: Path) -> list[str]:
 
 
 @pytest.fixture
-def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings,
-                                                                                                   list[ImageRecipe]]:  # fmt: skip
+def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recipes:
     """The stack's recipes for settings that differ from the defaults, with the installs they need stood in for."""
     settings = make_settings(TEMPORAL_VERSION="1.31.5", SEARCH_ENGINE="opensearch")
     programs = tmp_path / "programs"
@@ -110,7 +110,7 @@ def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.Mon
     return settings, stack_images.stack_recipes(settings, PROJECT_ROOT, "amd64", lambda _message: None)
 
 
-def test_versions_have_one_source_the_settings(recipes: tuple[Settings, list[ImageRecipe]]) -> None:
+def test_versions_have_one_source_the_settings(recipes: Recipes) -> None:
     """No Dockerfile pins a version: each declares exactly the ARGs its recipe passes (BASE_IMAGE is the base
     build_image makes), without defaults, and the recipes pass the settings' values."""
     settings, built = recipes
@@ -127,7 +127,7 @@ def test_versions_have_one_source_the_settings(recipes: tuple[Settings, list[Ima
     assert "opensearch" in by_file["search-engine.Dockerfile"]["MAIN_CLASS"].lower()
 
 
-def test_every_copy_source_is_in_its_recipes_context(recipes: tuple[Settings, list[ImageRecipe]]) -> None:
+def test_every_copy_source_is_in_its_recipes_context(recipes: Recipes) -> None:
     _, built = recipes
     for recipe in built:
         sources = _copy_sources(recipe.dockerfile)
@@ -138,6 +138,39 @@ def test_every_copy_source_is_in_its_recipes_context(recipes: tuple[Settings, li
         entrypoints = {"Dockerfile": ENTRYPOINT, "postgresql.Dockerfile": POSTGRESQL_ENTRYPOINT,
                        "search-engine.Dockerfile": SEARCH_ENGINE_ENTRYPOINT}  # fmt: skip
         assert recipe.context["entrypoint.sh"] == entrypoints[recipe.dockerfile.name]
+
+
+def test_every_image_runs_as_the_bases_unprivileged_user() -> None:
+    """The base makes user IMAGE_UID (runtime/images.py); each Dockerfile switches to it last and gives it the
+    directories its volumes mount."""
+    for name in DOCKERFILES:
+        text = (DOCKER / name).read_text(encoding="utf-8")
+        users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+        assert users == [str(IMAGE_UID)], name
+        assert text.index("USER ") > max(text.rfind("RUN "), text.rfind("COPY ")), name
+        owned = re.findall(r"install -d -o (\d+) -g (\d+)", text)
+        assert owned, name
+        assert set(owned) == {(str(IMAGE_UID), str(IMAGE_UID))}, name
+
+
+def test_another_architectures_image_never_takes_the_local_stacks_tag(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    here = host_architecture()
+    other: Architecture = "arm64" if here == "amd64" else "amd64"
+    assert stack_images.image_reference(runtime_image(settings), here) == runtime_image(settings)
+    assert stack_images.image_reference(runtime_image(settings), other) == f"{runtime_image(settings)}-{other}"
+
+
+def test_another_architectures_programs_come_from_the_cross_build(make_settings: MakeSettings,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    settings = make_settings()
+    other: Architecture = "arm64" if host_architecture() == "amd64" else "amd64"
+    with pytest.raises(DeployError, match=f"the {other} programs are not built"):
+        stack_images.runtime_programs(settings, PROJECT_ROOT, other, lambda _message: None, None)
+    programs = stack_images.runtime_programs(settings, PROJECT_ROOT, other, lambda _message: None, tmp_path)
+    assert {name for name in programs if name.startswith("tools/")} == {f"tools/{tool}" for tool in stack_images.TOOLS}
+    assert all(path.is_relative_to(tmp_path) for path in programs.values())
+    assert programs["temporal-server/server"] == tmp_path / "temporal-server" / "server"
 
 
 def test_run_bootstraps_the_uv_that_installs_the_images_python() -> None:
@@ -465,7 +498,7 @@ def test_search_engine_entrypoint_binds_every_interface_and_runs_one_node(
     config = Path(env["SEARCH_ENGINE_DATA"]) / "node_1" / "config"
     for name in ("elasticsearch.yml", "opensearch.yml"):
         written = yaml.safe_load((config / name).read_text(encoding="utf-8"))
-        assert written == {"network.host": "0.0.0.0", "discovery.type": "single-node"}
+        assert written == {"network.host": "0.0.0.0", "discovery.type": "single-node"}  # noqa: S104 - in the container
 
 
 @pytest.mark.parametrize("variable", ["SEARCH_ENGINE_HTTP_PORT", "SEARCH_ENGINE_CLUSTER"])
@@ -477,57 +510,3 @@ def test_search_engine_entrypoint_names_a_missing_variable(entrypoint: Entrypoin
     assert result.returncode != 0
     assert f"set {variable}" in result.stderr
     assert entrypoint.calls() == []
-
-
-# --- the image's Python packages -------------------------------------------------------------------------------------
-FAKE_UV = """#!{python}
-import json, os, sys
-args = sys.argv[1:]
-with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
-    record.write(json.dumps(args) + "\\n")
-if args[:1] == ["export"]:
-    with open(args[args.index("-o") + 1], "w", encoding="utf-8") as out:
-        out.write("pydantic==2.0 --hash=sha256:" + "0" * 64 + "\\n")
-elif args[:2] == ["pip", "install"]:
-    target = args[args.index("--target") + 1]
-    os.makedirs(os.path.join(target, "bin"), exist_ok=True)
-    with open(os.path.join(target, "bin", "script"), "w") as script:
-        script.write("#!/usr/bin/python3\\n")
-    with open(os.path.join(target, "bin", "program"), "wb") as program:
-        program.write(b"\\x7fELF")
-"""
-
-
-@pytest.mark.parametrize("arch", ["amd64", "arm64"])
-def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platform(
-    make_settings: MakeSettings, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-    arch: Architecture,
-) -> None:  # fmt: skip
-    work = tmp_path_factory.mktemp("uv")
-    uv = work / "uv"
-    uv.write_text(FAKE_UV.format(python=sys.executable), encoding="utf-8")
-    uv.chmod(0o755)
-    record = work / "record.jsonl"
-    monkeypatch.setenv("PATH", f"{work}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_RECORD", str(record))
-    settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
-    installed = stack_images.install_image_python(settings, PROJECT_ROOT, arch,
-                                                  Installer(lambda _m: None, project_root=PROJECT_ROOT))  # fmt: skip
-    calls = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    export, dependencies, package = calls
-    assert export[:2] == ["export", "--frozen"]
-    assert "--no-dev" in export
-    assert not any("hash" in arg for arg in export)  # hashes stay in the export
-    for install in (dependencies, package):
-        assert install[:2] == ["pip", "install"]
-        assert install[install.index("--target") + 1].startswith(str(settings.cache_dir))
-        assert install[install.index("--python-platform") + 1] == stack_images.PYTHON_PLATFORMS[arch]
-        assert install[install.index("--python-version") + 1] == stack_images.PYTHON_VERSION
-        assert "--no-deps" in install
-    assert dependencies[-3:-1] == ["--require-hashes", "-r"]
-    assert package[-1] == str(PROJECT_ROOT)
-    assert sorted(path.name for path in (installed / "bin").iterdir()) == ["program"]  # scripts naming this machine
-    # Installed once: the same sources ask for nothing more.
-    stack_images.install_image_python(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
-    assert len(record.read_text(encoding="utf-8").splitlines()) == 3
-

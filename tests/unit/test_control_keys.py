@@ -32,7 +32,7 @@ from temporal_dsql_deploy.runtime.control_keys import (
     service_secrets,
 )
 from temporal_dsql_deploy.runtime.model import Component
-from temporal_dsql_deploy.runtime.render_compose import render_compose
+from temporal_dsql_deploy.runtime.render_compose import config_files, render_compose
 from temporal_dsql_deploy.runtime.render_scrape import scrape_config
 from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import LocalStack, render_secrets
@@ -119,7 +119,11 @@ def test_dsql_local_gets_its_admin_key_by_reference_in_both_runtimes(make_settin
     assert _variables(process)[DSQL_LOCAL_ADMIN_KEY] == "${DSQL_LOCAL_ADMIN_KEY}"
     assert DSQL_LOCAL_ADMIN_KEY not in process["command"]  # an environment variable, never a flag
     composed = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))["services"]["dsql-local"]
-    assert composed["environment"][DSQL_LOCAL_ADMIN_KEY].startswith("${DSQL_LOCAL_ADMIN_KEY:?")
+    # Under Compose: the file of a secret (the image's entrypoint reads it into the variable), never the value.
+    assert DSQL_LOCAL_ADMIN_KEY not in composed["environment"]
+    assert composed["environment"][f"{DSQL_LOCAL_ADMIN_KEY}_FILE"] == f"/run/secrets/{DSQL_LOCAL_ADMIN_KEY.lower()}"
+    assert DSQL_LOCAL_ADMIN_KEY.lower() in composed["secrets"]
+    assert not any(DSQL_LOCAL_ADMIN_KEY in arg for arg in composed["command"])
     # Its health check and its metrics stay open: neither the supervisor's probe nor the scraper carries a key.
     assert process["readiness_probe"]["http_get"]["path"] == "/healthz"
 
@@ -167,7 +171,9 @@ def test_the_metrics_store_reads_its_key_flags_from_its_environment(make_setting
     assert process["readiness_probe"]["http_get"]["path"] == "/-/healthy"
 
 
-def test_only_the_local_store_scrapes_itself_with_credentials(make_settings: MakeSettings) -> None:
+def test_the_store_alone_is_scraped_with_credentials_in_both_runtimes(make_settings: MakeSettings) -> None:
+    """VictoriaMetrics in both runtimes: it scrapes its own locked /metrics with the stack's key, read from its own
+    variable (under Compose the entrypoint fills it from the secret file); the other jobs carry none."""
     settings = make_settings()
     stack = build_stack(settings)
     local = yaml.safe_load(scrape_config(stack, lambda _name: "127.0.0.1", settings.metrics_scrape_interval,
@@ -176,10 +182,15 @@ def test_only_the_local_store_scrapes_itself_with_credentials(make_settings: Mak
     store = next(service.name for service in stack if service.component is Component.METRICS_STORE)
     assert with_auth == {store: {"username": METRICS_STORE_USER, "password": "%{VM_httpAuth_password}"}}
     composed = yaml.safe_load(render_compose(stack, settings, "amd64"))
-    prometheus = yaml.safe_load(composed["configs"]["prometheus"]["content"].replace("$$", "$"))
-    assert not any("basic_auth" in job for job in prometheus["scrape_configs"])
-    # Compose's Prometheus keeps its admin and write APIs off (their flags are not given).
-    assert not any("admin-api" in arg or "remote-write" in arg for arg in composed["services"][store]["command"])
+    (scrape,) = [file for file in config_files(stack, settings) if file.name == "scrape"]
+    in_compose = yaml.safe_load(scrape.text)["scrape_configs"]
+    assert {job["job_name"]: job["basic_auth"] for job in in_compose if "basic_auth" in job} == with_auth
+    service = composed["services"][store]
+    assert {"source": "scrape", "target": scrape.target} in service["configs"]
+    assert service["environment"]["VM_httpAuth_password_FILE"] == f"/run/secrets/{METRICS_STORE_KEY.lower()}"
+    assert service["environment"]["VM_httpAuth_username"] == METRICS_STORE_USER
+    assert "-envflag.enable" in service["command"]
+    assert not any("AuthKey" in arg or "httpAuth" in arg for arg in service["command"])  # no key on a command line
 
 
 class _Protected(BaseHTTPRequestHandler):
@@ -232,11 +243,10 @@ def test_the_store_client_sends_the_stacks_credentials(protected: tuple[int, typ
 def test_fault_injection_carries_the_admin_key(protected: tuple[int, type[_Protected]], make_settings: MakeSettings,
                                                tmp_path: Path) -> None:  # fmt: skip
     port, handler = protected
-    settings = make_settings(DSQL_LOCAL_ADMIN_PORT=str(port))
-    keys = ensure_control_keys(tmp_path)
+    settings = make_settings(DSQL_LOCAL_ADMIN_PORT=str(port), STACK_DIR=str(tmp_path / "stack"))
+    keys = ensure_control_keys(settings.stack_dir)  # the stack's keys, where it keeps them
     handler.expected = f"Bearer {keys.dsql_local_admin}"
-    context = SimpleNamespace(stack=SimpleNamespace(settings=settings, layout=SimpleNamespace(root=tmp_path)),
-                              plan=SimpleNamespace(hold_s=0.0))  # fmt: skip
+    context = SimpleNamespace(stack=SimpleNamespace(settings=settings), plan=SimpleNamespace(hold_s=0.0))
     injected = faults._conflicts(cast("faults.FaultContext", context))
     assert handler.seen == ["POST /faults", "GET /faults", "POST /faults"]
     assert injected.notes == ["4 commits failed with OC000"]

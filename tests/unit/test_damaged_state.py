@@ -166,7 +166,7 @@ def test_a_marker_from_before_the_file_list_with_a_program_gone_is_rebuilt(
 
 DOCKERFILE = Path(__file__).parents[2] / "docker" / "Dockerfile"
 # The image's step that marks its Temporal server installed, as the Dockerfile writes it.
-IMAGE_MARKER_STEP = re.search(r"&& (\S.*/\.complete\")\s*$", DOCKERFILE.read_text(encoding="utf-8"), re.M)
+IMAGE_MARKER_STEP = re.search(r"&& (\S.*/\.complete\")(?:\s*\\)?\s*$", DOCKERFILE.read_text(encoding="utf-8"), re.M)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys
 from temporal_dsql_deploy.runtime.docker_engine import COMPOSE_VERSION
 from temporal_dsql_deploy.runtime.installer import Installer, component_dir
 from temporal_dsql_deploy.runtime.model import Runtime
-from temporal_dsql_deploy.runtime.render_compose import compose_secrets
+from temporal_dsql_deploy.runtime.render_compose import compose_secrets, write_compose
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
 from tests.unit.conftest import assert_clear_error, run_task
@@ -48,7 +48,8 @@ args = sys.argv[1:]
 secrets = os.environ.get("SECRETS_DIR")
 listing = sorted(os.listdir(secrets)) if secrets and os.path.isdir(secrets) else None
 with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps({{"program": "compose", "argv": args, "SECRETS_DIR": secrets, "secret_files": listing}}) + "\\n")
+    call = {{"program": "compose", "argv": args, "SECRETS_DIR": secrets, "secret_files": listing}}
+    log.write(json.dumps(call) + "\\n")
 if "ps" in args:
     print(os.environ.get("FAKE_COMPOSE_PS", ""))
 """
@@ -205,7 +206,7 @@ def test_only_a_dockerd_the_project_started_is_stopped(
     assert not files.pidfile.exists()
 
 
-# --- secrets as files --------------------------------------------------------------------------------------------------
+# --- secrets as files -------------------------------------------------------------------------------------------------
 def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
@@ -245,13 +246,13 @@ def test_every_secret_the_compose_file_defines_has_its_file(make_settings: MakeS
     given = {name: value for name, value in SECRETS.items() if grafana_password or "GRAFANA" not in name}
     settings = with_local_secrets(make_settings(TEMPORAL_SQL_PLUGIN=plugin, **given), create=True)
     directory = docker_runtime.write_secret_files(settings)
-    path = docker_runtime.write_compose(settings, host_architecture(), tmp_path / "docker-compose.yml")
+    path = write_compose(settings, host_architecture(), tmp_path / "docker-compose.yml")
     defined = yaml.safe_load(path.read_text(encoding="utf-8"))["secrets"]
     assert defined
     assert sorted(name for name in defined if not (directory / name).is_file()) == []
 
 
-# --- up, status, down --------------------------------------------------------------------------------------------------
+# --- up, status, down -------------------------------------------------------------------------------------------------
 def _rows(*rows: dict[str, Any]) -> str:
     return "\n".join(json.dumps(row) for row in rows)
 
@@ -260,7 +261,12 @@ def _rows(*rows: dict[str, Any]) -> str:
 def up_ready(settings: Settings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """An engine that answers, images that are current (the build recorded), containers all healthy."""
     built: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(docker_runtime, "build_stack_images", lambda *args: built.append(args) or [])
+
+    def build_stack_images(*args: Any) -> list[str]:
+        built.append(args)
+        return []
+
+    monkeypatch.setattr(docker_runtime, "build_stack_images", build_stack_images)
     monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
     one_shots = [s.name for s in build_stack(settings).in_runtime(Runtime.DOCKER) if s.one_shot]
     monkeypatch.setenv("FAKE_COMPOSE_PS", _rows(
@@ -320,7 +326,7 @@ def test_status_reads_each_container_and_flags_the_unhealthy(settings: Settings,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              tmp_path: Path) -> None:  # fmt: skip
     monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"Service": "elasticsearch", "State": "running", "Health": "healthy", "Publishers": [{"PublishedPort": 9200}]},
         {"Service": "es-setup", "State": "exited", "Health": "", "ExitCode": 0},
         {"Service": "schema-setup", "State": "exited", "Health": "", "ExitCode": 1},
@@ -347,7 +353,7 @@ def test_down_stops_the_stack_and_removes_the_secrets(settings: Settings, stand_
                                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       volumes: bool) -> None:  # fmt: skip
     monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
-    docker_runtime.write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
+    write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
     directory = docker_runtime.write_secret_files(with_local_secrets(settings, create=True))
     done = docker_runtime.down(settings, tmp_path, volumes=volumes)
     assert stand_ins.compose() == [["down", "--volumes"] if volumes else ["down"]]

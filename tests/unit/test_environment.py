@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from temporal_dsql_deploy.runtime.render_compose import compose_secrets, render_
 from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import render_secrets
 from temporal_dsql_deploy.runtime.units import build_stack
-from temporal_dsql_deploy.runtime.units.metrics_store import victoria_metrics_environment
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.settings.environment import HostOf, SecretRef, render_environment, settings_environment
 from temporal_dsql_deploy.settings.layout import Layout
@@ -69,8 +69,11 @@ def test_password_only_in_dotenv_reaches_the_server_in_both_renderers_and_neithe
     for name in ("temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker", "schema-setup"):
         supervised = dict(item.split("=", 1) for item in processes[name]["environment"])
         assert supervised["TEMPORAL_SQL_PASSWORD"] == "${TEMPORAL_SQL_PASSWORD}"
-        assert services[name]["environment"]["TEMPORAL_SQL_PASSWORD"].startswith("${TEMPORAL_SQL_PASSWORD:?")
-    # Each runtime supplies the value at start: process-compose from a 0600 file, Compose from its environment.
+        # Under Compose, the file of a Compose secret that the image's entrypoint reads into the variable.
+        assert "TEMPORAL_SQL_PASSWORD" not in services[name]["environment"]
+        assert services[name]["environment"]["TEMPORAL_SQL_PASSWORD_FILE"] == "/run/secrets/temporal_sql_password"
+        assert "temporal_sql_password" in services[name]["secrets"]
+    # Each runtime supplies the value at start: process-compose from a 0600 file, Compose from a file per secret.
     stack = build_stack(settings)
     secrets_file = tmp_path / "secrets.env"
     keys = ControlKeys("admin-key-" + "a" * 32, "store-key-" + "b" * 32)
@@ -97,18 +100,20 @@ def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_p
     services = yaml.safe_load(compose_text)["services"]
     runtime_only = {
         "TEMPORAL_DYNAMIC_CONFIG_FILE",
+        "TEMPORAL_SERVER_CONFIG_FILE",  # the image's template, which its entrypoint starts the server with
         "TEMPORAL_BIND_IP",
         "TEMPORAL_UI_BIND_IP",
         "CACHE_DIR",
         "TEMPORAL_SQL_TLS_CA_FILE",
         "TEMPORAL_DSQL_STACK",  # the local stack's marker on its processes (STACK_DIR)
     }  # paths: the host's, or in the stand-in's volume
-    runtime_only |= set(victoria_metrics_environment())  # the local metrics store's; Compose runs Prometheus
     for service in build_stack(settings).in_runtime(Runtime.LOCAL):
         if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:
-            continue  # runtime-specific programs (Debian binaries vs images) with their own variables
+            continue  # launched differently (the runner's flags vs the image's entrypoint), with their own variables
         supervised = dict(item.split("=", 1) for item in processes[service.name]["environment"])
-        composed = services[service.name].get("environment", {})
+        # A secret is NAME under the supervisor and NAME_FILE (its file, read into NAME at start) under Compose.
+        composed = {name.removesuffix("_FILE") if value.startswith("/run/secrets/") else name: value
+                    for name, value in services[service.name].get("environment", {}).items()}  # fmt: skip
         assert set(supervised) - runtime_only == set(composed) - runtime_only, service.name
         for name, value in service.environment.items():
             if isinstance(value, str) and name not in runtime_only:
@@ -141,3 +146,18 @@ def test_compose_publishes_on_loopback_unless_told(make_settings: MakeSettings) 
         "127.0.0.1:3000:3000",
     ]  # fmt: skip
     assert all(port.startswith("0.0.0.0:") for port in published(make_settings(PUBLISH_ADDRESS="0.0.0.0")))  # noqa: S104
+
+
+def test_the_search_engine_exporter_is_told_the_engine_in_both_renderers(make_settings: MakeSettings,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    """elasticsearch_exporter reads its target from --es.uri alone: the model's ES_URI, resolved per runtime."""
+    settings = make_settings(TEMPORAL_ELASTICSEARCH_PORT="19200")
+    supervisor_text, compose_text = _both(settings, tmp_path)
+    supervised = shlex.split(yaml.safe_load(supervisor_text)["processes"]["elasticsearch-exporter"]["command"])
+    composed = yaml.safe_load(compose_text)["services"]["elasticsearch-exporter"]["command"]
+    assert "--es.uri=http://127.0.0.1:19200" in supervised
+    assert "--es.uri=http://elasticsearch:19200" in composed
+    assert [arg for arg in composed if arg.startswith("--es.uri")] == ["--es.uri=http://elasticsearch:19200"]
+    # The PostgreSQL exporter reads its variables (DATA_SOURCE_*): no target flag.
+    postgres = yaml.safe_load(compose_text)["services"]["postgresql-exporter"]["command"]
+    assert not any(arg.startswith(("--es.uri", "--data-source")) for arg in postgres)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
@@ -19,6 +20,8 @@ from tenacity.wait import wait_base
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load import faults
 from temporal_dsql_deploy.load.shapes import SHAPES
+from temporal_dsql_deploy.runtime.interface import StackRuntime
+from temporal_dsql_deploy.runtime.model import Runtime
 
 
 def _unavailable() -> RPCError:
@@ -149,11 +152,12 @@ def _kill_context(monkeypatch: pytest.MonkeyPatch, pids: list[int]) -> tuple[fau
     seen = iter([100, *pids])
     last = [100]
 
-    def states(_process_compose: object) -> list[SimpleNamespace]:
+    def main_pid(service: str) -> int:
+        assert service == "temporal-history"
         last[0] = next(seen, last[0])
-        return [SimpleNamespace(name="temporal-history", pid=last[0])]
+        return last[0]
 
-    context = SimpleNamespace(stack=SimpleNamespace(states=states), process_compose=None)
+    context = SimpleNamespace(stack=SimpleNamespace(main_pid=main_pid))
     return cast("faults.FaultContext", context), killed
 
 
@@ -171,3 +175,22 @@ def test_a_killed_service_never_restarted_is_a_problem_naming_the_wait(monkeypat
     assert killed == [100]
     assert injected.problems == ["the supervisor did not restart temporal-history within 0.3s of kill -9"]
     assert not injected.notes
+
+
+@pytest.mark.parametrize("name", [fault.name for fault in faults.FAULTS if Runtime.DOCKER not in fault.runtimes])
+def test_a_fault_the_runtime_cannot_take_is_refused_before_anything(name: str, tmp_path: Path) -> None:
+    """dsql-local's admin API is not published under Docker: its faults are refused there, the stack untouched."""
+    fault = next(fault for fault in faults.FAULTS if fault.name == name)
+    touched: list[str] = []
+    stack = SimpleNamespace(kind=Runtime.DOCKER, up=lambda _report: touched.append("up"))
+    with pytest.raises(DeployError, match="cannot be injected under the docker runtime") as refused:
+        faults.run_fault(cast("StackRuntime", stack), fault, faults.FaultPlan(), tmp_path, lambda _message: None)
+    assert "run it with local" in str(refused.value)
+    assert touched == []
+
+
+def test_the_faults_docker_cannot_take_are_those_of_dsql_locals_admin_api() -> None:
+    local_only = {fault.name for fault in faults.FAULTS if Runtime.DOCKER not in fault.runtimes}
+    assert local_only == {fault.name for fault in faults.FAULTS if fault.inject in (faults._short_tokens,
+                                                                                       faults._conflicts)}  # fmt: skip
+    assert local_only

@@ -241,4 +241,3 @@ def test_configs_are_files_beside_the_compose_file(make_settings: MakeSettings, 
     assert set(mounted) == set(expected)
     # The metrics store reads its scrape configuration where Compose mounts it.
     assert f"-promscrape.config={mounted['scrape']}" in document["services"]["metrics"]["command"]
-

@@ -3,13 +3,23 @@ tests/unit/test_search_engine_log4j.py)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import hcl2
+import pytest
 
+from temporal_dsql_deploy.runtime import stack_images
+from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.stack_images import UV_VERSION
+from temporal_dsql_deploy.settings.config import Architecture, Settings
 from tests.conftest import PROJECT_ROOT
+
+MakeSettings = Callable[..., Settings]
 
 UV_REQUIREMENTS = PROJECT_ROOT / "docker" / "uv-requirements.txt"
 SHA256 = re.compile(r"--hash=sha256:([0-9a-f]{64})\b")
@@ -39,18 +49,67 @@ def test_the_uv_requirement_pins_the_version_with_a_hash_per_linux_wheel() -> No
     assert requirement.count("--hash=") == len(hashes)  # no other algorithm, nothing malformed
 
 
-def test_the_image_installs_every_wheel_with_require_hashes() -> None:
-    lines = _logical_lines((PROJECT_ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8"))
-    text = "\n".join(lines)
-    assert "--no-hashes" not in text
-    commands = [part.strip() for line in lines for part in line.split("&&")]
-    exports = [command for command in commands if command.startswith("uv export")]
-    assert exports, "the image installs from uv.lock's export"
-    requirement_installs = [command for command in commands if command.startswith("pip install") and " -r " in command]
-    assert len(requirement_installs) == 2  # uv, then the locked dependencies
-    for command in requirement_installs:
-        assert "--require-hashes" in command
-    assert any("uv-requirements.txt" in command for command in requirement_installs)
+def test_the_images_fetch_nothing_while_they_are_built() -> None:
+    """Every file of an image enters through its build context (assembled from checked installs); no Dockerfile
+    step downloads or installs a package."""
+    fetchers = re.compile(r"\b(pip|uv|curl|wget|apt-get|apt|dpkg|go|npm|git)\b")
+    for dockerfile in sorted((PROJECT_ROOT / "docker").glob("*Dockerfile")):
+        runs = [line for line in _logical_lines(dockerfile.read_text(encoding="utf-8")) if line.startswith("RUN ")]
+        assert [run for run in runs if fetchers.search(run)] == [], dockerfile.name
+        froms = [line for line in _logical_lines(dockerfile.read_text(encoding="utf-8")) if line.startswith("FROM ")]
+        assert froms == ["FROM ${BASE_IMAGE}"], dockerfile.name  # the Debian base made here, no registry's
+
+
+FAKE_UV = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
+    record.write(json.dumps(args) + "\\n")
+if args[:1] == ["export"]:
+    with open(args[args.index("-o") + 1], "w", encoding="utf-8") as out:
+        out.write("pydantic==2.0 --hash=sha256:" + "0" * 64 + "\\n")
+elif args[:2] == ["pip", "install"]:
+    target = args[args.index("--target") + 1]
+    os.makedirs(os.path.join(target, "bin"), exist_ok=True)
+    with open(os.path.join(target, "bin", "script"), "w") as script:
+        script.write("#!/usr/bin/python3\\n")
+    with open(os.path.join(target, "bin", "program"), "wb") as program:
+        program.write(b"\\x7fELF")
+"""
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platform(
+    make_settings: MakeSettings, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    arch: Architecture,
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("uv")
+    uv = work / "uv"
+    uv.write_text(FAKE_UV.format(python=sys.executable), encoding="utf-8")
+    uv.chmod(0o755)
+    record = work / "record.jsonl"
+    monkeypatch.setenv("PATH", f"{work}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_RECORD", str(record))
+    settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    installed = stack_images.install_image_python(settings, PROJECT_ROOT, arch,
+                                                  Installer(lambda _m: None, project_root=PROJECT_ROOT))  # fmt: skip
+    calls = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    export, dependencies, package = calls
+    assert export[:2] == ["export", "--frozen"]
+    assert "--no-dev" in export
+    assert not any("hash" in arg for arg in export)  # hashes stay in the export
+    for install in (dependencies, package):
+        assert install[:2] == ["pip", "install"]
+        assert install[install.index("--target") + 1].startswith(str(settings.cache_dir))
+        assert install[install.index("--python-platform") + 1] == stack_images.PYTHON_PLATFORMS[arch]
+        assert install[install.index("--python-version") + 1] == stack_images.PYTHON_VERSION
+        assert "--no-deps" in install
+    assert dependencies[-3:-1] == ["--require-hashes", "-r"]
+    assert package[-1] == str(PROJECT_ROOT)
+    assert sorted(path.name for path in (installed / "bin").iterdir()) == ["program"]  # scripts naming this machine
+    # Installed once: the same sources ask for nothing more.
+    stack_images.install_image_python(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
+    assert len(record.read_text(encoding="utf-8").splitlines()) == 3
 
 
 def _lock_block() -> dict[str, Any]:

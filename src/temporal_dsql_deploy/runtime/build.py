@@ -13,8 +13,11 @@ from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_engine
 from temporal_dsql_deploy.runtime.components import GRPC_HEALTH_PROBE_VERSION
+from temporal_dsql_deploy.runtime.emulation import emulating
 from temporal_dsql_deploy.runtime.installer import GO_TOOLCHAIN, copy_schema, server_module_dir
-from temporal_dsql_deploy.runtime.stack_images import build_stack_images
+from temporal_dsql_deploy.runtime.stack_images import build_runtime_image, build_stack_images
+from temporal_dsql_deploy.runtime.units.exporters import EXPORTER_PACKAGES, EXPORTERS
+from temporal_dsql_deploy.runtime.units.metrics_store import VICTORIA_METRICS_VERSION
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
@@ -105,6 +108,14 @@ def _c_compiler(arch: Architecture, report: Reporter) -> str:
     return compiler
 
 
+def _build_exporters(project_root: Path, arch: Architecture, out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
+        run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{out}/", *EXPORTER_PACKAGES],
+                 what=f"building the exporters for linux/{arch}", fix="see the compiler output above",
+                 timeout_s=BUILD_TIMEOUT_S, env=_go_env(arch, Path(gopath)),
+                 cwd=project_root / "components" / "exporters")  # fmt: skip
+
+
 def _build_dsql_local(project_root: Path, arch: Architecture, out: Path, report: Reporter) -> Path:
     report(f"cross-compiling dsql-local for linux/{arch} (cgo)")
     with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
@@ -146,8 +157,13 @@ def build_binaries(settings: Settings, project_root: Path, arch: Architecture, s
     _go_install([f"github.com/temporalio/ui-server/v2/cmd/server@v{settings.temporal_ui_version}"], arch, tools)
     (tools / "server").replace(tools / "ui-server")
     _go_install([f"github.com/grpc-ecosystem/grpc-health-probe@{GRPC_HEALTH_PROBE_VERSION}"], arch, tools)
+    report(f"cross-compiling VictoriaMetrics {VICTORIA_METRICS_VERSION} and the exporters for linux/{arch}")
+    _go_install([f"github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@{VICTORIA_METRICS_VERSION}"],
+                arch, tools)  # fmt: skip
+    _build_exporters(project_root, arch, tools)
     binaries = [server.server, server.sql_tool, server.es_tool, tools / "ui-server", tools / "grpc-health-probe",
-                _build_dsql_local(project_root, arch, tools, report)]  # fmt: skip
+                _build_dsql_local(project_root, arch, tools, report), tools / "victoria-metrics",
+                *(tools / name for name in EXPORTERS)]  # fmt: skip
     wrong = [f"{b.name} is {elf_machine(b)}" for b in binaries if elf_machine(b) != arch]
     if wrong:
         raise DeployError(f"cross-compile for {arch} produced the wrong machine type: {', '.join(wrong)}",
@@ -173,12 +189,28 @@ def build(settings: Settings, project_root: Path, arch: Architecture, source: Pa
     lint_dockerfiles(project_root)
     if source is not None:
         result.notes.append(f"binaries are in {result.output}; images are built from the pinned release only")
-    elif arch != host_architecture():
-        result.notes.append(f"binaries are in {result.output}; the images' Debian base is made for this machine's "
-                            f"architecture ({host_architecture()}) only, so no {arch} image was built")  # fmt: skip
     elif not docker_engine.engine_answers():
         result.notes.append(f"binaries are in {result.output}; no Docker engine answers here, so no image was built "
                             "(`invoke up --runtime docker` starts one and builds them)")  # fmt: skip
-    else:
+    elif arch == host_architecture():
         result.images = build_stack_images(settings, project_root, arch, report)
+    else:
+        _build_foreign(settings, project_root, arch, result, report)
     return result
+
+
+def _build_foreign(settings: Settings, project_root: Path, arch: Architecture, result: BuildResult,
+                   report: Reporter) -> None:  # fmt: skip
+    """Another architecture's runtime image (the one a cluster of those machines runs), made and checked under
+    emulation; where none can be registered, the binaries' machine types are the check (done above)."""
+    with emulating(arch, report) as unavailable:
+        if unavailable:
+            result.notes.append(f"binaries are in {result.output} (machine types checked above); no {arch} image "
+                                f"was built: {unavailable}")  # fmt: skip
+            return
+        image = build_runtime_image(settings, project_root, arch, report, result.output)
+        version = run_tool(["docker", "run", "--rm", "--network", "none", "--platform", f"linux/{arch}",
+                            "--entrypoint", "temporal-server", image, "--version"], what=f"{image} under emulation",
+                           fix="see the output above", timeout_s=300).strip()  # fmt: skip
+        result.images = [image]
+        result.notes.append(f"{image} (linux/{arch}) ran under emulation: {version}")

@@ -1,9 +1,11 @@
 """Images built on this machine without pulling from any registry.
 
-A base is a Debian root filesystem that mmdebstrap makes from Debian's packages, imported with `docker import`;
-each image of the stack is a base plus what it runs, built by the classic builder (`DOCKER_BUILDKIT=0`: it needs
-no buildx plugin) from a context assembled in the cache. Both are named or labelled by the digest of everything
-that went into them, so a second build with nothing changed builds nothing.
+A base is a Debian root filesystem that mmdebstrap makes from Debian's packages, added to an empty image
+(`FROM scratch`, which records the architecture asked for: `docker import` records the engine's own); each image
+of the stack is a base plus what it runs. Both are built by the classic builder (`DOCKER_BUILDKIT=0`: it needs no
+buildx plugin) from a context assembled in the cache, and named or labelled by the digest of everything that went
+into them, so a second build with nothing changed builds nothing. Another architecture's base and images are made
+under emulation (runtime/emulation.py).
 """
 
 from __future__ import annotations
@@ -78,14 +80,10 @@ def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report:
     reference = base.reference(arch)
     if image_label(reference) is not None:
         return reference
-    if arch != host_architecture():
-        raise DeployError(
-            f"the {base.name} base for {arch} is not on this Docker host, and this machine makes bases only for its "
-            f"own architecture ({host_architecture()})",
-            f"build the {arch} image on an {arch} machine, or load its base there and `docker save` it here",
-        )
     mmdebstrap = _require_mmdebstrap(report)
-    report(f"making the {base.name} base image from Debian {DEBIAN_SUITE} packages: {', '.join(base.packages)}")
+    emulated = "" if arch == host_architecture() else " (emulated: several minutes)"
+    report(f"making the {base.name} base image for {arch} from Debian {DEBIAN_SUITE}'s packages{emulated}: "
+           f"{', '.join(base.packages)}")  # fmt: skip
     work = settings.cache_dir / "build" / "bases"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{base.name}-", dir=work) as scratch:
@@ -94,9 +92,10 @@ def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report:
         build_step([mmdebstrap, "--mode=root", "--variant=minbase", "--quiet", f"--architectures={arch}",
                     f"--include={','.join(base.packages)}", *hooks, DEBIAN_SUITE, str(rootfs)],
                    f"mmdebstrap of the {base.name} base")  # fmt: skip
-        run_tool(["docker", "import", "--platform", f"linux/{arch}", str(rootfs), reference],
-                 what=f"docker import of the {base.name} base", fix="check the Docker engine's log",
-                 timeout_s=BUILD_TIMEOUT_S)  # fmt: skip
+        (Path(scratch) / "Dockerfile").write_text("FROM scratch\nADD rootfs.tar /\n", encoding="utf-8")
+        run_tool(["docker", "build", "--quiet", "--platform", f"linux/{arch}", "--tag", reference, scratch],
+                 what=f"docker build of the {base.name} base", fix="check the Docker engine's log",
+                 timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
     return reference
 
 
@@ -108,11 +107,16 @@ def _require_mmdebstrap(report: Reporter) -> str:
         raise DeployError("making a base image here needs mmdebstrap (no image registry is used), and it is missing",
                           "install Debian's mmdebstrap package, then run again")  # fmt: skip
     report("installing Debian's mmdebstrap (first time only)")
+    apt_install(("mmdebstrap",))
+    return shutil.which("mmdebstrap") or "mmdebstrap"
+
+
+def apt_install(packages: tuple[str, ...]) -> None:
+    """Debian's `packages`, as root (the callers check that first)."""
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
-    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", "mmdebstrap"],
-               "apt-get install mmdebstrap", env=env)  # fmt: skip
-    return shutil.which("mmdebstrap") or "mmdebstrap"
+    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+               f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
 
 
 def content_digest(root: Path) -> str:

@@ -72,9 +72,10 @@ def source_digest_of_package(project_root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def runtime_programs(settings: Settings, project_root: Path, arch: Architecture,
-                     report: Reporter) -> dict[str, Path]:  # fmt: skip
-    """The runtime image's programs for `arch`, by their place in the build context."""
+def runtime_programs(settings: Settings, project_root: Path, arch: Architecture, report: Reporter,
+                     cross_built: Path | None) -> dict[str, Path]:  # fmt: skip
+    """The runtime image's programs for `arch`, by their place in the build context: the local runtime's installs on
+    this machine's architecture, else what `build.build_binaries` cross-compiled into `cross_built`."""
     if arch == host_architecture():
         paths = install_all(settings, project_root, report)
         upstream = TemporalServer(paths.temporal_es_tool.parent)
@@ -83,13 +84,12 @@ def runtime_programs(settings: Settings, project_root: Path, arch: Architecture,
                  "postgres_exporter": paths.postgres_exporter,
                  "elasticsearch_exporter": paths.search_engine_exporter}  # fmt: skip
         server = paths.temporal_server
-    else:
-        from temporal_dsql_deploy.runtime.build import build_binaries  # noqa: PLC0415 - it imports this module
-
-        built = build_binaries(settings, project_root, arch, None, report)
-        upstream = TemporalServer(built.output / "temporal-server")
-        tools = {name: built.output / "tools" / name for name in TOOLS}
+    elif cross_built is not None:
+        upstream = TemporalServer(cross_built / "temporal-server")
+        tools = {name: cross_built / "tools" / name for name in TOOLS}
         server = upstream.server
+    else:
+        raise DeployError(f"the {arch} programs are not built", f"run `invoke build --arch {arch}`, which builds them")
     return {
         "temporal-server/server": server,
         "temporal-server/sql": upstream.sql_tool,
@@ -99,17 +99,38 @@ def runtime_programs(settings: Settings, project_root: Path, arch: Architecture,
     }
 
 
-def stack_recipes(settings: Settings, project_root: Path, arch: Architecture, report: Reporter) -> list[ImageRecipe]:
-    installer = Installer(report, project_root=project_root)
+def image_reference(reference: str, arch: Architecture) -> str:
+    """This machine's architecture keeps the plain tag (what the compose file names); another's is suffixed, so
+    building it never replaces the image the local stack runs."""
+    return reference if arch == host_architecture() else f"{reference}-{arch}"
+
+
+def runtime_recipe(settings: Settings, project_root: Path, arch: Architecture, report: Reporter,
+                   cross_built: Path | None = None) -> ImageRecipe:  # fmt: skip
     docker = project_root / "docker"
-    runtime = ImageRecipe(
-        runtime_image(settings), RUNTIME_BASE, docker / "Dockerfile",
-        {**runtime_programs(settings, project_root, arch, report),
-         "python": install_image_python(settings, project_root, arch, installer),
+    return ImageRecipe(
+        image_reference(runtime_image(settings), arch), RUNTIME_BASE, docker / "Dockerfile",
+        {**runtime_programs(settings, project_root, arch, report, cross_built),
+         "python": install_image_python(settings, project_root, arch, Installer(report, project_root=project_root)),
          "templates": project_root / "src" / "temporal_dsql_deploy" / "templates",
          "entrypoint.sh": docker / "entrypoint.sh"},
         (("TEMPORAL_VERSION", settings.temporal_version),),
     )  # fmt: skip
+
+
+def build_runtime_image(settings: Settings, project_root: Path, arch: Architecture, report: Reporter,
+                        cross_built: Path) -> str:  # fmt: skip
+    """The runtime image alone, for `arch` (what a cluster of `arch` machines runs), from the programs in
+    `cross_built`; its reference."""
+    recipe = runtime_recipe(settings, project_root, arch, report, cross_built)
+    build_image(recipe, arch, settings, report)
+    return recipe.reference
+
+
+def stack_recipes(settings: Settings, project_root: Path, arch: Architecture, report: Reporter) -> list[ImageRecipe]:
+    installer = Installer(report, project_root=project_root)
+    docker = project_root / "docker"
+    runtime = runtime_recipe(settings, project_root, arch, report)
     postgresql = ImageRecipe(
         postgresql_image(settings), postgresql_base(settings), docker / "postgresql.Dockerfile",
         {"entrypoint.sh": docker / "postgresql-entrypoint.sh"}, (("POSTGRES_VERSION", settings.postgres_version),),

@@ -85,9 +85,7 @@ def install_exporters(settings: Settings, installer: Installer) -> Path:
     module = installer.project_root / "components" / "exporters"
 
     def build(staging: Path) -> None:
-        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/",
-                "github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter",
-                "github.com/prometheus-community/elasticsearch_exporter"]  # fmt: skip
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/", *EXPORTER_PACKAGES]
         build_step(argv, "building the Prometheus exporters", env=go_env(staging), cwd=module)
 
     target = component_dir(settings, "exporters", source_digest(module))
@@ -95,6 +93,8 @@ def install_exporters(settings: Settings, installer: Installer) -> Path:
 
 
 EXPORTERS = ("postgres_exporter", "elasticsearch_exporter")
+EXPORTER_PACKAGES = ("github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter",
+                     "github.com/prometheus-community/elasticsearch_exporter")  # fmt: skip
 UNITS = (
     ExporterUnit(Component.POSTGRES_EXPORTER, EXPORTERS[0], lambda paths: paths.postgres_exporter),
     # elasticsearch_exporter v1.9.0 reads its target from --es.uri only (ES_URI is not honoured).
