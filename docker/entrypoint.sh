@@ -8,6 +8,7 @@
 set -eu
 
 for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)_FILE=.*/\1/p'); do
+  file=""
   eval "file=\${${name}_FILE}"
   case "$file" in
     /run/secrets/*) ;;
@@ -31,6 +32,8 @@ if [ "$#" -eq 1 ] && [ "$1" = "temporal-server" ]; then
     exit 64
   fi
   missing=""
+  # Names are single words ([A-Z_]), so splitting on whitespace is exact.
+  # shellcheck disable=SC2013
   for required in $(grep -o 'template "required" "[A-Z_]*"' "$config" | cut -d'"' -f4 | sort -u); do
     eval "value=\${$required:-}"
     [ -n "$value" ] || missing="$missing $required"

@@ -16,7 +16,7 @@ from temporal_dsql_deploy.runtime.docker_engine import engine_answers
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from tests.conftest import PROJECT_ROOT
-from tests.faults.conftest import fault_table
+from tests.faults.conftest import report_faults
 from tests.integration.conftest import chromium, require  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.containers
@@ -45,12 +45,6 @@ def settings(docker_stack: DockerRuntime) -> Settings:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RESULTS:
-        return
-    terminalreporter.section("faults under load, in containers")
-    for line in fault_table(RESULTS):
-        terminalreporter.write_line(line)
-    out = Path(".stack") / "faults-containers.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(fault_table(RESULTS)) + "\n", encoding="utf-8")
-    terminalreporter.write_line(f"written to {out}")
+    report_faults(
+        terminalreporter, "faults under load, in containers", RESULTS, Path(".stack") / "faults-containers.json"
+    )

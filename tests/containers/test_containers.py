@@ -7,13 +7,11 @@ import asyncio
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.runtime.build import build, elf_machine
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, secrets_dir
 from temporal_dsql_deploy.runtime.units.base import runtime_image
@@ -21,8 +19,14 @@ from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import temporal_cli
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 from tests.conftest import PROJECT_ROOT
-from tests.integration.stack_checks import search_attribute_query, timer_signal_child, ui_lists_a_finished_workflow
-from tests.integration.test_metrics import WAIT_S, _eventually_present, _expected_series
+from tests.integration.stack_checks import (
+    every_service_is_scraped,
+    search_attribute_query,
+    smoke_runs_end_to_end,
+    timer_signal_child,
+    ui_lists_a_finished_workflow,
+)
+from tests.integration.test_metrics import WAIT_S, expected_series
 
 pytestmark = pytest.mark.containers
 CONTAINER_UID = "1000"
@@ -65,13 +69,7 @@ def test_every_container_runs_with_least_privilege(docker_stack: DockerRuntime) 
 
 
 def test_smoke(docker_stack: DockerRuntime, settings: Settings) -> None:
-    report = run_smoke(settings, PROJECT_ROOT)
-    assert report.result.startswith("Hello, smoke-")
-    assert [step for step, _ in report.steps] == [
-        "sample workflow completed",
-        "found through visibility",
-        "found through the UI API",
-    ]
+    smoke_runs_end_to_end(settings)
 
 
 def test_timer_signal_and_child_workflow(docker_stack: DockerRuntime, settings: Settings) -> None:
@@ -91,18 +89,7 @@ def test_ui_shows_the_finished_workflow_in_chromium(docker_stack: DockerRuntime,
 
 def test_every_service_is_scraped_and_has_its_series(docker_stack: DockerRuntime, settings: Settings) -> None:
     run_smoke(settings, PROJECT_ROOT)
-    store: MetricsStore = docker_stack.metrics_store()
-    scraped = {name for name, _ in docker_stack.model.scrape_targets()}
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        up = {sample.labels["job"]: sample.value for sample in store.query("up")}
-        down = {job for job in scraped if up.get(job) != 1}
-        if not down or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-    assert down == set(), f"not scraped, or down for {WAIT_S}s: {up}"
-    missing = [what for what, expr in _expected_series(settings).items() if not _eventually_present(store, expr)]
-    assert missing == [], f"no series for {missing} in the store after {WAIT_S}s"
+    every_service_is_scraped(docker_stack.metrics_store(), docker_stack.model, expected_series(settings), WAIT_S)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from temporal_dsql_deploy.load.faults import FaultResult
+from temporal_dsql_deploy.load.faults import FaultPlan, FaultResult
 from tests.integration.conftest import local_stack, settings  # noqa: F401  (fixtures)
 
 RESULTS: list[FaultResult] = []
@@ -25,18 +25,33 @@ def fault_table(results: list[FaultResult]) -> list[str]:
     return lines
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RESULTS:
+def check_nothing_lost(result: FaultResult, plan: FaultPlan) -> None:
+    """The pass's promise: enough load to mean something, every workflow completed once with its own result,
+    visibility agreeing within 60 s, and the fault happened as meant."""
+    assert result.started > plan.rate * plan.before_s, f"too few workflows started to mean anything: {result}"
+    assert result.lost == 0, f"{result.lost} workflows never completed: {result}"
+    assert result.duplicated == 0, f"{result.duplicated} workflow ids ran more than once: {result}"
+    assert result.wrong_results == 0, f"{result.wrong_results} workflows returned another result: {result}"
+    assert result.visibility_s is not None, f"visibility did not show every workflow completed in 60 s: {result}"
+    assert not result.problems, f"the fault did not happen as meant: {result}"
+
+
+def report_faults(terminalreporter: pytest.TerminalReporter, title: str, results: list[FaultResult], out: Path) -> None:
+    """The table at the end of the run, and the results as JSON (`out`) and as the README's rows (`out`.md)."""
+    if not results:
         return
-    terminalreporter.section("faults under load")
-    for line in fault_table(RESULTS):
+    terminalreporter.section(title)
+    for line in fault_table(results):
         terminalreporter.write_line(line)
-    out = Path(".stack") / "faults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([asdict(r) for r in RESULTS], indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
     markdown = out.with_suffix(".md")
-    markdown.write_text("\n".join(_markdown_row(r) for r in RESULTS) + "\n", encoding="utf-8")
+    markdown.write_text("\n".join(_markdown_row(r) for r in results) + "\n", encoding="utf-8")
     terminalreporter.write_line(f"written to {out} and {markdown} (the README's rows)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    report_faults(terminalreporter, "faults under load", RESULTS, Path(".stack") / "faults.json")
 
 
 def _markdown_row(r: FaultResult) -> str:

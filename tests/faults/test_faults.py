@@ -11,7 +11,7 @@ import pytest
 from temporal_dsql_deploy.load.faults import FAULTS, Fault, FaultPlan, run_fault
 from temporal_dsql_deploy.runtime.local_runtime import LocalRuntime
 from temporal_dsql_deploy.runtime.stack import LocalStack
-from tests.faults.conftest import RESULTS
+from tests.faults.conftest import RESULTS, check_nothing_lost
 from tests.integration.conftest import require
 
 pytestmark = pytest.mark.faults
@@ -30,9 +30,4 @@ def test_nothing_is_lost(fault: Fault, local_stack: LocalStack, tmp_path: Path) 
     runtime = LocalRuntime(local_stack.settings, local_stack.project_root)
     result = run_fault(runtime, fault, PLAN, tmp_path, print)
     RESULTS.append(result)
-    assert result.started > PLAN.rate * PLAN.before_s, f"too few workflows started to mean anything: {result}"
-    assert result.lost == 0, f"{result.lost} workflows never completed: {result}"
-    assert result.duplicated == 0, f"{result.duplicated} workflow ids ran more than once: {result}"
-    assert result.wrong_results == 0, f"{result.wrong_results} workflows returned another result: {result}"
-    assert result.visibility_s is not None, f"visibility did not show every workflow completed in 60 s: {result}"
-    assert not result.problems, f"the fault did not happen as meant: {result}"
+    check_nothing_lost(result, PLAN)

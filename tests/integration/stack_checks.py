@@ -14,6 +14,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
+from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.runtime.model import Stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 from tests.conftest import PROJECT_ROOT
@@ -77,3 +79,39 @@ def ui_lists_a_finished_workflow(settings: Settings, chromium: str, tmp_path: Pa
     subprocess.run([chromium, *flags, f"--screenshot={tmp_path / 'workflows.png'}", "--window-size=1400,900", url],
                    capture_output=True, check=False, timeout=120)  # fmt: skip
     assert (tmp_path / "workflows.png").stat().st_size > 10_000
+
+
+def smoke_runs_end_to_end(settings: Settings) -> None:
+    """`invoke test`'s sample: it completes, and is found through visibility and the UI's API."""
+    report = run_smoke(settings, PROJECT_ROOT)
+    assert report.result.startswith("Hello, smoke-")
+    assert [step for step, _ in report.steps] == [
+        "sample workflow completed",
+        "found through visibility",
+        "found through the UI API",
+    ]
+
+
+def every_service_is_scraped(store: MetricsStore, model: Stack, expected: dict[str, str], wait_s: float) -> None:
+    """Every scraped service of the model is up in the store, and each expected series is there, within `wait_s`."""
+    scraped = {name for name, _ in model.scrape_targets()}
+    deadline = time.monotonic() + wait_s  # a service that started after the store's last scrape is up at the next
+    while True:
+        up = {sample.labels["job"]: sample.value for sample in store.query("up")}
+        down = {job for job in scraped if up.get(job) != 1}
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert down == set(), f"not scraped, or down for {wait_s}s: {up}"
+    missing = [what for what, expr in expected.items() if not eventually_present(store, expr, wait_s)]
+    assert missing == [], f"no series for {missing} in the store after {wait_s}s"
+
+
+def eventually_present(store: MetricsStore, expr: str, wait_s: float) -> list[float]:
+    """The values of `expr` once it has any, or [] after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        values = [sample.value for sample in store.query(expr)]
+        if values or time.monotonic() > deadline:
+            return values
+        time.sleep(3)

@@ -18,7 +18,12 @@ from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 from tests.conftest import PROJECT_ROOT
-from tests.integration.stack_checks import search_attribute_query, timer_signal_child, ui_lists_a_finished_workflow
+from tests.integration.stack_checks import (
+    search_attribute_query,
+    smoke_runs_end_to_end,
+    timer_signal_child,
+    ui_lists_a_finished_workflow,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +35,7 @@ def test_every_service_is_healthy(local_stack: LocalStack, paths: Paths) -> None
 
 
 def test_smoke(local_stack: LocalStack, settings: Settings) -> None:
-    report = run_smoke(settings, PROJECT_ROOT)
-    assert report.result.startswith("Hello, smoke-")
-    assert [step for step, _ in report.steps] == [
-        "sample workflow completed",
-        "found through visibility",
-        "found through the UI API",
-    ]
+    smoke_runs_end_to_end(settings)
 
 
 def test_visibility_setup_is_idempotent_and_verified(local_stack: LocalStack, settings: Settings, paths: Paths) -> None:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +25,7 @@ from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 from tests.conftest import PROJECT_ROOT
+from tests.integration.stack_checks import eventually_present, every_service_is_scraped
 
 pytestmark = pytest.mark.integration
 WAIT_S = 90  # a few scrape intervals
@@ -39,15 +39,10 @@ def store(local_stack: LocalStack, settings: Settings) -> MetricsStore:
 
 
 def _eventually_present(store: MetricsStore, expr: str) -> list[float]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        values = [sample.value for sample in store.query(expr)]
-        if values or time.monotonic() > deadline:
-            return values
-        time.sleep(3)
+    return eventually_present(store, expr, WAIT_S)
 
 
-def _expected_series(settings: Settings) -> dict[str, str]:
+def expected_series(settings: Settings) -> dict[str, str]:
     """A series each scraped service must have given the store after a workflow ran, by job."""
     expected = {
         "temporal-history": 'persistence_requests{job="temporal-history"}',
@@ -71,17 +66,7 @@ def _expected_series(settings: Settings) -> dict[str, str]:
 
 def test_every_service_is_scraped_and_has_its_series(store: MetricsStore, local_stack: LocalStack,
                                                      settings: Settings) -> None:  # fmt: skip
-    scraped = {name for name, _ in local_stack.model.scrape_targets()}
-    deadline = time.monotonic() + WAIT_S  # a service that started after the store's last scrape is up at the next
-    while True:
-        up = {sample.labels["job"]: sample.value for sample in store.query("up")}
-        down = {job for job in scraped if up.get(job) != 1}
-        if not down or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-    assert down == set(), f"not scraped, or down for {WAIT_S}s: {up}"
-    missing = [what for what, expr in _expected_series(settings).items() if not _eventually_present(store, expr)]
-    assert missing == [], f"no series for {missing} in the store after {WAIT_S}s"
+    every_service_is_scraped(store, local_stack.model, expected_series(settings), WAIT_S)
 
 
 def test_every_dashboard_expression_runs_on_the_store(store: MetricsStore) -> None:

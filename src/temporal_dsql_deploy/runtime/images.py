@@ -174,4 +174,7 @@ def build_image(recipe: ImageRecipe, arch: Architecture, settings: Settings, rep
                   "--label", f"{DIGEST_LABEL}={digest}", "--tag", recipe.reference, str(context)],
                  what=f"docker build of {recipe.reference}", fix="see the build output above",
                  timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
+    # The build it replaced, now untagged, goes (a build of ours still in use by a container stays).
+    run_tool(["docker", "image", "prune", "--force", "--filter", f"label={DIGEST_LABEL}"],
+             what="docker image prune of replaced builds", fix="check `docker info`", timeout_s=300)  # fmt: skip
     return True
