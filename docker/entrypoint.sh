@@ -26,7 +26,7 @@ done
 if [ "$#" -eq 1 ] && [ "$1" = "temporal-server" ]; then
   config="${TEMPORAL_SERVER_CONFIG_FILE:?set TEMPORAL_SERVER_CONFIG_FILE to the server configuration template}"
   [ -r "$config" ] || { echo "entrypoint: TEMPORAL_SERVER_CONFIG_FILE names $config, which cannot be read" >&2; exit 64; }
-  services="$(printf '%s' "${TEMPORAL_SERVICES:-}" | tr ',:' '  ')"
+  services="$(printf '%s' "${TEMPORAL_SERVICES:-}" | tr ',:' '  ' | xargs)"  # xargs: words only, no blanks
   if [ -z "$services" ]; then
     echo "entrypoint: set TEMPORAL_SERVICES to the roles this container runs (history, matching, frontend, worker)" >&2
     exit 64

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from temporal_dsql_deploy.observability.dashboards import load_dashboards
 from temporal_dsql_deploy.runtime.build import build, elf_machine
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, secrets_dir
 from temporal_dsql_deploy.runtime.units.base import runtime_image
@@ -90,6 +91,14 @@ def test_ui_shows_the_finished_workflow_in_chromium(docker_stack: DockerRuntime,
 def test_every_service_is_scraped_and_has_its_series(docker_stack: DockerRuntime, settings: Settings) -> None:
     run_smoke(settings, PROJECT_ROOT)
     every_service_is_scraped(docker_stack.metrics_store(), docker_stack.model, expected_series(settings), WAIT_S)
+
+
+def test_every_dashboard_expression_runs_on_the_store(docker_stack: DockerRuntime) -> None:
+    store = docker_stack.metrics_store()
+    expressions = [expr for dashboard in load_dashboards() for expr in dashboard.expressions]
+    assert expressions
+    for expr in expressions:
+        store.query(expr)  # raises, naming the expression, if the store refuses it
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ if args[:2] == ["image", "inspect"]:
         print("Error: No such image: " + args[-1], file=sys.stderr)
         sys.exit(1)
     print(images[args[-1]] or "<no value>")
+elif args[:2] == ["image", "prune"]:
+    assert args[2:] == ["--force", "--filter", "label=org.temporal-dsql-deploy.content-digest"], args  # ours only
 elif args[:1] != ["build"]:
     sys.exit(3)  # nothing else is expected
 """
@@ -260,6 +262,9 @@ def test_an_image_built_from_the_same_content_is_not_built_again(engine: Engine,
     assert len(engine.builds()) == 1
     assert lines == [f"temporal-dsql-test:1 ({arch}) is up to date"]
     _no_base_was_made(engine)
+    # The one build removed the build it replaced (ours alone); the skipped one removed nothing.
+    prunes = [call for call in engine.calls_of("docker") if call["argv"][:2] == ["image", "prune"]]
+    assert len(prunes) == 1
 
 
 CHANGES: dict[str, tuple[Callable[[Path, Engine], object], bool]] = {  # what changes, and whether it is content

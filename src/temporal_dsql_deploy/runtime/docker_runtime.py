@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
+from temporal_dsql_deploy.owned_paths import check_claimable, make_owned_dir
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_engine
@@ -27,7 +29,12 @@ from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys, read_
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
-from temporal_dsql_deploy.runtime.render_compose import SECRETS_DIR_VARIABLE, compose_secrets, write_compose
+from temporal_dsql_deploy.runtime.render_compose import (
+    SECRETS_DIR_VARIABLE,
+    compose_secrets,
+    secret_names,
+    write_compose,
+)
 from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
@@ -58,20 +65,28 @@ def compose_file(project_root: Path) -> Path:
 
 
 def secrets_dir(settings: Settings) -> Path:
-    """Where the secret files the containers mount are: in STACK_DIR's owner-only run directory."""
-    return Layout(settings.stack_dir, settings.search_engine).runtime_dir / "docker-secrets"
+    """Where the secret files the containers mount are: in STACK_DIR's config directory, this user's alone."""
+    return Layout(settings.stack_dir, settings.search_engine).config / "docker-secrets"
 
 
 def write_secret_files(settings: Settings) -> Path:
     """Each secret the compose file names, as a file of its own. The directory is the owner's alone (0700); the
-    files are readable (0444) so that the containers' user can read the one mounted into it."""
+    files are readable (0444) so that the containers' user can read the one mounted into it. A secret no setting
+    gives (Grafana's admin password unless GRAFANA_ADMIN_PASSWORD is set) is generated: read it from its file."""
     directory = secrets_dir(settings)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     directory.chmod(0o700)
     directory.parent.chmod(0o700)
-    values = compose_secrets(build_stack(settings), settings, ensure_control_keys(settings.stack_dir))
+    stack = build_stack(settings)
+    values = {
+        name.lower(): value
+        for name, value in compose_secrets(stack, settings, ensure_control_keys(settings.stack_dir)).items()
+    }
+    for name in secret_names(stack, settings) - values.keys():
+        kept = directory / name
+        values[name] = kept.read_text(encoding="utf-8") if kept.is_file() else secrets.token_urlsafe(24)
     for name, value in values.items():
-        path = directory / name.lower()
+        path = directory / name
         path.unlink(missing_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -93,8 +108,13 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
         raise DeployError(f"DOCKER_ARCH={settings.docker_arch}, but this machine runs {arch} containers",
                           f"unset DOCKER_ARCH to run the stack here; `invoke build --arch {settings.docker_arch}` "
                           "builds images for another machine")  # fmt: skip
+    layout = Layout(settings.stack_dir, settings.search_engine)
+    check_claimable(layout.root, project_root=project_root)  # before anything is installed or written
     docker_engine.ensure_engine(settings, report)
     docker_engine.install_compose(settings, Installer(report, project_root=project_root))
+    # STACK_DIR holds the stack's generated secrets: the product's (so `cleanup` may delete it) and owner-only.
+    make_owned_dir(layout.root, project_root=project_root, mode=0o700)
+    make_owned_dir(layout.all_data, project_root=project_root, mode=0o700)
     settings = with_local_secrets(settings, create=True)
     build_stack_images(settings, project_root, arch, report)
     write_secret_files(settings)
@@ -244,8 +264,10 @@ class DockerRuntime(StackRuntime):
         )
 
     def dashboards(self) -> list[str]:
+        compose = docker_engine.installed_compose(self.settings)
+        start = (f"{SECRETS_DIR_VARIABLE}={secrets_dir(self.settings)} {compose} -f {compose_file(self.project_root)} "
+                 "--profile dashboards up -d grafana")  # fmt: skip
         return [
             f"metrics store      http://127.0.0.1:{self.settings.metrics_port}/vmui   (VictoriaMetrics)",
-            f"Grafana            `docker compose --profile dashboards up -d grafana` (pulls grafana/grafana-oss), "
-            f"then http://127.0.0.1:{self.settings.grafana_port}",
+            f"Grafana            where its image can be pulled: `{start}`, then http://127.0.0.1:{self.settings.grafana_port}",
         ]

@@ -162,6 +162,11 @@ def render_compose(stack: Stack, settings: Settings, arch: Architecture) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
 
 
+def secret_names(stack: Stack, settings: Settings) -> set[str]:
+    """Every Compose secret the rendered file names (each a file in SECRETS_DIR)."""
+    return {name for service in stack.in_runtime(Runtime.DOCKER) for name in _secrets(service, settings)}
+
+
 def config_files(stack: Stack, settings: Settings) -> list[ConfigFile]:
     """The files the rendered Compose file mounts, written to CONFIG_DIR beside it."""
     stack = stack.in_runtime(Runtime.DOCKER)

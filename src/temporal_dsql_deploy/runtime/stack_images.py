@@ -13,11 +13,16 @@ from pathlib import Path
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.components import install_all
+from temporal_dsql_deploy.runtime.components import install_grpc_health_probe
 from temporal_dsql_deploy.runtime.images import BaseImage, ImageRecipe, build_image
 from temporal_dsql_deploy.runtime.installer import Installer, build_step, component_dir
 from temporal_dsql_deploy.runtime.units.base import postgresql_image, runtime_image, search_engine_image
+from temporal_dsql_deploy.runtime.units.dsql_local import install_dsql_local
+from temporal_dsql_deploy.runtime.units.exporters import EXPORTERS, install_exporters
+from temporal_dsql_deploy.runtime.units.metrics_store import install_victoria_metrics
 from temporal_dsql_deploy.runtime.units.search_engine import install_search_engine, search_engine_artifact
+from temporal_dsql_deploy.runtime.units.temporal_server import install_product_server, install_temporal_server
+from temporal_dsql_deploy.runtime.units.temporal_ui import install_ui_server
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
@@ -77,13 +82,16 @@ def runtime_programs(settings: Settings, project_root: Path, arch: Architecture,
     """The runtime image's programs for `arch`, by their place in the build context: the local runtime's installs on
     this machine's architecture, else what `build.build_binaries` cross-compiled into `cross_built`."""
     if arch == host_architecture():
-        paths = install_all(settings, project_root, report)
-        upstream = TemporalServer(paths.temporal_es_tool.parent)
-        tools = {"ui-server": paths.ui_server, "grpc-health-probe": paths.grpc_health_probe,
-                 "dsql-local": paths.dsql_local, "victoria-metrics": paths.victoria_metrics,
-                 "postgres_exporter": paths.postgres_exporter,
-                 "elasticsearch_exporter": paths.search_engine_exporter}  # fmt: skip
-        server = paths.temporal_server
+        # The local runtime's builds of exactly these (no host PostgreSQL, Java or supervisor is needed here).
+        installer = Installer(report, project_root=project_root)
+        upstream = TemporalServer(install_temporal_server(settings, installer))
+        exporters = install_exporters(settings, installer)
+        tools = {"ui-server": install_ui_server(settings, installer) / "server",
+                 "grpc-health-probe": install_grpc_health_probe(settings, installer) / "grpc-health-probe",
+                 "dsql-local": install_dsql_local(settings, installer) / "dsql-local",
+                 "victoria-metrics": install_victoria_metrics(settings, installer) / "victoria-metrics",
+                 **{name: exporters / name for name in EXPORTERS}}  # fmt: skip
+        server = install_product_server(settings, installer) / "temporal-server"
     elif cross_built is not None:
         upstream = TemporalServer(cross_built / "temporal-server")
         tools = {name: cross_built / "tools" / name for name in TOOLS}
