@@ -6,7 +6,7 @@ ARG POSTGRES_VERSION
 RUN test -n "${POSTGRES_VERSION}" && test -x "/usr/lib/postgresql/${POSTGRES_VERSION}/bin/postgres" \
     || { echo "BASE_IMAGE has no PostgreSQL ${POSTGRES_VERSION}" >&2; exit 1; }
 ENV PATH=/usr/lib/postgresql/${POSTGRES_VERSION}/bin:${PATH} \
-    PGDATA=/var/lib/postgresql/data
+    PGDATA=/var/lib/postgresql/data/cluster
 COPY entrypoint.sh /usr/local/bin/entrypoint
 RUN install -d -o 1000 -g 1000 -m 0700 /var/lib/postgresql/data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,12 +31,23 @@ def docker_stack() -> Iterator[DockerRuntime]:
     can_run = engine_answers() or (os.geteuid() == 0 and shutil.which("apt-get") is not None)
     require(can_run, "no Docker engine answers and this is not root on Debian (where the project runs its own)")
     runtime = DockerRuntime(configured, PROJECT_ROOT)
+    # A stack the user already runs is used and left running, its data kept; one the suite started goes with its
+    # volumes (and the engine, if the project started that for it).
+    was_running = engine_answers() and _project_containers(configured.project_name) != []
     try:
         runtime.up(print)
         yield runtime
     finally:
-        for line in runtime.down(volumes=True):
-            print(line)
+        if not was_running:
+            for line in runtime.down(volumes=True):
+                print(line)
+
+
+def _project_containers(project: str) -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
+    listed = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", label], capture_output=True, text=True,
+                            check=False, timeout=60)  # fmt: skip
+    return listed.stdout.split()
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,8 @@ def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.Mon
         }
 
     monkeypatch.setattr(stack_images, "runtime_programs", runtime_programs)
-    monkeypatch.setattr(stack_images, "install_image_python", lambda *_args: tmp_path / "python")
+    monkeypatch.setattr(stack_images, "install_image_dependencies", lambda *_args: tmp_path / "python-dependencies")
+    monkeypatch.setattr(stack_images, "install_image_package", lambda *_args: tmp_path / "python")
     monkeypatch.setattr(stack_images, "install_search_engine", lambda *_args: tmp_path / "engine")
     return settings, stack_images.stack_recipes(settings, PROJECT_ROOT, "amd64", lambda _message: None)
 
@@ -194,7 +195,7 @@ def test_build_rejects_a_source_that_is_not_temporal(tmp_path: Path) -> None:
 
 
 def test_the_images_python_package_holds_the_schemas_one_shots_need(tmp_path: Path) -> None:
-    """The runtime image's Python is this project installed as a package (stack_images.install_image_python); the
+    """The runtime image's Python is this project installed as a package (stack_images.install_image_package); the
     package built from the project's files must carry the schemas and templates."""
     context = tmp_path / "context"
     context.mkdir()
@@ -226,12 +227,21 @@ with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
                              "env": dict(os.environ), "stdin": stdin}}) + "\\n")
 {extra}
 """
-# initdb's stand-in makes the files PostgreSQL's own would (in PGDATA, as initdb does without -D).
-FAKE_INITDB = """data = os.environ["PGDATA"]
+# initdb's stand-in makes the files PostgreSQL's own would: in --pgdata's directory (PGDATA without it, as initdb
+# does), and, as initdb does, it refuses a directory that exists and is not empty.
+FAKE_INITDB = """pgdata = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--pgdata=")]
+data = pgdata[0] if pgdata else os.environ["PGDATA"]
+if os.path.isdir(data) and os.listdir(data):
+    sys.exit(f'initdb: error: directory "{data}" exists but is not empty')
 os.makedirs(data, exist_ok=True)
 for name, text in (("PG_VERSION", "15\\n"), ("postgresql.conf", "# conf\\n"), ("pg_hba.conf", "# hba\\n")):
     with open(os.path.join(data, name), "w", encoding="utf-8") as handle:
         handle.write(text)
+"""
+# postgres's stand-in, in single-user mode, needs the cluster initdb made in the directory -D names.
+FAKE_POSTGRES = """if "--single" in sys.argv and not os.path.isfile(os.path.join(sys.argv[sys.argv.index("-D") + 1],
+                                                                  "PG_VERSION")):
+    sys.exit("postgres: no database cluster in the directory -D names")
 """
 
 
@@ -263,9 +273,10 @@ class Entrypoint:
 @pytest.fixture
 def entrypoint(tmp_path: Path) -> Entrypoint:
     runner = Entrypoint(tmp_path)
-    for name in ("temporal-server", "temporal-dsql-deploy", "java", "postgres"):
+    for name in ("temporal-server", "temporal-dsql-deploy", "java"):
         runner.fake(name)
     runner.fake("initdb", FAKE_INITDB)
+    runner.fake("postgres", FAKE_POSTGRES)
     return runner
 
 
@@ -415,17 +426,70 @@ def test_postgresql_entrypoint_initialises_an_empty_volume(entrypoint: Entrypoin
     result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres", "-c", "port=5433")
     assert result.returncode == 0, result.stderr
     initdb, create, server = entrypoint.calls()
+    staging = f"{env['PGDATA']}.new"  # the cluster is made whole beside PGDATA, then renamed to it
     assert initdb["program"] == "initdb"
-    assert initdb["argv"] == ["--username=temporal", f"--pwfile={env['POSTGRES_PASSWORD_FILE']}",
+    assert initdb["argv"] == [f"--pgdata={staging}", "--username=temporal", f"--pwfile={env['POSTGRES_PASSWORD_FILE']}",
                               "--auth=scram-sha-256", "--encoding=UTF8", "--no-instructions"]  # fmt: skip
-    assert initdb["env"]["PGDATA"] == env["PGDATA"]
-    assert (create["program"], create["argv"]) == ("postgres", ["--single", "-j", "-D", env["PGDATA"], "postgres"])
+    assert (create["program"], create["argv"]) == ("postgres", ["--single", "-j", "-D", staging, "postgres"])
     assert create["stdin"] == 'CREATE DATABASE "temporal" OWNER "temporal";\n'
     assert (server["program"], server["argv"]) == ("postgres", ["-c", "port=5433"])
-    data = Path(env["PGDATA"])
-    assert (data / "postgresql.conf").read_text(encoding="utf-8").endswith("\nlisten_addresses = '*'\n")
-    assert (data / "pg_hba.conf").read_text(encoding="utf-8").endswith("\nhost all all all scram-sha-256\n")
+    _assert_complete_cluster(Path(env["PGDATA"]))
     assert not any("pg-Pa55word" in " ".join(call["argv"]) for call in entrypoint.calls())
+
+
+def _assert_complete_cluster(data: Path) -> None:
+    """PGDATA holds what initdb made plus the entrypoint's additions (once each), and nothing is left beside it."""
+    assert sorted(path.name for path in data.iterdir()) == ["PG_VERSION", "pg_hba.conf", "postgresql.conf"]
+    assert (data / "PG_VERSION").read_text(encoding="utf-8") == "15\n"
+    assert (data / "postgresql.conf").read_text(encoding="utf-8") == "# conf\nlisten_addresses = '*'\n"
+    assert (data / "pg_hba.conf").read_text(encoding="utf-8") == "# hba\nhost all all all scram-sha-256\n"
+    assert not Path(f"{data}.new").exists()
+
+
+def test_postgresql_entrypoint_redoes_an_interrupted_first_start(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    """A first start interrupted half-way left its half-made cluster beside PGDATA and no PGDATA: it is removed and
+    the cluster made again from the start."""
+    env = _postgresql_env(tmp_path)
+    leftover = Path(f"{env['PGDATA']}.new")
+    leftover.mkdir()
+    (leftover / "postgresql.conf").write_text("# conf\nlisten_addresses = '*'\n", encoding="utf-8")  # half done
+    (leftover / "junk").write_text("from the interrupted start", encoding="utf-8")
+    assert not Path(env["PGDATA"]).exists()
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres")
+    assert result.returncode == 0, result.stderr
+    assert [call["program"] for call in entrypoint.calls()] == ["initdb", "postgres", "postgres"]
+    _assert_complete_cluster(Path(env["PGDATA"]))
+
+
+def test_postgresql_entrypoint_leaves_no_pgdata_when_the_first_start_fails(entrypoint: Entrypoint,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    """The database's creation fails: PGDATA is not made (the next start would take a half-made cluster for a whole
+    one); the next start, with a working postgres, makes it whole."""
+    env = _postgresql_env(tmp_path)
+    entrypoint.fake("postgres", 'sys.exit("postgres: single-user mode failed" if "--single" in sys.argv else 0)')
+    failed = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres")
+    assert failed.returncode != 0
+    assert [call["program"] for call in entrypoint.calls()] == ["initdb", "postgres"]  # the server never started
+    assert not Path(env["PGDATA"]).exists()
+    entrypoint.fake("postgres", FAKE_POSTGRES)
+    entrypoint.record.unlink()
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres")
+    assert result.returncode == 0, result.stderr
+    assert [call["program"] for call in entrypoint.calls()] == ["initdb", "postgres", "postgres"]
+    _assert_complete_cluster(Path(env["PGDATA"]))
+
+
+def test_postgresql_image_keeps_pgdata_inside_its_volume(make_settings: MakeSettings) -> None:
+    """PGDATA is a directory inside the volume's mount point, not the mount point itself: its staging directory
+    beside it is on the same volume (the rename is atomic) and the volume's root, which cannot be renamed, never is
+    the cluster."""
+    text = (DOCKER / "postgresql.Dockerfile").read_text(encoding="utf-8")
+    (pgdata,) = re.findall(r"PGDATA=(\S+)", text)
+    settings = make_settings()
+    document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
+    mounts = [volume.split(":")[1] for volume in document["services"]["postgresql"]["volumes"]]
+    assert [mount for mount in mounts if Path(pgdata).parent == Path(mount)] != [], (pgdata, mounts)
+    assert Path(pgdata) not in {Path(mount) for mount in mounts}
 
 
 def test_postgresql_entrypoint_starts_an_initialised_volume_as_it_is(entrypoint: Entrypoint, tmp_path: Path) -> None:
@@ -440,10 +504,12 @@ def test_postgresql_entrypoint_starts_an_initialised_volume_as_it_is(entrypoint:
 
 
 def test_postgresql_entrypoint_creates_no_database_named_postgres(entrypoint: Entrypoint, tmp_path: Path) -> None:
-    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, _postgresql_env(tmp_path, POSTGRES_DB="postgres"), "postgres")
+    env = _postgresql_env(tmp_path, POSTGRES_DB="postgres")
+    result = entrypoint.run(POSTGRESQL_ENTRYPOINT, env, "postgres")
     assert result.returncode == 0, result.stderr
     assert [call["program"] for call in entrypoint.calls()] == ["initdb", "postgres"]
     assert entrypoint.calls()[1]["argv"] == []
+    _assert_complete_cluster(Path(env["PGDATA"]))
 
 
 def test_postgresql_entrypoint_refuses_an_unreadable_password_file(entrypoint: Entrypoint, tmp_path: Path) -> None:

@@ -6,17 +6,21 @@ reach a real engine, a real compose client, apt-get, or a dockerd the project st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
+import re
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -39,7 +43,15 @@ import json, os, sys
 with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
     log.write(json.dumps({{"program": "docker", "argv": sys.argv[1:]}}) + "\\n")
 if sys.argv[1:2] == ["info"]:
-    sys.exit(0 if os.environ.get("FAKE_DOCKER_ENGINE") == "1" else 1)
+    if os.environ.get("FAKE_DOCKER_ENGINE") == "1":
+        sys.exit(0)
+    sys.exit("Cannot connect to the Docker daemon at unix:///fake/docker.sock. Is the docker daemon running?")
+if sys.argv[1:] == ["-H", "unix://" + os.environ["FAKE_SOCKET"], "ps", "--all", "--quiet"]:  # its own engine
+    print(os.environ.get("FAKE_DOCKER_PS", ""))
+    sys.exit(0)
+if sys.argv[1:4] == ["inspect", "--format", "{{{{.State.Pid}}}}"]:
+    print(os.environ["FAKE_DOCKER_PID"])
+    sys.exit(0)
 sys.exit(3)  # nothing else is expected of the client
 """
 FAKE_COMPOSE = """#!{python}
@@ -98,9 +110,18 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         _script(bin_dir / name, RECORDER)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(root / "calls.jsonl"))
-    monkeypatch.delenv("FAKE_DOCKER_ENGINE", raising=False)
-    monkeypatch.delenv("FAKE_COMPOSE_PS", raising=False)
+    for name in ("FAKE_DOCKER_ENGINE", "FAKE_COMPOSE_PS", "FAKE_DOCKER_PS", "FAKE_DOCKER_PID", "DOCKER_HOST"):
+        monkeypatch.delenv(name, raising=False)
     return StandIns(bin_dir, root / "calls.jsonl")
+
+
+@pytest.fixture(autouse=True)
+def standard_socket(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The engine's standard socket, as the engine code sees it: a scratch path (the real one is never touched)."""
+    socket = tmp_path_factory.mktemp("run") / "docker.sock"
+    monkeypatch.setattr(docker_engine, "STANDARD_SOCKET", socket)
+    monkeypatch.setenv("FAKE_SOCKET", str(socket))  # the stand-in docker answers `ps` on this engine only
+    return socket
 
 
 @pytest.fixture
@@ -135,9 +156,29 @@ def test_user_engine_that_does_not_answer_is_an_error_naming_docker_engine(
     with pytest.raises(DeployError) as refused:
         docker_engine.ensure_engine(settings, lambda _message: None)
     assert "none answers" in refused.value.problem
+    why = "Cannot connect to the Docker daemon" if client else "no `docker` command is installed"
+    assert why in refused.value.problem  # the client's own words
     assert "DOCKER_ENGINE" in str(refused.value)
     assert [call["argv"] for call in stand_ins.calls("docker")] == ([["info"]] if client else [])
     _nothing_was_installed_or_started(stand_ins)
+
+
+def test_an_engine_named_by_docker_host_that_does_not_answer_is_not_replaced(
+    make_settings: MakeSettings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch, standard_socket: Path
+) -> None:
+    """DOCKER_ENGINE=auto, but the operator named an engine: the project starts none of its own in its place."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://engine.example:2376")
+    settings = make_settings(DOCKER_ENGINE="auto", CACHE_DIR=str(stand_ins.bin.parent / "cache"))
+    with pytest.raises(DeployError) as refused:
+        docker_engine.ensure_engine(settings, lambda _message: None)
+    assert "DOCKER_HOST=tcp://engine.example:2376 names the engine to use" in refused.value.problem
+    assert "Cannot connect to the Docker daemon" in refused.value.problem
+    assert refused.value.fix is not None
+    assert "unset DOCKER_HOST" in refused.value.fix
+    assert [call["argv"] for call in stand_ins.calls("docker")] == [["info"]]
+    _nothing_was_installed_or_started(stand_ins)
+    assert not docker_engine.engine_files(settings).root.exists()
+    assert not standard_socket.exists()
 
 
 @pytest.mark.parametrize("mode", ["user", "auto"])
@@ -169,41 +210,142 @@ def test_unknown_runtime_is_refused(project: Path, stand_ins: StandIns) -> None:
     assert stand_ins.calls() == []
 
 
-@pytest.fixture
-def start_named(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    """Starts a process of this test's (a copy of `sleep`) under the given program name; ended after the test."""
-    processes: list[subprocess.Popen[bytes]] = []
+# A stand-in dockerd: a Python of this test's under the program name given (the kernel names a process after the
+# file it runs), sleeping; optionally deaf to SIGTERM, optionally with a child of its own (as dockerd has containerd).
+# It writes its child's pid (or nothing) to FAKE_READY once it is set up.
+FAKE_ENGINE = """
+import os, signal, subprocess, sys, time
+if os.environ.get("FAKE_IGNORE_SIGTERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen(["sleep", "300"]).pid if os.environ.get("FAKE_WITH_CHILD") else ""
+with open(os.environ["FAKE_READY"] + ".partial", "w", encoding="utf-8") as handle:
+    handle.write(str(child))
+os.rename(os.environ["FAKE_READY"] + ".partial", os.environ["FAKE_READY"])
+time.sleep(300)
+"""
 
-    def start(name: str) -> subprocess.Popen[bytes]:
-        program = tmp_path / "programs" / name
-        program.parent.mkdir(exist_ok=True)
-        shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
-        processes.append(subprocess.Popen([str(program), "300"]))
-        return processes[-1]
+
+@dataclass
+class Started:
+    process: subprocess.Popen[bytes]
+    child: psutil.Process | None  # the child it started, if asked to
+
+
+StartNamed = Callable[..., Started]
+
+
+@pytest.fixture
+def start_named(tmp_path: Path) -> Iterator[StartNamed]:
+    """Starts a throwaway process of this test's under the given program name with the given arguments; it and
+    its child are ended after the test, if still running."""
+    started: list[psutil.Process] = []
+    popens: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str, ignore_sigterm: bool = False, with_child: bool = False) -> Started:
+        program = tmp_path / "programs" / f"{len(popens)}" / name
+        program.parent.mkdir(parents=True)
+        program.symlink_to(Path(sys.executable).resolve())
+        ready = program.parent / "ready"
+        env = {**os.environ, "FAKE_READY": str(ready), **({"FAKE_IGNORE_SIGTERM": "1"} if ignore_sigterm else {}),
+               **({"FAKE_WITH_CHILD": "1"} if with_child else {})}  # fmt: skip
+        process = subprocess.Popen([str(program), "-c", FAKE_ENGINE, *args], env=env)
+        popens.append(process)
+        started.append(psutil.Process(process.pid))
+        deadline = time.monotonic() + 30  # set up (and its command line complete) before anything looks at it
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), f"the stand-in {name} did not start"
+        assert started[-1].name() == name
+        child = None
+        if with_child:
+            child = psutil.Process(int(ready.read_text(encoding="utf-8")))
+            started.append(child)
+        return Started(process, child)
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    for process in started:
+        if process.is_running():  # the very process started here (psutil checks its start time)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    for popen in popens:
+        popen.wait(timeout=30)
 
 
-def test_only_a_dockerd_the_project_started_is_stopped(
-    settings: Settings, start_named: Callable[[str], subprocess.Popen[bytes]]
-) -> None:
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _ours(settings: Settings, start_named: StartNamed, **options: bool) -> Started:
+    """A stand-in for the dockerd `ensure_engine` starts: named dockerd, its data root the project's, its pidfile."""
+    files = docker_engine.engine_files(settings)
+    files.root.mkdir(parents=True, exist_ok=True)
+    started = start_named("dockerd", "--data-root", str(files.data), "--exec-root", str(files.exec_root), **options)
+    files.pidfile.write_text(f"{started.process.pid}\n", encoding="utf-8")
+    return started
+
+
+def test_only_a_dockerd_the_project_started_is_stopped(settings: Settings, stand_ins: StandIns,
+                                                        start_named: StartNamed) -> None:  # fmt: skip
     files = docker_engine.engine_files(settings)
     files.root.mkdir(parents=True)
-    assert docker_engine.stop_engine_started_here(settings) is False  # no pidfile
-    other = start_named("sleep")
-    files.pidfile.write_text(f"{other.pid}\n", encoding="utf-8")
-    assert docker_engine.stop_engine_started_here(settings) is False  # not a dockerd: never signalled
-    assert other.poll() is None
-    ours = start_named("dockerd")
-    files.pidfile.write_text(f"{ours.pid}\n", encoding="utf-8")
-    assert docker_engine.stop_engine_started_here(settings) is True
-    ours.wait(timeout=30)  # it was stopped (the wait above may have reaped it already)
-    assert ours.poll() is not None
+    assert docker_engine.stop_engine_started_here(settings) is None  # no pidfile
+    others = [
+        start_named("sleep", "--data-root", str(files.data)),  # not a dockerd (a reused pid)
+        start_named("dockerd", "--data-root", "/var/lib/docker"),  # the user's own dockerd under a reused pid
+        start_named("dockerd"),
+    ]
+    for other in others:
+        files.pidfile.write_text(f"{other.process.pid}\n", encoding="utf-8")
+        assert docker_engine.stop_engine_started_here(settings) is None
+        assert other.process.poll() is None  # never signalled
+    assert stand_ins.calls("docker") == []  # not even asked what runs on it
+    ours = _ours(settings, start_named)
+    assert docker_engine.stop_engine_started_here(settings) == "stopped the Docker engine this project started"
+    ours.process.wait(timeout=30)  # it was stopped (the wait above may have reaped it already)
+    assert ours.process.poll() is not None
     assert not files.pidfile.exists()
+    assert [call["argv"][2:] for call in stand_ins.calls("docker")] == [["ps", "--all", "--quiet"]]
+    assert docker_engine.stop_engine_started_here(settings) is None  # and it is gone
+
+
+def test_an_engine_with_other_containers_on_it_is_left_running(settings: Settings, stand_ins: StandIns,
+                                                                start_named: StartNamed,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ours = _ours(settings, start_named)
+    monkeypatch.setenv("FAKE_DOCKER_PS", "3f2a9c1d0b7e\n8e1b2c3d4f5a")
+    message = docker_engine.stop_engine_started_here(settings)
+    assert message is not None
+    assert message.startswith("left the Docker engine this project started running")
+    assert "other containers are on it (2)" in message
+    time.sleep(0.2)
+    assert ours.process.poll() is None  # not signalled
+    assert docker_engine.engine_files(settings).pidfile.exists()  # still known as ours, for a later `down`
+    monkeypatch.setenv("FAKE_DOCKER_PS", "")  # those containers gone: the next `down` stops it
+    assert docker_engine.stop_engine_started_here(settings) == "stopped the Docker engine this project started"
+    ours.process.wait(timeout=30)
+
+
+def test_an_engine_that_does_not_stop_is_killed_with_what_it_started(
+    settings: Settings, stand_ins: StandIns, start_named: StartNamed, monkeypatch: pytest.MonkeyPatch,
+    standard_socket: Path,
+) -> None:  # fmt: skip
+    """SIGTERM unanswered within ENGINE_STOP_TIMEOUT_S: SIGKILL to it and its children (containerd, shims), and
+    the socket it leaves is removed, so that the next `up` does not take it for someone else's engine."""
+    monkeypatch.setattr(docker_engine, "ENGINE_STOP_TIMEOUT_S", 0.5)
+    ours = _ours(settings, start_named, ignore_sigterm=True, with_child=True)
+    assert ours.child is not None
+    standard_socket.write_text("", encoding="utf-8")  # what a killed dockerd leaves behind
+    assert docker_engine.stop_engine_started_here(settings) == "stopped the Docker engine this project started"
+    assert ours.process.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while not _ended(ours.child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ended(ours.child)
+    assert not standard_socket.exists()
+    assert not docker_engine.engine_files(settings).pidfile.exists()
 
 
 # --- secrets as files -------------------------------------------------------------------------------------------------
@@ -349,19 +491,153 @@ def test_status_without_an_engine_says_so(settings: Settings, stand_ins: StandIn
 
 
 @pytest.mark.parametrize("volumes", [True, False])
-def test_down_stops_the_stack_and_removes_the_secrets(settings: Settings, stand_ins: StandIns,
-                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                      volumes: bool) -> None:  # fmt: skip
+def test_down_stops_the_stack_and_its_orphans_and_keeps_the_secrets_with_the_volumes(
+    settings: Settings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, volumes: bool
+) -> None:
+    """The secrets go only with the volumes: a generated one (Grafana's password) must still match what its volume
+    holds at the next `up`."""
     monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
     write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
     directory = docker_runtime.write_secret_files(with_local_secrets(settings, create=True))
+    before = {path.name: path.read_text(encoding="utf-8") for path in directory.iterdir()}
     done = docker_runtime.down(settings, tmp_path, volumes=volumes)
-    assert stand_ins.compose() == [["down", "--volumes"] if volumes else ["down"]]
+    assert stand_ins.compose() == [["down", "--remove-orphans", *(["--volumes"] if volumes else [])]]
     assert done == ["stopped the Docker stack" + (" and deleted its volumes" if volumes else "")]
-    assert not directory.exists()
+    if volumes:
+        assert not directory.exists()
+    else:
+        assert {path.name: path.read_text(encoding="utf-8") for path in directory.iterdir()} == before
     _nothing_was_installed_or_started(stand_ins)
+
+
+def test_a_generated_secret_kept_by_down_is_the_one_the_next_up_mounts(settings: Settings, stand_ins: StandIns,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
+    settings = with_local_secrets(settings.model_copy(update={"grafana_admin_password": None}), create=True)
+    write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
+    directory = docker_runtime.write_secret_files(settings)
+    generated = {path.name: path.read_text(encoding="utf-8") for path in directory.iterdir()
+                 if path.read_text(encoding="utf-8") not in SECRETS.values()}  # fmt: skip
+    assert any("grafana" in name for name in generated), sorted(generated)
+    docker_runtime.down(settings, tmp_path, volumes=False)
+    again = docker_runtime.write_secret_files(settings)
+    assert {name: (again / name).read_text(encoding="utf-8") for name in generated} == generated
+
+
+def test_down_reports_what_became_of_the_engine_the_project_started(settings: Settings, stand_ins: StandIns,
+                                                                    start_named: StartNamed,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """Containers of another project remain on it: the stack goes, the engine stays, and `down` says so."""
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
+    monkeypatch.setenv("FAKE_DOCKER_PS", "3f2a9c1d0b7e")
+    write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
+    ours = _ours(settings, start_named)
+    done = docker_runtime.down(settings, tmp_path, volumes=True)
+    assert done[0] == "stopped the Docker stack and deleted its volumes"
+    assert done[1].startswith("left the Docker engine this project started running")
+    assert len(done) == 2
+    assert ours.process.poll() is None
+    monkeypatch.setenv("FAKE_DOCKER_PS", "")
+    assert docker_runtime.down(settings, tmp_path, volumes=True)[1:] == ["stopped the Docker engine this project "
+                                                                         "started"]  # fmt: skip
+    ours.process.wait(timeout=30)
 
 
 def test_down_with_nothing_running_says_so(settings: Settings, stand_ins: StandIns, tmp_path: Path) -> None:
     assert docker_runtime.down(settings, tmp_path, volumes=True) == [docker_runtime.NOTHING_RUNNING]
     assert stand_ins.compose() == []
+
+
+# --- container states -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("one_shot", "state", "health", "exit_code", "ok"),
+    [
+        (True, "exited", "-", 0, True),
+        (True, "exited", "-", 1, False),
+        (True, "running", "-", 0, True),  # still at work
+        (False, "exited", "-", 0, False),  # a long-running service that exited is down, whatever its exit code
+        (False, "exited", "-", 1, False),
+        (False, "running", "healthy", 0, True),
+        (False, "running", "-", 0, True),  # no health check
+        (False, "running", "unhealthy", 0, False),
+        (False, "restarting", "-", 0, False),
+    ],
+)
+def test_a_container_is_ok_by_what_its_service_is(one_shot: bool, state: str, health: str, exit_code: int,
+                                                  ok: bool) -> None:  # fmt: skip
+    container = docker_runtime.ContainerState("service", state, health, "-", exit_code, one_shot)
+    assert container.ok is ok
+
+
+def test_a_long_running_service_that_exited_0_is_not_ok(settings: Settings, stand_ins: StandIns,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    """Which services are one-shots comes from the stack's model, not from the exit code."""
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
+    monkeypatch.setenv("FAKE_COMPOSE_PS", _rows(
+        {"Service": "temporal-frontend", "State": "exited", "ExitCode": 0},
+        {"Service": "schema-setup", "State": "exited", "ExitCode": 0},
+    ))  # fmt: skip
+    frontend, schema_setup = docker_runtime.states(settings, tmp_path)
+    assert (frontend.service, frontend.one_shot, frontend.ok) == ("temporal-frontend", False, False)
+    assert (schema_setup.service, schema_setup.one_shot, schema_setup.ok) == ("schema-setup", True, True)
+    with pytest.raises(DeployError) as unhealthy:
+        docker_runtime.wait_healthy(settings, tmp_path, 0.1)
+    assert unhealthy.value.problem == "not healthy after 0.1s: temporal-frontend"
+
+
+# --- the main process of a service's container ----------------------------------------------------------------------
+CONTAINER_ID = "0f1e2d3c4b5a" + "69" * 26
+
+
+def _main_pid(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, container: str,
+              pid: int | None = None) -> int:  # fmt: skip
+    monkeypatch.setenv("FAKE_COMPOSE_PS", container)
+    if pid is not None:
+        monkeypatch.setenv("FAKE_DOCKER_PID", str(pid))
+    return docker_runtime.DockerRuntime(settings, tmp_path).main_pid("temporal-history")
+
+
+def test_a_service_without_a_container_has_no_main_pid(settings: Settings, stand_ins: StandIns, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    assert _main_pid(settings, tmp_path, monkeypatch, "") == 0
+    assert stand_ins.compose() == [["ps", "--quiet", "temporal-history"]]
+    assert stand_ins.calls("docker") == []
+
+
+def test_a_container_that_is_not_running_has_no_main_pid(settings: Settings, stand_ins: StandIns, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    assert _main_pid(settings, tmp_path, monkeypatch, CONTAINER_ID, 0) == 0
+    assert [call["argv"] for call in stand_ins.calls("docker")] == [["inspect", "--format", "{{.State.Pid}}",
+                                                                     CONTAINER_ID]]  # fmt: skip
+
+
+def test_a_pid_that_is_not_the_containers_on_this_host_is_refused(settings: Settings, stand_ins: StandIns,
+                                                                  tmp_path: Path, start_named: StartNamed,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The engine runs elsewhere (DOCKER_HOST): the pid it reports is another machine's, and the process of that
+    number here (this test's own, in no container) must never be the one a fault kills."""
+    for pid in (os.getpid(), start_named("temporal-server").process.pid):
+        with pytest.raises(DeployError) as refused:
+            _main_pid(settings, tmp_path, monkeypatch, CONTAINER_ID, pid)
+        assert f"the engine reports pid {pid} for temporal-history" in refused.value.problem
+        assert "DOCKER_HOST" in refused.value.problem
+        assert refused.value.fix is not None
+
+
+def test_the_pid_of_a_process_in_the_container_is_its_main_pid(settings: Settings, stand_ins: StandIns,
+                                                               tmp_path: Path, start_named: StartNamed,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A process is in a container when its cgroup path names the container's id. No test can put a process in a
+    container; this one takes an id its own process's cgroup path names (where this host's cgroups name any)."""
+    process = start_named("temporal-server").process
+    cgroups = Path(f"/proc/{process.pid}/cgroup").read_text(encoding="utf-8")
+    ids = re.findall(r"[0-9a-f]{12,}", cgroups)
+    if not ids:
+        pytest.skip(f"this process's cgroups name no id to stand for a container's: {cgroups!r}")
+    assert _main_pid(settings, tmp_path, monkeypatch, f"{ids[0]}\n", process.pid) == process.pid
+    other = ids[0][:11] + ("0" if ids[0][11] != "0" else "1")  # the same but for its 12th character
+    with pytest.raises(DeployError, match="DOCKER_HOST"):
+        _main_pid(settings, tmp_path, monkeypatch, other + ids[0][12:], process.pid)

@@ -33,20 +33,43 @@ def test_without_root_the_reason_is_given_and_nothing_is_done(tmp_path: Path,
     assert ran == []
 
 
+class FakeKernel:
+    """binfmt_misc in a directory: mount makes `register`, enabling a format writes its file, as the kernel does."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.ran = root, []
+
+    def run(self, argv: list[str]) -> bool:
+        self.ran.append(argv)
+        if argv[0] == "mount":
+            (self.root / "register").write_text("")
+        elif argv[0] == "umount":
+            for entry in self.root.iterdir():
+                entry.unlink()
+        elif argv[:2] == ["update-binfmts", "--enable"]:
+            (self.root / argv[2]).write_text("enabled\n")
+        elif argv[:2] == ["update-binfmts", "--disable"]:
+            (self.root / argv[2]).write_text("disabled\n")
+        return True
+
+    def state(self) -> dict[str, str]:
+        return {entry.name: entry.read_text() for entry in sorted(self.root.iterdir())}
+
+
 @pytest.mark.parametrize("mounted_before", [True, False])
-def test_what_it_registers_and_mounts_it_undoes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                mounted_before: bool) -> None:  # fmt: skip
+def test_the_kernel_is_left_as_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mounted_before: bool) -> None:
+    kernel = FakeKernel(tmp_path)
     if mounted_before:
         (tmp_path / "register").write_text("")
+        (tmp_path / "qemu-x86_64").write_text("enabled\n")  # someone else's: stays
+    before = kernel.state()
     monkeypatch.setattr(emulation, "BINFMT", tmp_path)
     monkeypatch.setattr(emulation.os, "geteuid", lambda: 0)
     monkeypatch.setattr(emulation.shutil, "which", lambda name: f"/usr/bin/{name}")
-    ran: list[list[str]] = []
-    monkeypatch.setattr(emulation, "_run", lambda argv: ran.append(argv) or True)
+    monkeypatch.setattr(emulation, "_run", kernel.run)
     with emulation.emulating("arm64", print) as unavailable:
         assert unavailable is None
-        inside = list(ran)
-    mount = [["mount", "-t", "binfmt_misc", "binfmt_misc", str(tmp_path)]] if not mounted_before else []
-    assert inside == [*mount, ["update-binfmts", "--enable", "qemu-aarch64"]]
-    undone = [["update-binfmts", "--disable", "qemu-aarch64"], *([["umount", str(tmp_path)]] if mount else [])]
-    assert ran[len(inside) :] == undone
+        assert (tmp_path / "qemu-aarch64").read_text().startswith("enabled")
+    after = {name: text for name, text in kernel.state().items() if not text.startswith("disabled")}
+    assert after == before
+    assert ["update-binfmts", "--disable", "qemu-aarch64"] in kernel.ran

@@ -177,6 +177,28 @@ def test_a_killed_service_never_restarted_is_a_problem_naming_the_wait(monkeypat
     assert not injected.notes
 
 
+def test_a_service_that_is_not_running_is_a_problem_and_nothing_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main_pid 0 (no running container or process): no process is looked up or signalled (pid 0 would be this
+    process's own group), and the run says the fault could not be injected."""
+    looked_up: list[int] = []
+    killed: list[int] = []
+    monkeypatch.setattr(psutil, "Process", looked_up.append)
+    monkeypatch.setattr(os, "kill", lambda pid, _signal: killed.append(pid))
+    asked: list[str] = []
+
+    def main_pid(service: str) -> int:
+        asked.append(service)
+        return 0
+
+    context = cast("faults.FaultContext", SimpleNamespace(stack=SimpleNamespace(main_pid=main_pid)))
+    injected = faults._kill_hard("temporal-history")(context)
+    assert injected.problems == ["temporal-history was not running when the fault was to be injected"]
+    assert not injected.notes
+    assert asked == ["temporal-history"]  # asked once, not waited on
+    assert looked_up == []
+    assert killed == []
+
+
 @pytest.mark.parametrize("name", [fault.name for fault in faults.FAULTS if Runtime.DOCKER not in fault.runtimes])
 def test_a_fault_the_runtime_cannot_take_is_refused_before_anything(name: str, tmp_path: Path) -> None:
     """dsql-local's admin API is not published under Docker: its faults are refused there, the stack untouched."""

@@ -19,6 +19,7 @@ from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.cloud import infra
 from temporal_dsql_deploy.cloud.terraform import summarize_plan
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.settings.envfile import GENERATED_MARKER
 
@@ -276,6 +277,28 @@ def test_cleanup_removes_a_generated_env(aws_env: pytest.MonkeyPatch, project: P
     _cleanup(project, destroy=False)
     assert not (project / ".env").exists()
     assert _calls(project) == []
+
+
+def test_cleanup_removes_the_config_directory_beside_the_compose_file(aws_env: pytest.MonkeyPatch,
+                                                                      project: Path) -> None:  # fmt: skip
+    compose = project / "compose" / "docker-compose.yml"
+    write_compose(_settings(project), "amd64", compose)
+    compose.unlink()  # no compose file: no Docker stack to stop (no engine is asked)
+    done = _cleanup(project, destroy=False)
+    assert not (project / "compose" / "config").exists()
+    assert f"removed {project / 'compose' / 'config'}" in done
+    assert _calls(project) == []
+
+
+def test_cleanup_refuses_a_config_directory_it_did_not_write(aws_env: pytest.MonkeyPatch, project: Path) -> None:
+    theirs = project / "compose" / "config" / "notes.txt"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("someone else's", encoding="utf-8")
+    stack_exists = _generated(project)
+    with pytest.raises(DeployError, match="refusing to delete"):
+        _cleanup(project, destroy=False)
+    assert theirs.read_text(encoding="utf-8") == "someone else's"
+    assert stack_exists(), "nothing may be removed when the cleanup is refused"
 
 
 def test_cleanup_reads_terraform_json_from_stdout_only(aws_env: pytest.MonkeyPatch, project: Path) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.owned_paths import MARKER
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import (
@@ -233,7 +235,8 @@ def test_configs_are_files_beside_the_compose_file(make_settings: MakeSettings, 
     expected = {file.name: file.text for file in config_files(build_stack(settings), settings)}
     assert expected, "the metrics store's scrape configuration at least"
     assert document["configs"] == {name: {"file": f"./config/{name}"} for name in expected}
-    assert sorted(file.name for file in (output.parent / "config").iterdir()) == sorted(expected)
+    # The configuration files and the marker that makes the directory the product's (`cleanup` deletes it).
+    assert sorted(file.name for file in (output.parent / "config").iterdir()) == sorted([*expected, MARKER])
     for name, text in expected.items():
         assert (output.parent / "config" / name).read_text(encoding="utf-8") == text
     mounted = {mount["source"]: mount["target"] for service in document["services"].values()
@@ -241,3 +244,30 @@ def test_configs_are_files_beside_the_compose_file(make_settings: MakeSettings, 
     assert set(mounted) == set(expected)
     # The metrics store reads its scrape configuration where Compose mounts it.
     assert f"-promscrape.config={mounted['scrape']}" in document["services"]["metrics"]["command"]
+
+
+def test_a_config_directory_holding_others_files_is_refused(make_settings: MakeSettings, tmp_path: Path) -> None:
+    settings = make_settings()
+    output = tmp_path / "docker-compose.yml"
+    theirs = tmp_path / "config" / "notes.txt"
+    theirs.parent.mkdir()
+    theirs.write_text("someone else's", encoding="utf-8")
+    with pytest.raises(DeployError) as refused:
+        write_compose(settings, "amd64", output)
+    assert f"{tmp_path / 'config'} holds files this product did not write" in refused.value.problem
+    assert refused.value.fix is not None
+    assert "--output" in refused.value.fix
+    assert sorted(path.name for path in theirs.parent.iterdir()) == ["notes.txt"]  # untouched, nothing added
+    assert theirs.read_text(encoding="utf-8") == "someone else's"
+    assert not output.exists()
+
+
+def test_the_config_directory_the_product_wrote_is_written_again(make_settings: MakeSettings, tmp_path: Path) -> None:
+    output = tmp_path / "docker-compose.yml"
+    (tmp_path / "config").mkdir()  # an empty directory is taken
+    settings = make_settings()
+    write_compose(settings, "amd64", output)
+    (tmp_path / "config" / "scrape").write_text("stale", encoding="utf-8")
+    write_compose(settings, "amd64", output)  # its own directory (the marker): not refused, every file written anew
+    for file in config_files(build_stack(settings), settings):
+        assert (tmp_path / "config" / file.name).read_text(encoding="utf-8") == file.text

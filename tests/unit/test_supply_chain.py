@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
 
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime import stack_images
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.stack_images import UV_VERSION
@@ -65,7 +69,9 @@ import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
     record.write(json.dumps(args) + "\\n")
-if args[:1] == ["export"]:
+if args == ["--version"]:
+    print("uv " + os.environ["FAKE_UV_VERSION"] + " (x86_64-unknown-linux-gnu)")
+elif args[:1] == ["export"]:
     with open(args[args.index("-o") + 1], "w", encoding="utf-8") as out:
         out.write("pydantic==2.0 --hash=sha256:" + "0" * 64 + "\\n")
 elif args[:2] == ["pip", "install"]:
@@ -78,38 +84,127 @@ elif args[:2] == ["pip", "install"]:
 """
 
 
-@pytest.mark.parametrize("arch", ["amd64", "arm64"])
-def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platform(
-    make_settings: MakeSettings, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-    arch: Architecture,
-) -> None:  # fmt: skip
+@dataclass
+class FakeUv:
+    """A `uv` first on PATH that records its arguments (one list per call) and reports `version`."""
+
+    record: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def calls(self) -> list[list[str]]:
+        """Every call but the version checks."""
+        if not self.record.exists():
+            return []
+        calls = [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+        return [call for call in calls if call != ["--version"]]
+
+    def version_checks(self) -> int:
+        lines = self.record.read_text(encoding="utf-8").splitlines() if self.record.exists() else []
+        return sum(json.loads(line) == ["--version"] for line in lines)
+
+    def reports(self, version: str) -> None:
+        self.monkeypatch.setenv("FAKE_UV_VERSION", version)
+
+
+@pytest.fixture
+def fake_uv(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FakeUv:
     work = tmp_path_factory.mktemp("uv")
     uv = work / "uv"
     uv.write_text(FAKE_UV.format(python=sys.executable), encoding="utf-8")
     uv.chmod(0o755)
-    record = work / "record.jsonl"
     monkeypatch.setenv("PATH", f"{work}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_RECORD", str(record))
+    monkeypatch.setenv("FAKE_RECORD", str(work / "record.jsonl"))
+    monkeypatch.setenv("FAKE_UV_VERSION", UV_VERSION)
+    return FakeUv(work / "record.jsonl", monkeypatch)
+
+
+def _installer(project_root: Path = PROJECT_ROOT) -> Installer:
+    return Installer(lambda _m: None, project_root=project_root)
+
+
+def _assert_installs_for_the_image(install: list[str], settings: Settings, arch: Architecture) -> None:
+    assert install[:2] == ["pip", "install"]
+    assert install[install.index("--target") + 1].startswith(str(settings.cache_dir))
+    assert install[install.index("--python-platform") + 1] == stack_images.PYTHON_PLATFORMS[arch]
+    assert install[install.index("--python-version") + 1] == stack_images.PYTHON_VERSION
+    assert "--no-deps" in install
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platform(
+    make_settings: MakeSettings, tmp_path_factory: pytest.TempPathFactory, fake_uv: FakeUv, arch: Architecture,
+) -> None:  # fmt: skip
     settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
-    installed = stack_images.install_image_python(settings, PROJECT_ROOT, arch,
-                                                  Installer(lambda _m: None, project_root=PROJECT_ROOT))  # fmt: skip
-    calls = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    export, dependencies, package = calls
+    dependencies = stack_images.install_image_dependencies(settings, PROJECT_ROOT, arch, _installer())
+    export, install = fake_uv.calls()
     assert export[:2] == ["export", "--frozen"]
     assert "--no-dev" in export
+    assert "--no-emit-project" in export  # this package is installed on its own (install_image_package)
     assert not any("hash" in arg for arg in export)  # hashes stay in the export
-    for install in (dependencies, package):
-        assert install[:2] == ["pip", "install"]
-        assert install[install.index("--target") + 1].startswith(str(settings.cache_dir))
-        assert install[install.index("--python-platform") + 1] == stack_images.PYTHON_PLATFORMS[arch]
-        assert install[install.index("--python-version") + 1] == stack_images.PYTHON_VERSION
-        assert "--no-deps" in install
-    assert dependencies[-3:-1] == ["--require-hashes", "-r"]
-    assert package[-1] == str(PROJECT_ROOT)
-    assert sorted(path.name for path in (installed / "bin").iterdir()) == ["program"]  # scripts naming this machine
-    # Installed once: the same sources ask for nothing more.
-    stack_images.install_image_python(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
-    assert len(record.read_text(encoding="utf-8").splitlines()) == 3
+    _assert_installs_for_the_image(install, settings, arch)
+    assert install[-3:-1] == ["--require-hashes", "-r"]
+    assert sorted(path.name for path in (dependencies / "bin").iterdir()) == ["program"]  # scripts naming this machine
+    package = stack_images.install_image_package(settings, PROJECT_ROOT, arch, _installer())
+    (package_install,) = fake_uv.calls()[2:]
+    _assert_installs_for_the_image(package_install, settings, arch)
+    assert package_install[-1] == str(PROJECT_ROOT)
+    assert package != dependencies
+    # Installed once: the same lock file and sources ask for nothing more.
+    stack_images.install_image_dependencies(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
+    stack_images.install_image_package(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
+    assert len(fake_uv.calls()) == 3
+
+
+def _project_copy(root: Path) -> Path:
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_a_change_to_the_package_alone_reinstalls_only_the_package(make_settings: MakeSettings,
+                                                                   tmp_path_factory: pytest.TempPathFactory,
+                                                                   fake_uv: FakeUv) -> None:  # fmt: skip
+    """The dependencies are a layer of their own, keyed by uv.lock alone: a change to the package's sources or
+    project file rebuilds the package, never them; a change to the lock file rebuilds them."""
+    project = _project_copy(tmp_path_factory.mktemp("project"))
+    settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+
+    def install() -> tuple[Path, Path]:
+        return (stack_images.install_image_dependencies(settings, project, "amd64", _installer(project)),
+                stack_images.install_image_package(settings, project, "amd64", _installer(project)))  # fmt: skip
+
+    dependencies, package = install()
+    assert len(fake_uv.calls()) == 3  # export, the dependencies, the package
+    source = project / "src" / "temporal_dsql_deploy" / "__init__.py"
+    source.write_text(source.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    changed_dependencies, changed_package = install()
+    assert changed_dependencies == dependencies
+    assert changed_package != package
+    assert [call[-1] for call in fake_uv.calls()[3:]] == [str(project)]  # the package alone
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert install()[1] not in {package, changed_package}
+    assert len(fake_uv.calls()) == 5
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert install()[0] != dependencies
+    assert [call[0] for call in fake_uv.calls()[5:]] == ["export", "pip"]  # the dependencies alone
+
+
+@pytest.mark.parametrize("install", ["install_image_dependencies", "install_image_package"])
+def test_a_uv_other_than_the_pinned_one_installs_nothing(make_settings: MakeSettings,
+                                                         tmp_path_factory: pytest.TempPathFactory, fake_uv: FakeUv,
+                                                         install: str) -> None:  # fmt: skip
+    settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    fake_uv.reports("0.1.0")
+    with pytest.raises(DeployError) as refused:
+        getattr(stack_images, install)(settings, PROJECT_ROOT, "amd64", _installer())
+    assert f"not uv {UV_VERSION}" in refused.value.problem
+    assert refused.value.fix is not None
+    assert "./run" in refused.value.fix
+    assert fake_uv.calls() == []
+    assert fake_uv.version_checks() == 1
 
 
 def _lock_block() -> dict[str, Any]:

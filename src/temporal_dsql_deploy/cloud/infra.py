@@ -21,6 +21,7 @@ from temporal_dsql_deploy.owned_paths import check_owned, remove_owned
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_runtime
 from temporal_dsql_deploy.runtime.components import installed_process_compose
+from temporal_dsql_deploy.runtime.render_compose import CONFIG_DIR
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import DSQL_MAX_CONNECTION_LIFETIME, Settings
 from temporal_dsql_deploy.settings.envfile import generated_by_deploy, update_env_file
@@ -184,7 +185,8 @@ def check_destroy_allowed(settings: Settings, resources: list[dict[str, Any]]) -
 
 def _generated_files(project_root: Path, settings: Settings) -> list[Path]:
     """What cleanup deletes; each checked to be the product's before anything is asked or deleted."""
-    candidates = [settings.stack_dir, docker_runtime.compose_file(project_root), project_root / "terraform" / "tfplan"]
+    compose = docker_runtime.compose_file(project_root)
+    candidates = [settings.stack_dir, compose, compose.parent / CONFIG_DIR, project_root / "terraform" / "tfplan"]
     if generated_by_deploy(project_root / ".env"):
         candidates.append(project_root / ".env")
     files = [path for path in candidates if path.exists() or path.is_symlink()]

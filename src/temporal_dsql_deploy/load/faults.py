@@ -106,6 +106,8 @@ def _kill_hard(service: str) -> Callable[[FaultContext], Injected]:
 
     def inject(context: FaultContext) -> Injected:
         before = context.stack.main_pid(service)
+        if before <= 0:
+            return Injected(problems=[f"{service} was not running when the fault was to be injected"])
         root = psutil.Process(before)
         for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
             os.kill(process.pid, signal.SIGKILL)

@@ -10,6 +10,7 @@ machine as found. (Checked on this kind of machine: dockerd 20.10 with overlay2,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from temporal_dsql_deploy.process import run_program, spawn
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.installer import Installer, build_step, component_dir, go_env
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.environment import docker_host
 
 # docker compose v5.6.0: v5.7.0/v5.7.1 need a module the proxy here refuses, v5.7.2 a newer Go (components/compose).
 COMPOSE_VERSION = "v5.6.0"
@@ -84,14 +86,21 @@ def installed_compose(settings: Settings) -> Path:
 
 def engine_answers() -> bool:
     """True when a Docker engine answers (the client alone is not enough)."""
+    return _no_answer() is None
+
+
+def _no_answer() -> str | None:
+    """Why no engine answers (None: one does), in the docker client's own words."""
     if shutil.which("docker") is None:
-        return False
+        return "no `docker` command is installed"
     try:
         answered = run_program(["docker", "info"], what="docker info", fix="start the Docker engine",
                                timeout_s=ENGINE_CHECK_TIMEOUT_S)  # fmt: skip
-    except DeployError:  # no answer in time: no usable engine
-        return False
-    return answered.returncode == 0
+    except DeployError:
+        return f"`docker info` did not answer within {ENGINE_CHECK_TIMEOUT_S}s"
+    if answered.returncode == 0:
+        return None
+    return f"`docker info` failed: {answered.tail().strip()[-300:]}"
 
 
 def require_engine() -> None:
@@ -103,22 +112,23 @@ def require_engine() -> None:
 
 def ensure_engine(settings: Settings, report: Reporter) -> None:
     """An engine that answers: the user's, else (DOCKER_ENGINE=auto) Debian's, installed and started here."""
-    if engine_answers():
+    why = _no_answer()
+    if why is None:
         return
+    needed = f"--runtime docker needs a Docker engine, and none answers here ({why})"
     if settings.docker_engine == "user":
-        raise DeployError("--runtime docker needs a Docker engine, and none answers here (`docker info` failed)",
-                          "start your Docker engine (or set DOCKER_HOST to it), or set DOCKER_ENGINE=auto to let "
-                          "the project run Debian's docker.io (root on Debian)")  # fmt: skip
+        raise DeployError(needed, "start your Docker engine (or set DOCKER_HOST to it), or set DOCKER_ENGINE=auto to "
+                          "let the project run Debian's docker.io (root on Debian)")  # fmt: skip
+    if docker_host() is not None:  # the operator named an engine: starting another would not be it
+        raise DeployError(f"{needed}; DOCKER_HOST={docker_host()} names the engine to use",
+                          "start that engine, or unset DOCKER_HOST to let the project run its own")  # fmt: skip
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise DeployError(
-            "--runtime docker needs a Docker engine, and none answers here (`docker info` failed)",
-            "start your Docker engine (or set DOCKER_HOST), or run as root on Debian, where "
-            "`invoke up --runtime docker` installs and starts Debian's docker.io itself",
-        )
+        raise DeployError(needed, "start your Docker engine (or set DOCKER_HOST), or run as root on Debian, where "
+                          "`invoke up --runtime docker` installs and starts Debian's docker.io itself")  # fmt: skip
     files = engine_files(settings)
     if STANDARD_SOCKET.exists() and _started_here(files) is None:
-        raise DeployError(f"{STANDARD_SOCKET} exists but no engine answers on it",
-                          "start the Docker engine that owns it, or remove the stale socket")  # fmt: skip
+        raise DeployError(f"{STANDARD_SOCKET} exists but no engine answers on it ({why})",
+                          "start the Docker engine that owns it; if none does, remove the stale socket")  # fmt: skip
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         report(f"installing Debian's {ENGINE_PACKAGE} (first time only)")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -152,27 +162,50 @@ def _start_dockerd(files: EngineFiles, report: Reporter) -> None:
 
 
 def _started_here(files: EngineFiles) -> psutil.Process | None:
-    """The dockerd this project started, if it still runs (its pidfile names a dockerd)."""
+    """The dockerd this project started, if it still runs: its pidfile names a dockerd whose data root is ours (a
+    reused pid, or the user's own dockerd, is never taken for it)."""
     try:
         process = psutil.Process(int(files.pidfile.read_text(encoding="utf-8").strip()))
-        return process if process.name() == "dockerd" else None
+        ours = process.name() == "dockerd" and str(files.data) in process.cmdline()
+        return process if ours else None
     except (OSError, ValueError, psutil.Error):
         return None
 
 
-def stop_engine_started_here(settings: Settings) -> bool:
-    """Stop the dockerd this project started (never the user's); True if there was one."""
-    return _stop(engine_files(settings))
+def stop_engine_started_here(settings: Settings) -> str | None:
+    """Stop the dockerd this project started (never the user's) unless containers other than the stack's remain on
+    it; what was done, or None if there was no such engine."""
+    files = engine_files(settings)
+    if _started_here(files) is None:
+        return None
+    try:  # this engine's own containers, whatever DOCKER_HOST names
+        remaining = run_program(["docker", "-H", f"unix://{STANDARD_SOCKET}", "ps", "--all", "--quiet"],
+                                what="docker ps", fix="check `docker info`",
+                                timeout_s=ENGINE_CHECK_TIMEOUT_S)  # fmt: skip
+    except DeployError:
+        return "left the Docker engine this project started running: it did not list its containers in time"
+    if remaining.returncode != 0:
+        return "left the Docker engine this project started running: it did not list its containers"
+    if remaining.stdout.strip():
+        count = len(remaining.stdout.split())
+        return f"left the Docker engine this project started running: other containers are on it ({count})"
+    _stop(files)
+    return "stopped the Docker engine this project started"
 
 
-def _stop(files: EngineFiles) -> bool:
+def _stop(files: EngineFiles) -> None:
+    """SIGTERM, then after ENGINE_STOP_TIMEOUT_S SIGKILL to it and what it started (containerd, shims), and its
+    socket removed: nothing of it is left behind."""
     process = _started_here(files)
     if process is None:
-        return False
+        return
+    children = process.children(recursive=True)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(ENGINE_STOP_TIMEOUT_S)
     except psutil.TimeoutExpired:
-        process.kill()
+        for each in [*children, process]:
+            with contextlib.suppress(psutil.Error):
+                each.kill()
+        STANDARD_SOCKET.unlink(missing_ok=True)
     files.pidfile.unlink(missing_ok=True)
-    return True

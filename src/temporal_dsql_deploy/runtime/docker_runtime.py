@@ -51,11 +51,12 @@ class ContainerState:
     health: str
     ports: str
     exit_code: int
+    one_shot: bool
 
     @property
     def ok(self) -> bool:
-        """Running and not unhealthy, or a one-shot that exited 0."""
-        if self.state == "exited":
+        """Running and not unhealthy; for a one-shot, exited 0 (a service that exited, even with 0, is down)."""
+        if self.one_shot and self.state == "exited":
             return self.exit_code == 0
         return self.state == "running" and self.health != "unhealthy"
 
@@ -141,12 +142,15 @@ def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
 def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
     done = []
     if docker_engine.engine_answers() and compose_file(project_root).exists():
-        _compose(settings, project_root, "down", *(["--volumes"] if volumes else []), what="docker compose down",
-                 timeout_s=300)  # fmt: skip
+        # --remove-orphans: containers of services the current settings no longer render go too.
+        _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
+                 what="docker compose down", timeout_s=300)  # fmt: skip
         done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
-    shutil.rmtree(secrets_dir(settings), ignore_errors=True)
-    if docker_engine.stop_engine_started_here(settings):
-        done.append("stopped the Docker engine this project started")
+    if volumes:  # kept otherwise: a generated secret (Grafana's password) must match what its volume holds
+        shutil.rmtree(secrets_dir(settings), ignore_errors=True)
+    engine = docker_engine.stop_engine_started_here(settings)
+    if engine:
+        done.append(engine)
     return done or [NOTHING_RUNNING]
 
 
@@ -163,10 +167,11 @@ def states(settings: Settings, project_root: Path) -> list[ContainerState]:
             entries.append(json.loads(line))
     if not entries:
         raise DeployError("the Docker stack is not running", "start it with `invoke up --runtime docker`")
-    return [_container(entry) for entry in entries]
+    one_shots = {service.name for service in build_stack(settings).in_runtime(Runtime.DOCKER) if service.one_shot}
+    return [_container(entry, one_shots) for entry in entries]
 
 
-def _container(entry: dict[str, Any]) -> ContainerState:
+def _container(entry: dict[str, Any], one_shots: set[str]) -> ContainerState:
     published = [str(p["PublishedPort"]) for p in entry.get("Publishers") or [] if p.get("PublishedPort")]
     return ContainerState(
         service=str(entry.get("Service", "?")),
@@ -174,6 +179,7 @@ def _container(entry: dict[str, Any]) -> ContainerState:
         health=str(entry.get("Health") or "-"),
         ports=", ".join(published) or "-",
         exit_code=int(entry.get("ExitCode") or 0),
+        one_shot=str(entry.get("Service")) in one_shots,
     )
 
 
@@ -208,9 +214,23 @@ def main_pid(settings: Settings, project_root: Path, service: str) -> int:
     container = _compose(settings, project_root, "ps", "--quiet", service, what="docker compose ps").strip()
     if not container:
         return 0
-    pid = run_tool(["docker", "inspect", "--format", "{{.State.Pid}}", container.splitlines()[0]],
-                   what="docker inspect", fix="check `docker info`", timeout_s=60).strip()  # fmt: skip
-    return int(pid or 0)
+    container_id = container.splitlines()[0]
+    pid = int(run_tool(["docker", "inspect", "--format", "{{.State.Pid}}", container_id],
+                       what="docker inspect", fix="check `docker info`", timeout_s=60).strip() or 0)  # fmt: skip
+    if pid and not _in_container(pid, container_id):
+        raise DeployError(f"the engine reports pid {pid} for {service}, and this host's process {pid} is not in that "
+                          "container: the engine runs elsewhere (DOCKER_HOST)",
+                          "inject process faults on the engine's own host")  # fmt: skip
+    return pid
+
+
+def _in_container(pid: int, container_id: str) -> bool:
+    """Whether this host's process `pid` belongs to the container (its cgroup path names the container's id)."""
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return container_id[:12] in cgroups
 
 
 class DockerRuntime(StackRuntime):

@@ -36,15 +36,26 @@ def emulating(arch: Architecture, report: Reporter) -> Iterator[str | None]:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         yield f"no {arch} emulation is registered here (binfmt_misc {fmt}), and only root on Debian can register it"
         return
-    if shutil.which("update-binfmts") is None or shutil.which("arch-test") is None:
-        report(f"installing Debian's {', '.join(PACKAGES)} to run {arch} programs (first time only)")
-        apt_install(PACKAGES)
-    mounted = not (BINFMT / "register").exists() and _run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
-    enabled = _run(["update-binfmts", "--enable", fmt])
+    # As found before anything is installed: the packages' own scripts may mount and register formats too.
+    was_mounted, was_enabled = (BINFMT / "register").exists(), _enabled_formats()
     try:
+        if shutil.which("update-binfmts") is None or shutil.which("arch-test") is None:
+            report(f"installing Debian's {', '.join(PACKAGES)} to run {arch} programs (first time only)")
+            apt_install(PACKAGES)
+        if not (BINFMT / "register").exists():
+            _run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
+        enabled = _run(["update-binfmts", "--enable", fmt])
         yield None if enabled else f"update-binfmts --enable {fmt} failed (is binfmt_misc available to this kernel?)"
     finally:
-        if enabled:
-            _run(["update-binfmts", "--disable", fmt])
-        if mounted:
+        for added in sorted(_enabled_formats() - was_enabled):
+            _run(["update-binfmts", "--disable", added])
+        if not was_mounted and (BINFMT / "register").exists():
             _run(["umount", str(BINFMT)])
+
+
+def _enabled_formats() -> set[str]:
+    """The binfmt_misc formats registered and enabled now."""
+    if not (BINFMT / "register").exists():
+        return set()
+    return {entry.name for entry in BINFMT.iterdir() if entry.name not in {"register", "status"}
+            and entry.read_text(encoding="utf-8").startswith("enabled")}  # fmt: skip

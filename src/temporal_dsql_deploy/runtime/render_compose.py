@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.owned_paths import MARKER
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys, service_secrets
 from temporal_dsql_deploy.runtime.model import GrpcProbe, HealthCheck, HttpProbe, PostgresProbe, Runtime, Service, Stack
 from temporal_dsql_deploy.runtime.units import build_stack, unit_of
@@ -198,7 +199,11 @@ def write_compose(settings: Settings, arch: Architecture, output: Path) -> Path:
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         config_dir = output.parent / CONFIG_DIR
+        if config_dir.is_dir() and not (config_dir / MARKER).is_file() and any(config_dir.iterdir()):
+            raise DeployError(f"{config_dir} holds files this product did not write, and the compose file's config "
+                              "files go there", "choose an --output in another directory")  # fmt: skip
         config_dir.mkdir(exist_ok=True)
+        (config_dir / MARKER).touch()
         for file in config_files(stack, settings):
             (config_dir / file.name).write_text(file.text, encoding="utf-8")
         output.write_text(text, encoding="utf-8")

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.components import install_grpc_health_probe
 from temporal_dsql_deploy.runtime.images import BaseImage, ImageRecipe, build_image
@@ -40,37 +41,63 @@ def postgresql_base(settings: Settings) -> BaseImage:
     return BaseImage("postgresql", ("ca-certificates", f"postgresql-{settings.postgres_version}"))
 
 
-def install_image_python(settings: Settings, project_root: Path, arch: Architecture, installer: Installer) -> Path:
-    """This package and its locked dependencies (uv.lock, hashes required) installed for the image's Python."""
+def _uv() -> str:
+    """The uv ./run bootstrapped (UV_VERSION): it installs the image's packages with their recorded hashes."""
     uv = shutil.which("uv")
     if uv is None:
         raise DeployError("uv is not on PATH, and the image's Python packages are installed with it",
                           "run the command through `./run`, which installs uv")  # fmt: skip
-    digest = source_digest_of_package(project_root)
+    version = run_tool([uv, "--version"], what="uv --version", fix="run through `./run`", timeout_s=60).split()
+    if version[1:2] != [UV_VERSION]:
+        raise DeployError(f"{uv} is {' '.join(version)}, not uv {UV_VERSION}",
+                          "run the command through `./run`, which puts the pinned uv first on PATH")  # fmt: skip
+    return uv
+
+
+def _target(staging: Path, arch: Architecture) -> list[str]:
+    return ["--target", str(staging), "--python-platform", PYTHON_PLATFORMS[arch], "--python-version", PYTHON_VERSION,
+            "--no-deps", "--quiet"]  # fmt: skip
+
+
+def install_image_dependencies(settings: Settings, project_root: Path, arch: Architecture,
+                               installer: Installer) -> Path:  # fmt: skip
+    """The locked dependencies (uv.lock, hashes required) for the image's Python; a layer of their own, so a change
+    to this package alone rebuilds neither them nor their layer."""
+    uv = _uv()
+    lock = hashlib.sha256((project_root / "uv.lock").read_bytes()).hexdigest()[:16]
 
     def build(staging: Path) -> None:
         requirements = staging.parent / f"{staging.name}.requirements.txt"
         build_step([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header", "--quiet",
                     "-o", str(requirements)], "uv export of the locked dependencies", cwd=project_root)  # fmt: skip
-        target = ["--target", str(staging), "--python-platform", PYTHON_PLATFORMS[arch],
-                  "--python-version", PYTHON_VERSION, "--no-deps", "--quiet"]  # fmt: skip
         try:
-            build_step([uv, "pip", "install", *target, "--require-hashes", "-r", str(requirements)],
+            build_step([uv, "pip", "install", *_target(staging, arch), "--require-hashes", "-r", str(requirements)],
                        f"installing the image's Python dependencies for {arch}")  # fmt: skip
-            build_step([uv, "pip", "install", *target, str(project_root)], "installing this package for the image")
         finally:
             requirements.unlink(missing_ok=True)
         for script in (staging / "bin").iterdir():  # the programs stay (dsql-lint, temporal); the scripts name this
             if script.read_bytes()[:2] == b"#!":  # machine's interpreter and are not needed in the image
                 script.unlink()
 
-    target = component_dir(settings, "image-python", f"{arch}-{digest}")
-    return installer.once(target, f"the image's Python packages ({arch})", build, ())
+    target = component_dir(settings, "image-python-dependencies", f"{arch}-{lock}")
+    return installer.once(target, f"the image's Python dependencies ({arch})", build, ())
+
+
+def install_image_package(settings: Settings, project_root: Path, arch: Architecture, installer: Installer) -> Path:
+    """This package (its sources, schemas and templates) for the image's Python."""
+    uv = _uv()
+
+    def build(staging: Path) -> None:
+        build_step([uv, "pip", "install", *_target(staging, arch), str(project_root)],
+                   "installing this package for the image")  # fmt: skip
+
+    target = component_dir(settings, "image-python-package", f"{arch}-{source_digest_of_package(project_root)}")
+    return installer.once(target, "this package for the image", build, ())
 
 
 def source_digest_of_package(project_root: Path) -> str:
-    """What the image's Python packages are made from: the lock file and this package's sources."""
-    digest = hashlib.sha256((project_root / "uv.lock").read_bytes())
+    """What the package is made from: its project file and its sources."""
+    digest = hashlib.sha256((project_root / "pyproject.toml").read_bytes())
     for path in sorted((project_root / "src").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(project_root)).encode() + b"\0" + path.read_bytes())
@@ -116,10 +143,12 @@ def image_reference(reference: str, arch: Architecture) -> str:
 def runtime_recipe(settings: Settings, project_root: Path, arch: Architecture, report: Reporter,
                    cross_built: Path | None = None) -> ImageRecipe:  # fmt: skip
     docker = project_root / "docker"
+    installer = Installer(report, project_root=project_root)
     return ImageRecipe(
         image_reference(runtime_image(settings), arch), RUNTIME_BASE, docker / "Dockerfile",
         {**runtime_programs(settings, project_root, arch, report, cross_built),
-         "python": install_image_python(settings, project_root, arch, Installer(report, project_root=project_root)),
+         "python-dependencies": install_image_dependencies(settings, project_root, arch, installer),
+         "python": install_image_package(settings, project_root, arch, installer),
          "templates": project_root / "src" / "temporal_dsql_deploy" / "templates",
          "entrypoint.sh": docker / "entrypoint.sh"},
         (("TEMPORAL_VERSION", settings.temporal_version),),

@@ -105,6 +105,11 @@ def tool_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **(extra or {})}
 
 
+def docker_host() -> str | None:
+    """The engine the operator's shell names (DOCKER_HOST), if any: the docker tools read it themselves."""
+    return os.environ.get("DOCKER_HOST") or None
+
+
 def cache_home() -> Path:
     """XDG's cache home."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
