@@ -23,7 +23,7 @@ def test_an_existing_registration_is_used_and_left_alone(tmp_path: Path, monkeyp
 def test_without_root_the_reason_is_given_and_nothing_is_done(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setattr(emulation, "BINFMT", tmp_path)
-    monkeypatch.setattr(emulation.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(emulation, "can_install_packages", lambda: False)
     ran: list[list[str]] = []
     monkeypatch.setattr(emulation, "_run", lambda argv: ran.append(argv) or True)
     with emulation.emulating("arm64", print) as unavailable:
@@ -64,7 +64,7 @@ def test_the_kernel_is_left_as_found(tmp_path: Path, monkeypatch: pytest.MonkeyP
         (tmp_path / "qemu-x86_64").write_text("enabled\n")  # someone else's: stays
     before = kernel.state()
     monkeypatch.setattr(emulation, "BINFMT", tmp_path)
-    monkeypatch.setattr(emulation.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(emulation, "can_install_packages", lambda: True)
     monkeypatch.setattr(emulation.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(emulation, "_run", kernel.run)
     with emulation.emulating("arm64", print) as unavailable:

@@ -11,7 +11,6 @@ machine as found. (Checked on this kind of machine: dockerd 20.10 with overlay2,
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 from dataclasses import dataclass
@@ -23,7 +22,14 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program, spawn
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.installer import Installer, build_step, component_dir, go_env
+from temporal_dsql_deploy.runtime.installer import (
+    Installer,
+    apt_install,
+    build_step,
+    can_install_packages,
+    component_dir,
+    go_env,
+)
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import docker_host
 
@@ -122,7 +128,7 @@ def ensure_engine(settings: Settings, report: Reporter) -> None:
     if docker_host() is not None:  # the operator named an engine: starting another would not be it
         raise DeployError(f"{needed}; DOCKER_HOST={docker_host()} names the engine to use",
                           "start that engine, or unset DOCKER_HOST to let the project run its own")  # fmt: skip
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install_packages():
         raise DeployError(needed, "start your Docker engine (or set DOCKER_HOST), or run as root on Debian, where "
                           "`invoke up --runtime docker` installs and starts Debian's docker.io itself")  # fmt: skip
     files = engine_files(settings)
@@ -131,10 +137,7 @@ def ensure_engine(settings: Settings, report: Reporter) -> None:
                           "start the Docker engine that owns it; if none does, remove the stale socket")  # fmt: skip
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         report(f"installing Debian's {ENGINE_PACKAGE} (first time only)")
-        env = {"DEBIAN_FRONTEND": "noninteractive"}
-        build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
-        build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", ENGINE_PACKAGE],
-                   f"apt-get install {ENGINE_PACKAGE}", env=env)  # fmt: skip
+        apt_install((ENGINE_PACKAGE,))
     _start_dockerd(files, report)
 
 

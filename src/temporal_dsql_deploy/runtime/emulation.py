@@ -6,7 +6,6 @@ What this module registers or mounts it undoes when the build is over: the machi
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from temporal_dsql_deploy.process import run_program
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.images import apt_install
+from temporal_dsql_deploy.runtime.installer import apt_install, can_install_packages
 from temporal_dsql_deploy.settings.config import Architecture
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -33,7 +32,7 @@ def emulating(arch: Architecture, report: Reporter) -> Iterator[str | None]:
     if (BINFMT / fmt).is_file() and (BINFMT / fmt).read_text(encoding="utf-8").startswith("enabled"):
         yield None  # someone else's registration: used, left alone
         return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install_packages():
         yield f"no {arch} emulation is registered here (binfmt_misc {fmt}), and only root on Debian can register it"
         return
     # As found before anything is installed: the packages' own scripts may mount and register formats too.

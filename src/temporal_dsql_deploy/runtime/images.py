@@ -21,7 +21,7 @@ from pathlib import Path
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.process import run_program, run_tool
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.installer import build_step
+from temporal_dsql_deploy.runtime.installer import apt_install, build_step, can_install_packages
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 
 DEBIAN_SUITE = "bookworm"
@@ -103,20 +103,12 @@ def _require_mmdebstrap(report: Reporter) -> str:
     found = shutil.which("mmdebstrap")
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not can_install_packages():
         raise DeployError("making a base image here needs mmdebstrap (no image registry is used), and it is missing",
                           "install Debian's mmdebstrap package, then run again")  # fmt: skip
     report("installing Debian's mmdebstrap (first time only)")
     apt_install(("mmdebstrap",))
     return shutil.which("mmdebstrap") or "mmdebstrap"
-
-
-def apt_install(packages: tuple[str, ...]) -> None:
-    """Debian's `packages`, as root (the callers check that first)."""
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
-    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-               f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
 
 
 def content_digest(root: Path) -> str:

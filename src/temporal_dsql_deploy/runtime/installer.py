@@ -182,6 +182,19 @@ def _damaged(what: str, target: Path, damage: str) -> DeployError:
     return DeployError(f"{what} in {target} is damaged: {damage}", "run `invoke up`, which reinstalls it")
 
 
+def can_install_packages() -> bool:
+    """Whether this process may install Debian's packages itself (root, with apt-get)."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def apt_install(packages: tuple[str, ...]) -> None:
+    """Debian's `packages` without their recommendations (callers check `can_install_packages` first)."""
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
+    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+               f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
+
+
 def go_env(gobin: Path) -> dict[str, str]:
     return {"GOTOOLCHAIN": GO_TOOLCHAIN, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(gobin)}
 

@@ -33,8 +33,7 @@ SEARCH_ENGINE_BASE = BaseImage("java", ("ca-certificates", "curl", "openjdk-17-j
 PYTHON_VERSION = "3.11"
 UV_VERSION = "0.13.8"  # the uv that installs them: the one ./run bootstraps (tests/unit/test_supply_chain.py)
 PYTHON_PLATFORMS = {"amd64": "x86_64-manylinux_2_28", "arm64": "aarch64-manylinux_2_28"}
-TOOLS = ("ui-server", "grpc-health-probe", "dsql-local", "victoria-metrics", "postgres_exporter",
-         "elasticsearch_exporter")  # fmt: skip
+TOOLS = ("ui-server", "grpc-health-probe", "dsql-local", "victoria-metrics", *EXPORTERS)
 
 
 def postgresql_base(settings: Settings) -> BaseImage:
