@@ -37,7 +37,8 @@ ENTRYPOINT = DOCKER / "entrypoint.sh"
 POSTGRESQL_ENTRYPOINT = DOCKER / "postgresql-entrypoint.sh"
 SEARCH_ENGINE_ENTRYPOINT = DOCKER / "search-engine-entrypoint.sh"
 ENTRYPOINTS = (ENTRYPOINT, POSTGRESQL_ENTRYPOINT, SEARCH_ENGINE_ENTRYPOINT)
-DOCKERFILES = ("Dockerfile", "postgresql.Dockerfile", "search-engine.Dockerfile")
+IMAGE_DOCKERFILES = ("Dockerfile", "postgresql.Dockerfile", "search-engine.Dockerfile")  # the stack's images
+DOCKERFILES = (*IMAGE_DOCKERFILES, "base.Dockerfile")  # and the base on a registry's Debian image
 USAGE = 64  # what the entrypoints exit with when the container is misconfigured
 
 
@@ -115,7 +116,7 @@ def test_versions_have_one_source_the_settings(recipes: Recipes) -> None:
     """No Dockerfile pins a version: each declares exactly the ARGs its recipe passes (BASE_IMAGE is the base
     build_image makes), without defaults, and the recipes pass the settings' values."""
     settings, built = recipes
-    assert sorted(recipe.dockerfile.name for recipe in built) == sorted(DOCKERFILES)
+    assert sorted(recipe.dockerfile.name for recipe in built) == sorted(IMAGE_DOCKERFILES)
     for recipe in built:
         args = _dockerfile_args(recipe.dockerfile)
         assert all("=" not in arg for arg in args), f"{recipe.dockerfile.name} pins a value of its own: {args}"
@@ -144,7 +145,7 @@ def test_every_copy_source_is_in_its_recipes_context(recipes: Recipes) -> None:
 def test_every_image_runs_as_the_bases_unprivileged_user() -> None:
     """The base makes user IMAGE_UID (runtime/images.py); each Dockerfile switches to it last and gives it the
     directories its volumes mount."""
-    for name in DOCKERFILES:
+    for name in IMAGE_DOCKERFILES:
         text = (DOCKER / name).read_text(encoding="utf-8")
         users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
         assert users == [str(IMAGE_UID)], name

@@ -19,6 +19,7 @@ from temporal_dsql_deploy.runtime.images import (
     DEBIAN_SUITE,
     DIGEST_LABEL,
     IMAGE_UID,
+    UPSTREAM_BASE_DOCKERFILE,
     BaseImage,
     ImageRecipe,
     build_image,
@@ -54,6 +55,10 @@ if args[:2] == ["image", "inspect"]:
         print("Error: No such image: " + args[-1], file=sys.stderr)
         sys.exit(1)
     print(images[args[-1]] or "<no value>")
+elif args[:1] == ["pull"]:
+    if os.environ.get("FAKE_PULL") != "ok":
+        print("Error response from daemon: Get https://registry/v2/: no such host", file=sys.stderr)
+        sys.exit(1)
 elif args[:2] == ["image", "prune"]:
     assert args[2:] == ["--force", "--filter", "label=org.temporal-dsql-deploy.content-digest"], args  # ours only
 elif args[:1] != ["build"]:
@@ -344,3 +349,89 @@ def test_a_missing_base_is_made_from_debian_packages_for_its_architecture(engine
     assert ensure_base(BASE, arch, settings, lambda _message: None) == reference
     assert len(engine.calls_of("mmdebstrap")) == 1
     assert len(engine.builds()) == 1
+
+
+# --- bases from a registry -------------------------------------------------------------------------------------------
+UPSTREAM = "registry.example:5000/library/debian:bookworm-slim@sha256:" + "ab" * 32
+
+
+def _pulls(engine: Engine) -> list[list[str]]:
+    return [call["argv"] for call in engine.calls_of("docker") if call["argv"][:1] == ["pull"]]
+
+
+def test_with_a_registry_the_base_is_debians_image_with_the_packages_installed(
+    engine: Engine, make_settings: MakeSettings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PULL", "ok")
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES="registry", BASE_IMAGE_UPSTREAM=UPSTREAM)
+    lines: list[str] = []
+    arch = host_architecture()
+    reference = ensure_base(BASE, arch, settings, lines.append)
+    assert reference == BASE.reference(arch, UPSTREAM) != BASE.reference(arch)
+    assert _pulls(engine) == [["pull", "--quiet", "--platform", f"linux/{arch}", UPSTREAM]]
+    (build,) = engine.builds()
+    argv: list[str] = build["argv"]
+    assert argv[argv.index("--file") + 1] == str(UPSTREAM_BASE_DOCKERFILE)
+    assert argv[argv.index("--network") + 1] == "host"  # apt needs a network; the project's engine has no bridge
+    assert argv[argv.index("--tag") + 1] == reference
+    assert f"--build-arg=UPSTREAM_IMAGE={UPSTREAM}" in argv
+    assert f"--build-arg=DEBIAN_SUITE={DEBIAN_SUITE}" in argv
+    assert "--build-arg=PACKAGES=ca-certificates" in argv
+    assert any(arg.startswith("--build-arg=ADD_USER=useradd --uid 1000 ") for arg in argv)
+    assert engine.calls_of("mmdebstrap") == []
+    assert any(UPSTREAM in line for line in lines)
+    assert ensure_base(BASE, arch, settings, lines.append) == reference  # built once, found after
+    assert len(_pulls(engine)) == 1
+
+
+def test_with_registry_required_a_failed_pull_is_an_error_naming_the_settings(
+    engine: Engine, make_settings: MakeSettings, settings: Settings
+) -> None:
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES="registry", BASE_IMAGE_UPSTREAM=UPSTREAM)
+    with pytest.raises(DeployError) as raised:
+        ensure_base(BASE, host_architecture(), settings, lambda _message: None)
+    assert "BASE_IMAGE_UPSTREAM" in str(raised.value)
+    assert "no such host" in str(raised.value)
+    assert raised.value.fix is not None
+    assert "BASE_IMAGES=debian" in raised.value.fix
+    assert engine.builds() == []
+    assert engine.calls_of("mmdebstrap") == []
+
+
+def test_auto_falls_back_to_debians_packages_when_the_pull_fails_and_says_why(
+    engine: Engine, make_settings: MakeSettings, settings: Settings
+) -> None:
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES="auto", BASE_IMAGE_UPSTREAM=UPSTREAM)
+    lines: list[str] = []
+    arch = host_architecture()
+    assert ensure_base(BASE, arch, settings, lines.append) == BASE.reference(arch)
+    assert len(_pulls(engine)) == 1
+    assert len(engine.calls_of("mmdebstrap")) == 1
+    assert any("no upstream base" in line and "no such host" in line for line in lines), lines
+    # A base made either way is used as it is: no pull is tried again.
+    assert ensure_base(BASE, arch, settings, lines.append) == BASE.reference(arch)
+    assert len(_pulls(engine)) == 1
+
+
+@pytest.mark.parametrize("mode", ["auto", "debian"])
+def test_a_base_already_made_from_debians_packages_needs_no_registry(
+    engine: Engine, make_settings: MakeSettings, settings: Settings, mode: str
+) -> None:
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES=mode, BASE_IMAGE_UPSTREAM=UPSTREAM)
+    arch = host_architecture()
+    engine.set_images({BASE.reference(arch): ""})
+    assert ensure_base(BASE, arch, settings, lambda _message: None) == BASE.reference(arch)
+    assert engine.calls_of("docker")[-1]["argv"][:2] == ["image", "inspect"]
+    assert _pulls(engine) == []
+    assert engine.builds() == []
+
+
+def test_debian_mode_never_pulls(engine: Engine, make_settings: MakeSettings, settings: Settings,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("FAKE_PULL", "ok")
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES="debian", BASE_IMAGE_UPSTREAM=UPSTREAM)
+    assert ensure_base(BASE, host_architecture(), settings, lambda _message: None) == BASE.reference(
+        host_architecture()
+    )
+    assert _pulls(engine) == []
+    assert len(engine.calls_of("mmdebstrap")) == 1

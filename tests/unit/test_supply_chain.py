@@ -55,13 +55,29 @@ def test_the_uv_requirement_pins_the_version_with_a_hash_per_linux_wheel() -> No
 
 def test_the_images_fetch_nothing_while_they_are_built() -> None:
     """Every file of an image enters through its build context (assembled from checked installs); no Dockerfile
-    step downloads or installs a package."""
+    step downloads or installs a package. The one exception is a base on a registry's Debian image (below)."""
     fetchers = re.compile(r"\b(pip|uv|curl|wget|apt-get|apt|dpkg|go|npm|git)\b")
     for dockerfile in sorted((PROJECT_ROOT / "docker").glob("*Dockerfile")):
+        if dockerfile.name == "base.Dockerfile":
+            continue
         runs = [line for line in _logical_lines(dockerfile.read_text(encoding="utf-8")) if line.startswith("RUN ")]
         assert [run for run in runs if fetchers.search(run)] == [], dockerfile.name
         froms = [line for line in _logical_lines(dockerfile.read_text(encoding="utf-8")) if line.startswith("FROM ")]
         assert froms == ["FROM ${BASE_IMAGE}"], dockerfile.name  # the Debian base made here, no registry's
+
+
+def test_a_base_on_a_registry_image_gets_only_debians_signed_packages() -> None:
+    """base.Dockerfile starts from the upstream image pinned by digest (a setting that refuses anything else) and
+    fetches by apt alone, which checks every package against the image's Debian keyring."""
+    text = (PROJECT_ROOT / "docker" / "base.Dockerfile").read_text(encoding="utf-8")
+    lines = _logical_lines(text)
+    assert [line for line in lines if line.startswith("FROM ")] == ["FROM ${UPSTREAM_IMAGE}"]
+    (run,) = [line for line in lines if line.startswith("RUN ")]
+    assert set(re.findall(r"\b(pip|uv|curl|wget|apt-get|dpkg|go|npm|git)\b", run)) == {"apt-get"}
+    assert "--allow-unauthenticated" not in run
+    assert "--no-install-recommends" in run
+    field = Settings.model_fields["base_image_upstream"]
+    assert "@sha256:" in str(field.default)
 
 
 FAKE_UV = """#!{python}

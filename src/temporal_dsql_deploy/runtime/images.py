@@ -1,11 +1,12 @@
-"""Images built on this machine without pulling from any registry.
+"""The stack's images, built on this machine, with or without an image registry.
 
-A base is a Debian root filesystem that mmdebstrap makes from Debian's packages, added to an empty image
-(`FROM scratch`, which records the architecture asked for: `docker import` records the engine's own); each image
-of the stack is a base plus what it runs. Both are built by the classic builder (`DOCKER_BUILDKIT=0`: it needs no
-buildx plugin) from a context assembled in the cache, and named or labelled by the digest of everything that went
-into them, so a second build with nothing changed builds nothing. Another architecture's base and images are made
-under emulation (runtime/emulation.py).
+A base is Debian bookworm with a few packages and the containers' user. With a registry it is Debian's official image
+(pinned by digest) with the packages installed by apt (docker/base.Dockerfile); without one, a root filesystem that
+mmdebstrap makes from Debian's packages, added to an empty image (`FROM scratch`, which records the architecture
+asked for: `docker import` records the engine's own). Each image of the stack is a base plus what it runs.
+Everything is built by the classic builder (`DOCKER_BUILDKIT=0`: it needs no buildx plugin) and named or labelled
+by the digest of everything that went into it, so a second build with nothing changed builds nothing. Another
+architecture's base and images are made under emulation (runtime/emulation.py).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ BASE_REPOSITORY = "temporal-dsql-base"
 DIGEST_LABEL = "org.temporal-dsql-deploy.content-digest"
 IMAGE_UID = 1000  # the unprivileged user every container runs as
 BUILD_TIMEOUT_S = 1800
-# Run in the new root filesystem: the containers' user (its home the only place it owns), then apt's caches out.
-BASE_HOOKS = (
-    f'chroot "$1" useradd --uid {IMAGE_UID} --user-group --create-home --shell /usr/sbin/nologin temporal',
-    'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
-)
+PULL_TIMEOUT_S = 900
+# The containers' user (its home the only place it owns), made the same way in both kinds of base.
+ADD_USER = f"useradd --uid {IMAGE_UID} --user-group --create-home --shell /usr/sbin/nologin temporal"
+# Run in mmdebstrap's new root filesystem: the user, then apt's caches out.
+BASE_HOOKS = (f'chroot "$1" {ADD_USER}', 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*')
+UPSTREAM_BASE_DOCKERFILE = Path(__file__).resolve().parents[3] / "docker" / "base.Dockerfile"
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class BaseImage:
     name: str
     packages: tuple[str, ...]
 
-    def reference(self, arch: Architecture) -> str:
-        key = json.dumps([DEBIAN_SUITE, arch, sorted(self.packages), BASE_HOOKS])
+    def reference(self, arch: Architecture, upstream: str | None = None) -> str:
+        """Its name when made by mmdebstrap (`upstream` None) or from the pulled image `upstream`."""
+        made_by = [BASE_HOOKS] if upstream is None else [upstream, ADD_USER, UPSTREAM_BASE_DOCKERFILE.read_text()]
+        key = json.dumps([DEBIAN_SUITE, arch, sorted(self.packages), *made_by])
         return f"{BASE_REPOSITORY}-{self.name}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
@@ -76,10 +80,50 @@ def image_label(reference: str) -> str | None:
 
 
 def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report: Reporter) -> str:
-    """The base image's reference, made from Debian's packages unless the engine has it already."""
-    reference = base.reference(arch)
-    if image_label(reference) is not None:
-        return reference
+    """The base image's reference: one already built, else pulled and completed, else made from Debian's packages
+    (as BASE_IMAGES says)."""
+    upstream, made_here = base.reference(arch, settings.base_image_upstream), base.reference(arch)
+    if settings.base_images == "auto":
+        for reference in (upstream, made_here):
+            if image_label(reference) is not None:
+                return reference
+    pulls = settings.base_images != "debian"
+    if pulls and (image_label(upstream) is not None or _build_on_upstream(base, arch, settings, upstream, report)):
+        return upstream
+    if image_label(made_here) is None:
+        _make_with_mmdebstrap(base, arch, settings, made_here, report)
+    return made_here
+
+
+def _build_on_upstream(base: BaseImage, arch: Architecture, settings: Settings, reference: str,
+                       report: Reporter) -> bool:  # fmt: skip
+    """Pull BASE_IMAGE_UPSTREAM and install the base's packages on it; False where `auto` falls back to mmdebstrap."""
+    pulled = run_program(["docker", "pull", "--quiet", "--platform", f"linux/{arch}", settings.base_image_upstream],
+                         what=f"docker pull {settings.base_image_upstream}", fix="check the registry",
+                         timeout_s=PULL_TIMEOUT_S)  # fmt: skip
+    if pulled.returncode != 0:
+        answer = (pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no answer"]
+        if settings.base_images == "registry":
+            raise DeployError(f"BASE_IMAGES=registry, and pulling BASE_IMAGE_UPSTREAM={settings.base_image_upstream} "
+                              f"failed: {answer[0]}", "check that the engine reaches the registry (`docker pull` it), "
+                              "or set BASE_IMAGES=debian to make the bases from Debian's packages")  # fmt: skip
+        report(f"no upstream base ({answer[0]}); making the {base.name} base from Debian's packages instead "
+               "(BASE_IMAGES=debian skips the pull)")  # fmt: skip
+        return False
+    report(f"making the {base.name} base image for {arch} on {settings.base_image_upstream}: "
+           f"{', '.join(base.packages)}")  # fmt: skip
+    # The host's network for apt: the project's own engine gives containers no bridge (runtime/docker_engine.py).
+    run_tool(["docker", "build", "--quiet", "--network", "host", "--platform", f"linux/{arch}",
+              f"--build-arg=UPSTREAM_IMAGE={settings.base_image_upstream}", f"--build-arg=DEBIAN_SUITE={DEBIAN_SUITE}",
+              f"--build-arg=PACKAGES={' '.join(sorted(base.packages))}", f"--build-arg=ADD_USER={ADD_USER}",
+              "--file", str(UPSTREAM_BASE_DOCKERFILE), "--tag", reference, str(UPSTREAM_BASE_DOCKERFILE.parent)],
+             what=f"docker build of the {base.name} base", fix="check the Docker engine's log",
+             timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
+    return True
+
+
+def _make_with_mmdebstrap(base: BaseImage, arch: Architecture, settings: Settings, reference: str,
+                          report: Reporter) -> None:  # fmt: skip
     mmdebstrap = _require_mmdebstrap(report)
     emulated = "" if arch == host_architecture() else " (emulated: several minutes)"
     report(f"making the {base.name} base image for {arch} from Debian {DEBIAN_SUITE}'s packages{emulated}: "
@@ -96,7 +140,6 @@ def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report:
         run_tool(["docker", "build", "--quiet", "--platform", f"linux/{arch}", "--tag", reference, scratch],
                  what=f"docker build of the {base.name} base", fix="check the Docker engine's log",
                  timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
-    return reference
 
 
 def _require_mmdebstrap(report: Reporter) -> str:

@@ -53,6 +53,10 @@ FRONTEND_HTTP_PORT = 8233
 # Temporal's own rule for a namespace name: not empty, at most limit.maxIDLength (default 1000) bytes
 # (temporalio/temporal common/rpc/interceptor/namespace_validator.go: ValidateName and errNamespaceNotSet).
 NAMESPACE_MAX_BYTES = 1000
+# Debian's official bookworm-slim image, by digest (what a pull of the tag resolved to; a digest is checked by the pull)
+UPSTREAM_BASE_IMAGE = (
+    "docker.io/library/debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251"
+)
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
@@ -383,6 +387,18 @@ class Settings(BaseSettings):
         description="Docker engine for `--runtime docker`: `user` uses only an engine that already answers "
         "(DOCKER_HOST or the standard socket); `auto` also, where none answers and this is root on Debian, installs "
         "Debian's docker.io and runs dockerd with its data under CACHE_DIR until `invoke down --runtime docker`.",
+    )
+    base_images: Literal["auto", "registry", "debian"] = Field(
+        "auto",
+        description="Where the images' Debian bases come from: `registry` pulls BASE_IMAGE_UPSTREAM and installs the "
+        "packages on it; `debian` makes them from Debian's packages with mmdebstrap (no registry needed); `auto` uses "
+        "a base already built, else tries the pull and falls back to mmdebstrap, saying why.",
+    )
+    base_image_upstream: str = Field(
+        UPSTREAM_BASE_IMAGE,
+        pattern=r"^[^\s@]+:[^\s@/]+@sha256:[0-9a-f]{64}$",
+        description="The upstream Debian bookworm image the bases start from when pulled, pinned by tag and digest "
+        "(repository:tag@sha256:...).",
     )
 
     # --- Local paths -------------------------------------------------------------------------------
