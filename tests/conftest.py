@@ -10,6 +10,7 @@ import pytest
 from invoke import Collection
 
 from temporal_dsql_deploy.runtime.installer import Paths
+from temporal_dsql_deploy.service_account import drops_privileges, ensure_service_user
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,14 @@ DSQL = {
     "TEMPORAL_SQL_IAM_AUTH": "true",
     "AWS_REGION": "us-east-1",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_user() -> None:
+    """Run as root, the tests start PostgreSQL and the services as `invoke up` does: as the services' account,
+    which `up` creates the first time (service_account.py)."""
+    if drops_privileges():
+        ensure_service_user(print)
 
 
 @pytest.fixture

@@ -40,27 +40,30 @@ def owner_only_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def restrict_tree(root: Path) -> None:
+def restrict_tree(root: Path, shared_group: int | None = None) -> None:
     """Take every permission of group and others off what this user owns under `root` (made world-readable by an
-    earlier version); what another user owns (PostgreSQL's data) guards itself and is not entered. Links are left."""
+    earlier version); what another user owns (PostgreSQL's or the services' data) guards itself and is not entered.
+    What belongs to `shared_group` (the services', when root runs the stack) keeps its group's permissions. Links
+    are left."""
     owner = os.geteuid()
     for directory, subdirectories, files in os.walk(root):
-        subdirectories[:] = [name for name in subdirectories if _restrict(Path(directory, name), owner)]
-        _restrict(Path(directory), owner)
+        subdirectories[:] = [name for name in subdirectories if _restrict(Path(directory, name), owner, shared_group)]
+        _restrict(Path(directory), owner, shared_group)
         for name in files:
-            _restrict(Path(directory, name), owner)
+            _restrict(Path(directory, name), owner, shared_group)
 
 
-def _restrict(path: Path, owner: int) -> bool:
-    """Make `path` owner-only if this user owns it; True if it is a directory to enter."""
+def _restrict(path: Path, owner: int, shared_group: int | None) -> bool:
+    """Make `path` owner-only (or owner and shared group) if this user owns it; True if it is a directory to enter."""
     try:
         status = path.lstat()
     except FileNotFoundError:  # removed meanwhile by a running service
         return False
     if stat.S_ISLNK(status.st_mode) or status.st_uid != owner:
         return False
-    if stat.S_IMODE(status.st_mode) & 0o077:
-        path.chmod(stat.S_IMODE(status.st_mode) & 0o700)
+    kept = 0o770 if status.st_gid == shared_group else 0o700
+    if stat.S_IMODE(status.st_mode) & ~kept:
+        path.chmod(stat.S_IMODE(status.st_mode) & kept)
     return stat.S_ISDIR(status.st_mode)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import yaml
 
 from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.service_account import SERVICE_USER, drops_privileges
 from temporal_dsql_deploy.settings.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -84,3 +87,24 @@ def test_a_killed_postgresql_is_restarted_by_the_supervisor(local_stack: LocalSt
     orphans = subprocess.run(["pgrep", "-f", f"postgres -D {local_stack.layout.data / 'postgresql'}"],
                              capture_output=True, text=True, check=False, timeout=10).stdout.split()  # fmt: skip
     assert [int(pid) for pid in orphans] == [after], json.dumps(orphans)
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines()
+    return {name: value.strip() for name, _, value in (line.partition(":") for line in lines)}
+
+
+def test_started_by_root_no_service_runs_as_root(local_stack: LocalStack, paths: Paths) -> None:
+    """Each long-running service (its main process) runs as the services' account, PostgreSQL as `postgres`,
+    with no capabilities and no way to regain any; a user's stack runs as that user."""
+    expected_uid = {"postgresql": pwd.getpwnam("postgres").pw_uid} if drops_privileges() else {}
+    default_uid = pwd.getpwnam(SERVICE_USER).pw_uid if drops_privileges() else os.geteuid()
+    pids = _pids(local_stack, paths)
+    assert len(pids) >= 8, pids
+    for name, pid in pids.items():
+        status = _status(pid)
+        uids = {int(uid) for uid in status["Uid"].split()}  # real, effective, saved, filesystem
+        assert uids == {expected_uid.get(name, default_uid)}, (name, status["Uid"])
+        if drops_privileges():
+            assert int(status["CapEff"], 16) == 0, name
+            assert status["NoNewPrivs"] == "1", name

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.errors import ConfigError, DeployError
 from temporal_dsql_deploy.runtime.images import (
     BASE_REPOSITORY,
     DEBIAN_SUITE,
@@ -435,3 +435,12 @@ def test_debian_mode_never_pulls(engine: Engine, make_settings: MakeSettings, se
     )
     assert _pulls(engine) == []
     assert len(engine.calls_of("mmdebstrap")) == 1
+
+
+@pytest.mark.parametrize(
+    "reference", ["debian:bookworm-slim", "debian@sha256:" + "ab" * 32, "debian:bookworm-slim@sha256:abc"]
+)
+def test_an_upstream_base_not_pinned_by_tag_and_digest_is_refused(make_settings: MakeSettings, reference: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        make_settings(BASE_IMAGE_UPSTREAM=reference)
+    assert "BASE_IMAGE_UPSTREAM" in str(raised.value)

@@ -5,6 +5,7 @@ clients see the stand-in's CA certificate only."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -22,12 +23,20 @@ from temporal_dsql_deploy.database.local_postgres import (
     init_data_dir,
     with_local_secrets,
 )
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.private_files import owner_only_files, restrict_tree, write_private
 from temporal_dsql_deploy.runtime.model import Component
 from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.runtime.units.dsql_local import CLIENT_CA_DIR, CLIENT_CA_FILE
+from temporal_dsql_deploy.service_account import (
+    SERVICE_USER,
+    check_reachable,
+    ensure_service_user,
+    service_group,
+    share_with_services,
+)
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import require
@@ -123,9 +132,9 @@ def test_postgresql_reaches_its_data_in_an_owner_only_stack_dir(make_settings: M
         layout.runtime_dir.mkdir(mode=0o700)
         if os.geteuid() == 0:
             shutil.chown(layout.runtime_dir, POSTGRES_USER)
-    # Nobody else may list or enter STACK_DIR; as root, group `postgres` may only pass through to the data.
+    # Nobody else may list or enter STACK_DIR; as root, the services' group (PostgreSQL's too) may only pass through.
     expected = 0o710 if os.geteuid() == 0 else 0o700
-    assert [_mode(path) for path in (layout.root, layout.all_data, layout.data)] == [expected] * 3
+    assert [_mode(path) for path in (layout.root, layout.all_data, layout.data, layout.config)] == [expected] * 4
     assert _mode(layout.sql_password) == 0o600
     server = subprocess.Popen(as_postgres_user([str(PG_BIN / "postgres"), "-D", str(data), "-p", str(SCRATCH_PORT),
                                                 "-k", str(layout.runtime_dir), "-c", "listen_addresses=127.0.0.1"]),
@@ -142,7 +151,7 @@ def test_postgresql_reaches_its_data_in_an_owner_only_stack_dir(make_settings: M
     finally:
         server.terminate()
         server.wait(timeout=30)
-    passage = {layout.root, layout.all_data, layout.data}
+    passage = {layout.root, layout.all_data, layout.data, layout.config}
     for path in layout.root.rglob("*"):  # the rest the stack made is private to its owner
         if path not in passage and not path.is_symlink() and path.stat().st_uid == os.geteuid():
             assert _mode(path) & 0o077 == 0, path
@@ -166,3 +175,50 @@ def test_compose_clients_mount_only_the_ca_certificate(make_settings: MakeSettin
     assert whole == ["dsql-local"]
     command = services["dsql-local"]["command"]
     assert f"dsql-local-ca:{command[command.index('--publish-ca') + 1]}" in services["dsql-local"]["volumes"]
+
+
+def test_started_by_root_the_services_read_their_config_and_own_only_their_data(tmp_path: Path) -> None:
+    """What root shares with the services' account: passages (0710), read-only config (0640/0750 by group), and
+    the directories they write handed over with what root made in them; a later restriction keeps all of it."""
+    require(os.geteuid() == 0, "handing files to another user needs root")
+    ensure_service_user(lambda _message: None)
+    gid, uid = service_group(), pwd.getpwnam(SERVICE_USER).pw_uid
+    stack = tmp_path / "stack"
+    (stack / "config" / "ui").mkdir(parents=True)
+    (stack / "config" / "temporal.yaml").write_text("x", encoding="utf-8")
+    (stack / "config" / "ui" / "local.yaml").write_text("x", encoding="utf-8")
+    (stack / "config" / "secrets.env").write_text("s", encoding="utf-8")
+    (stack / "data" / "dsql-local").mkdir(parents=True)
+    (stack / "data" / "dsql-local" / "credentials.json").write_text("{}", encoding="utf-8")
+    for path in stack.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    share_with_services([stack, stack / "config"], [stack / "config" / "temporal.yaml", stack / "config" / "ui"],
+                        [stack / "data" / "dsql-local", stack / "data" / "search-engine"])  # fmt: skip
+    restrict_tree(stack, gid)  # what the next `up` does first: it must not take the sharing back
+    assert (_mode(stack), _mode(stack / "config")) == (0o710, 0o710)
+    assert (stack / "config").stat().st_gid == gid
+    assert _mode(stack / "config" / "temporal.yaml") == 0o640
+    assert (_mode(stack / "config" / "ui"), _mode(stack / "config" / "ui" / "local.yaml")) == (0o750, 0o640)
+    assert (stack / "config" / "ui" / "local.yaml").stat().st_gid == gid
+    secret = (stack / "config" / "secrets.env").stat()
+    assert (secret.st_uid, secret.st_gid, _mode(stack / "config" / "secrets.env")) == (0, 0, 0o600)  # root's alone
+    for owned in (stack / "data" / "dsql-local", stack / "data" / "dsql-local" / "credentials.json",
+                  stack / "data" / "search-engine"):  # fmt: skip
+        assert owned.stat().st_uid == uid, owned
+    assert _mode(stack / "data" / "dsql-local") == 0o700
+
+
+def test_started_by_root_a_place_the_services_cannot_reach_is_refused_by_name() -> None:
+    """A checkout or CACHE_DIR in root's own home (0700) would leave every service failing to start: named first."""
+    require(os.geteuid() == 0, "only root's stack runs its services as another user")
+    ensure_service_user(lambda _message: None)
+    with tempfile.TemporaryDirectory() as private:  # 0700, root's
+        reachable = Path(private) / "open"
+        reachable.mkdir()
+        with pytest.raises(DeployError) as raised:
+            check_reachable({"CACHE_DIR": reachable})
+        assert f"CACHE_DIR {reachable}" in str(raised.value)
+        assert raised.value.fix is not None
+        assert "unprivileged user" in raised.value.fix
+        Path(private).chmod(0o755)
+        check_reachable({"CACHE_DIR": reachable})  # passes once the way is open

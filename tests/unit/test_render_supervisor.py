@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import shlex
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ from temporal_dsql_deploy.runtime.model import Component, Port, Runtime, Service
 from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import check_ports_free
 from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.service_account import SERVICE_USER
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.layout import Layout
 from tests.conftest import fake_paths
@@ -78,3 +81,27 @@ def test_free_ports_pass_after_every_port_is_checked() -> None:
     stack = Stack((Service("web", Component.TEMPORAL_UI, ports=(Port("http", 1), Port("grpc", 2))),))
     check_ports_free(stack, bind=lambda port: checked.append(port) is None)
     assert checked == [1, 2]
+
+
+@pytest.mark.parametrize("as_root", [True, False], ids=["root", "a-user"])
+def test_started_by_root_every_service_drops_to_an_unprivileged_account(
+    make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: bool
+) -> None:
+    """Root's supervisor starts each service as `temporal-dsql` (PostgreSQL as `postgres`, passing through to its
+    data with the services' group), never to regain privileges; a user's stack runs as that user."""
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if as_root else 1000)
+    settings = make_settings()
+    stack = build_stack(settings).in_runtime(Runtime.LOCAL)
+    layout = Layout(tmp_path / ".stack", settings.search_engine)
+    document = yaml.safe_load(render_supervisor(stack, settings, fake_paths(tmp_path), layout, tmp_path))
+    for service in stack:
+        argv = shlex.split(document["processes"][service.name]["command"])
+        account = "postgres" if service.component is Component.POSTGRESQL else SERVICE_USER
+        drop = ["setpriv", f"--reuid={account}", f"--regid={account}"]
+        assert (argv[:3] == drop) is as_root, (service.name, argv)
+        if as_root:
+            assert "--no-new-privs" in argv[: argv.index("--")], service.name
+            groups = [arg for arg in argv[: argv.index("--")] if "groups" in arg]
+            assert groups == (["--groups=temporal-dsql"] if account == "postgres" else ["--init-groups"])
+        else:
+            assert "setpriv" not in argv

@@ -25,6 +25,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import remove_owned
 from temporal_dsql_deploy.private_files import state_writes, write_private
 from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.service_account import SERVICE_USER
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.layout import Layout
 
@@ -33,10 +34,12 @@ POSTGRES_USER = "postgres"  # Debian's package's user, which PostgreSQL runs as 
 
 def as_postgres_user(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: switch to `postgres` with setpriv, which execs the server itself
-    (unlike runuser, which forks), so the supervisor's PID is the postmaster and signals reach it."""
+    (unlike runuser, which forks), so the supervisor's PID is the postmaster and signals reach it. Its one other
+    group is the services' (service_account.py), which may pass through STACK_DIR to the data."""
     if os.geteuid() != 0:
         return argv
-    return ["setpriv", f"--reuid={POSTGRES_USER}", f"--regid={POSTGRES_USER}", "--init-groups", "--", *argv]
+    return ["setpriv", f"--reuid={POSTGRES_USER}", f"--regid={POSTGRES_USER}", f"--groups={SERVICE_USER}",
+            "--no-new-privs", "--", *argv]  # fmt: skip
 
 
 TOOL_TIMEOUT_S = 300

@@ -14,6 +14,7 @@ from temporal_dsql_deploy.runtime.model import GrpcProbe, HealthCheck, HttpProbe
 from temporal_dsql_deploy.runtime.tracking import STACK_VARIABLE
 from temporal_dsql_deploy.runtime.units import unit_of
 from temporal_dsql_deploy.runtime.units.base import LOCALHOST, Host, Native
+from temporal_dsql_deploy.service_account import SERVICE_HOME, as_service_user, drops_privileges
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, render_environment
 from temporal_dsql_deploy.settings.layout import Layout
@@ -69,10 +70,15 @@ def render_process(
     service: Service, settings: Settings, paths: Paths, layout: Layout, project_root: Path
 ) -> dict[str, Any]:
     launch = unit_of(service).native(service, Host(settings, paths, layout))
+    variables = environment(service, launch, layout)
+    argv = launch.argv
+    if drops_privileges():  # root's HOME is not the services' (libpq, for one, looks there for certificates)
+        argv = argv if launch.switches_user else as_service_user(argv)
+        variables["HOME"] = SERVICE_HOME
     process: dict[str, Any] = {
-        "command": shlex.join(launch.argv),
+        "command": shlex.join(argv),
         "working_dir": str(project_root),
-        "environment": [f"{name}={value}" for name, value in environment(service, launch, layout).items()],
+        "environment": [f"{name}={value}" for name, value in variables.items()],
         # Only the variables above (and the baseline the supervisor itself runs with) reach the service.
         "is_dotenv_disabled": True,
         "log_location": str(layout.log(service.name)),

@@ -16,6 +16,7 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from temporal_dsql_deploy.database.endpoint import dsql_local_dir
 from temporal_dsql_deploy.database.local_postgres import (
     POSTGRES_USER,
     check_data_dir,
@@ -51,6 +52,13 @@ from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.runtime.units.base import LOCALHOST
 from temporal_dsql_deploy.runtime.units.metrics_store import store_scrape_auth
+from temporal_dsql_deploy.service_account import (
+    check_reachable,
+    drops_privileges,
+    ensure_service_user,
+    service_group,
+    share_with_services,
+)
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import service_baseline
 from temporal_dsql_deploy.settings.layout import Layout
@@ -212,15 +220,26 @@ class LocalStack:
         make_owned_dir(self.layout.all_data, project_root=self.project_root)
 
     def _restrict_stack_dir(self) -> None:
-        """STACK_DIR and everything in it owner-only, an earlier version's too. PostgreSQL, which runs as `postgres`
-        when the stack runs as root, may pass through (group `postgres`, no listing) to its data and socket."""
-        restrict_tree(self.layout.root)
-        if os.geteuid() != 0 or not self.settings.sql_is_local:
+        """STACK_DIR and everything in it owner-only, an earlier version's too; when root runs the stack, what its
+        services (service_account.py) and PostgreSQL may reach is theirs or shared with their group."""
+        if not drops_privileges():
+            restrict_tree(self.layout.root)
             return
-        for directory in (self.layout.root, self.layout.all_data, self.layout.data):
+        restrict_tree(self.layout.root, service_group())
+        passages = [self.layout.root, self.layout.all_data, self.layout.data, self.layout.config]
+        for directory in passages:
             directory.mkdir(exist_ok=True)
-            shutil.chown(directory, group=POSTGRES_USER)
-            directory.chmod(0o710)
+        share_with_services(passages, [], [])
+
+    def _share_with_services(self) -> None:
+        """Once the configuration is written: what the services read, and the directories they write."""
+        if not drops_privileges():
+            return
+        config = self.layout.config
+        readable = [config / "temporal.yaml", config / "dynamicconfig.yaml", config / "ui", self.layout.scrape_config,
+                    self.layout.dashboards]  # fmt: skip
+        owned = [dsql_local_dir(self.settings), self.layout.data / "search-engine", self.layout.metrics_data]
+        share_with_services([], readable, owned)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self, report: Reporter, timeout_s: float = UP_TIMEOUT_S) -> list[ServiceState]:
@@ -235,6 +254,8 @@ class LocalStack:
         self._stop_orphans(report)
         if self.settings.sql_is_local:
             check_data_dir(self.layout.data / "postgresql", self.settings.postgres_version)
+        if drops_privileges():
+            ensure_service_user(report)
         with owner_only_files():
             self._claim_stack_dir(report)
             self._restrict_stack_dir()
@@ -254,10 +275,13 @@ class LocalStack:
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
+        if drops_privileges():
+            check_reachable({"the checkout": self.project_root, "CACHE_DIR": self.settings.cache_dir})
         # A disk that fills up meanwhile is named, not a traceback.
         with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
             self._prepare_database(paths, report)
             self._write_configs(paths, keys)
+            self._share_with_services()
         # Ctrl-C (not a DeployError) is let through: the next `up` finishes what an interrupted one started.
         try:
             with owner_only_files():  # the supervisor and every service it starts inherit the umask

@@ -175,8 +175,12 @@ def host_architecture() -> Architecture:
     return "arm64" if machine in {"arm64", "aarch64"} else "amd64"
 
 
+SYSTEM_CACHE_DIR = Path("/var/cache/temporal-dsql-deploy")
+
+
 def _default_cache_dir() -> Path:
-    return cache_home() / "temporal-dsql-deploy"
+    # As root, the services run as another user (service_account.py), who may not enter root's home.
+    return SYSTEM_CACHE_DIR if os.geteuid() == 0 else cache_home() / "temporal-dsql-deploy"
 
 
 class Settings(BaseSettings):
@@ -409,8 +413,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Directory = Field(
         default_factory=_default_cache_dir,
-        description="Downloaded and built components, keyed by version. Outside the checkout, and not /, the home "
-        "directory or STACK_DIR.",
+        description="Downloaded and built components, keyed by version (default ~/.cache/temporal-dsql-deploy; as "
+        "root /var/cache/temporal-dsql-deploy, which the services' unprivileged user can read). Outside the "
+        "checkout, and not /, the home directory or STACK_DIR.",
     )
 
     @model_validator(mode="after")

@@ -59,6 +59,7 @@ class Native:
 
     argv: list[str]
     environment: dict[str, EnvValue] = field(default_factory=dict)
+    switches_user: bool = False  # argv drops root itself (PostgreSQL, to `postgres`); others run as the services'
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class PostgreSQLUnit(Unit):
         data = host.layout.data / "postgresql"
         argv = [postgres, "-D", str(data), "-p", str(service.ports[0].number), "-k", str(host.layout.runtime_dir),
                 "-c", f"listen_addresses={LOCALHOST}", "-c", "unix_socket_permissions=0700"]  # fmt: skip
-        return Native(as_postgres_user(argv))
+        return Native(as_postgres_user(argv), switches_user=True)
 
     def container(self, service: Service, settings: Settings) -> Container:
         # Password (scram) authentication (docker/postgresql-entrypoint.sh initialises an empty volume).
