@@ -61,7 +61,7 @@ def _restrict(path: Path, owner: int, shared_group: int | None) -> bool:
         return False
     if stat.S_ISLNK(status.st_mode) or status.st_uid != owner:
         return False
-    kept = 0o770 if status.st_gid == shared_group else 0o700
+    kept = 0o750 if status.st_gid == shared_group else 0o700  # the group reads and passes, never writes
     if stat.S_IMODE(status.st_mode) & ~kept:
         path.chmod(stat.S_IMODE(status.st_mode) & kept)
     return stat.S_ISDIR(status.st_mode)

@@ -1,10 +1,11 @@
 """The unprivileged account the local stack's services run as when the stack is started by root.
 
-Root starts the supervisor (it needs to read the stack's secrets and bind nothing privileged), and every service it
-starts drops to the system user `temporal-dsql` (PostgreSQL to Debian's `postgres`, as before), with no way back
-(`setpriv --no-new-privs`). STACK_DIR stays root's: the services may pass through it (group `temporal-dsql`, no
-listing), read their configuration, and write only their own directories. The supervisor's config, its socket,
-the secrets and the logs stay root's alone.
+Root starts the supervisor (it reads the stack's secrets), and every long-running service it starts drops to the
+system user `temporal-dsql` (PostgreSQL to Debian's `postgres`, as before), with no way back (`setpriv
+--no-new-privs`). The one-shot jobs are this package's own setup commands and run as the user who started the
+stack, as `invoke` itself does (their interpreter may well live in root's home). STACK_DIR stays root's: the
+services may pass through it (group `temporal-dsql`, no listing), read their configuration, and write only their
+own directories. The supervisor's config, its socket, the secrets and the logs stay root's alone.
 """
 
 from __future__ import annotations
@@ -43,10 +44,21 @@ def service_group() -> int:
 def ensure_service_user(report: Reporter) -> None:
     """Create the system user the services run as, the first time root starts the stack."""
     try:
-        pwd.getpwnam(SERVICE_USER)
-        return
+        account = pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        pass
+        account = None
+    if account is not None:
+        try:
+            group = grp.getgrnam(SERVICE_USER)
+        except KeyError:
+            group = None
+        if group is None or group.gr_gid != account.pw_gid:
+            raise DeployError(f"the system user {SERVICE_USER} exists without a group of that name as its primary "
+                              "group, which the services and STACK_DIR's passages use",
+                              f"give {SERVICE_USER} its own group (`groupadd {SERVICE_USER}`, `usermod -g "
+                              f"{SERVICE_USER} {SERVICE_USER}`), or start the stack as an unprivileged user",
+                              )  # fmt: skip
+        return
     if shutil.which("useradd") is None:
         raise DeployError(f"the stack is started as root, so its services run as the system user {SERVICE_USER}, "
                           "which is missing, and useradd is not here to create it",
@@ -71,7 +83,7 @@ def check_reachable(paths: dict[str, Path]) -> None:
 
 
 def _reachable(path: Path) -> bool:
-    checked = run_program(as_service_user(["test", "-r", str(path), "-a", "-x", str(path)]),
+    checked = run_program(as_service_user(["test", "-x", str(path)]),  # passing through is what they need
                           what=f"checking that {SERVICE_USER} can reach {path}", fix="see the message",
                           timeout_s=30)  # fmt: skip
     return checked.returncode == 0
@@ -79,13 +91,12 @@ def _reachable(path: Path) -> bool:
 
 def share_with_services(passages: list[Path], readable: list[Path], owned: list[Path]) -> None:
     """Root's STACK_DIR, opened to the services and no one else: `passages` they may pass through (0710), the files
-    and directories of `readable` they may read (0640 / 0750), and `owned` directories (each with all it holds)
-    theirs to write."""
+    and directories of `readable` they may read (0640 / 0750), and `owned` directories theirs to write."""
     gid = service_group()
     for directory in passages:
         os.chown(directory, -1, gid)
         directory.chmod(0o710)
-    for path in readable:
+    for path in readable:  # root's own files in root's own directories: no one else can change them meanwhile
         for each in _tree(path):
             os.chown(each, -1, gid, follow_symlinks=False)
             if not each.is_symlink():
@@ -93,10 +104,24 @@ def share_with_services(passages: list[Path], readable: list[Path], owned: list[
     user = pwd.getpwnam(SERVICE_USER).pw_uid
     for directory in owned:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for each in _tree(directory):
-            if each.lstat().st_uid == 0:  # made by root (an earlier version, or a root task since)
-                os.chown(each, user, gid, follow_symlinks=False)
-        directory.chmod(0o700)
+        if directory.lstat().st_uid != user:  # once theirs, never walked again: they may have put links in it
+            _hand_over(directory, user, gid)
+
+
+def _hand_over(directory: Path, user: int, gid: int) -> None:
+    """Give root's `directory` (made now, or by an earlier version) and what root made in it to the services.
+    Every step is relative to an open directory and follows no link, and a file with other names (a hard link to
+    something else) stays as it is, so nothing outside `directory` can change hands."""
+    for _root, subdirectories, files, parent in os.fwalk(directory, topdown=False, follow_symlinks=False):
+        for name in (*files, *subdirectories):
+            try:
+                status = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if status.st_uid == 0 and not (stat.S_ISREG(status.st_mode) and status.st_nlink > 1):
+                os.chown(name, user, gid, dir_fd=parent, follow_symlinks=False)
+    os.chown(directory, user, gid, follow_symlinks=False)
+    directory.chmod(0o700)
 
 
 def _tree(root: Path) -> list[Path]:

@@ -106,6 +106,7 @@ def test_both_renderers_carry_the_same_values(make_settings: MakeSettings, tmp_p
         "CACHE_DIR",
         "TEMPORAL_SQL_TLS_CA_FILE",
         "TEMPORAL_DSQL_STACK",  # the local stack's marker on its processes (STACK_DIR)
+        "HOME",  # the services' own when root starts the local stack (service_account.py); the image's user's
     }  # paths: the host's, or in the stand-in's volume
     for service in build_stack(settings).in_runtime(Runtime.LOCAL):
         if service.component in {Component.POSTGRESQL, Component.SEARCH_ENGINE}:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from temporal_dsql_deploy.errors import ConfigError, DeployError
+from temporal_dsql_deploy.runtime import images
 from temporal_dsql_deploy.runtime.images import (
     BASE_REPOSITORY,
     DEBIAN_SUITE,
@@ -56,6 +57,9 @@ if args[:2] == ["image", "inspect"]:
         sys.exit(1)
     print(images[args[-1]] or "<no value>")
 elif args[:1] == ["pull"]:
+    if os.environ.get("FAKE_PULL") == "hang":
+        import time
+        time.sleep(30)
     if os.environ.get("FAKE_PULL") != "ok":
         print("Error response from daemon: Get https://registry/v2/: no such host", file=sys.stderr)
         sys.exit(1)
@@ -444,3 +448,14 @@ def test_an_upstream_base_not_pinned_by_tag_and_digest_is_refused(make_settings:
     with pytest.raises(ConfigError) as raised:
         make_settings(BASE_IMAGE_UPSTREAM=reference)
     assert "BASE_IMAGE_UPSTREAM" in str(raised.value)
+
+
+def test_auto_falls_back_when_the_registry_hangs(engine: Engine, make_settings: MakeSettings, settings: Settings,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("FAKE_PULL", "hang")
+    monkeypatch.setattr(images, "AUTO_PULL_TIMEOUT_S", 1)
+    settings = make_settings(CACHE_DIR=str(settings.cache_dir), BASE_IMAGES="auto", BASE_IMAGE_UPSTREAM=UPSTREAM)
+    lines: list[str] = []
+    assert ensure_base(BASE, host_architecture(), settings, lines.append) == BASE.reference(host_architecture())
+    assert any("no upstream base" in line and "no answer within 1s" in line for line in lines), lines
+    assert len(engine.calls_of("mmdebstrap")) == 1

@@ -4,6 +4,7 @@ clients see the stand-in's CA certificate only."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -222,3 +223,39 @@ def test_started_by_root_a_place_the_services_cannot_reach_is_refused_by_name() 
         assert "unprivileged user" in raised.value.fix
         Path(private).chmod(0o755)
         check_reachable({"CACHE_DIR": reachable})  # passes once the way is open
+
+
+def test_handing_over_never_reaches_outside_through_links(tmp_path: Path) -> None:
+    """A directory given to the services may hold links they made: handing it over again (or an earlier version's
+    tree) changes nothing outside it, neither through a symbolic link nor through a hard link."""
+    require(os.geteuid() == 0, "handing files to another user needs root")
+    ensure_service_user(lambda _message: None)
+    uid = pwd.getpwnam(SERVICE_USER).pw_uid
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("root's", encoding="utf-8")
+    owned = tmp_path / "stack" / "data" / "dsql-local"
+    owned.mkdir(parents=True)
+    (owned / "ca.pem").write_text("x", encoding="utf-8")
+    (owned / "to-dir").symlink_to(outside)
+    (owned / "to-file").symlink_to(outside / "secret")
+    os.link(outside / "secret", owned / "hard")
+    share_with_services([], [], [owned])
+    assert (owned.stat().st_uid, (owned / "ca.pem").stat().st_uid) == (uid, uid)
+    assert (outside.stat().st_uid, (outside / "secret").stat().st_uid) == (0, 0)
+    assert (owned / "to-dir").lstat().st_uid == uid  # the link itself, not what it names
+    shutil.chown(owned / "ca.pem", 0, 0)  # once theirs, a directory is not walked again
+    share_with_services([], [], [owned])
+    assert (owned / "ca.pem").stat().st_uid == 0
+
+
+def test_an_account_without_its_own_group_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    account = pwd.struct_passwd((SERVICE_USER, "x", 999, 100, "", "/nonexistent", "/usr/sbin/nologin"))
+    monkeypatch.setattr(pwd, "getpwnam", lambda _name: account)
+
+    def no_group(name: str) -> grp.struct_group:
+        raise KeyError(name)
+
+    monkeypatch.setattr(grp, "getgrnam", no_group)
+    with pytest.raises(DeployError, match="without a group of that name"):
+        ensure_service_user(lambda _message: None)

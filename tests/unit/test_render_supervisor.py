@@ -87,19 +87,24 @@ def test_free_ports_pass_after_every_port_is_checked() -> None:
 def test_started_by_root_every_service_drops_to_an_unprivileged_account(
     make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: bool
 ) -> None:
-    """Root's supervisor starts each service as `temporal-dsql` (PostgreSQL as `postgres`, passing through to its
-    data with the services' group), never to regain privileges; a user's stack runs as that user."""
+    """Root's supervisor starts each long-running service as `temporal-dsql` (PostgreSQL as `postgres`, passing
+    through to its data with the services' group), never to regain privileges; the one-shot jobs (this package's
+    own commands) run as `invoke` does; a user's stack runs as that user."""
     monkeypatch.setattr(os, "geteuid", lambda: 0 if as_root else 1000)
     settings = make_settings()
     stack = build_stack(settings).in_runtime(Runtime.LOCAL)
     layout = Layout(tmp_path / ".stack", settings.search_engine)
     document = yaml.safe_load(render_supervisor(stack, settings, fake_paths(tmp_path), layout, tmp_path))
+    assert any(service.one_shot for service in stack)
     for service in stack:
         argv = shlex.split(document["processes"][service.name]["command"])
         account = "postgres" if service.component is Component.POSTGRESQL else SERVICE_USER
         drop = ["setpriv", f"--reuid={account}", f"--regid={account}"]
-        assert (argv[:3] == drop) is as_root, (service.name, argv)
-        if as_root:
+        drops = as_root and not service.one_shot
+        assert (argv[:3] == drop) is drops, (service.name, argv)
+        variables = dict(item.split("=", 1) for item in document["processes"][service.name]["environment"])
+        assert (variables.get("HOME") == "/nonexistent") is drops, service.name
+        if drops:
             assert "--no-new-privs" in argv[: argv.index("--")], service.name
             groups = [arg for arg in argv[: argv.index("--")] if "groups" in arg]
             assert groups == (["--groups=temporal-dsql"] if account == "postgres" else ["--init-groups"])

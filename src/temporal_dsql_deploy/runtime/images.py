@@ -31,6 +31,7 @@ DIGEST_LABEL = "org.temporal-dsql-deploy.content-digest"
 IMAGE_UID = 1000  # the unprivileged user every container runs as
 BUILD_TIMEOUT_S = 1800
 PULL_TIMEOUT_S = 900
+AUTO_PULL_TIMEOUT_S = 120  # `auto` falls back to mmdebstrap rather than wait on a registry that hangs
 # The containers' user (its home the only place it owns), made the same way in both kinds of base.
 ADD_USER = f"useradd --uid {IMAGE_UID} --user-group --create-home --shell /usr/sbin/nologin temporal"
 # Run in mmdebstrap's new root filesystem: the user, then apt's caches out.
@@ -98,16 +99,14 @@ def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report:
 def _build_on_upstream(base: BaseImage, arch: Architecture, settings: Settings, reference: str,
                        report: Reporter) -> bool:  # fmt: skip
     """Pull BASE_IMAGE_UPSTREAM and install the base's packages on it; False where `auto` falls back to mmdebstrap."""
-    pulled = run_program(["docker", "pull", "--quiet", "--platform", f"linux/{arch}", settings.base_image_upstream],
-                         what=f"docker pull {settings.base_image_upstream}", fix="check the registry",
-                         timeout_s=PULL_TIMEOUT_S)  # fmt: skip
-    if pulled.returncode != 0:
-        answer = (pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no answer"]
+    answer = _pull(settings.base_image_upstream, arch, PULL_TIMEOUT_S if settings.base_images == "registry" else
+                   AUTO_PULL_TIMEOUT_S)  # fmt: skip
+    if answer is not None:
         if settings.base_images == "registry":
             raise DeployError(f"BASE_IMAGES=registry, and pulling BASE_IMAGE_UPSTREAM={settings.base_image_upstream} "
-                              f"failed: {answer[0]}", "check that the engine reaches the registry (`docker pull` it), "
+                              f"failed: {answer}", "check that the engine reaches the registry (`docker pull` it), "
                               "or set BASE_IMAGES=debian to make the bases from Debian's packages")  # fmt: skip
-        report(f"no upstream base ({answer[0]}); making the {base.name} base from Debian's packages instead "
+        report(f"no upstream base ({answer}); making the {base.name} base from Debian's packages instead "
                "(BASE_IMAGES=debian skips the pull)")  # fmt: skip
         return False
     report(f"making the {base.name} base image for {arch} on {settings.base_image_upstream}: "
@@ -120,6 +119,19 @@ def _build_on_upstream(base: BaseImage, arch: Architecture, settings: Settings, 
              what=f"docker build of the {base.name} base", fix="check the Docker engine's log",
              timeout_s=BUILD_TIMEOUT_S, env=docker_env())  # fmt: skip
     return True
+
+
+def _pull(reference: str, arch: Architecture, timeout_s: int) -> str | None:
+    """Pull `reference`; None if it worked, else what went wrong (the engine's last line, or the time it took)."""
+    try:
+        pulled = run_program(["docker", "pull", "--quiet", "--platform", f"linux/{arch}", reference],
+                             what=f"docker pull {reference}", fix="check the registry",
+                             timeout_s=timeout_s)  # fmt: skip
+    except DeployError as failed:  # it did not finish in time
+        return failed.problem.splitlines()[0]
+    if pulled.returncode == 0:
+        return None
+    return ((pulled.stderr or pulled.stdout).strip().splitlines() or ["no answer"])[-1]
 
 
 def _make_with_mmdebstrap(base: BaseImage, arch: Architecture, settings: Settings, reference: str,

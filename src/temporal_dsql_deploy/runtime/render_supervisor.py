@@ -72,7 +72,9 @@ def render_process(
     launch = unit_of(service).native(service, Host(settings, paths, layout))
     variables = environment(service, launch, layout)
     argv = launch.argv
-    if drops_privileges():  # root's HOME is not the services' (libpq, for one, looks there for certificates)
+    # Started by root, a long-running service drops to its account, with a HOME of its own (libpq, for one, looks
+    # there for certificates); the one-shot jobs are this package's own commands, run as `invoke` is.
+    if drops_privileges() and not service.one_shot:
         argv = argv if launch.switches_user else as_service_user(argv)
         variables["HOME"] = SERVICE_HOME
     process: dict[str, Any] = {

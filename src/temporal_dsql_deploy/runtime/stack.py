@@ -261,6 +261,9 @@ class LocalStack:
             self._restrict_stack_dir()
             keys = ensure_control_keys(self.layout.root)
         paths = install_all(self.settings, self.project_root, report)
+        if drops_privileges():  # before a running stack is restarted: a refusal leaves it as it was
+            check_reachable({"the checkout": self.project_root, "CACHE_DIR": self.settings.cache_dir,
+                             "STACK_DIR": self.layout.root})  # fmt: skip
         if self.running(paths.process_compose):
             states = self.states(paths.process_compose)
             if self._runs_this_configuration(paths, keys) and all(state.ok for state in states):
@@ -275,8 +278,6 @@ class LocalStack:
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
-        if drops_privileges():
-            check_reachable({"the checkout": self.project_root, "CACHE_DIR": self.settings.cache_dir})
         # A disk that fills up meanwhile is named, not a traceback.
         with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
             self._prepare_database(paths, report)
