@@ -119,6 +119,15 @@ def containers(session: nox.Session) -> None:
     session.run("pytest", "-m", "containers", "tests/containers", *session.posargs, env=FAULT_PASSES["short"])
 
 
+@nox.session
+def multihost(session: nox.Session) -> None:
+    """Temporal on several hosts in containers (3 history, 2 matching, 2 frontend, 64 shards) over one DSQL
+    stand-in: a history host killed, one cut off the network 60 s, hosts added and taken away, a rolling restart,
+    under load; all stopped after."""
+    install(session, "test")
+    session.run("pytest", "-m", "multihost", "tests/multihost", *session.posargs, env=FAULT_PASSES["short"])
+
+
 @nox.session(name="faults_long")
 def faults_long(session: nox.Session) -> None:
     """The fault pass under heavier load, lasting faults held for 180 s."""

@@ -33,7 +33,7 @@ def docker_stack() -> Iterator[DockerRuntime]:
     runtime = DockerRuntime(configured, PROJECT_ROOT)
     # A stack the user already runs is used and left running, its data kept; one the suite started goes with its
     # volumes (and the engine, if the project started that for it).
-    was_running = engine_answers() and _project_containers(configured.project_name) != []
+    was_running = engine_answers() and project_containers(configured.project_name) != []
     try:
         runtime.up(print)
         yield runtime
@@ -43,7 +43,7 @@ def docker_stack() -> Iterator[DockerRuntime]:
                 print(line)
 
 
-def _project_containers(project: str) -> list[str]:
+def project_containers(project: str) -> list[str]:
     label = f"label=com.docker.compose.project={project}"
     listed = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", label], capture_output=True, text=True,
                             check=False, timeout=60)  # fmt: skip

@@ -94,7 +94,7 @@ def smoke_runs_end_to_end(settings: Settings) -> None:
 
 def every_service_is_scraped(store: MetricsStore, model: Stack, expected: dict[str, str], wait_s: float) -> None:
     """Every scraped service of the model is up in the store, and each expected series is there, within `wait_s`."""
-    scraped = {name for name, _ in model.scrape_targets()}
+    scraped = {service.name for service, _ in model.scrape_targets()}
     deadline = time.monotonic() + wait_s  # a service that started after the store's last scrape is up at the next
     while True:
         up = {sample.labels["job"]: sample.value for sample in store.query("up")}

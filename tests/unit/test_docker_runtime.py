@@ -567,7 +567,7 @@ def test_down_with_nothing_running_says_so(settings: Settings, stand_ins: StandI
 )
 def test_a_container_is_ok_by_what_its_service_is(one_shot: bool, state: str, health: str, exit_code: int,
                                                   ok: bool) -> None:  # fmt: skip
-    container = docker_runtime.ContainerState("service", state, health, "-", exit_code, one_shot)
+    container = docker_runtime.ContainerState("service", "stack-service-1", state, health, "-", exit_code, one_shot)
     assert container.ok is ok
 
 

@@ -97,3 +97,11 @@ def test_a_search_engine_port_the_local_runner_cannot_bind_starts_and_installs_n
     assert_clear_error(result, "TEMPORAL_ELASTICSEARCH_PORT=9300", "9299")
     assert not (project / ".stack").exists()  # nothing written
     assert not (project.parent / "cache").exists()  # nothing installed
+
+
+def test_the_local_runtime_refuses_several_hosts_per_role_before_anything(project: Path) -> None:
+    stack = project / "several-hosts"
+    result = run_task(project, "up", STACK_DIR=str(stack), TEMPORAL_HISTORY_HOSTS="2", TEMPORAL_FRONTEND_HOSTS="2")
+    assert_clear_error(result, "TEMPORAL_HISTORY_HOSTS=2, TEMPORAL_FRONTEND_HOSTS=2", "--runtime docker")
+    assert not stack.exists()  # nothing made
+    assert not (project.parent / "cache").exists()  # nothing installed

@@ -271,3 +271,32 @@ def test_the_config_directory_the_product_wrote_is_written_again(make_settings: 
     write_compose(settings, "amd64", output)  # its own directory (the marker): not refused, every file written anew
     for file in config_files(build_stack(settings), settings):
         assert (tmp_path / "config" / file.name).read_text(encoding="utf-8") == file.text
+
+
+def test_hosts_per_role_become_replicas_each_with_its_address(make_settings: MakeSettings, tmp_path: Path) -> None:
+    """3 history, 2 matching, 2 frontend and 1 worker host: Compose replicas (one container, one address each);
+    the frontends publish a port each; the metrics store finds every replica by its name's addresses."""
+    settings = make_settings(TEMPORAL_HISTORY_HOSTS="3", TEMPORAL_MATCHING_HOSTS="2", TEMPORAL_FRONTEND_HOSTS="2",
+                             TEMPORAL_NUM_HISTORY_SHARDS="16")  # fmt: skip
+    path = write_compose(settings, "amd64", tmp_path / "docker-compose.yml")
+    services = yaml.safe_load(path.read_text(encoding="utf-8"))["services"]
+    replicas = {name: service.get("deploy", {}).get("replicas", 1) for name, service in services.items()}
+    assert {name: count for name, count in replicas.items() if count > 1} == {
+        "temporal-history": 3, "temporal-matching": 2, "temporal-frontend": 2
+    }  # fmt: skip
+    assert services["temporal-frontend"]["ports"] == ["127.0.0.1:7233-7234:7233"]
+    assert all("container_name" not in service for service in services.values())  # names would clash
+    result = _validate_compose_schema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    scrape = yaml.safe_load((tmp_path / "config" / "scrape").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["temporal-history"]["dns_sd_configs"] == [{"names": ["temporal-history"], "type": "A", "port": 9092}]
+    assert "dns_sd_configs" not in jobs["temporal-worker"]
+    # dsql-local's backend takes every host's pool, with room for two hosts more: (3+2+2+1+2) x 20 + 50.
+    assert "max_connections=250" in services["postgresql"]["command"]
+    assert jobs["temporal-worker"]["static_configs"] == [{"targets": ["temporal-worker:9094"]}]
+
+
+def test_more_history_hosts_than_shards_is_refused(make_settings: MakeSettings) -> None:
+    with pytest.raises(DeployError, match="TEMPORAL_HISTORY_HOSTS=5 is above TEMPORAL_NUM_HISTORY_SHARDS=4"):
+        make_settings(TEMPORAL_HISTORY_HOSTS="5")

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ NOTHING_RUNNING = "no Docker stack was running"
 @dataclass(frozen=True)
 class ContainerState:
     service: str
+    container: str  # the container's name (a service on several hosts has one per host)
     state: str
     health: str
     ports: str
@@ -175,6 +177,7 @@ def _container(entry: dict[str, Any], one_shots: set[str]) -> ContainerState:
     published = [str(p["PublishedPort"]) for p in entry.get("Publishers") or [] if p.get("PublishedPort")]
     return ContainerState(
         service=str(entry.get("Service", "?")),
+        container=str(entry.get("Name", "?")),
         state=str(entry.get("State", "?")),
         health=str(entry.get("Health") or "-"),
         ports=", ".join(published) or "-",
@@ -252,7 +255,23 @@ class DockerRuntime(StackRuntime):
 
     def status(self) -> list[ServiceRow]:
         containers = states(self.settings, self.project_root)
-        return [ServiceRow(c.service, c.state, c.health, c.ports, c.ok) for c in containers]
+        hosts = Counter(c.service for c in containers)
+        # A service on several hosts shows a row per host: its name and the host's number (the container's suffix).
+        return [ServiceRow(c.service if hosts[c.service] == 1 else f"{c.service} #{c.container.rsplit('-', 1)[-1]}",
+                           c.state, c.health, c.ports, c.ok) for c in containers]  # fmt: skip
+
+    def containers(self, service: str) -> list[str]:
+        """The ids of the service's running containers, one per host."""
+        return _compose(self.settings, self.project_root, "ps", "--quiet", service, what="docker compose ps").split()
+
+    def scale(self, service: str, hosts: int, timeout_s: float = UP_TIMEOUT_S) -> None:
+        """Run `service` on `hosts` hosts (containers), returning once each is healthy; the others are left alone."""
+        _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", "--no-recreate", "--scale",
+                 f"{service}={hosts}", service, what=f"docker compose up --scale {service}={hosts}",
+                 timeout_s=timeout_s)  # fmt: skip
+        # Not `--wait`, which gives up at a new host's first unhealthy report: a history host is not ready until it
+        # owns its shards, which under load can take longer than its health check's first tries.
+        wait_healthy(self.settings, self.project_root, timeout_s)
 
     def restart(self, targets: list[str], report: Reporter) -> list[str]:
         restarted = restart(self.settings, self.project_root, targets)
@@ -285,8 +304,9 @@ class DockerRuntime(StackRuntime):
 
     def dashboards(self) -> list[str]:
         compose = docker_engine.installed_compose(self.settings)
-        start = (f"{SECRETS_DIR_VARIABLE}={secrets_dir(self.settings)} {compose} -f {compose_file(self.project_root)} "
-                 "--profile dashboards up -d grafana")  # fmt: skip
+        file = compose_file(self.project_root)
+        secrets = secrets_dir(self.settings)
+        start = f"{SECRETS_DIR_VARIABLE}={secrets} {compose} -f {file} --profile dashboards up -d grafana"
         return [
             f"metrics store      http://127.0.0.1:{self.settings.metrics_port}/vmui   (VictoriaMetrics)",
             f"Grafana            where its image can be pulled: `{start}`, then http://127.0.0.1:{self.settings.grafana_port}",

@@ -100,6 +100,7 @@ class Service:
     description: str = ""
     scrape: Scrape | None = None
     runtimes: frozenset[Runtime] = frozenset(Runtime)
+    replicas: int = 1  # hosts running it, each with its own address (Compose replicas, the chart's Deployment)
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,9 @@ class Stack:
         """The services this runtime runs."""
         return Stack(tuple(s for s in self.services if runtime in s.runtimes))
 
-    def scrape_targets(self) -> list[tuple[str, Scrape]]:
-        """Every service the metrics store scrapes, by name."""
-        return [(s.name, s.scrape) for s in self.services if s.scrape is not None]
+    def scrape_targets(self) -> list[tuple[Service, Scrape]]:
+        """Every service the metrics store scrapes."""
+        return [(s, s.scrape) for s in self.services if s.scrape is not None]
 
     def temporal_services(self) -> list[str]:
         """The Temporal services, in start-up order."""

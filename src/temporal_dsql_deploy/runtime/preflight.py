@@ -20,6 +20,7 @@ from temporal_dsql_deploy.database.local_postgres import (
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.private_files import probe_writable, state_writes
 from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.model import temporal_roles
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.layout import Layout
 
@@ -63,6 +64,16 @@ def check_search_engine_port(settings: Settings) -> None:
             f"choose a port up to {SEARCH_ENGINE_RUNNER_MAX_PORT} (9200 by default) for the local stack; any port "
             "works for a search engine of your own or under Docker",
         )
+
+
+def check_one_host_per_role(settings: Settings) -> None:
+    """The local runtime runs each Temporal role once: its hosts would all need the same ports on 127.0.0.1."""
+    several = [f"TEMPORAL_{each.role.upper()}_HOSTS={settings.hosts(each.role)}" for each in temporal_roles(settings)
+               if settings.hosts(each.role) > 1]  # fmt: skip
+    if several:
+        raise DeployError(f"{', '.join(several)}: the local runtime runs one host per Temporal role",
+                          "use `--runtime docker` (each host a container with its own address), or the chart; "
+                          "or set them to 1")  # fmt: skip
 
 
 def check_local_state(layout: Layout, settings: Settings, report: Reporter) -> None:

@@ -108,9 +108,14 @@ def render_service(service: Service, settings: Settings, arch: Architecture,
     variables = environment(service, settings)
     if variables:
         rendered["environment"] = variables
-    published = [f"{settings.publish_address}:{port.number}:{port.number}" for port in service.ports if port.published]
+    # Each replica publishes on a port of its own (the range starting at the service's).
+    last = service.replicas - 1
+    published = [f"{settings.publish_address}:{port.number}{f'-{port.number + last}' if last else ''}:{port.number}"
+                 for port in service.ports if port.published]  # fmt: skip
     if published:
         rendered["ports"] = published
+    if service.replicas > 1:
+        rendered["deploy"] = {"replicas": service.replicas}
     if launch.volumes:
         rendered["volumes"] = list(launch.volumes)
     # Least privilege: no capabilities, no new privileges, nothing written outside volumes and tmpfs, a memory cap.

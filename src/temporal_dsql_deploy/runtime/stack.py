@@ -44,6 +44,7 @@ from temporal_dsql_deploy.runtime.model import Runtime, Stack
 from temporal_dsql_deploy.runtime.preflight import (
     check_disk_space,
     check_local_state,
+    check_one_host_per_role,
     check_search_engine_port,
     record_history_shards,
 )
@@ -246,6 +247,7 @@ class LocalStack:
         # Before installing anything: a disk too full or a damaged database would only fail later, half-started.
         check_disk_space(self.layout.root)
         check_search_engine_port(self.settings)
+        check_one_host_per_role(self.settings)
         # Nothing (a stale generated secret included) is deleted in a STACK_DIR the product may not claim; the
         # claim itself writes, so it waits until a damaged database has been refused.
         self._check_claimable()

@@ -339,6 +339,16 @@ class Settings(BaseSettings):
         le=16384,
         description="History shards; fixed when the schema is first used (production: 512+).",
     )
+    temporal_history_hosts: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Hosts (containers or pods) running Temporal's history role; more than one is "
+        "for `--runtime docker` and the chart (the local runtime runs one of each). At most the shard count.",
+    )
+    temporal_matching_hosts: int = Field(1, ge=1, le=256, description="Hosts running the matching role.")
+    temporal_frontend_hosts: int = Field(1, ge=1, le=256, description="Hosts running the frontend role.")
+    temporal_worker_hosts: int = Field(1, ge=1, le=256, description="Hosts running the worker role.")
     temporal_frontend_host: Host = Field("127.0.0.1", description="Host clients reach the frontend at.")
     temporal_frontend_port: Port = Field(
         7233, description="Frontend gRPC port; its membership port is 300 lower (6933), so 301 or more."
@@ -423,7 +433,8 @@ class Settings(BaseSettings):
         if self.temporal_sql_max_idle_conns is None:
             self.temporal_sql_max_idle_conns = self.temporal_sql_max_conns
         idle = self.temporal_sql_max_idle_conns
-        problems = [*self._connection_problems(idle), *self._credential_problems(), *self._port_problems()]
+        problems = [*self._connection_problems(idle), *self._credential_problems(), *self._port_problems(),
+                    *self._host_problems()]  # fmt: skip
         if problems:
             raise ValueError(_JOINED.join(problems))
         return self
@@ -445,6 +456,17 @@ class Settings(BaseSettings):
             what = "is 60 minutes or more" if lifetime > timedelta(0) else "never recycles connections"
             yield (f"TEMPORAL_SQL_MAX_CONN_LIFETIME={format_go_duration(lifetime)} {what}, and DSQL closes "
                    "connections at 60 minutes; use less, e.g. 300s")  # fmt: skip
+
+    def _host_problems(self) -> Iterable[str]:
+        if self.temporal_history_hosts > self.temporal_num_history_shards:
+            yield (f"TEMPORAL_HISTORY_HOSTS={self.temporal_history_hosts} is above TEMPORAL_NUM_HISTORY_SHARDS="
+                   f"{self.temporal_num_history_shards}: a history host without a shard only waits; use fewer hosts "
+                   "(the shard count is fixed when the schema is first used)")  # fmt: skip
+
+    def hosts(self, role: str) -> int:
+        """How many hosts run Temporal's `role` (history, matching, frontend or worker)."""
+        hosts: int = getattr(self, f"temporal_{role}_hosts")
+        return hosts
 
     def _credential_problems(self) -> Iterable[str]:
         pairs = (("DSQL_LOCAL_ACCESS_KEY_ID", self.dsql_local_access_key_id,

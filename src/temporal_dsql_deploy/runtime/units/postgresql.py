@@ -62,9 +62,22 @@ class PostgreSQLUnit(Unit):
             f"port={service.ports[0].number}",
             "-c",
             f"unix_socket_directories={CONTAINER_TMP[0]}",
+            "-c",
+            f"max_connections={backend_connections(settings)}",
         ]
         return Container(postgresql_image(settings), command, env, ("postgresql-data:/var/lib/postgresql/data",),
                          memory_mb=512)  # fmt: skip
+
+
+RESERVED_CONNECTIONS = 50  # the one-shot jobs, the exporter, dsql-local's own checks, an operator's psql
+SPARE_HOSTS = 2  # a rolling replacement or a scale-out runs a couple of hosts more for a while
+
+
+def backend_connections(settings: Settings) -> int:
+    """Connections the stack's PostgreSQL takes: every Temporal host's full pool (each is a client connection to
+    dsql-local, and one to the backend behind it), with room for SPARE_HOSTS more."""
+    hosts = sum(settings.hosts(role) for role in ("history", "matching", "frontend", "worker")) + SPARE_HOSTS
+    return RESERVED_CONNECTIONS + hosts * settings.temporal_sql_max_conns
 
 
 def install_postgresql(settings: Settings, installer: Installer) -> Path:

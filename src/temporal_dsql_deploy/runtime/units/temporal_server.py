@@ -119,6 +119,7 @@ def _roles(settings: Settings) -> Iterator[Service]:
             healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
             description=f"Temporal {role.role} service",
             scrape=Scrape(role.metrics_port),
+            replicas=settings.hosts(role.role),
         )
         previous, previous_condition = name, Condition.HEALTHY
 

@@ -1,0 +1,57 @@
+"""Temporal on several hosts over one DSQL stand-in, in containers: 3 history, 2 matching, 2 frontend and 1 worker
+host on 64 shards, a Compose project and STACK_DIR of its own (its shard count is fixed in its own database),
+started once for the session and stopped after it with its volumes. The fault table is printed at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from temporal_dsql_deploy.load.faults import FaultResult
+from temporal_dsql_deploy.runtime.docker_engine import engine_answers
+from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, compose_file
+from temporal_dsql_deploy.settings.config import load_settings
+from tests.conftest import PROJECT_ROOT
+from tests.containers.conftest import project_containers
+from tests.faults.conftest import report_faults
+from tests.integration.conftest import require
+
+pytestmark = pytest.mark.multihost
+RESULTS: list[FaultResult] = []
+HOSTS = {"temporal_history_hosts": 3, "temporal_matching_hosts": 2, "temporal_frontend_hosts": 2,
+         "temporal_worker_hosts": 1}  # fmt: skip
+SHARDS = 64  # enough that every one of 5 history hosts owns some: a host with none never reports ready
+STACK_DIR = PROJECT_ROOT / ".stack-multihost"
+
+
+@pytest.fixture(scope="session")
+def several_hosts() -> Iterator[DockerRuntime]:
+    can_run = engine_answers() or (os.geteuid() == 0 and shutil.which("apt-get") is not None)
+    require(can_run, "no Docker engine answers and this is not root on Debian (where the project runs its own)")
+    configured = load_settings(PROJECT_ROOT)
+    # The checkout has one compose file, which this stack's replaces while it runs: not under a running stack.
+    running = engine_answers() and project_containers(configured.project_name) != []
+    require(not running, f"the Docker stack {configured.project_name} runs from this checkout; stop it first "
+                         "(`invoke down --runtime docker`)")  # fmt: skip
+    settings = configured.model_copy(update={
+        **HOSTS, "temporal_num_history_shards": SHARDS, "project_name": f"{configured.project_name}-multihost",
+        "temporal_sql_max_conns": 10, "temporal_sql_max_idle_conns": 10,  # 8 hosts (10 scaled out) on one backend
+        "stack_dir": STACK_DIR,
+    })  # fmt: skip
+    runtime = DockerRuntime(settings, PROJECT_ROOT)
+    try:
+        runtime.up(print)
+        yield runtime
+    finally:
+        for line in runtime.down(volumes=True):
+            print(line)
+        compose_file(PROJECT_ROOT).unlink(missing_ok=True)  # it described this stack, now gone
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    report_faults(terminalreporter, "history hosts under load, in containers", RESULTS,
+                  Path(".stack") / "faults-multihost.json")  # fmt: skip
