@@ -18,7 +18,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from temporal_dsql_deploy.load.faults import RECOVERY_WAIT_S, Fault, FaultContext, Injected
 from temporal_dsql_deploy.process import run_program, run_tool
-from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
+from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, container_pid
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.settings.config import ROLE_METRICS_PORTS
 
@@ -134,14 +134,9 @@ def _kill_one(runtime: DockerRuntime, _context: FaultContext, injected: Injected
     which the restart policy leaves stopped)."""
     hosts = runtime.settings.hosts("history")
     victim = runtime.containers(HISTORY)[0]
-    os.kill(int(_main_pid(victim)), signal.SIGKILL)
+    os.kill(container_pid(victim, f"history host {victim[:12]}"), signal.SIGKILL)
     moved = _every_shard_owned(runtime, hosts)  # the restart policy brings it back; the shards spread again
     injected.notes.append(f"host {victim[:12]} killed; {hosts} hosts owned every shard again after {moved:.1f}s")
-
-
-def _main_pid(container: str) -> str:
-    return run_tool(["docker", "inspect", "--format", "{{.State.Pid}}", container], what="docker inspect",
-                    fix="check `docker ps`", timeout_s=60).strip()  # fmt: skip
 
 
 def _scale_out_and_in(runtime: DockerRuntime, _context: FaultContext, injected: Injected) -> None:
@@ -171,7 +166,7 @@ def _cut_off(runtime: DockerRuntime, context: FaultContext, injected: Injected) 
     DSQL), then up again with its routes: the others take its shards meanwhile, and it must give up what it held."""
     hosts = runtime.settings.hosts("history")
     victim = runtime.containers(HISTORY)[0]
-    pid = _main_pid(victim)
+    pid = str(container_pid(victim, f"history host {victim[:12]}"))
 
     def in_its_network(*argv: str) -> str:
         return run_tool(["nsenter", "--target", pid, "--net", *argv], what=f"{' '.join(argv[:3])} in {victim[:12]}",

@@ -217,11 +217,16 @@ def main_pid(settings: Settings, project_root: Path, service: str) -> int:
     container = _compose(settings, project_root, "ps", "--quiet", service, what="docker compose ps").strip()
     if not container:
         return 0
-    container_id = container.splitlines()[0]
+    return container_pid(container.splitlines()[0], service)
+
+
+def container_pid(container_id: str, what: str) -> int:
+    """This host's pid of the first process of the container (`what` runs in it; 0: not running), checked to be
+    in that container."""
     pid = int(run_tool(["docker", "inspect", "--format", "{{.State.Pid}}", container_id],
                        what="docker inspect", fix="check `docker info`", timeout_s=60).strip() or 0)  # fmt: skip
     if pid and not _in_container(pid, container_id):
-        raise DeployError(f"the engine reports pid {pid} for {service}, and this host's process {pid} is not in that "
+        raise DeployError(f"the engine reports pid {pid} for {what}, and this host's process {pid} is not in that "
                           "container: the engine runs elsewhere (DOCKER_HOST)",
                           "inject process faults on the engine's own host")  # fmt: skip
     return pid

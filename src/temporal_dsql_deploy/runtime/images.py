@@ -84,15 +84,13 @@ def ensure_base(base: BaseImage, arch: Architecture, settings: Settings, report:
     """The base image's reference: one already built, else pulled and completed, else made from Debian's packages
     (as BASE_IMAGES says)."""
     upstream, made_here = base.reference(arch, settings.base_image_upstream), base.reference(arch)
-    if settings.base_images == "auto":
-        for reference in (upstream, made_here):
-            if image_label(reference) is not None:
-                return reference
-    pulls = settings.base_images != "debian"
-    if pulls and (image_label(upstream) is not None or _build_on_upstream(base, arch, settings, upstream, report)):
+    usable = {"auto": (upstream, made_here), "registry": (upstream,), "debian": (made_here,)}[settings.base_images]
+    for reference in usable:
+        if image_label(reference) is not None:
+            return reference
+    if settings.base_images != "debian" and _build_on_upstream(base, arch, settings, upstream, report):
         return upstream
-    if image_label(made_here) is None:
-        _make_with_mmdebstrap(base, arch, settings, made_here, report)
+    _make_with_mmdebstrap(base, arch, settings, made_here, report)
     return made_here
 
 

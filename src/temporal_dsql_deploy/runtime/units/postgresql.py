@@ -10,7 +10,7 @@ from pathlib import Path
 from temporal_dsql_deploy.database.local_postgres import as_postgres_user
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Installer, build_step
-from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service
+from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service, temporal_roles
 from temporal_dsql_deploy.runtime.units.base import (
     CONTAINER_TMP,
     LOCALHOST,
@@ -76,7 +76,7 @@ SPARE_HOSTS = 2  # a rolling replacement or a scale-out runs a couple of hosts m
 def backend_connections(settings: Settings) -> int:
     """Connections the stack's PostgreSQL takes: every Temporal host's full pool (each is a client connection to
     dsql-local, and one to the backend behind it), with room for SPARE_HOSTS more."""
-    hosts = sum(settings.hosts(role) for role in ("history", "matching", "frontend", "worker")) + SPARE_HOSTS
+    hosts = sum(settings.hosts(each.role) for each in temporal_roles(settings)) + SPARE_HOSTS
     return RESERVED_CONNECTIONS + hosts * settings.temporal_sql_max_conns
 
 
