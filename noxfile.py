@@ -64,9 +64,9 @@ def go(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Unit tests: configuration, service model, renderers, task surface."""
+    """Unit tests: configuration, service model, renderers, task surface; on every core (pytest-xdist)."""
     install(session, "test")
-    session.run("pytest", "tests/unit", *session.posargs)
+    session.run("pytest", "--numprocesses=auto", "tests/unit", *session.posargs)
 
 
 # Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with

@@ -27,11 +27,11 @@ DSQL = {
 }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def service_user() -> None:
+def pytest_configure(config: pytest.Config) -> None:
     """Run as root, the tests start PostgreSQL and the services as `invoke up` does: as the services' account,
-    which `up` creates the first time (service_account.py)."""
-    if drops_privileges():
+    which `up` creates the first time (service_account.py). Created once, before any xdist worker starts (a worker
+    has `workerinput`), so that two workers never race to create it."""
+    if not hasattr(config, "workerinput") and drops_privileges():
         ensure_service_user(print)
 
 

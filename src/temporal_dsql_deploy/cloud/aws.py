@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -18,6 +17,8 @@ from botocore.exceptions import ConnectionError as AwsConnectionError
 from temporal_dsql_deploy.errors import DeployError
 
 if TYPE_CHECKING:
+    from boto3 import Session
+    from mypy_boto3_dsql import AuroraDSQLClient
     from mypy_boto3_sts import STSClient
 
 ACTIVE_TIMEOUT_S = 900
@@ -30,11 +31,23 @@ NETWORK_FIX = ("check this machine's network: DNS, a firewall or a proxy (HTTPS_
                "the credentials were not checked")  # fmt: skip
 
 
+def _session(region: str | None = None) -> Session:
+    """A boto3 session; boto3 is imported here, when AWS is first used, as importing it is a fifth of every task's
+    start-up."""
+    import boto3  # noqa: PLC0415
+
+    return boto3.Session(region_name=region)
+
+
+def _dsql_client(region: str) -> AuroraDSQLClient:
+    return _session(region).client("dsql")
+
+
 def credential_problem(region: str, sts: STSClient | None = None) -> DeployError | None:
     """Why AWS cannot be used with the current credentials, with the fix for that cause, or None when they work
     (`sts`: for tests)."""
     try:
-        session = boto3.Session(region_name=region)
+        session = _session(region)
         if session.get_credentials() is None:
             return DeployError("no AWS credentials were found (environment, shared config, or instance role)",
                                CREDENTIAL_FIX)  # fmt: skip
@@ -54,7 +67,7 @@ def credential_problem(region: str, sts: STSClient | None = None) -> DeployError
 def region_problem(region: str) -> str | None:
     """Why `region` is not an AWS Region at all, or None (botocore's offline partition data)."""
     try:
-        known = boto3.Session().get_available_regions("ec2")
+        known = _session().get_available_regions("ec2")
     except BotoCoreError:  # an AWS configuration that cannot be read (AWS_PROFILE naming no profile): the
         return None  # credential check names it, with its fix
     if region not in known:
@@ -65,7 +78,7 @@ def region_problem(region: str) -> str | None:
 def dsql_problem(region: str) -> str | None:
     """Why DSQL cannot be used in `region` with working credentials, or None (one read-only call)."""
     try:
-        boto3.client("dsql", region_name=region).list_clusters(maxResults=1)
+        _dsql_client(region).list_clusters(maxResults=1)
     except EndpointConnectionError:
         return f"Aurora DSQL has no endpoint in {region} (the service is not offered there)"
     except NETWORK_ERRORS as exc:
@@ -85,7 +98,7 @@ class ClusterInfo:
 
 
 def describe_cluster(identifier: str, region: str) -> ClusterInfo:
-    client = boto3.client("dsql", region_name=region)
+    client = _dsql_client(region)
     try:
         cluster = client.get_cluster(identifier=identifier)
         tags = client.list_tags_for_resource(resourceArn=cluster["arn"]).get("tags", {})
@@ -110,7 +123,7 @@ def describe_cluster(identifier: str, region: str) -> ClusterInfo:
 
 def wait_until_active(identifier: str, region: str, timeout_s: int = ACTIVE_TIMEOUT_S) -> None:
     """Block until the cluster is ACTIVE, at most `timeout_s`."""
-    waiter = boto3.client("dsql", region_name=region).get_waiter("cluster_active")
+    waiter = _dsql_client(region).get_waiter("cluster_active")
     try:
         waiter.wait(
             identifier=identifier,

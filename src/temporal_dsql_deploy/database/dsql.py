@@ -12,7 +12,6 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import boto3
 import certifi
 import psycopg
 import sqlparse
@@ -39,6 +38,8 @@ def auth_token(endpoint: Endpoint) -> str:
     if not endpoint.region:
         raise DeployError("IAM auth needs AWS_REGION", "set AWS_REGION to the cluster's Region")
     secret = endpoint.secret_access_key.get_secret_value() if endpoint.secret_access_key else None
+    import boto3  # noqa: PLC0415  (a fifth of every task's start-up; only token-making tasks pay it)
+
     try:
         session = boto3.Session(aws_access_key_id=endpoint.access_key_id, aws_secret_access_key=secret)
         client = session.client("dsql", region_name=endpoint.region)

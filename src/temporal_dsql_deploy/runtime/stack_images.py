@@ -63,17 +63,20 @@ def install_image_dependencies(settings: Settings, project_root: Path, arch: Arc
     """The locked dependencies (uv.lock, hashes required) for the image's Python; a layer of their own, so a change
     to this package alone rebuilds neither them nor their layer."""
     uv = _uv()
-    lock = hashlib.sha256((project_root / "uv.lock").read_bytes()).hexdigest()[:16]
+    # Keyed by what is exported, not by uv.lock: a change to the test or lint tools rebuilds nothing here.
+    requirements = run_tool([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header", "--quiet"],
+                            what="uv export of the locked dependencies", fix="check uv.lock (`uv lock --check`)",
+                            timeout_s=120, cwd=project_root)  # fmt: skip
+    lock = hashlib.sha256(requirements.encode()).hexdigest()[:16]
 
     def build(staging: Path) -> None:
-        requirements = staging.parent / f"{staging.name}.requirements.txt"
-        build_step([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header", "--quiet",
-                    "-o", str(requirements)], "uv export of the locked dependencies", cwd=project_root)  # fmt: skip
+        listed = staging.parent / f"{staging.name}.requirements.txt"
+        listed.write_text(requirements, encoding="utf-8")
         try:
-            build_step([uv, "pip", "install", *_target(staging, arch), "--require-hashes", "-r", str(requirements)],
+            build_step([uv, "pip", "install", *_target(staging, arch), "--require-hashes", "-r", str(listed)],
                        f"installing the image's Python dependencies for {arch}")  # fmt: skip
         finally:
-            requirements.unlink(missing_ok=True)
+            listed.unlink(missing_ok=True)
         for script in (staging / "bin").iterdir():  # the programs stay (dsql-lint, temporal); the scripts name this
             if script.read_bytes()[:2] == b"#!":  # machine's interpreter and are not needed in the image
                 script.unlink()
