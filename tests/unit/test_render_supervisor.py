@@ -1,16 +1,29 @@
 from __future__ import annotations
 
+import http.server
 import os
 import shlex
 import socket
+import subprocess
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.model import Component, Port, Runtime, Service, Stack
+from temporal_dsql_deploy.runtime.model import (
+    Component,
+    GrpcProbe,
+    HealthCheck,
+    HttpProbe,
+    Port,
+    Runtime,
+    Service,
+    Stack,
+)
 from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import check_ports_free
 from temporal_dsql_deploy.runtime.units import build_stack
@@ -62,6 +75,67 @@ def test_grpc_probes_ask_for_each_role(rendered: tuple[Stack, dict]) -> None:  #
     probe = document["processes"]["temporal-history"]["readiness_probe"]["exec"]["command"]
     assert "-addr=127.0.0.1:7234" in probe
     assert "HistoryService" in probe
+
+
+def _probe_command(make_settings: MakeSettings, tmp_path: Path, service: str, check: HealthCheck) -> str:
+    """The rendered check of `service` with `check`'s timing, as the supervisor runs it (bash -c)."""
+    settings = make_settings()
+    stack = build_stack(settings).in_runtime(Runtime.LOCAL)
+    stack = Stack(tuple(replace(s, healthcheck=check) if s.name == service else s for s in stack))
+    layout = Layout(tmp_path / ".stack", settings.search_engine)
+    document = yaml.safe_load(render_supervisor(stack, settings, fake_paths(tmp_path), layout, tmp_path))
+    probe = document["processes"][service]["readiness_probe"]
+    assert probe["initial_delay_seconds"] == 0  # checked from the start: the check itself retries
+    command: str = probe["exec"]["command"]
+    return command
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_an_exec_check_passes_once_the_service_answers_within_its_timeout(
+    make_settings: MakeSettings, tmp_path: Path, late: bool
+) -> None:
+    """A service that answers a moment after the first try passes that same check; one that never answers fails."""
+    answered = tmp_path / "answered"
+    # The role's health probe program, standing in: it answers once the service has.
+    (tmp_path / "probe").write_text(f"#!/bin/sh\ntest -e {answered}\n", encoding="utf-8")
+    (tmp_path / "probe").chmod(0o755)
+    command = _probe_command(make_settings, tmp_path, "temporal-history", HealthCheck(GrpcProbe(7234, ""), timeout_s=3))
+    answering = threading.Timer(0.5, answered.touch) if late else None
+    if answering:
+        answering.start()
+    result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=10, check=False)
+    assert (result.returncode == 0) is late
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path.endswith("wait_for_status=yellow") else 404)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_the_search_engine_check_retries_a_refused_connection_within_its_timeout(
+    make_settings: MakeSettings, tmp_path: Path, late: bool
+) -> None:
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    check = HealthCheck(HttpProbe(port, "/_cluster/health?wait_for_status=yellow"), timeout_s=3)
+    command = _probe_command(make_settings, tmp_path, "elasticsearch", check)
+    server = http.server.HTTPServer(("127.0.0.1", port), _Healthy) if late else None
+    serving = threading.Timer(0.5, server.serve_forever) if server else None
+    if serving:
+        serving.start()
+    try:
+        result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=10, check=False)
+    finally:
+        if server:
+            server.shutdown()
+            server.server_close()
+    assert (result.returncode == 0) is late, result.stderr
 
 
 def test_a_taken_port_is_named_before_anything_starts() -> None:

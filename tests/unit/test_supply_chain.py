@@ -88,8 +88,7 @@ with open(os.environ["FAKE_RECORD"], "a", encoding="utf-8") as record:
 if args == ["--version"]:
     print("uv " + os.environ["FAKE_UV_VERSION"] + " (x86_64-unknown-linux-gnu)")
 elif args[:1] == ["export"]:
-    with open(args[args.index("-o") + 1], "w", encoding="utf-8") as out:
-        out.write("pydantic==2.0 --hash=sha256:" + "0" * 64 + "\\n")
+    print(os.environ.get("FAKE_EXPORT", "pydantic==2.0 --hash=sha256:" + "0" * 64))
 elif args[:2] == ["pip", "install"]:
     target = args[args.index("--target") + 1]
     os.makedirs(os.path.join(target, "bin"), exist_ok=True)
@@ -120,6 +119,9 @@ class FakeUv:
 
     def reports(self, version: str) -> None:
         self.monkeypatch.setenv("FAKE_UV_VERSION", version)
+
+    def exports(self, requirements: str) -> None:
+        self.monkeypatch.setenv("FAKE_EXPORT", requirements)
 
 
 @pytest.fixture
@@ -165,10 +167,10 @@ def test_the_images_python_installs_every_locked_wheel_with_hashes_for_its_platf
     _assert_installs_for_the_image(package_install, settings, arch)
     assert package_install[-1] == str(PROJECT_ROOT)
     assert package != dependencies
-    # Installed once: the same lock file and sources ask for nothing more.
+    # Installed once: the same locked dependencies and sources ask for nothing more than the export that says so.
     stack_images.install_image_dependencies(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
     stack_images.install_image_package(settings, PROJECT_ROOT, arch, Installer(lambda _m: None))
-    assert len(fake_uv.calls()) == 3
+    assert [call[0] for call in fake_uv.calls()[3:]] == ["export"]
 
 
 def _project_copy(root: Path) -> Path:
@@ -181,14 +183,19 @@ def _project_copy(root: Path) -> Path:
 def test_a_change_to_the_package_alone_reinstalls_only_the_package(make_settings: MakeSettings,
                                                                    tmp_path_factory: pytest.TempPathFactory,
                                                                    fake_uv: FakeUv) -> None:  # fmt: skip
-    """The dependencies are a layer of their own, keyed by uv.lock alone: a change to the package's sources or
-    project file rebuilds the package, never them; a change to the lock file rebuilds them."""
+    """The dependencies are a layer of their own, keyed by what uv exports of the lock file for the image: a change
+    to the package's sources or project file rebuilds the package, never them; a change to the lock file rebuilds
+    them only if it changes what the image installs (not one to the test tools)."""
     project = _project_copy(tmp_path_factory.mktemp("project"))
     settings = make_settings(CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
 
     def install() -> tuple[Path, Path]:
         return (stack_images.install_image_dependencies(settings, project, "amd64", _installer(project)),
                 stack_images.install_image_package(settings, project, "amd64", _installer(project)))  # fmt: skip
+
+    def steps_since(count: int) -> list[str]:  # export; the package's directory; the dependencies' requirements
+        return [call[0] if call[0] == "export" else call[-1] if "-r" not in call else "-r"
+                for call in fake_uv.calls()[count:]]  # fmt: skip
 
     dependencies, package = install()
     assert len(fake_uv.calls()) == 3  # export, the dependencies, the package
@@ -197,15 +204,19 @@ def test_a_change_to_the_package_alone_reinstalls_only_the_package(make_settings
     changed_dependencies, changed_package = install()
     assert changed_dependencies == dependencies
     assert changed_package != package
-    assert [call[-1] for call in fake_uv.calls()[3:]] == [str(project)]  # the package alone
+    assert steps_since(3) == ["export", str(project)]  # the package alone
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
     assert install()[1] not in {package, changed_package}
-    assert len(fake_uv.calls()) == 5
+    assert steps_since(5) == ["export", str(project)]
+    # A new test tool changes uv.lock but not the image's export: nothing is installed again.
     lock = project / "uv.lock"
     lock.write_text(lock.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert install()[0] == dependencies
+    assert steps_since(7) == ["export"]
+    fake_uv.exports("pydantic==2.1 --hash=sha256:" + "1" * 64)
     assert install()[0] != dependencies
-    assert [call[0] for call in fake_uv.calls()[5:]] == ["export", "pip"]  # the dependencies alone
+    assert steps_since(8) == ["export", "-r"]  # the dependencies alone
 
 
 @pytest.mark.parametrize("install", ["install_image_dependencies", "install_image_package"])

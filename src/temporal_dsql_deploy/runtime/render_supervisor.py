@@ -36,29 +36,47 @@ def environment(service: Service, launch: Native, layout: Layout) -> dict[str, s
     return dict(sorted(rendered.items()))
 
 
+# process-compose has no start-up probe: it checks after the initial delay and then once a period, so a service a
+# moment too slow for the first check waited a whole period, and each service waiting on it as well. An exec check
+# therefore retries within its timeout, every _RETRY_STEP_S, from the moment the service starts, and passes as soon as
+# the service answers; a healthy service passes on the first try, at the same cost as before.
+_RETRY_STEP_S = 0.2
+
+
+def _retrying(argv: list[str], check: HealthCheck) -> str:
+    attempts = int((check.timeout_s - 1) / _RETRY_STEP_S)
+    return f"for _ in $(seq {attempts}); do {shlex.join(argv)} && exit 0; sleep {_RETRY_STEP_S}; done; exit 1"
+
+
 def _probe(check: HealthCheck, settings: Settings, paths: Paths) -> dict[str, Any]:
     probe = check.probe
+    initial_delay_s = 0
     if isinstance(probe, HttpProbe):
         path, _, query = probe.path.partition("?")
         target: dict[str, Any] = {"http_get": {"host": LOCALHOST, "port": probe.port, "path": path, "scheme": "http"}}
-        if query:  # process-compose's http_get takes no query string; keep the check's meaning in Python
-            url = f"http://{LOCALHOST}:{probe.port}{probe.path}"
-            fetch = f"import urllib.request; urllib.request.urlopen({url!r}, timeout={check.timeout_s})"
+        if not query:
+            initial_delay_s = 1  # checked by the supervisor itself, once a period: the first check a second in
+        else:  # process-compose's http_get takes no query string: the check in Python, retried in the one
+            url = f"http://{LOCALHOST}:{probe.port}{probe.path}"  # interpreter within its timeout
+            fetch = (f"import time, urllib.request\nend = time.monotonic() + {check.timeout_s - 1}\n"
+                     f"while True:\n    try:\n        urllib.request.urlopen({url!r}, timeout={check.timeout_s})\n"
+                     f"        break\n    except OSError:\n        if time.monotonic() > end:\n            raise\n"
+                     f"        time.sleep({_RETRY_STEP_S})")  # fmt: skip
             target = {"exec": {"command": shlex.join([sys.executable, "-c", fetch])}}
     elif isinstance(probe, GrpcProbe):
         argv = [str(paths.grpc_health_probe), f"-addr={LOCALHOST}:{probe.port}"]
         if probe.service:
             argv.append(f"-service={probe.service}")
-        target = {"exec": {"command": shlex.join(argv)}}
+        target = {"exec": {"command": _retrying(argv, check)}}
     elif isinstance(probe, PostgresProbe):
         # As the stack's own user against the always-present `postgres` database: the server logs nothing for
         # a client that leaves at the password prompt, so a healthy database keeps a quiet log.
         argv = [str(paths.postgres_bin / "pg_isready"), "-h", LOCALHOST, "-p", str(probe.port), "-q",
                 "-U", settings.temporal_sql_user, "-d", "postgres"]  # fmt: skip
-        target = {"exec": {"command": shlex.join(argv)}}
+        target = {"exec": {"command": _retrying(argv, check)}}
     return {
         **target,
-        "initial_delay_seconds": 1,
+        "initial_delay_seconds": initial_delay_s,
         "period_seconds": check.interval_s,
         "timeout_seconds": check.timeout_s,
         "success_threshold": 1,

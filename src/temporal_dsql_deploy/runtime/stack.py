@@ -434,7 +434,8 @@ class LocalStack:
                     raise self._failure(state, "failed")
             return states
 
-        waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
+        # Twice a second: a poll is one call of the supervisor's client, and every second waited here is `up`'s.
+        waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.5),
                            retry=retry_if_result(lambda states: not all(s.ok for s in states)))  # fmt: skip
         try:
             return waiting(check)

@@ -58,7 +58,7 @@ def _service_role_environment(settings: Settings) -> dict[str, EnvValue]:
 
 
 def services(settings: Settings) -> Iterator[Service]:
-    schema_deps = {"es-setup": Condition.COMPLETED}
+    schema_deps: dict[str, Condition] = {}
     if settings.sql_is_local:
         schema_deps.update({"postgresql": Condition.HEALTHY, "dsql-local": Condition.HEALTHY})
     yield Service(
@@ -97,13 +97,15 @@ def _roles(settings: Settings) -> Iterator[Service]:
     }
     for each in roles:
         shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
-    previous = "schema-setup"
-    previous_condition = Condition.COMPLETED
+    # The roles start together, as the official chart starts them (each host writes its membership row before it
+    # reads the others', so concurrent starts join one ring), once the schema exists. The roles that take workflows
+    # in (frontend; worker, whose system workflows go through it) wait for the index too, so no visibility record
+    # is written before its mapping; history and matching need not, and history's own start takes longest.
     for role in roles:
         name = f"temporal-{role.role}"
-        depends: dict[str, Condition] = {previous: previous_condition}
-        if role.role == "worker":
-            depends = {"temporal-frontend": Condition.HEALTHY}
+        depends = {"schema-setup": Condition.COMPLETED}
+        if role.role in ("frontend", "worker"):
+            depends["es-setup"] = Condition.COMPLETED
         yield Service(
             name=name,
             component=Component.TEMPORAL_SERVER,
@@ -121,7 +123,6 @@ def _roles(settings: Settings) -> Iterator[Service]:
             scrape=Scrape(role.metrics_port),
             replicas=settings.hosts(role.role),
         )
-        previous, previous_condition = name, Condition.HEALTHY
 
 
 class TemporalServerUnit(Unit):
