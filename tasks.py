@@ -292,6 +292,7 @@ def schema_setup(
     """Create the persistence schema at a version."""
     operations.schema_setup(
         cli.settings_for(ROOT),
+        ROOT,
         version=VERSION.parse(version),
         schema_name=SCHEMA_NAME.parse(schema_name),
         schema_dir=SCHEMA_DIR.parse(schema_dir),
@@ -315,6 +316,7 @@ def schema_update(
     """Apply versioned migrations up to the target version."""
     operations.schema_update(
         cli.settings_for(ROOT),
+        ROOT,
         target_version=TARGET_VERSION.parse(target_version),
         schema_name=SCHEMA_NAME.parse(schema_name),
         schema_dir=SCHEMA_DIR.parse(schema_dir),
@@ -325,7 +327,7 @@ def schema_update(
 @cli.reported
 def schema_validate(c: Context, schema_name: str | None = None, schema_dir: str | None = None) -> None:
     """Report the applied schema version and any drift from the schema files; non-zero if behind or missing tables."""
-    operations.schema_validate(cli.settings_for(ROOT), schema_name=SCHEMA_NAME.parse(schema_name),
+    operations.schema_validate(cli.settings_for(ROOT), ROOT, schema_name=SCHEMA_NAME.parse(schema_name),
                                schema_dir=SCHEMA_DIR.parse(schema_dir))  # fmt: skip
 
 
@@ -336,7 +338,7 @@ def schema_validate(c: Context, schema_name: str | None = None, schema_dir: str 
 @cli.reported
 def es_setup(c: Context, cluster_settings: bool = False) -> None:
     """Create the visibility index template and index from Temporal's own schema, then verify the mapping."""
-    operations.es_setup(cli.settings_for(ROOT), cluster_settings=cluster_settings)
+    operations.es_setup(cli.settings_for(ROOT), ROOT, cluster_settings=cluster_settings)
 
 
 @task
@@ -351,7 +353,7 @@ def docs(c: Context) -> None:
 @cli.reported
 def schema_translate(c: Context) -> None:
     """Regenerate schema/dsql/v12/temporal from the pinned upstream PostgreSQL schema, with CHANGES.md."""
-    operations.schema_translate(cli.settings_for(ROOT))
+    operations.schema_translate(cli.settings_for(ROOT), ROOT)
 
 
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)

@@ -103,16 +103,21 @@ def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str,
     cli.say(target.logs(service, lines))
 
 
-def es_setup(settings: Settings, *, cluster_settings: bool) -> None:
-    server = TemporalServer(install_temporal_server(settings, Installer(_report)))
+def _upstream_tools(settings: Settings, project_root: Path) -> TemporalServer:
+    """Upstream's tools and schema files, built from the checkout's server module the first time."""
+    return TemporalServer(install_temporal_server(settings, Installer(_report, project_root=project_root)))
+
+
+def es_setup(settings: Settings, project_root: Path, *, cluster_settings: bool) -> None:
+    server = _upstream_tools(settings, project_root)
     report = setup_visibility(settings, server.es_tool, cluster_settings=cluster_settings)
     state = "created" if report.created else "already present"
     cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match Temporal's template")
 
 
-def _applier(settings: Settings, schema_name: str, schema_dir: str) -> Applier:
+def _applier(settings: Settings, project_root: Path, schema_name: str, schema_dir: str) -> Applier:
     def server() -> TemporalServer:
-        return TemporalServer(install_temporal_server(settings, Installer(_report)))
+        return _upstream_tools(settings, project_root)
 
     source = SchemaSource.resolve(server, schema_name, schema_dir, default_schema_name(settings))
     applier = Applier(settings, source, _report)
@@ -137,10 +142,10 @@ def _keep_service_role(settings: Settings, applier: Applier) -> None:
             cli.say(done)
 
 
-def schema_setup(settings: Settings, *, version: str, schema_name: str, schema_dir: str,
+def schema_setup(settings: Settings, project_root: Path, *, version: str, schema_name: str, schema_dir: str,
                  overwrite: bool, confirm: Callable[[str], bool]) -> None:  # fmt: skip
     started = time.monotonic()
-    applier = _applier(settings, schema_name, schema_dir)
+    applier = _applier(settings, project_root, schema_name, schema_dir)
     try:
         if overwrite:
             tables = ", ".join(applier.source.tables())
@@ -155,10 +160,10 @@ def schema_setup(settings: Settings, *, version: str, schema_name: str, schema_d
     _summary(result, started)
 
 
-def schema_update(settings: Settings, *, target_version: str, schema_name: str,
+def schema_update(settings: Settings, project_root: Path, *, target_version: str, schema_name: str,
                   schema_dir: str) -> None:  # fmt: skip
     started = time.monotonic()
-    applier = _applier(settings, schema_name, schema_dir)
+    applier = _applier(settings, project_root, schema_name, schema_dir)
     try:
         result = applier.update(target_version)
         _keep_service_role(settings, applier)
@@ -167,8 +172,8 @@ def schema_update(settings: Settings, *, target_version: str, schema_name: str,
     _summary(result, started)
 
 
-def schema_validate(settings: Settings, *, schema_name: str, schema_dir: str) -> None:
-    applier = _applier(settings, schema_name, schema_dir)
+def schema_validate(settings: Settings, project_root: Path, *, schema_name: str, schema_dir: str) -> None:
+    applier = _applier(settings, project_root, schema_name, schema_dir)
     try:
         report = applier.validate()
     finally:
@@ -183,8 +188,8 @@ def schema_validate(settings: Settings, *, schema_name: str, schema_dir: str) ->
     cli.say("schema is current: every table is present")
 
 
-def schema_translate(settings: Settings) -> None:
-    server = TemporalServer(install_temporal_server(settings, Installer(_report)))
+def schema_translate(settings: Settings, project_root: Path) -> None:
+    server = _upstream_tools(settings, project_root)
     upstream_root = server.schema_dir / "postgresql" / "v12" / "temporal"
     version = SchemaSource(upstream_root).latest_version
     target = shipped_schemas() / "dsql" / "v12" / "temporal"

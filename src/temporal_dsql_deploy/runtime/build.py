@@ -18,6 +18,7 @@ from temporal_dsql_deploy.runtime.installer import GO_TOOLCHAIN, copy_schema, se
 from temporal_dsql_deploy.runtime.stack_images import build_runtime_image, build_stack_images
 from temporal_dsql_deploy.runtime.units.exporters import EXPORTER_PACKAGES, EXPORTERS
 from temporal_dsql_deploy.runtime.units.metrics_store import VICTORIA_METRICS_VERSION
+from temporal_dsql_deploy.runtime.units.temporal_server import TOOL_PACKAGES
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
@@ -140,16 +141,15 @@ def build_binaries(settings: Settings, project_root: Path, arch: Architecture, s
         _build_from_source(source, arch, server.root)
         copy_schema(source / "schema", server.schema_dir)
     else:
-        # The product's server (upstream's, with the dsql plugin), and upstream's own tools.
+        # The product's server (upstream's, with the dsql plugin) and upstream's tools, in one build of its module.
         version = f"v{settings.temporal_version}"
-        tools_only = [f"go.temporal.io/server/{SERVER_COMMANDS[name]}@{version}" for name in ("sql", "elasticsearch")]
-        _go_install(tools_only, arch, server.root, tags="disable_grpc_modules")
         with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
             run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
-                      "-o", str(server.server), "./cmd/temporal-server"],
-                     what=f"building the Temporal server with the dsql plugin for linux/{arch}",
+                      "-o", f"{server.root}/", "./cmd/temporal-server", *TOOL_PACKAGES.values()],
+                     what=f"building the Temporal server with the dsql plugin and its tools for linux/{arch}",
                      fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=_go_env(arch, Path(gopath)),
                      cwd=project_root / "server")  # fmt: skip
+        (server.root / "temporal-server").replace(server.server)
         copy_schema(server_module_dir(version) / "schema", server.schema_dir)
     tools = output / "tools"
     tools.mkdir(exist_ok=True)

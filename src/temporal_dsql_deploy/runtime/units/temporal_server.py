@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from temporal_dsql_deploy.database.endpoint import LOCAL_DSQL_PRINCIPAL_ARN
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import (
     Installer,
     build_step,
     component_dir,
     copy_schema,
     go_env,
-    go_install,
     newest_build,
     server_module_dir,
     source_digest,
@@ -144,16 +144,28 @@ class TemporalServerUnit(Unit):
         return Container(runtime_image(settings), None, env, memory_mb=768)
 
 
+# Upstream's schema and Elasticsearch tools, as the product's server module lists them (its `tool` lines): built in
+# that module, they share its build list and Go's build cache with the product's server, so the two cost one build.
+TOOL_PACKAGES = {"sql": "go.temporal.io/server/cmd/tools/sql",
+                 "elasticsearch": "go.temporal.io/server/cmd/tools/elasticsearch"}  # fmt: skip
+
+
 def install_temporal_server(settings: Settings, installer: Installer) -> Path:
+    """Upstream's tools (sql, elasticsearch) and schema files of the release; its server is the product's."""
     version = f"v{settings.temporal_version}"
 
     def build(staging: Path) -> None:
-        packages = [f"go.temporal.io/server/cmd/{p}@{version}" for p in ("server", "tools/sql", "tools/elasticsearch")]
-        go_install(packages, staging, f"building Temporal server {version}", tags="disable_grpc_modules")
+        if installer.project_root is None:
+            raise DeployError(f"upstream's Temporal tools {version} are not installed",
+                              "run `invoke up` in the project's checkout, which builds them")  # fmt: skip
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+                "-o", f"{staging}/", *TOOL_PACKAGES.values()]  # fmt: skip
+        build_step(argv, f"building Temporal's tools {version}", env=go_env(staging),
+                   cwd=installer.project_root / "server")  # fmt: skip
         copy_schema(server_module_dir(version) / "schema", TemporalServer(staging).schema_dir)
 
-    return installer.once(component_dir(settings, "temporal-server", version), f"Temporal server {version}", build,
-                          ("server", "sql", "elasticsearch"))  # fmt: skip
+    return installer.once(component_dir(settings, "temporal-server", version), f"Temporal's tools {version}", build,
+                          tuple(TOOL_PACKAGES))  # fmt: skip
 
 
 def install_product_server(settings: Settings, installer: Installer) -> Path:
