@@ -66,7 +66,7 @@ def go(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Unit tests: configuration, service model, renderers, task surface; on every core (pytest-xdist)."""
     install(session, "test")
-    session.run("pytest", "--numprocesses=auto", "tests/unit", *session.posargs)
+    session.run("pytest", "--numprocesses=auto", "--dist=worksteal", "tests/unit", *session.posargs)
 
 
 # Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with

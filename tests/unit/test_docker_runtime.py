@@ -7,6 +7,7 @@ reach a real engine, a real compose client, apt-get, or a dockerd the project st
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import compose_secrets, write_compose
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
+from temporal_dsql_deploy.settings.layout import Layout
 from tests.unit.conftest import assert_clear_error, run_task
 
 MakeSettings = Callable[..., Settings]
@@ -51,6 +53,11 @@ if sys.argv[1:] == ["-H", "unix://" + os.environ["FAKE_SOCKET"], "ps", "--all", 
     sys.exit(0)
 if sys.argv[1:4] == ["inspect", "--format", "{{{{.State.Pid}}}}"]:
     print(os.environ["FAKE_DOCKER_PID"])
+    sys.exit(0)
+if sys.argv[1:3] == ["volume", "inspect"]:  # FAKE_VOLUME_CREATED: when the volume was made, else there is none
+    if "FAKE_VOLUME_CREATED" not in os.environ:
+        sys.exit("Error: No such volume: " + sys.argv[-1])
+    print(os.environ["FAKE_VOLUME_CREATED"])
     sys.exit(0)
 sys.exit(3)  # nothing else is expected of the client
 """
@@ -110,7 +117,14 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         _script(bin_dir / name, RECORDER)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(root / "calls.jsonl"))
-    for name in ("FAKE_DOCKER_ENGINE", "FAKE_COMPOSE_PS", "FAKE_DOCKER_PS", "FAKE_DOCKER_PID", "DOCKER_HOST"):
+    for name in (
+        "FAKE_DOCKER_ENGINE",
+        "FAKE_COMPOSE_PS",
+        "FAKE_DOCKER_PS",
+        "FAKE_DOCKER_PID",
+        "FAKE_VOLUME_CREATED",
+        "DOCKER_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
     return StandIns(bin_dir, root / "calls.jsonl")
 
@@ -641,3 +655,30 @@ def test_the_pid_of_a_process_in_the_container_is_its_main_pid(settings: Setting
     other = ids[0][:11] + ("0" if ids[0][11] != "0" else "1")  # the same but for its 12th character
     with pytest.raises(DeployError, match="DOCKER_HOST"):
         _main_pid(settings, tmp_path, monkeypatch, other + ids[0][12:], process.pid)
+
+
+@pytest.mark.parametrize(("volume_made_s", "refused"), [(None, False), (3600, False), (-3600, True)],
+                         ids=["no volume yet", "made with this password", "made before this password"])  # fmt: skip
+def test_a_database_volume_older_than_this_stack_dirs_password_is_refused(
+    make_settings: MakeSettings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory, volume_made_s: int | None, refused: bool,
+) -> None:  # fmt: skip
+    """Two checkouts under one PROJECT_NAME share Compose's volumes: the second's new password would be refused by
+    the database the first made, so `up` names the volume, when it was made, and the ways out before starting."""
+    settings = with_local_secrets(make_settings(STACK_DIR=str(tmp_path_factory.mktemp("stack"))), create=True)
+    layout = Layout(settings.stack_dir, settings.search_engine)
+    assert layout.sql_password.exists()
+    if volume_made_s is not None:  # when the volume was made, from the password file's time
+        made = dt.datetime.fromtimestamp(layout.sql_password.stat().st_mtime + volume_made_s, dt.UTC)
+        monkeypatch.setenv("FAKE_VOLUME_CREATED", made.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if not refused:
+        docker_runtime.check_database_volume(settings, layout)
+        return
+    with pytest.raises(DeployError) as caught:
+        docker_runtime.check_database_volume(settings, layout)
+    volume = f"{settings.project_name}_postgresql-data"
+    assert volume in caught.value.problem
+    assert str(layout.sql_password) in caught.value.problem
+    assert caught.value.fix is not None
+    assert "invoke down --runtime docker --volumes" in caught.value.fix
+    assert "PROJECT_NAME" in caught.value.fix

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -11,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from invoke import Context
+from rich.console import Console
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load import command
 from temporal_dsql_deploy.load.driver import Outcome
-from temporal_dsql_deploy.load.probes import scrape
+from temporal_dsql_deploy.load.probes import ProcessUsage, scrape
 from temporal_dsql_deploy.load.report import (
     RunResult,
     missed_thresholds,
@@ -49,6 +53,7 @@ def _result(**overrides: object) -> RunResult:
         "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "chunked_values_per_workflow": 0.0,
         "chunked_kib_per_value": 0.0, "chunk_statements_per_value": 0.0, "server_cpu_s_per_workflow": 0.05,
         "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
+        "pss_mib_by_process": {"temporal-history": 80.0, "elasticsearch": 300.0},
     }  # fmt: skip
     summary = asdict(summarise("DSQL profile", _outcomes()))
     return RunResult(**{**summary, **measured, **overrides})  # type: ignore[arg-type]
@@ -76,8 +81,35 @@ RUN_KEYS = {
     "completed_per_s", "p50_ms", "p95_ms", "p99_ms", "state_transitions", "db_transactions_per_workflow",
     "db_transactions_per_s", "persistence_requests_per_workflow", "conflicts", "replays", "shard_loads",
     "chunked_values_per_workflow", "chunked_kib_per_value", "chunk_statements_per_value", "server_cpu_s_per_workflow",
-    "cpu_s_by_process", "peak_rss_mib", "failures", "timeline",
+    "cpu_s_by_process", "peak_rss_mib", "pss_mib_by_process", "failures", "timeline",
 }  # fmt: skip
+
+
+def test_memory_is_each_process_trees_proportional_share() -> None:
+    """A tree counts its children; the proportional size never exceeds the resident one."""
+    usage = ProcessUsage({"tests": os.getpid()})
+    alone = usage.pss_mib()["tests"]
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; b = b'x' * (64 * 2**20); print(); "
+                              "sys.stdout.flush(); time.sleep(30)"], stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # its 64 MiB are written
+        usage.sample()
+        with_child = usage.pss_mib()["tests"]
+        assert with_child - alone >= 60, (alone, with_child)
+        assert with_child <= usage.peak_rss_mib
+    finally:
+        child.kill()
+        child.wait()
+    assert ProcessUsage({"gone": child.pid}).pss_mib() == {}
+
+
+def test_the_memory_table_ranks_each_runs_processes() -> None:
+    console = Console(width=200, record=True)
+    console.print(command.memory_table([_result()]))
+    text = console.export_text()
+    assert "380" in text  # the run's total
+    assert text.index("elasticsearch 300") < text.index("temporal-history 80")
 
 
 def test_json_and_png_are_written(tmp_path: Path) -> None:

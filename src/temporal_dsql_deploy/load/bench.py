@@ -193,6 +193,7 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
         server_cpu_s_per_workflow=server.total_cpu_s / completed,
         cpu_s_by_process={**server.cpu_s, **worker.cpu_s, "bench client": client_cpu},
         peak_rss_mib=server.peak_rss_mib,
+        pss_mib_by_process=server.pss_mib(),
         **asdict(summary),
     )
 

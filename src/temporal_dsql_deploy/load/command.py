@@ -80,7 +80,7 @@ def table(results: list[RunResult], limits: dict[str, float]) -> Table:
     view = Table(title="workflows: started/s, completed/s, start-to-close latency; cost per workflow")
     for column in ("target", "started/s", "completed/s", "p50 ms", "p95 ms", "p99 ms", "failed", "db tx/wf",
                    "db tx/s", "persist. req/wf", "conflicts", "replays", "chunked/wf (KiB, stmts)", "CPU s/wf",
-                   "RSS MiB"):  # fmt: skip
+                   "RSS MiB", "PSS MiB"):  # fmt: skip
         view.add_column(column, justify="left" if column == "target" else "right")
     for r in results:
         tx = "-" if r.db_transactions_per_workflow is None else f"{r.db_transactions_per_workflow:.1f}"
@@ -92,9 +92,22 @@ def table(results: list[RunResult], limits: dict[str, float]) -> Table:
         view.add_row(r.label, f"{r.started_per_s:.1f}", f"{r.completed_per_s:.1f}", f"{r.p50_ms:.0f}",
                      f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.failed), tx, tx_s,
                      f"{r.persistence_requests_per_workflow:.1f}", f"{r.conflicts:.0f}", f"{r.replays:.0f}",
-                     chunked, f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}")  # fmt: skip
+                     chunked, f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}",
+                     f"{r.pss_mib:.0f}")  # fmt: skip
     for name, value in limits.items():
-        view.add_row(name, "", f"{value:.1f}", *[""] * 12)
+        view.add_row(name, "", f"{value:.1f}", *[""] * 13)
+    return view
+
+
+def memory_table(results: list[RunResult]) -> Table:
+    """Each process's proportional memory after each run, largest first."""
+    view = Table(title="memory after the run: proportional set size (PSS), MiB")
+    view.add_column("target")
+    view.add_column("total", justify="right")
+    view.add_column("by process")
+    for r in results:
+        ranked = sorted(r.pss_mib_by_process.items(), key=lambda item: -item[1])
+        view.add_row(r.label, f"{r.pss_mib:.0f}", ", ".join(f"{name} {mib:.0f}" for name, mib in ranked))
     return view
 
 
@@ -147,8 +160,8 @@ def run_bench(settings: Settings, project_root: Path, request: BenchRequest, rep
         checked = not request.compare or result.label == PROFILES[0][0]
         thresholds = (request.min_throughput, request.max_p99_s * 1000) if checked else (0.0, 0.0)
         outcome.missed += [f"{result.label}: {miss}" for miss in missed_thresholds(result, *thresholds)]
-    # Fourteen columns: wider than a log's 80 when there is no terminal to measure.
-    Console(file=console.file, width=max(console.width, TABLE_WIDTH), highlight=False).print(
-        table(comparison.runs, comparison.limits)
-    )
+    # Fifteen columns: wider than a log's 80 when there is no terminal to measure.
+    wide = Console(file=console.file, width=max(console.width, TABLE_WIDTH), highlight=False)
+    wide.print(table(comparison.runs, comparison.limits))
+    wide.print(memory_table(comparison.runs))
     return outcome

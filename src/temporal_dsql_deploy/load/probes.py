@@ -86,6 +86,25 @@ class ProcessUsage:
             total_rss += rss
         self.peak_rss_mib = max(self.peak_rss_mib, total_rss)
 
+    def pss_mib(self) -> dict[str, float]:
+        """Each named process tree's proportional set size now: its shared pages split among their sharers, so the
+        values add up to what the stack takes of the machine's memory (resident sizes count shared pages twice)."""
+        sizes = {}
+        for name, pid in self.roots.items():
+            try:
+                root = psutil.Process(pid)
+                members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            total = 0
+            for member in members:
+                try:
+                    total += member.memory_full_info().pss
+                except psutil.Error:
+                    continue
+            sizes[name] = total / 2**20
+        return sizes
+
     @property
     def total_cpu_s(self) -> float:
         return sum(self.cpu_s.values())

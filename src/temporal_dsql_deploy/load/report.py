@@ -61,6 +61,11 @@ class RunResult(Summary):
     server_cpu_s_per_workflow: float
     cpu_s_by_process: dict[str, float]
     peak_rss_mib: float
+    pss_mib_by_process: dict[str, float]  # each service's process tree right after the run
+
+    @property
+    def pss_mib(self) -> float:
+        return sum(self.pss_mib_by_process.values())
 
 
 def summarise(label: str, outcomes: Sequence[Outcome]) -> Summary:

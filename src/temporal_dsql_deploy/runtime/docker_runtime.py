@@ -8,6 +8,7 @@ engine, the engine too.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -23,7 +24,7 @@ from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.owned_paths import check_claimable, make_owned_dir
-from temporal_dsql_deploy.process import run_tool
+from temporal_dsql_deploy.process import run_program, run_tool
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_engine
 from temporal_dsql_deploy.runtime.control_keys import ensure_control_keys, read_control_keys
@@ -38,6 +39,7 @@ from temporal_dsql_deploy.runtime.render_compose import (
 )
 from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.runtime.units import build_stack
+from temporal_dsql_deploy.runtime.units.postgresql import DATABASE_VOLUME
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
 from temporal_dsql_deploy.settings.layout import Layout
 
@@ -119,6 +121,7 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
     make_owned_dir(layout.root, project_root=project_root, mode=0o700)
     make_owned_dir(layout.all_data, project_root=project_root, mode=0o700)
     settings = with_local_secrets(settings, create=True)
+    check_database_volume(settings, layout)
     build_stack_images(settings, project_root, arch, report)
     write_secret_files(settings)
     path = write_compose(settings, arch, compose_file(project_root))
@@ -127,6 +130,32 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     _wait_for_one_shots(settings, project_root)
     return path
+
+
+CLOCK_SLACK_S = 2  # the engine's clock is this host's; file times and the volume's differ by rounding only
+
+
+def check_database_volume(settings: Settings, layout: Layout) -> None:
+    """Refuse a database volume older than the password this STACK_DIR holds for it: another stack under the same
+    PROJECT_NAME made it (another checkout, or this one before its STACK_DIR was emptied) with another password,
+    which every service would find refused."""
+    password = layout.sql_password
+    if not settings.sql_is_local or not password.exists():
+        return  # a password the operator set, or a database elsewhere: nothing here to hold it against
+    volume = f"{settings.project_name}_{DATABASE_VOLUME}"
+    found = run_program(["docker", "volume", "inspect", "--format", "{{.CreatedAt}}", volume],
+                        what="docker volume inspect", fix="check `docker info`", timeout_s=60)  # fmt: skip
+    if found.returncode != 0:
+        return  # not made yet: this up makes it with this password
+    created = dt.datetime.fromisoformat(found.stdout.strip())
+    if password.stat().st_mtime <= created.timestamp() + CLOCK_SLACK_S:
+        return
+    raise DeployError(f"the Docker volume {volume} was made at {created:%Y-%m-%d %H:%M:%S %Z} by another stack named "
+                      f"{settings.project_name!r}, before this STACK_DIR's database password ({password}) existed, "
+                      "so its database would refuse this stack's services",
+                      f"stop that stack with `invoke down --runtime docker --volumes` in its checkout (or, if that "
+                      f"checkout is gone, `docker volume rm {volume}`, which deletes its data), or give this checkout "
+                      "a PROJECT_NAME of its own")  # fmt: skip
 
 
 def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:

@@ -70,6 +70,11 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
+# The memory VictoriaMetrics' caches may take: by default 60% of the machine's, so on a large host they grow far
+# past what one stack's few thousand series need.
+METRICS_STORE_CACHES = "64MiB"
+
+
 class MetricsStoreUnit(Unit):
     component = Component.METRICS_STORE
 
@@ -80,6 +85,7 @@ class MetricsStoreUnit(Unit):
             "-envflag.enable", f"-envflag.prefix={VICTORIA_METRICS_ENV_PREFIX}",
             f"-storageDataPath={layout.metrics_data}", f"-retentionPeriod={host.settings.metrics_retention_days}d",
             f"-promscrape.config={layout.scrape_config}", f"-vmui.customDashboardsPath={layout.dashboards}",
+            f"-memory.allowedBytes={METRICS_STORE_CACHES}",
         ], victoria_metrics_environment())  # fmt: skip
 
     def container(self, service: Service, settings: Settings) -> Container:
@@ -88,6 +94,7 @@ class MetricsStoreUnit(Unit):
             "victoria-metrics", f"-httpListenAddr={ALL_INTERFACES}:{service.ports[0].number}", "-envflag.enable",
             f"-envflag.prefix={VICTORIA_METRICS_ENV_PREFIX}", f"-storageDataPath={CONTAINER_DATA}",
             f"-retentionPeriod={settings.metrics_retention_days}d", f"-promscrape.config={CONTAINER_SCRAPE_CONFIG}",
+            f"-memory.allowedBytes={METRICS_STORE_CACHES}",
         ]  # fmt: skip
         return Container(runtime_image(settings), command, victoria_metrics_environment(),
                          (f"metrics-data:{CONTAINER_DATA}",))  # fmt: skip

@@ -38,6 +38,9 @@ def services(settings: Settings) -> Iterator[Service]:
     )
 
 
+DATABASE_VOLUME = "postgresql-data"  # in Compose; made with the password of the STACK_DIR that first started it
+
+
 class PostgreSQLUnit(Unit):
     component = Component.POSTGRESQL
 
@@ -65,7 +68,7 @@ class PostgreSQLUnit(Unit):
             "-c",
             f"max_connections={backend_connections(settings)}",
         ]
-        return Container(postgresql_image(settings), command, env, ("postgresql-data:/var/lib/postgresql/data",),
+        return Container(postgresql_image(settings), command, env, (f"{DATABASE_VOLUME}:/var/lib/postgresql/data",),
                          memory_mb=512)  # fmt: skip
 
 

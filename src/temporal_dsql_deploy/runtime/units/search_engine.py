@@ -34,8 +34,10 @@ LOG4J_MINIMUM = (2, 17, 1)
 MAVEN_CHECKSUMS = Path(__file__).parents[1] / "maven-sha256.json"
 
 # The engine's JVM options in both runtimes: message lookups off whatever log4j the engine loads (the images bring
-# their own), so no request that reaches a log line can trigger a JNDI lookup.
-SEARCH_ENGINE_JVM_OPTIONS = ("-Xms512m", "-Xmx512m", "-Dlog4j2.formatMsgNoLookups=true")
+# their own), so no request that reaches a log line can trigger a JNDI lookup. A 256 MiB heap holds one node's
+# visibility index with room to spare (the heap after `invoke bench --workflows 300` is in the README's
+# Performance section); a production cluster is sized on its own.
+SEARCH_ENGINE_JVM_OPTIONS = ("-Xms256m", "-Xmx256m", "-Dlog4j2.formatMsgNoLookups=true")
 
 
 def services(settings: Settings) -> Iterator[Service]:
@@ -80,7 +82,7 @@ class SearchEngineUnit(Unit):
             "SEARCH_ENGINE_JAVA_OPTS": " ".join(SEARCH_ENGINE_JVM_OPTIONS),
         }
         return Container(search_engine_image(settings), None, env, ("search-data:/var/lib/search-engine",),
-                         memory_mb=1024)  # fmt: skip
+                         memory_mb=768)  # fmt: skip
 
 
 def search_engine_artifact(settings: Settings) -> tuple[str, str, str, str]:
