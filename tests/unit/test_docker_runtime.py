@@ -564,6 +564,17 @@ def test_down_with_nothing_running_says_so(settings: Settings, stand_ins: StandI
     assert stand_ins.compose() == []
 
 
+def test_down_volumes_with_the_engine_stopped_does_not_pass_over_the_volumes(settings: Settings, stand_ins: StandIns,
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    """The volumes live in the engine: with none answering, `down --volumes` starts it to delete them, and where it
+    may not (DOCKER_ENGINE=user) says so, never that nothing was running."""
+    write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
+    with pytest.raises(DeployError, match="needs a Docker engine"):
+        docker_runtime.down(settings, tmp_path, volumes=True)
+    assert docker_runtime.down(settings, tmp_path, volumes=False) == [docker_runtime.NOTHING_RUNNING]
+    assert stand_ins.compose() == []
+
+
 # --- container states -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("one_shot", "state", "health", "exit_code", "ok"),

@@ -172,6 +172,9 @@ def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
 
 def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
     done = []
+    if volumes and compose_file(project_root).exists() and not docker_engine.engine_answers():
+        # The volumes are the engine's: one stopped since is started (and stopped again below) to delete them.
+        docker_engine.ensure_engine(settings, lambda _message: None)
     if docker_engine.engine_answers() and compose_file(project_root).exists():
         # --remove-orphans: containers of services the current settings no longer render go too.
         _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
