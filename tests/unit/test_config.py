@@ -180,7 +180,8 @@ def test_env_example_documents_every_setting() -> None:
 
 
 def test_idle_connections_default_to_the_pool_size(make_settings: MakeSettings) -> None:
-    assert make_settings().temporal_sql_max_idle_conns == 20
+    assert make_settings().temporal_sql_max_idle_conns == 10  # the local stack's own database
+    assert make_settings(**DSQL).temporal_sql_max_idle_conns == 20
     assert make_settings(TEMPORAL_SQL_MAX_CONNS="8").temporal_sql_max_idle_conns == 8
     assert make_settings(TEMPORAL_SQL_MAX_CONNS="8", TEMPORAL_SQL_MAX_IDLE_CONNS="3").temporal_sql_max_idle_conns == 3
 
@@ -203,3 +204,11 @@ def test_token_lifetime_outside_what_dsql_allows_is_refused(make_settings: MakeS
 def test_token_lifetime_reaches_the_plugin_as_a_go_duration(make_settings: MakeSettings) -> None:
     stack = build_stack(make_settings(TEMPORAL_SQL_TOKEN_LIFETIME="30s"))
     assert stack.get("temporal-history").environment["TEMPORAL_SQL_TOKEN_LIFETIME"] == "30s"
+
+
+def test_the_pool_is_smaller_against_the_local_database_unless_set(make_settings: MakeSettings) -> None:
+    """Against the local stack every pooled connection is a PostgreSQL backend on this machine."""
+    assert make_settings().temporal_sql_max_conns == 10
+    assert make_settings(TEMPORAL_SQL_PLUGIN="postgres12_pgx").temporal_sql_max_conns == 10
+    assert make_settings(**DSQL).temporal_sql_max_conns == 20
+    assert make_settings(TEMPORAL_SQL_MAX_CONNS="20").temporal_sql_max_conns == 20

@@ -86,7 +86,8 @@ RUN_KEYS = {
 
 
 def test_memory_is_each_process_trees_proportional_share() -> None:
-    """A tree counts its children; the proportional size never exceeds the resident one."""
+    """A tree counts its children, a process counted alone does not; the proportional size never exceeds the
+    resident one."""
     usage = ProcessUsage({"tests": os.getpid()})
     alone = usage.pss_mib()["tests"]
     child = subprocess.Popen([sys.executable, "-c", "import sys, time; b = b'x' * (64 * 2**20); print(); "
@@ -98,6 +99,8 @@ def test_memory_is_each_process_trees_proportional_share() -> None:
         with_child = usage.pss_mib()["tests"]
         assert with_child - alone >= 60, (alone, with_child)
         assert with_child <= usage.peak_rss_mib
+        # Counted alone (a supervisor, whose children are counted as services of their own): the child is not.
+        assert ProcessUsage({}, {"tests": os.getpid()}).pss_mib()["tests"] < with_child - 60
     finally:
         child.kill()
         child.wait()

@@ -292,8 +292,9 @@ def test_hosts_per_role_become_replicas_each_with_its_address(make_settings: Mak
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     assert jobs["temporal-history"]["dns_sd_configs"] == [{"names": ["temporal-history"], "type": "A", "port": 9092}]
     assert "dns_sd_configs" not in jobs["temporal-worker"]
-    # dsql-local's backend takes every host's pool, with room for two hosts more: (3+2+2+1+2) x 20 + 50.
-    assert "max_connections=250" in services["postgresql"]["command"]
+    # dsql-local's backend takes every host's pool (10 against the local database), with room for two hosts more:
+    # (3+2+2+1+2) x 10 + 50.
+    assert "max_connections=150" in services["postgresql"]["command"]
     assert jobs["temporal-worker"]["static_configs"] == [{"targets": ["temporal-worker:9094"]}]
 
 

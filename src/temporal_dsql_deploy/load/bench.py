@@ -7,7 +7,7 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -22,6 +22,7 @@ from temporal_dsql_deploy.load.driver import Load, Outcome, Progress, drive
 from temporal_dsql_deploy.load.probes import COUNTERS, ProcessUsage, database_transactions, scrape
 from temporal_dsql_deploy.load.report import RunResult, summarise
 from temporal_dsql_deploy.process import Spawned, spawn
+from temporal_dsql_deploy.runtime import tracking
 from temporal_dsql_deploy.runtime.model import temporal_roles
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState
 from temporal_dsql_deploy.settings.config import Settings
@@ -43,6 +44,7 @@ class Target:
     processes: Mapping[str, int]  # server-side processes by name (pid); their descendants count with them
     settings: Settings  # reaches the local database whose transactions count
     database: str | None  # None: no local database to count (the dev server's SQLite)
+    supervisor: Mapping[str, int] = field(default_factory=dict)  # counted alone: its descendants are the above
 
 
 def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> Target:
@@ -52,6 +54,7 @@ def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> T
         raise DeployError(f"the local stack is not healthy ({', '.join(unhealthy)})",
                           "see `invoke status`; `invoke up` restarts what is down")  # fmt: skip
     settings = stack.settings
+    record = tracking.StackRecord.read(stack.layout.state)
     database = None
     if settings.sql_is_local:
         database = DSQL_LOCAL_BACKEND_DATABASE if settings.local_dsql else settings.temporal_sql_database
@@ -61,6 +64,7 @@ def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> T
         namespace=settings.temporal_namespace,
         metrics_ports=tuple(role.metrics_port for role in temporal_roles(settings)),
         processes={state.name: state.pid for state in states if not state.one_shot and state.pid > 0},
+        supervisor={"process-compose": record.supervisor_pid} if record and record.supervisor_pid else {},
         settings=settings,
         database=database,
     )
@@ -156,7 +160,7 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
     client = await connect(target.address, target.namespace)
     warmup = replace(load, workflows=warmup_size(load.workflows), rate=0.0, id_prefix=f"{load.id_prefix}-warmup")
     await drive(client, task_queue, warmup, lambda _done, _total: None)
-    server, worker = ProcessUsage(target.processes), ProcessUsage({"bench worker": worker_pid})
+    server, worker = ProcessUsage(target.processes, target.supervisor), ProcessUsage({"bench worker": worker_pid})
     client_cpu = _own_cpu_s()
     counters_before, transactions_before = _counted(target)
     stop = asyncio.Event()

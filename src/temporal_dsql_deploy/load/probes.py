@@ -56,16 +56,21 @@ class ProcessUsage:
     """CPU seconds per named process since the first sample, and the highest resident memory seen."""
 
     roots: Mapping[str, int]  # name -> pid; each one's descendants count with it
+    alone: Mapping[str, int] = field(default_factory=dict)  # name -> pid counted without its descendants (a
+    # supervisor, whose descendants are the services above; the health checks it ran count in its CPU)
     _first: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
 
-    def _tree_cpu_rss(self, pid: int) -> tuple[float, float]:
+    def _members(self, name: str, pid: int) -> list[psutil.Process]:
         try:
             root = psutil.Process(pid)
-            members = [root, *root.children(recursive=True)]
+            return [root] if name in self.alone else [root, *root.children(recursive=True)]
         except psutil.Error:
-            return 0.0, 0.0
+            return []
+
+    def _tree_cpu_rss(self, name: str, pid: int) -> tuple[float, float]:
+        members = self._members(name, pid)
         cpu = rss = 0.0
         for member in members:
             try:
@@ -78,8 +83,8 @@ class ProcessUsage:
 
     def sample(self) -> None:
         total_rss = 0.0
-        for name, pid in self.roots.items():
-            cpu, rss = self._tree_cpu_rss(pid)
+        for name, pid in {**self.roots, **self.alone}.items():
+            cpu, rss = self._tree_cpu_rss(name, pid)
             self._first.setdefault(name, cpu)
             # A process restarted under load starts its counter again; never count backwards.
             self.cpu_s[name] = max(self.cpu_s.get(name, 0.0), cpu - self._first[name])
@@ -90,11 +95,9 @@ class ProcessUsage:
         """Each named process tree's proportional set size now: its shared pages split among their sharers, so the
         values add up to what the stack takes of the machine's memory (resident sizes count shared pages twice)."""
         sizes = {}
-        for name, pid in self.roots.items():
-            try:
-                root = psutil.Process(pid)
-                members = [root, *root.children(recursive=True)]
-            except psutil.Error:
+        for name, pid in {**self.roots, **self.alone}.items():
+            members = self._members(name, pid)
+            if not members:
                 continue
             total = 0
             for member in members:

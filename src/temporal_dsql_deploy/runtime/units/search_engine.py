@@ -37,7 +37,14 @@ MAVEN_CHECKSUMS = Path(__file__).parents[1] / "maven-sha256.json"
 # their own), so no request that reaches a log line can trigger a JNDI lookup. A 256 MiB heap holds one node's
 # visibility index with room to spare (the heap after `invoke bench --workflows 300` is in the README's
 # Performance section); a production cluster is sized on its own.
-SEARCH_ENGINE_JVM_OPTIONS = ("-Xms256m", "-Xmx256m", "-Dlog4j2.formatMsgNoLookups=true")
+SEARCH_ENGINE_JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-Xss512k",
+    "-XX:MaxDirectMemorySize=64m",
+    "-Dlog4j2.formatMsgNoLookups=true",
+)
 
 
 def services(settings: Settings) -> Iterator[Service]:
