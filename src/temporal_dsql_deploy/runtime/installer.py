@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ class Installer:
         else:
             self.report(f"installing {what} (first time only; cached in {target})")
         staging = target.with_name(target.name + ".partial")
+        started = time.monotonic()
         with state_writes("CACHE_DIR", staging):
             self._remove_component_dir(staging)
             make_owned_dir(staging, project_root=self._project_root)  # the product's: removable when redone
@@ -99,6 +101,7 @@ class Installer:
                 raise
             self._remove_component_dir(target)
             staging.rename(target)
+        self.report(f"installed {what} in {time.monotonic() - started:.0f}s")
         return target
 
     @property

@@ -38,7 +38,7 @@ MAVEN_CHECKSUMS = Path(__file__).parents[1] / "maven-sha256.json"
 # visibility index with room to spare (the heap after `invoke bench --workflows 300` is in the README's
 # Performance section); a production cluster is sized on its own.
 SEARCH_ENGINE_JVM_OPTIONS = (
-    "-Xms256m",
+    "-Xms64m",
     "-Xmx256m",
     "-XX:+UseSerialGC",
     "-Xss512k",
