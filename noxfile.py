@@ -64,9 +64,10 @@ def go(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Unit tests: configuration, service model, renderers, task surface; on every core (pytest-xdist)."""
+    """Unit tests: configuration, service model, renderers, task surface; on every core (pytest-xdist), each file on
+    one worker (a file's module-scoped fixtures, such as a scratch PostgreSQL on a fixed port, are made once)."""
     install(session, "test")
-    session.run("pytest", "--numprocesses=auto", "--dist=worksteal", "tests/unit", *session.posargs)
+    session.run("pytest", "--numprocesses=auto", "--dist=loadfile", "tests/unit", *session.posargs)
 
 
 # Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with

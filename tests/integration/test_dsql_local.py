@@ -46,7 +46,7 @@ def faults(isolated_stand_in: StandIn) -> Iterator[httpx.Client]:
 
 
 def _applier(settings: Settings, name: str = DSQL_SCHEMA) -> Applier:
-    server = TemporalServer(install_temporal_server(settings, Installer(print)))
+    server = TemporalServer(install_temporal_server(settings, Installer(print, project_root=PROJECT_ROOT)))
     return Applier(settings, SchemaSource.resolve(lambda: server, name, "", name), print)
 
 

@@ -26,6 +26,7 @@ from temporal_dsql_deploy.runtime.units.postgresql import install_postgresql
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings, load_settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 UPSTREAM = "postgresql/v12/temporal"
@@ -67,7 +68,7 @@ def postgres_port() -> Iterator[int]:
 @pytest.fixture(scope="session")
 def server() -> TemporalServer:
     base = load_settings(Path(__file__).resolve().parents[2])
-    return TemporalServer(install_temporal_server(base, Installer(print)))
+    return TemporalServer(install_temporal_server(base, Installer(print, project_root=PROJECT_ROOT)))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import TemporalServer
+from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ NOT_TEMPORALS = "reports_not_temporals"
 def service_settings(isolated_stand_in: StandIn) -> Settings:
     """The tests' own stand-in with Temporal's DSQL schema and the services' role, as schema setup leaves them."""
     settings = isolated_stand_in.settings
-    server = TemporalServer(install_temporal_server(settings, Installer(print)))
+    server = TemporalServer(install_temporal_server(settings, Installer(print, project_root=PROJECT_ROOT)))
     applier = Applier(settings, SchemaSource.resolve(lambda: server, DSQL_SCHEMA, "", DSQL_SCHEMA), print)
     try:
         ensure_schema(applier)

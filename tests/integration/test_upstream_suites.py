@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def suites_stand_in(isolated_stand_in: StandIn, settings: Settings) -> Settings:
     """The isolated stand-in, with the DSQL schema applied afresh for each run (the suites expect an empty
     database: the Nexus endpoint suite lists every endpoint, the shard suite reads shards back)."""
-    server = TemporalServer(install_temporal_server(settings, Installer(print)))
+    server = TemporalServer(install_temporal_server(settings, Installer(print, project_root=PROJECT_ROOT)))
     name = "dsql/v12/temporal"
     applier = Applier(isolated_stand_in.settings, SchemaSource.resolve(lambda: server, name, "", name), print)
     try:

@@ -28,6 +28,7 @@ MakeSettings = Callable[..., Settings]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 PORT = 25431  # a throwaway cluster's, in the range kept for tests
+# One cluster for the module, on a fixed port: nox runs each test file on one xdist worker (--dist=loadfile).
 SUPERUSER_PASSWORD = "bootstrap-password-0123456789"
 
 

@@ -83,7 +83,9 @@ def test_an_intact_component_is_not_rebuilt(component: tuple[Path, Builds, list[
     target, builds, lines = component
     assert builds.count == 1
     # What it does, then how long it took: the build here is instant.
-    assert lines == [f"installing tool v1 (first time only; cached in {target})", "installed tool v1 in 0s"]
+    assert lines[0] == f"installing tool v1 (first time only; cached in {target})"
+    assert re.fullmatch(r"installed tool v1 in \d+s", lines[1])
+    assert len(lines) == 2
     recorded = json.loads((target / COMPLETE_MARKER).read_text(encoding="utf-8"))["files"]
     assert sorted(recorded) == ["share/data.txt", "tool"]
 
@@ -118,7 +120,8 @@ def test_a_damaged_component_is_named_and_rebuilt(
     damage(target / name)
     _install_again(component, tmp_path)
     assert builds.count == 2
-    assert lines[-2:] == [f"tool v1 in {target} is damaged: {said}; rebuilding it", "installed tool v1 in 0s"]
+    assert lines[-2] == f"tool v1 in {target} is damaged: {said}; rebuilding it"
+    assert re.fullmatch(r"installed tool v1 in \d+s", lines[-1])
     assert os.access(target / "tool", os.X_OK)
     assert (target / "tool").read_bytes() == PROGRAM
     _install_again(component, tmp_path)  # the rebuilt one is intact again

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
@@ -564,15 +565,33 @@ def test_down_with_nothing_running_says_so(settings: Settings, stand_ins: StandI
     assert stand_ins.compose() == []
 
 
-def test_down_volumes_with_the_engine_stopped_does_not_pass_over_the_volumes(settings: Settings, stand_ins: StandIns,
-                                                                            tmp_path: Path) -> None:  # fmt: skip
-    """The volumes live in the engine: with none answering, `down --volumes` starts it to delete them, and where it
-    may not (DOCKER_ENGINE=user) says so, never that nothing was running."""
+def test_down_volumes_with_no_engine_answering_says_the_volumes_are_kept(settings: Settings, stand_ins: StandIns,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """The volumes live in an engine: with none answering (and none of the project's own to start), `down --volumes`
+    says they are kept and how to delete them, never that nothing was running; nothing is installed or started."""
     write_compose(settings, host_architecture(), docker_runtime.compose_file(tmp_path))
-    with pytest.raises(DeployError, match="needs a Docker engine"):
-        docker_runtime.down(settings, tmp_path, volumes=True)
+    (done,) = docker_runtime.down(settings, tmp_path, volumes=True)
+    assert "volumes, if it has any, are kept" in done
+    assert "invoke down --runtime docker --volumes" in done
     assert docker_runtime.down(settings, tmp_path, volumes=False) == [docker_runtime.NOTHING_RUNNING]
     assert stand_ins.compose() == []
+    _nothing_was_installed_or_started(stand_ins)
+
+
+def test_down_volumes_starts_the_projects_own_stopped_engine_that_holds_them(
+    settings: Settings, stand_ins: StandIns, tmp_path: Path
+) -> None:
+    """DOCKER_ENGINE=auto, the project's engine stopped, its data holding volumes: it is started to delete them (the
+    stand-in dockerd fails, so the start's own error is what `down` reports)."""
+    auto = settings.model_copy(update={"docker_engine": "auto"})
+    (docker_engine.engine_files(auto).data / "volumes" / "temporal-dsql_postgresql-data").mkdir(parents=True)
+    write_compose(auto, host_architecture(), docker_runtime.compose_file(tmp_path))
+    if not docker_engine.can_install_packages():
+        pytest.skip("the project starts its own engine only as root on Debian")
+    with pytest.raises(DeployError):
+        docker_runtime.down(auto, tmp_path, volumes=True)
+    assert stand_ins.calls("dockerd") != []  # it tried to start the engine that holds the volumes
+    assert stand_ins.calls("apt-get") == []  # and installed nothing
 
 
 # --- container states -------------------------------------------------------------------------------------------------
@@ -676,7 +695,8 @@ def test_a_database_volume_older_than_this_stack_dirs_password_is_refused(
 ) -> None:  # fmt: skip
     """Two checkouts under one PROJECT_NAME share Compose's volumes: the second's new password would be refused by
     the database the first made, so `up` names the volume, when it was made, and the ways out before starting."""
-    settings = with_local_secrets(make_settings(STACK_DIR=str(tmp_path_factory.mktemp("stack"))), create=True)
+    settings = make_settings(STACK_DIR=str(tmp_path_factory.mktemp("stack")))
+    with_local_secrets(settings, create=True)
     layout = Layout(settings.stack_dir, settings.search_engine)
     assert layout.sql_password.exists()
     if volume_made_s is not None:  # when the volume was made, from the password file's time
@@ -693,3 +713,16 @@ def test_a_database_volume_older_than_this_stack_dirs_password_is_refused(
     assert caught.value.fix is not None
     assert "invoke down --runtime docker --volumes" in caught.value.fix
     assert "PROJECT_NAME" in caught.value.fix
+    # A password the operator set is theirs to keep right: never held against the volume.
+    docker_runtime.check_database_volume(settings.model_copy(update={"temporal_sql_password": SecretStr("x")}), layout)
+
+
+@pytest.mark.parametrize("created", ["", "not a time", "0001-01-01T00:00:00Z"])
+def test_a_database_volume_of_unknown_age_is_not_refused(
+    make_settings: MakeSettings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory, created: str,
+) -> None:  # fmt: skip
+    settings = make_settings(STACK_DIR=str(tmp_path_factory.mktemp("stack")))
+    with_local_secrets(settings, create=True)
+    monkeypatch.setenv("FAKE_VOLUME_CREATED", created)
+    docker_runtime.check_database_volume(settings, Layout(settings.stack_dir, settings.search_engine))

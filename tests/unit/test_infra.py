@@ -151,6 +151,16 @@ def test_deploy_applies_after_confirmation_and_writes_env(aws_env: pytest.Monkey
     assert written.temporal_sql_iam_auth
     assert written.temporal_sql_tls_enabled
     assert not written.sql_is_local
+    # The local stack's smaller pool stays local: the cluster gets the remote default.
+    assert (written.temporal_sql_max_conns, written.temporal_sql_max_idle_conns) == (20, 20)
+
+
+def test_deploy_keeps_a_pool_the_operator_set() -> None:
+    outputs = {"region": REGION, "endpoint": f"abc.dsql.{REGION}.on.aws"}
+    chosen = infra.dsql_env(Settings(_env_file=None, temporal_sql_max_conns=30), outputs)  # type: ignore[call-arg]
+    assert (chosen["TEMPORAL_SQL_MAX_CONNS"], chosen["TEMPORAL_SQL_MAX_IDLE_CONNS"]) == ("30", "30")
+    idle = infra.dsql_env(Settings(_env_file=None, temporal_sql_max_idle_conns=4), outputs)  # type: ignore[call-arg]
+    assert (idle["TEMPORAL_SQL_MAX_CONNS"], idle["TEMPORAL_SQL_MAX_IDLE_CONNS"]) == ("20", "4")
 
 
 def test_summary_names_what_will_be_created() -> None:

@@ -44,7 +44,7 @@ from tests.integration.conftest import require
 
 MakeSettings = Callable[..., Settings]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-SCRATCH_PORT = 25431  # a throwaway PostgreSQL, off the stack's ports
+SCRATCH_PORT = 25433  # a throwaway PostgreSQL, off the stack's ports and test_backend_role's
 
 
 def _mode(path: Path) -> int:

@@ -125,14 +125,21 @@ def test_the_search_engine_check_retries_a_refused_connection_within_its_timeout
         port = probe_port.getsockname()[1]
     check = HealthCheck(HttpProbe(port, "/_cluster/health?wait_for_status=yellow"), timeout_s=3)
     command = _probe_command(make_settings, tmp_path, "elasticsearch", check)
-    server = http.server.HTTPServer(("127.0.0.1", port), _Healthy) if late else None
-    serving = threading.Timer(0.5, server.serve_forever) if server else None
+    servers: list[http.server.HTTPServer] = []
+
+    def serve() -> None:  # the port is bound only now: the first tries are refused
+        servers.append(http.server.HTTPServer(("127.0.0.1", port), _Healthy))
+        servers[0].serve_forever()
+
+    serving = threading.Timer(0.5, serve) if late else None
     if serving:
         serving.start()
     try:
         result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=10, check=False)
     finally:
-        if server:
+        if serving:
+            serving.cancel()  # not started yet: never
+        for server in servers:
             server.shutdown()
             server.server_close()
     assert (result.returncode == 0) is late, result.stderr

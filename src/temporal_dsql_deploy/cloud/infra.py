@@ -71,8 +71,15 @@ DEPLOYED_FIELDS = (
 def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
     """The .env entries that point the stack at the deployed cluster, rendered from settings like any process's."""
     lifetime = settings.temporal_sql_max_conn_lifetime
+    # A pool the operator did not set is the remote default: the local stack's smaller one stays local.
+    pool: dict[str, object] = {}
+    if "temporal_sql_max_conns" not in settings.model_fields_set:
+        pool["temporal_sql_max_conns"] = Settings.model_fields["temporal_sql_max_conns"].default
+    if "temporal_sql_max_idle_conns" not in settings.model_fields_set:
+        pool["temporal_sql_max_idle_conns"] = pool.get("temporal_sql_max_conns", settings.temporal_sql_max_conns)
     deployed = settings.model_copy(
         update={
+            **pool,
             "aws_region": str(outputs["region"]),
             "temporal_sql_host": str(outputs["endpoint"]),
             "temporal_sql_port": DSQL_PORT,

@@ -152,16 +152,19 @@ def _start_dockerd(files: EngineFiles, report: Reporter) -> None:
             # at once (a gRPC client's TXT lookup would otherwise hold its first connection for 10 s).
             "--dns-opt", "timeout:1", "--dns-opt", "attempts:1"]  # fmt: skip
     # Detached: it outlives this command (the stack runs on it) until `down` stops it.
-    spawn(argv, what="dockerd", log=files.log, detached=True)
+    dockerd = spawn(argv, what="dockerd", log=files.log, detached=True)
+    # Until it answers, or exits: a dockerd that stopped at once is not waited for.
     waiting = Retrying(stop=stop_after_delay(ENGINE_START_TIMEOUT_S), wait=wait_fixed(0.5),
-                       retry=retry_if_result(lambda answered: not answered))  # fmt: skip
+                       retry=retry_if_result(lambda answered: not answered and dockerd.alive()))  # fmt: skip
     try:
-        waiting(engine_answers)
+        answered = waiting(engine_answers)
     except RetryError:
+        answered = False
+    if not answered:
         _stop(files)
         tail = files.log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise DeployError(f"dockerd did not answer within {ENGINE_START_TIMEOUT_S}s; its log ends:\n{tail}",
-                          f"see {files.log}") from None  # fmt: skip
+        what = "exited" if not dockerd.alive() else f"did not answer within {ENGINE_START_TIMEOUT_S}s"
+        raise DeployError(f"dockerd {what}; its log ends:\n{tail}", f"see {files.log}") from None
 
 
 def _started_here(files: EngineFiles) -> psutil.Process | None:

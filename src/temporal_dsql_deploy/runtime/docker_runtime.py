@@ -41,6 +41,7 @@ from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.runtime.units.postgresql import DATABASE_VOLUME
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
+from temporal_dsql_deploy.settings.environment import docker_host
 from temporal_dsql_deploy.settings.layout import Layout
 
 UP_TIMEOUT_S = 600
@@ -120,8 +121,8 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
     # STACK_DIR holds the stack's generated secrets: the product's (so `cleanup` may delete it) and owner-only.
     make_owned_dir(layout.root, project_root=project_root, mode=0o700)
     make_owned_dir(layout.all_data, project_root=project_root, mode=0o700)
-    settings = with_local_secrets(settings, create=True)
-    check_database_volume(settings, layout)
+    loaded, settings = settings, with_local_secrets(settings, create=True)
+    check_database_volume(loaded, layout)
     build_stack_images(settings, project_root, arch, report)
     write_secret_files(settings)
     path = write_compose(settings, arch, compose_file(project_root))
@@ -133,29 +134,35 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
 
 
 CLOCK_SLACK_S = 2  # the engine's clock is this host's; file times and the volume's differ by rounding only
+MEANINGFUL_YEAR = 2000  # a creation time before it is a driver's zero value
 
 
 def check_database_volume(settings: Settings, layout: Layout) -> None:
-    """Refuse a database volume older than the password this STACK_DIR holds for it: another stack under the same
-    PROJECT_NAME made it (another checkout, or this one before its STACK_DIR was emptied) with another password,
-    which every service would find refused."""
+    """Refuse a database volume older than the password file this STACK_DIR holds for it (`settings` as loaded: a
+    password the operator set is never held against it). Made before that password existed, the database in it has
+    another one and would refuse every service: another checkout's stack under the same PROJECT_NAME made it, or
+    this one before its STACK_DIR was emptied (or copied without its file times)."""
     password = layout.sql_password
-    if not settings.sql_is_local or not password.exists():
-        return  # a password the operator set, or a database elsewhere: nothing here to hold it against
+    if not settings.sql_is_local or settings.temporal_sql_password is not None or not password.exists():
+        return
     volume = f"{settings.project_name}_{DATABASE_VOLUME}"
     found = run_program(["docker", "volume", "inspect", "--format", "{{.CreatedAt}}", volume],
                         what="docker volume inspect", fix="check `docker info`", timeout_s=60)  # fmt: skip
-    if found.returncode != 0:
-        return  # not made yet: this up makes it with this password
-    created = dt.datetime.fromisoformat(found.stdout.strip())
+    try:
+        created = dt.datetime.fromisoformat(found.stdout.strip()) if found.returncode == 0 else None
+    except ValueError:  # a volume driver that records no time: nothing to compare
+        created = None
+    if created is None or created.year < MEANINGFUL_YEAR:
+        return  # not made yet (this up makes it with this password), or of unknown age
     if password.stat().st_mtime <= created.timestamp() + CLOCK_SLACK_S:
         return
-    raise DeployError(f"the Docker volume {volume} was made at {created:%Y-%m-%d %H:%M:%S %Z} by another stack named "
-                      f"{settings.project_name!r}, before this STACK_DIR's database password ({password}) existed, "
-                      "so its database would refuse this stack's services",
-                      f"stop that stack with `invoke down --runtime docker --volumes` in its checkout (or, if that "
-                      f"checkout is gone, `docker volume rm {volume}`, which deletes its data), or give this checkout "
-                      "a PROJECT_NAME of its own")  # fmt: skip
+    raise DeployError(f"the Docker volume {volume} was made at {created:%Y-%m-%d %H:%M:%S %Z}, before this "
+                      f"STACK_DIR's database password ({password}), so the database in it has another password and "
+                      "would refuse this stack's services",
+                      "if another checkout's stack made it, stop that one with `invoke down --runtime docker "
+                      "--volumes` there, or give this checkout a PROJECT_NAME of its own; if this STACK_DIR was "
+                      "restored or copied without its file times, restore them (`cp -a`, `rsync -t`); "
+                      f"`docker volume rm {volume}` deletes that database")  # fmt: skip
 
 
 def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
@@ -172,20 +179,35 @@ def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
 
 def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
     done = []
-    if volumes and compose_file(project_root).exists() and not docker_engine.engine_answers():
-        # The volumes are the engine's: one stopped since is started (and stopped again below) to delete them.
-        docker_engine.ensure_engine(settings, lambda _message: None)
-    if docker_engine.engine_answers() and compose_file(project_root).exists():
-        # --remove-orphans: containers of services the current settings no longer render go too.
-        _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
-                 what="docker compose down", timeout_s=300)  # fmt: skip
-        done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
-    if volumes:  # kept otherwise: a generated secret (Grafana's password) must match what its volume holds
-        shutil.rmtree(secrets_dir(settings), ignore_errors=True)
-    engine = docker_engine.stop_engine_started_here(settings)
+    try:
+        if volumes and compose_file(project_root).exists() and _volumes_in_our_stopped_engine(settings):
+            # The volumes are in the engine the project runs, stopped since: started again to delete them (and
+            # stopped again below); no engine is installed for this.
+            docker_engine.ensure_engine(settings, lambda _message: None)
+        if docker_engine.engine_answers() and compose_file(project_root).exists():
+            # --remove-orphans: containers of services the current settings no longer render go too.
+            _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
+                     what="docker compose down", timeout_s=300)  # fmt: skip
+            done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
+        elif volumes and compose_file(project_root).exists():
+            done.append("no Docker engine answers, so the stack's volumes, if it has any, are kept: start the engine "
+                        "that holds them and run `invoke down --runtime docker --volumes` again")  # fmt: skip
+        if volumes:  # kept otherwise: a generated secret (Grafana's password) must match what its volume holds
+            shutil.rmtree(secrets_dir(settings), ignore_errors=True)
+    finally:
+        engine = docker_engine.stop_engine_started_here(settings)
     if engine:
         done.append(engine)
     return done or [NOTHING_RUNNING]
+
+
+def _volumes_in_our_stopped_engine(settings: Settings) -> bool:
+    """Whether the project's own engine (DOCKER_ENGINE=auto, no DOCKER_HOST, installed) is stopped and its data
+    holds volumes: then `down --volumes` can reach them only by starting it."""
+    volumes = docker_engine.engine_files(settings).data / "volumes"
+    return (settings.docker_engine == "auto" and docker_host() is None
+            and shutil.which("dockerd") is not None and not docker_engine.engine_answers()
+            and any(path.is_dir() for path in volumes.glob("*")))  # fmt: skip
 
 
 def states(settings: Settings, project_root: Path) -> list[ContainerState]:

@@ -44,8 +44,13 @@ _RETRY_STEP_S = 0.2
 
 
 def _retrying(argv: list[str], check: HealthCheck) -> str:
-    attempts = int((check.timeout_s - 1) / _RETRY_STEP_S)
-    return f"for _ in $(seq {attempts}); do {shlex.join(argv)} && exit 0; sleep {_RETRY_STEP_S}; done; exit 1"
+    """`argv` again until it passes or a second before the check's timeout (bash's SECONDS), so the check ends by
+    itself, never killed by the supervisor."""
+    budget_s = max(1, check.timeout_s - 1)
+    return (
+        f"end=$((SECONDS + {budget_s})); until {shlex.join(argv)}; do "
+        f"[ $SECONDS -ge $end ] && exit 1; sleep {_RETRY_STEP_S}; done"
+    )
 
 
 def _probe(check: HealthCheck, settings: Settings, paths: Paths) -> dict[str, Any]:
@@ -58,13 +63,16 @@ def _probe(check: HealthCheck, settings: Settings, paths: Paths) -> dict[str, An
             initial_delay_s = 1  # checked by the supervisor itself, once a period: the first check a second in
         else:  # process-compose's http_get takes no query string: the check in Python, retried in the one
             url = f"http://{LOCALHOST}:{probe.port}{probe.path}"  # interpreter within its timeout
-            fetch = (f"import time, urllib.request\nend = time.monotonic() + {check.timeout_s - 1}\n"
-                     f"while True:\n    try:\n        urllib.request.urlopen({url!r}, timeout={check.timeout_s})\n"
-                     f"        break\n    except OSError:\n        if time.monotonic() > end:\n            raise\n"
+            budget_s = max(1, check.timeout_s - 1)
+            fetch = (f"import http.client, time, urllib.request\nend = time.monotonic() + {budget_s}\n"
+                     f"while True:\n    try:\n        urllib.request.urlopen({url!r}, timeout={budget_s})\n"
+                     f"        break\n    except (OSError, http.client.HTTPException):\n"
+                     f"        if time.monotonic() > end:\n            raise\n"
                      f"        time.sleep({_RETRY_STEP_S})")  # fmt: skip
             target = {"exec": {"command": shlex.join([sys.executable, "-c", fetch])}}
     elif isinstance(probe, GrpcProbe):
-        argv = [str(paths.grpc_health_probe), f"-addr={LOCALHOST}:{probe.port}"]
+        # One connect attempt a try (its default blocks a whole second on a port nothing listens on yet).
+        argv = [str(paths.grpc_health_probe), f"-addr={LOCALHOST}:{probe.port}", "-connect-timeout=300ms"]
         if probe.service:
             argv.append(f"-service={probe.service}")
         target = {"exec": {"command": _retrying(argv, check)}}

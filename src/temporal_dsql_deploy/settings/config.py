@@ -438,10 +438,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
-        if "temporal_sql_max_conns" not in self.model_fields_set and self.sql_is_local:
+        derived = {"temporal_sql_max_conns", "temporal_sql_max_idle_conns"} - self.model_fields_set
+        if "temporal_sql_max_conns" in derived and self.runs_local_database:
             self.temporal_sql_max_conns = LOCAL_SQL_MAX_CONNS
         if self.temporal_sql_max_idle_conns is None:
             self.temporal_sql_max_idle_conns = self.temporal_sql_max_conns
+        # Defaults worked out here are not the operator's: `invoke deploy` writes the remote ones instead.
+        self.__pydantic_fields_set__ -= derived
         idle = self.temporal_sql_max_idle_conns
         problems = [*self._connection_problems(idle), *self._credential_problems(), *self._port_problems(),
                     *self._host_problems()]  # fmt: skip
@@ -451,8 +454,10 @@ class Settings(BaseSettings):
 
     def _connection_problems(self, idle: int) -> Iterable[str]:
         if idle > self.temporal_sql_max_conns:
-            yield (f"TEMPORAL_SQL_MAX_IDLE_CONNS={idle} is above TEMPORAL_SQL_MAX_CONNS={self.temporal_sql_max_conns}; "
-                   "idle connections are part of the pool")  # fmt: skip
+            pool = f"TEMPORAL_SQL_MAX_CONNS={self.temporal_sql_max_conns}"
+            if "temporal_sql_max_conns" not in self.model_fields_set:
+                pool += " (its default against the local stack's own database)"
+            yield (f"TEMPORAL_SQL_MAX_IDLE_CONNS={idle} is above {pool}; idle connections are part of the pool")
         if self.temporal_sql_iam_auth and not self.temporal_sql_tls_enabled:
             yield ("TEMPORAL_SQL_IAM_AUTH=true needs TEMPORAL_SQL_TLS_ENABLED=true; IAM tokens must not cross the "
                    "network in clear text")  # fmt: skip
