@@ -37,6 +37,7 @@ from temporal_dsql_deploy.runtime.render_compose import compose_secrets, write_c
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
 from temporal_dsql_deploy.settings.layout import Layout
+from tests.integration.conftest import require
 from tests.unit.conftest import assert_clear_error, run_task
 
 MakeSettings = Callable[..., Settings]
@@ -586,8 +587,7 @@ def test_down_volumes_starts_the_projects_own_stopped_engine_that_holds_them(
     auto = settings.model_copy(update={"docker_engine": "auto"})
     (docker_engine.engine_files(auto).data / "volumes" / "temporal-dsql_postgresql-data").mkdir(parents=True)
     write_compose(auto, host_architecture(), docker_runtime.compose_file(tmp_path))
-    if not docker_engine.can_install_packages():
-        pytest.skip("the project starts its own engine only as root on Debian")
+    require(docker_engine.can_install_packages(), "the project starts its own engine only as root on Debian")
     with pytest.raises(DeployError):
         docker_runtime.down(auto, tmp_path, volumes=True)
     assert stand_ins.calls("dockerd") != []  # it tried to start the engine that holds the volumes

@@ -179,17 +179,20 @@ def _wait_for_one_shots(settings: Settings, project_root: Path) -> None:
 
 def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
     done = []
+    rendered = compose_file(project_root).exists()
+    answers = rendered and docker_engine.engine_answers()
     try:
-        if volumes and compose_file(project_root).exists() and _volumes_in_our_stopped_engine(settings):
+        if volumes and rendered and not answers and _our_engine_holds_volumes(settings):
             # The volumes are in the engine the project runs, stopped since: started again to delete them (and
             # stopped again below); no engine is installed for this.
             docker_engine.ensure_engine(settings, lambda _message: None)
-        if docker_engine.engine_answers() and compose_file(project_root).exists():
+            answers = True
+        if answers:
             # --remove-orphans: containers of services the current settings no longer render go too.
             _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
                      what="docker compose down", timeout_s=300)  # fmt: skip
             done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
-        elif volumes and compose_file(project_root).exists():
+        elif volumes and rendered:
             done.append("no Docker engine answers, so the stack's volumes, if it has any, are kept: start the engine "
                         "that holds them and run `invoke down --runtime docker --volumes` again")  # fmt: skip
         if volumes:  # kept otherwise: a generated secret (Grafana's password) must match what its volume holds
@@ -201,12 +204,11 @@ def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
     return done or [NOTHING_RUNNING]
 
 
-def _volumes_in_our_stopped_engine(settings: Settings) -> bool:
-    """Whether the project's own engine (DOCKER_ENGINE=auto, no DOCKER_HOST, installed) is stopped and its data
-    holds volumes: then `down --volumes` can reach them only by starting it."""
+def _our_engine_holds_volumes(settings: Settings) -> bool:
+    """Whether the project's own engine (DOCKER_ENGINE=auto, no DOCKER_HOST, installed), asked about once it does not
+    answer, holds volumes in its data: then `down --volumes` reaches them only by starting it."""
     volumes = docker_engine.engine_files(settings).data / "volumes"
-    return (settings.docker_engine == "auto" and docker_host() is None
-            and shutil.which("dockerd") is not None and not docker_engine.engine_answers()
+    return (settings.docker_engine == "auto" and docker_host() is None and shutil.which("dockerd") is not None
             and any(path.is_dir() for path in volumes.glob("*")))  # fmt: skip
 
 
