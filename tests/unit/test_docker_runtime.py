@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -203,6 +204,46 @@ def test_an_engine_that_answers_is_used_as_it_is(make_settings: MakeSettings, st
     monkeypatch.setenv("FAKE_DOCKER_ENGINE", "1")
     docker_engine.ensure_engine(make_settings(DOCKER_ENGINE=mode), lambda _message: None)
     assert [call["argv"] for call in stand_ins.calls()] == [["info"]]
+
+
+def _unix_socket(path: Path, *, listening: bool) -> socket.socket:
+    """A Unix socket at `path`; bound only (what a killed engine leaves: nobody listens), or listening."""
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound.bind(str(path))
+    if listening:
+        bound.listen()
+    return bound
+
+
+@pytest.mark.parametrize("left", ["killed-engine", "listening", "not-a-socket"])
+def test_a_socket_nobody_listens_on_is_removed_and_any_other_is_refused(
+    make_settings: MakeSettings, stand_ins: StandIns, monkeypatch: pytest.MonkeyPatch, standard_socket: Path,
+    left: str,
+) -> None:  # fmt: skip
+    """DOCKER_ENGINE=auto, no engine answers, something at the standard socket that is not the project's engine: a
+    socket no process listens on is removed and the engine started (the stand-in dockerd exits, so the start's own
+    error follows); a socket something listens on, or a file that is no socket, is left to its owner."""
+    monkeypatch.setattr(docker_engine, "can_install_packages", lambda: True)
+    settings = make_settings(DOCKER_ENGINE="auto", CACHE_DIR=str(stand_ins.bin.parent / "cache"))
+    held = None
+    if left == "not-a-socket":
+        standard_socket.write_text("", encoding="utf-8")
+    else:
+        held = _unix_socket(standard_socket, listening=left == "listening")
+    said: list[str] = []
+    with pytest.raises(DeployError) as refused:
+        docker_engine.ensure_engine(settings, said.append)
+    if held is not None:
+        held.close()
+    if left == "killed-engine":
+        assert "dockerd exited" in refused.value.problem
+        assert not standard_socket.exists()
+        assert any("no process listens on it" in line for line in said)
+        assert stand_ins.calls("dockerd") != []
+    else:
+        assert f"{standard_socket} exists but no engine answers on it" in refused.value.problem
+        assert standard_socket.exists()
+        _nothing_was_installed_or_started(stand_ins)
 
 
 def test_the_engine_setting_takes_only_its_two_values(make_settings: MakeSettings) -> None:

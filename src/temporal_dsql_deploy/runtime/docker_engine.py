@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +135,12 @@ def ensure_engine(settings: Settings, report: Reporter) -> None:
                           "`invoke up --runtime docker` installs and starts Debian's docker.io itself")  # fmt: skip
     files = engine_files(settings)
     if STANDARD_SOCKET.exists() and _started_here(files) is None:
-        raise DeployError(f"{STANDARD_SOCKET} exists but no engine answers on it ({why})",
-                          "start the Docker engine that owns it; if none does, remove the stale socket")  # fmt: skip
+        if not _nothing_listens_on(STANDARD_SOCKET):
+            raise DeployError(f"{STANDARD_SOCKET} exists but no engine answers on it ({why})",
+                              "start the Docker engine that serves it; if it is no engine's, move it away")  # fmt: skip
+        # What an engine killed outright leaves (a crash, a machine stopped mid-run): no process holds it.
+        report(f"removing {STANDARD_SOCKET}: no process listens on it (left by an engine that was killed)")
+        STANDARD_SOCKET.unlink(missing_ok=True)
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         report(f"installing Debian's {ENGINE_PACKAGE} (first time only)")
         apt_install((ENGINE_PACKAGE,))
@@ -165,6 +171,22 @@ def _start_dockerd(files: EngineFiles, report: Reporter) -> None:
         tail = files.log.read_text(encoding="utf-8", errors="replace")[-2000:]
         what = "exited" if not dockerd.alive() else f"did not answer within {ENGINE_START_TIMEOUT_S}s"
         raise DeployError(f"dockerd {what}; its log ends:\n{tail}", f"see {files.log}") from None
+
+
+def _nothing_listens_on(path: Path) -> bool:
+    """True when `path` is a Unix socket no process listens on (a connection is refused), so removing it takes
+    nothing from anyone; an engine that is there but busy or broken is left to its owner."""
+    try:
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(ENGINE_CHECK_TIMEOUT_S)
+            probe.connect(str(path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _started_here(files: EngineFiles) -> psutil.Process | None:
