@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "go", "unit", "arch", "integration", "faults", "containers"]
+nox.options.sessions = ["lint", "typecheck", "go", "unit", "chart", "arch", "integration", "faults", "containers"]
 
 ARCHITECTURES = ["amd64", "arm64"]
 GO_MODULES = ["dsql-local", "server"]
@@ -68,6 +68,15 @@ def unit(session: nox.Session) -> None:
     one worker (a file's module-scoped fixtures, such as a scratch PostgreSQL on a fixed port, are made once)."""
     install(session, "test")
     session.run("pytest", "--numprocesses=auto", "--dist=loadfile", "tests/unit", *session.posargs)
+
+
+@nox.session
+def chart(session: nox.Session) -> None:
+    """The Helm chart generated from the service model, offline: helm lint and template for several value sets, every
+    manifest against Kubernetes' strict schemas (three minor releases), helm-unittest's suites (helm and
+    helm-unittest pinned, built once into the cache)."""
+    install(session, "test")
+    session.run("pytest", "-m", "chart", "tests/chart", *session.posargs)
 
 
 # Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with

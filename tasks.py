@@ -43,6 +43,34 @@ def compose(c: Context, arch: str | None = None, output: str | None = None) -> N
     cli.say(f"wrote {path} for linux/{target}")
 
 
+LOAD = flags.Amount("--workflows-per-second", 0.1, 100_000, "workflows per second")
+
+
+@task(
+    help={
+        "output": OUTPUT.help("The directory to write the chart to (new, empty, or one this task wrote)", "chart"),
+        "workflows_per_second": LOAD.help(
+            "Size the chart for this load: hosts per role, history shards and pools "
+            "from measured per-host capacity, refused past DSQL's quotas (prints the "
+            "plan)",
+            "the hosts of TEMPORAL_*_HOSTS",
+        ),
+        "render": "Also run helm (pinned, built on first use): `helm lint --strict`, then `helm template` with the "
+        "chart's defaults into OUTPUT/rendered/ (example values for what only you know, e.g. the cluster endpoint).",
+    }
+)
+@cli.reported
+def chart(c: Context, output: str | None = None, render: bool = False, workflows_per_second: str | None = None) -> None:
+    """Write the Helm chart of Temporal on DSQL, generated from the service model."""
+    settings = cli.settings_for(ROOT)
+    load = None if workflows_per_second is None else LOAD.parse(workflows_per_second)
+    written = operations.chart(
+        settings, ROOT, Path(OUTPUT.parse(output) or ROOT / "chart"), render=render, workflows_per_second=load
+    )
+    for line in written:
+        cli.say(line)
+
+
 @task(
     help={
         "source": SOURCE.help("A temporal-dsql source checkout to build instead of the pinned upstream module"),
@@ -360,6 +388,7 @@ schema = Collection("schema", schema_setup, schema_update, schema_validate, sche
 es = Collection("es", es_setup)
 namespace = Collection(
     compose,
+    chart,
     docs,
     build,
     deploy,

@@ -21,6 +21,9 @@ from temporal_dsql_deploy.database.schema import (
 )
 from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.kubernetes.chart import chart_values, write_chart
+from temporal_dsql_deploy.kubernetes.render import render as render_chart
+from temporal_dsql_deploy.kubernetes.sizing import plan as size_for
 from temporal_dsql_deploy.observability.top import watch
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
@@ -200,3 +203,25 @@ def schema_translate(settings: Settings, project_root: Path) -> None:
         listed = "\n".join(f"  - {finding}" for finding in findings)
         raise DeployError(f"the translation still has statements DSQL refuses:\n{listed}", "extend dsql_schema.py")
     cli.say("dsql-lint and the key-type check pass on it")
+
+
+def chart(settings: Settings, project_root: Path, output: Path, *, render: bool,
+          workflows_per_second: float | None = None) -> list[str]:  # fmt: skip
+    """Write the chart (sized for `workflows_per_second` if given; with `render`, linted and rendered with helm);
+    what was done, line by line."""
+    done: list[str] = []
+    sized = None
+    if workflows_per_second is not None:
+        lifetime = settings.temporal_sql_max_conn_lifetime.total_seconds()
+        pool = chart_values(settings)["server"]["config"]["persistence"]["default"]["sql"]["maxConns"]
+        sized = size_for(workflows_per_second, pool, lifetime)
+        done += sized.lines()
+    written = write_chart(settings, output, sized)
+    done.append(f"wrote the Helm chart to {written} (Temporal {settings.temporal_version})")
+    if render:
+        rendered = render_chart(settings, written, Installer(_report, project_root=project_root))
+        done.append(f"helm lint --strict passed; {rendered.documents} manifests in {rendered.manifests}")
+        if rendered.examples is not None:
+            done.append(f"rendered with example values for what this checkout does not know: {rendered.examples}; "
+                        "install with your own (`helm install temporal DIR -f my-values.yaml`)")  # fmt: skip
+    return done

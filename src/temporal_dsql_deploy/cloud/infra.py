@@ -68,20 +68,21 @@ DEPLOYED_FIELDS = (
 )  # fmt: skip
 
 
-def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
-    """The .env entries that point the stack at the deployed cluster, rendered from settings like any process's."""
+def as_cluster(settings: Settings, region: str, endpoint: str) -> Settings:
+    """The settings as Temporal on a DSQL cluster in AWS sees them: its endpoint, IAM tokens over TLS as admin (the
+    services as their own role), the remote pool unless the operator set one (the local stack's smaller one stays
+    local), and a connection lifetime DSQL allows."""
     lifetime = settings.temporal_sql_max_conn_lifetime
-    # A pool the operator did not set is the remote default: the local stack's smaller one stays local.
     pool: dict[str, object] = {}
     if "temporal_sql_max_conns" not in settings.model_fields_set:
         pool["temporal_sql_max_conns"] = Settings.model_fields["temporal_sql_max_conns"].default
     if "temporal_sql_max_idle_conns" not in settings.model_fields_set:
         pool["temporal_sql_max_idle_conns"] = pool.get("temporal_sql_max_conns", settings.temporal_sql_max_conns)
-    deployed = settings.model_copy(
+    return settings.model_copy(
         update={
             **pool,
-            "aws_region": str(outputs["region"]),
-            "temporal_sql_host": str(outputs["endpoint"]),
+            "aws_region": region,
+            "temporal_sql_host": endpoint,
             "temporal_sql_port": DSQL_PORT,
             "temporal_sql_user": DSQL_ADMIN_USER,
             "temporal_sql_database": DSQL_DATABASE,
@@ -93,6 +94,11 @@ def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
             DEFAULT_CONN_LIFETIME,
         }
     )  # fmt: skip
+
+
+def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
+    """The .env entries that point the stack at the deployed cluster, rendered from settings like any process's."""
+    deployed = as_cluster(settings, str(outputs["region"]), str(outputs["endpoint"]))
     rendered = settings_environment(deployed, DEPLOYED_FIELDS)
     return {name: value for name, value in rendered.items() if isinstance(value, str)}
 

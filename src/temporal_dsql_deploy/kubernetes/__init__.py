@@ -1,0 +1,1 @@
+"""Kubernetes: the Helm chart generated from the service model, and its checks."""
