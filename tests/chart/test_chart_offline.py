@@ -194,7 +194,8 @@ def test_secrets_are_only_referenced(settings: Settings, installer: Installer, c
 @pytest.mark.parametrize(
     ("values", "named"),
     [
-        ({"server": {"history": {"replicaCount": 600}}}, "server.history.replicaCount 600 is more than"),
+        ({"server": {"history": {"replicaCount": 200}, "config": {"numHistoryShards": 100}}},
+         "server.history.replicaCount 200 is more than server.config.numHistoryShards 100"),
         ({"server": {"history": {"replicas": 3}}}, "replicas"),  # a typo: the values schema refuses it
         ({"server": {"config": {"persistence": {"default": {"sql": {"host": ""}}}}}},
          "set server.config.persistence.default.sql.host"),
