@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,24 @@ def test_pods_run_unprivileged_and_read_only_with_grpc_probes_and_zone_spread(
         assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
     frontend = _named(documents, "Deployment", "-frontend")["spec"]["template"]["spec"]["containers"][0]
     assert frontend["readinessProbe"]["grpc"]["service"] == "temporal.api.workflowservice.v1.WorkflowService"
+    worker = _named(documents, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert worker["livenessProbe"]["grpc"]["service"] == "temporal.api.workflowservice.v1.WorkerService"
+    assert _env(frontend)["GOMEMLIMIT"] == {"resourceFieldRef": {"resource": "limits.memory"}}
+
+
+def test_the_network_policies_open_the_frontend_to_the_namespace_and_the_rest_to_the_release(
+    settings: Settings, installer: Installer, chart: Path, tmp_path: Path
+) -> None:
+    documents = _render(settings, installer, chart, tmp_path, "one-host-each")
+    release = _named(documents, "NetworkPolicy", "-release")["spec"]
+    frontend = _named(documents, "NetworkPolicy", "-frontend")["spec"]
+    assert release["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "temporal"
+    assert release["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "temporal"
+    assert release["ingress"][1]["ports"] == [{"port": "metrics"}]
+    assert frontend["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "frontend"
+    assert frontend["ingress"] == [{"ports": [{"port": "grpc"}, {"port": "http"}], "from": [{"podSelector": {}}]}]
+    named_ports = {port["name"] for pod in _pods(documents).values() for port in pod["containers"][0].get("ports", [])}
+    assert {"grpc", "http", "metrics"} <= named_ports
 
 
 def test_setup_jobs_are_hooks_in_order_as_the_admin_identity(
@@ -166,7 +186,12 @@ def test_setup_jobs_are_hooks_in_order_as_the_admin_identity(
     hooks = {name: (job["metadata"]["annotations"]["helm.sh/hook"], int(job["metadata"]["annotations"]
              ["helm.sh/hook-weight"])) for name, job in jobs.items()}  # fmt: skip
     assert hooks["schema-setup"][0] == hooks["es-setup"][0] == "pre-install,pre-upgrade"
+    assert hooks["es-setup"][1] < hooks["schema-setup"][1]  # the model's order
     assert hooks["namespace-setup"][0] == "post-install,post-upgrade"
+    namespace_pod = jobs["namespace-setup"]["spec"]["template"]["spec"]
+    frontend_service = _named(documents, "Service", "-frontend")["metadata"]["name"]
+    assert _env(namespace_pod["containers"][0])["TEMPORAL_FRONTEND_HOST"] == frontend_service
+    assert namespace_pod["serviceAccountName"] == _named(documents, "ServiceAccount", "-server")["metadata"]["name"]
     account = _named(documents, "ServiceAccount", "-setup")
     assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < min(w for _, w in hooks.values())
     schema_pod = jobs["schema-setup"]["spec"]["template"]["spec"]
@@ -178,17 +203,58 @@ def test_setup_jobs_are_hooks_in_order_as_the_admin_identity(
     assert server_pod["serviceAccountName"] != account["metadata"]["name"]
 
 
-def test_secrets_are_only_referenced(settings: Settings, installer: Installer, chart: Path, tmp_path: Path) -> None:
-    for name in ("autoscaling-tls-secrets", "postgresql-password", "opensearch"):
-        documents = _render(settings, installer, chart, tmp_path, name)
-        assert list(_of_kind(documents, "Secret")) == []
-        for pod in [d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Deployment", "Job")]:
-            env = _env(pod["containers"][0])
-            assert not any(key.endswith("PASSWORD") for key in env), sorted(env)
-            secrets = {volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
-            files = {key: value for key, value in env.items() if key.endswith("PASSWORD_FILE")}
-            assert len(files) == len(secrets) >= 1, (files, secrets)
-            assert all(value.startswith("/run/secrets/") for value in files.values())
+def _pods(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each Deployment's and Job's pod spec by its name less the release's prefix (history, schema-setup, ...)."""
+    return {d["metadata"]["name"].split("temporal-dsql-", 1)[1]: d["spec"]["template"]["spec"]
+            for d in documents if d["kind"] in ("Deployment", "Job")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("postgresql-password", {"schema-setup": {"pg-credentials"}, "es-setup": set(), "namespace-setup": set(),
+                                 "history": {"pg-credentials"}, "worker": {"pg-credentials"}}),
+        ("opensearch", {"schema-setup": set(), "es-setup": {"search-credentials"}, "namespace-setup": set(),
+                        "frontend": {"search-credentials"}}),
+    ],
+)  # fmt: skip
+def test_secrets_are_only_referenced_and_only_where_needed(settings: Settings, installer: Installer, chart: Path,
+                                                           tmp_path: Path, name: str,
+                                                           needs: dict[str, set[str]]) -> None:  # fmt: skip
+    documents = _render(settings, installer, chart, tmp_path, name)
+    assert list(_of_kind(documents, "Secret")) == []
+    pods = _pods(documents)
+    for workload, secrets in needs.items():
+        pod = pods[workload]
+        env = _env(pod["containers"][0])
+        assert not any(key.endswith("PASSWORD") for key in env), sorted(env)
+        mounted = {volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
+        assert mounted == secrets, workload
+        files = [value for key, value in env.items() if key.endswith("PASSWORD_FILE")]
+        assert len(files) == len(secrets), workload
+        assert all(value.startswith("/run/secrets/") for value in files)
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_every_workloads_environment_is_one_its_program_accepts(
+    settings: Settings, installer: Installer, chart: Path, tmp_path: Path, name: str
+) -> None:
+    """What each container gets (its variables, the image's own, a file's secret as the entrypoint reads it) loaded
+    the way `temporal-dsql-deploy` and the server's settings load it: accepted, or the release would fail at the
+    cluster. Pods take no variables from the namespace's Services (TEMPORAL_FRONTEND_PORT=tcp://... would be read)."""
+    image = {"TEMPORAL_VERSION": chart_values(settings)["server"]["image"]["tag"],
+             "CACHE_DIR": "/opt/temporal-dsql-deploy/cache", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    for workload, pod in _pods(_render(settings, installer, chart, tmp_path, name)).items():
+        assert pod["enableServiceLinks"] is False, workload
+        variables = {key: value for key, value in _env(pod["containers"][0]).items() if isinstance(value, str)}
+        for key in [key for key in variables if key.endswith("_FILE") and variables[key].startswith("/run/secrets/")]:
+            variables[key.removesuffix("_FILE")] = "a-password"
+            del variables[key]
+        loaded = subprocess.run([sys.executable, "-c", "from temporal_dsql_deploy.settings.config import "
+                                 "load_settings_from_environment as load; load()"],
+                                env={**image, **variables}, cwd=tmp_path, capture_output=True, text=True,
+                                check=False, timeout=60)  # fmt: skip
+        assert loaded.returncode == 0, f"{name}: {workload}'s environment is refused:\n{loaded.stderr[-1500:]}"
 
 
 @pytest.mark.parametrize(
@@ -196,10 +262,15 @@ def test_secrets_are_only_referenced(settings: Settings, installer: Installer, c
     [
         ({"server": {"history": {"replicaCount": 200}, "config": {"numHistoryShards": 100}}},
          "server.history.replicaCount 200 is more than server.config.numHistoryShards 100"),
-        ({"server": {"history": {"replicas": 3}}}, "replicas"),  # a typo: the values schema refuses it
+        ({"server": {"history": {"replicas": 3}}}, "additional properties 'replicas' not allowed"),  # a typo
         ({"server": {"config": {"persistence": {"default": {"sql": {"host": ""}}}}}},
          "set server.config.persistence.default.sql.host"),
         ({"schema": {"servicePrincipalArn": ""}}, "set schema.servicePrincipalArn"),
+        ({"elasticsearch": {"existingSecret": "search-credentials"}}, "/elasticsearch"),  # a password with no user
+        ({"server": {"config": {"persistence": {"default": {"sql": {"maxConnLifetime": "2h"}}}}}}, "maxConnLifetime"),
+        ({"server": {"config": {"persistence": {"default": {"sql": {"maxIdleConns": 30}}}}}},
+         "maxIdleConns 30 is more than maxConns 20"),
+        ({"server": {"image": {"tag": "latest"}}}, "server.image.tag latest is not Temporal 1.32.2"),
     ],
 )  # fmt: skip
 def test_a_values_mistake_is_refused_by_helm_naming_the_value(settings: Settings, installer: Installer, chart: Path,

@@ -18,6 +18,7 @@ from temporal_dsql_deploy.kubernetes.chart import (
     PRINCIPAL_PLACEHOLDER,
     PRODUCTION_SHARDS,
     SET_BY_HELPERS,
+    SET_BY_IMAGE,
     chart_settings,
     chart_values,
     environment_templates,
@@ -37,7 +38,9 @@ DEPLOYED = {"TEMPORAL_SQL_HOST": "abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.a
 
 
 def _defines(text: str) -> dict[str, str]:
-    return dict(re.findall(r'\{\{- define "([^"]+)" -?\}\}(.*?)\{\{- end \}\}', text, flags=re.S))
+    """Each named template's body (up to its last `end`: a body may hold `with ... end` blocks)."""
+    parts = re.split(r'\{\{- define "([^"]+)" -?\}\}', text)[1:]
+    return {name: body.rsplit("{{- end }}", 1)[0] for name, body in zip(parts[::2], parts[1::2], strict=True)}
 
 
 def _variables(body: str) -> set[str]:
@@ -55,7 +58,7 @@ def test_every_variable_the_model_gives_a_workload_is_in_its_chart_environment(m
     for workload in chosen:
         container = unit_of(workload.service).container(workload.service, settings)
         expected = set(workload.service.environment) | set(container.environment)
-        assert _variables(defines[f"temporal-dsql.env.{workload.name}"]) == expected - SET_BY_HELPERS, workload.name
+        assert _variables(defines[f"temporal-dsql.env.{workload.name}"]) == expected - SET_BY_HELPERS - SET_BY_IMAGE
     assert defines["temporal-dsql.roles"] == "history matching frontend worker"
 
 
@@ -116,7 +119,7 @@ def test_history_has_no_autoscaler_and_each_role_its_health_service(make_setting
     assert "autoscaling" not in server["history"]
     assert all(server[role]["autoscaling"]["enabled"] is False for role in ("matching", "frontend", "worker"))
     assert server["frontend"]["health"]["service"] == "temporal.api.workflowservice.v1.WorkflowService"
-    assert server["worker"]["health"]["service"] == ""
+    assert server["worker"]["health"]["service"] == "temporal.api.workflowservice.v1.WorkerService"
     assert server["history"]["resources"]["limits"]["memory"] == server["history"]["resources"]["requests"]["memory"]
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from temporal_dsql_deploy.cloud.infra import as_cluster
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.kubernetes.sizing import Plan
+from temporal_dsql_deploy.kubernetes.sizing import AUTOSCALING_FACTOR, Plan
 from temporal_dsql_deploy.kubernetes.values_schema import values_schema
 from temporal_dsql_deploy.owned_paths import MARKER
 from temporal_dsql_deploy.runtime.model import (
@@ -39,6 +39,7 @@ from temporal_dsql_deploy.settings.environment import EnvValue, SecretRef
 
 CHART_NAME = "temporal-dsql"
 RENDERED_DIR = "rendered"  # `invoke chart --render`'s output in the chart's directory, not part of the package
+GENERATED = ("templates", "files", RENDERED_DIR, "Chart.yaml", "values.yaml", "values.schema.json", ".helmignore")
 CHART_VERSION = "0.1.0"  # the product's version (pyproject)
 # Production defaults where the local stack's differ: shards are fixed when the schema is first used.
 PRODUCTION_SHARDS = 512
@@ -58,17 +59,18 @@ SET_BY_HELPERS = frozenset(
         "TEMPORAL_SQL_TLS_CA_FILE",
     }
 )
-# Variables that are facts of the image or the workload, the same in every release.
-CONSTANTS = frozenset(
-    {
-        "TEMPORAL_SERVICES",
-        "TEMPORAL_BIND_IP",
-        "TEMPORAL_SERVER_CONFIG_FILE",
-        "TEMPORAL_DYNAMIC_CONFIG_FILE",
-        "CACHE_DIR",
-        "TEMPORAL_VERSION",
-    }
-)
+# Variables that are facts of the workload, the same in every release.
+CONSTANTS = frozenset({"TEMPORAL_SERVICES", "TEMPORAL_BIND_IP", "TEMPORAL_DYNAMIC_CONFIG_FILE"})
+# Facts of the image, which sets them itself (docker/Dockerfile): the release it holds and where its tools are, so
+# an image pushed under any tag is described by itself, not by the chart.
+SET_BY_IMAGE = frozenset({"TEMPORAL_VERSION", "CACHE_DIR", "TEMPORAL_SERVER_CONFIG_FILE"})
+# Variables left out when their value is empty (the settings would refuse an empty one).
+OMITTED_WHEN_EMPTY = frozenset({"DSQL_SERVICE_PRINCIPAL_ARN"})
+# The Secrets a workload mounts, by the variables it has: a job that reads neither mounts neither.
+SECRET_USES = {"sql": "TEMPORAL_SQL_", "search": "TEMPORAL_ELASTICSEARCH_"}
+# History's memory in the chart: its caches grow with the shards a host owns (the events cache alone holds up to
+# 512 KiB per shard), and the chart's default is 512 shards where the local stack has 4.
+HISTORY_MEMORY_MB = 2048
 ENDPOINT_HELP = "the DSQL cluster endpoint (`terraform output` endpoint, or TEMPORAL_SQL_HOST after `invoke deploy`)"
 
 
@@ -171,7 +173,11 @@ def _environment(workload: Workload, settings: Settings) -> list[str]:
     variables: dict[str, EnvValue] = {**workload.service.environment, **container.environment}
     lines = []
     for name, value in sorted(variables.items()):
-        if name in SET_BY_HELPERS:
+        if name in SET_BY_HELPERS or name in SET_BY_IMAGE:
+            continue
+        if name in OMITTED_WHEN_EMPTY:
+            expression = _value_of(name, workload.service, workload.role)
+            lines += [f"{{{{- with {expression} }}}}", f"- name: {name}", "  value: {{ . | quote }}", "{{- end }}"]
             continue
         if name in CONSTANTS and isinstance(value, str):
             expression = json.dumps(value)
@@ -195,6 +201,9 @@ def environment_templates(settings: Settings) -> str:
         f'{{{{- define "temporal-dsql.roles" -}}}}{roles}{{{{- end }}}}',
     ]
     for workload in chosen:
+        uses = " ".join(kind for kind, prefix in SECRET_USES.items()
+                        if any(name.startswith(prefix) for name in workload.service.environment))  # fmt: skip
+        out.append(f'{{{{- define "temporal-dsql.uses.{workload.name}" -}}}}{uses}{{{{- end }}}}')
         out += [
             f'{{{{- define "temporal-dsql.env.{workload.name}" }}}}',
             *_environment(workload, settings),
@@ -212,6 +221,9 @@ def environment_templates(settings: Settings) -> str:
                 "name": workload.name,
                 "args": list(unit_of(workload.service).container(workload.service, settings).command or []),
                 "hook": "post-install,post-upgrade" if after else "pre-install,pre-upgrade",
+                # Before install only a hook's own account exists; after it, a job that needs no database role runs as
+                # the services do, never as the schema's admin identity.
+                "serviceAccount": "server" if after else "setup",
                 "weight": order.index(workload.name) - len(order),
             }
         )
@@ -227,7 +239,8 @@ def _role_values(workload: Workload, settings: Settings) -> dict[str, Any]:
     service = workload.service
     ports = {port.name: port.number for port in service.ports}
     probe = service.healthcheck.probe if service.healthcheck else None
-    memory = _memory(unit_of(service).container(service, settings).memory_mb)
+    memory_mb = unit_of(service).container(service, settings).memory_mb
+    memory = _memory(HISTORY_MEMORY_MB if workload.role == "history" else memory_mb)
     values: dict[str, Any] = {
         "replicaCount": service.replicas,
         "service": {"port": ports["grpc"], "membershipPort": ports["membership"]},
@@ -251,7 +264,7 @@ def _role_values(workload: Workload, settings: Settings) -> dict[str, Any]:
         values["autoscaling"] = {
             "enabled": False,
             "minReplicas": service.replicas,
-            "maxReplicas": max(service.replicas, 1) * 4,
+            "maxReplicas": service.replicas * AUTOSCALING_FACTOR,
             "targetCPUUtilizationPercentage": 70,
         }
     return values
@@ -345,7 +358,12 @@ def chart_values(settings: Settings, sized: Plan | None = None) -> dict[str, Any
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "networkPolicy": {"enabled": True, "frontendFrom": [], "metricsFrom": [{"namespaceSelector": {}}]},
+        # The frontend has no authorizer or TLS in this chart: only the release's own namespace reaches it by default.
+        "networkPolicy": {
+            "enabled": True,
+            "frontendFrom": [{"podSelector": {}}],
+            "metricsFrom": [{"namespaceSelector": {}}],
+        },
     }
 
 
@@ -378,10 +396,14 @@ def write_chart(settings: Settings, output: Path, sized: Plan | None = None) -> 
         )
     templates = resources.files("temporal_dsql_deploy").joinpath("kubernetes/chart/templates")
     try:
-        if output.is_dir():
-            shutil.rmtree(output)
-        (output / "templates").mkdir(parents=True)
-        (output / "files").mkdir()
+        for generated in GENERATED:  # only what this task writes: a values file of the user's beside it stays
+            target = output / generated
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        (output / "templates").mkdir(parents=True, exist_ok=True)
+        (output / "files").mkdir(exist_ok=True)
         (output / MARKER).touch()
         for template in templates.iterdir():
             (output / "templates" / template.name).write_text(template.read_text(encoding="utf-8"), encoding="utf-8")

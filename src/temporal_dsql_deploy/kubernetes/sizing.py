@@ -16,6 +16,9 @@ from temporal_dsql_deploy.errors import DeployError
 
 # Workflows a second one host of each role carries (the DSQL fork's ECS figures, above).
 CAPACITY_PER_HOST = {"history": 20.0, "matching": 20.0, "frontend": 35.0, "worker": 200.0}
+AUTOSCALING_FACTOR = 2  # the chart's autoscalers may take a stateless role to this many times its hosts
+STATELESS = ("matching", "frontend", "worker")
+MAX_HOSTS = 256  # per role, as the chart's values schema allows
 MIN_HOSTS = 2  # any one host can be lost (a node drained, a zone gone) without a role going dark
 SHARDS_PER_HISTORY_HOST = 64  # shards go to hosts by a hash ring: with fewer, hosts end up very uneven (README)
 MIN_SHARDS = 512  # Temporal's production advice; the count is fixed when the schema is first used
@@ -40,8 +43,9 @@ class Plan:
 
     @property
     def connections(self) -> int:
-        """Connections the whole release holds when every pool is full."""
-        return sum(self.hosts.values()) * self.pool_per_host
+        """Connections the whole release may hold: every pool full, the stateless roles at their autoscalers' most."""
+        hosts = sum(count * (AUTOSCALING_FACTOR if role in STATELESS else 1) for role, count in self.hosts.items())
+        return hosts * self.pool_per_host
 
     @property
     def cold_start_s(self) -> float:
@@ -56,7 +60,8 @@ class Plan:
         hosts = ", ".join(f"{role} {count}" for role, count in self.hosts.items())
         return [
             f"plan for {self.workflows_per_second:g} workflows/s: hosts {hosts}; {self.shards} history shards",
-            f"connections: {self.pool_per_host} per host, {self.connections:,} in all (DSQL: "
+            f"connections: {self.pool_per_host} per host, {self.connections:,} at most (autoscalers at their "
+            f"most; DSQL: "
             f"{DSQL_MAX_CONNECTIONS:,} per cluster); {self.reconnects_per_s:.1f} new a second to recycle them "
             f"(DSQL: {DSQL_CONNECTION_RATE}); every host starting at once fills its pools in "
             f"{self.cold_start_s:.0f}s after DSQL's burst of {DSQL_CONNECTION_BURST:,}",
@@ -72,9 +77,13 @@ def plan(workflows_per_second: float, pool_per_host: int, connection_lifetime_s:
     wanted = hosts["history"] * SHARDS_PER_HISTORY_HOST
     shards = max(MIN_SHARDS, 2 ** math.ceil(math.log2(wanted)))
     sized = Plan(workflows_per_second, hosts, min(shards, MAX_SHARDS), pool_per_host, connection_lifetime_s)
+    if max(hosts.values()) > MAX_HOSTS:
+        raise DeployError(f"{workflows_per_second:g} workflows/s needs {max(hosts.values())} hosts of one role, more "
+                          f"than the chart's {MAX_HOSTS}", "split the load over several Temporal clusters")  # fmt: skip
     if sized.connections > DSQL_MAX_CONNECTIONS * CONNECTION_HEADROOM:
         raise DeployError(
-            f"{workflows_per_second:g} workflows/s needs {sum(hosts.values())} hosts, whose pools of {pool_per_host} "
+            f"{workflows_per_second:g} workflows/s needs {sum(hosts.values())} hosts (more when autoscaled), whose "
+            f"pools of {pool_per_host} "
             f"hold {sized.connections:,} connections: more than {CONNECTION_HEADROOM:.0%} of DSQL's "
             f"{DSQL_MAX_CONNECTIONS:,} per cluster",
             "lower TEMPORAL_SQL_MAX_CONNS (connections per host), or split the load over several clusters "

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporal_dsql_deploy.settings.config import IAM_PRINCIPAL_ARN
+
 ROLES = ("history", "matching", "frontend", "worker")
 STATELESS = ("matching", "frontend", "worker")
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+# A connection's lifetime DSQL allows: under 60 minutes (1-59m or 1-3599s).
+UNDER_AN_HOUR = r"^(([1-9]|[1-5][0-9])m|([1-9][0-9]{0,2}|[1-2][0-9]{3}|3[0-5][0-9]{2})s)$"
 K8S_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
 
 
@@ -68,6 +72,23 @@ def _service_account() -> dict[str, Any]:
     )
 
 
+def _search() -> dict[str, Any]:
+    schema = _object({
+        "engine": {"enum": ["elasticsearch", "opensearch"]},
+        "host": {"type": "string"},
+        "port": PORT,
+        "scheme": {"enum": ["http", "https"]},
+        "visibilityIndex": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_.-]*$"},
+        "username": {"type": "string"},
+        "existingSecret": {"type": "string", "pattern": K8S_NAME, "description": "a Secret holding the password"},
+        "secretKey": {"type": "string", "minLength": 1},
+    })  # fmt: skip
+    # A password goes with a user (basic auth): the settings refuse one without the other.
+    schema["if"] = {"properties": {"existingSecret": {"minLength": 1}}, "required": ["existingSecret"]}
+    schema["then"] = {"properties": {"username": {"minLength": 1}}, "required": ["username"]}
+    return schema
+
+
 def values_schema() -> dict[str, Any]:
     sql = _object(
         {
@@ -78,7 +99,10 @@ def values_schema() -> dict[str, Any]:
             "user": {"type": "string", "minLength": 1, "description": "the role the services connect as"},
             "adminUser": {"type": "string", "minLength": 1, "description": "the user the schema job connects as"},
             "region": {"type": "string", "pattern": r"^([a-z]{2}(-[a-z]+)+-\d)?$"},
-            "iamAuth": {"type": "boolean"},
+            "iamAuth": {
+                "type": "boolean",
+                "description": "the setup jobs' IAM tokens (the dsql plugin always uses them)",
+            },
             "tls": _object(
                 {
                     "enabled": {"type": "boolean"},
@@ -88,8 +112,16 @@ def values_schema() -> dict[str, Any]:
             ),
             "maxConns": _int(1, 10000, "connections per host's pool"),
             "maxIdleConns": _int(0, 10000, "idle connections kept per host"),
-            "maxConnLifetime": {"type": "string", "pattern": GO_DURATION},
-            "connectTimeout": {"type": "string", "pattern": GO_DURATION},
+            "maxConnLifetime": {
+                "type": "string",
+                "pattern": UNDER_AN_HOUR,
+                "description": "recycle connections after this long: DSQL closes them at 60 minutes",
+            },
+            "connectTimeout": {
+                "type": "string",
+                "pattern": GO_DURATION,
+                "description": "the setup jobs' connect timeout",
+            },
             "tokenLifetime": {"type": "string", "pattern": GO_DURATION},
             "existingSecret": {"type": "string", "pattern": K8S_NAME, "description": "a Secret holding the password"},
             "secretKey": {"type": "string", "minLength": 1},
@@ -119,23 +151,13 @@ def values_schema() -> dict[str, Any]:
         "$schema": "http://json-schema.org/draft-07/schema#",
         **_object(
             {
+                "global": FREE,  # what an umbrella chart or Argo CD passes to every subchart
                 "nameOverride": {"type": "string"},
                 "fullnameOverride": {"type": "string"},
                 "imagePullSecrets": LIST,
                 "serviceAccount": _service_account(),
                 "server": server,
-                "elasticsearch": _object(
-                    {
-                        "engine": {"enum": ["elasticsearch", "opensearch"]},
-                        "host": {"type": "string"},
-                        "port": PORT,
-                        "scheme": {"enum": ["http", "https"]},
-                        "visibilityIndex": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_.-]*$"},
-                        "username": {"type": "string"},
-                        "existingSecret": {"type": "string", "pattern": K8S_NAME},
-                        "secretKey": {"type": "string", "minLength": 1},
-                    }
-                ),
+                "elasticsearch": _search(),
                 "schema": _object(
                     {
                         "setup": _object(
@@ -145,10 +167,8 @@ def values_schema() -> dict[str, Any]:
                                 "activeDeadlineSeconds": _int(60, 86400, "longest a job may run"),
                             }
                         ),
-                        "servicePrincipalArn": {
-                            "type": "string",
-                            "pattern": r"^(arn:aws[a-z-]*:(iam|sts)::\d{12}:\S+)?$",
-                        },
+                        # The settings' own rule: schema setup maps the services' role to an IAM role or user.
+                        "servicePrincipalArn": {"type": "string", "pattern": f"({IAM_PRINCIPAL_ARN})|^$"},
                         "serviceAccount": _service_account(),
                         "resources": FREE,
                     }

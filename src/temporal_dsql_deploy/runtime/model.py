@@ -162,7 +162,9 @@ def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
     """The four roles in the order they start: history, matching, frontend, worker (ports derived in settings)."""
     health = {"history": "temporal.api.workflowservice.v1.HistoryService",
               "matching": "temporal.api.workflowservice.v1.MatchingService",
-              "frontend": "temporal.api.workflowservice.v1.WorkflowService", "worker": ""}  # fmt: skip
+              "frontend": "temporal.api.workflowservice.v1.WorkflowService",
+              # Its own name, which it reports NOT_SERVING as it stops ("" stays SERVING while the process lives).
+              "worker": "temporal.api.workflowservice.v1.WorkerService"}  # fmt: skip
     return tuple(
         TemporalRole(role, getattr(settings, f"temporal_{role}_port"), settings.membership_port(role),
                      ROLE_METRICS_PORTS[role], health[role])

@@ -53,6 +53,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 automountServiceAccountToken: false
+# No <SERVICE>_PORT=tcp://... variables from the namespace's Services: names such as TEMPORAL_FRONTEND_PORT are
+# settings here, and the processes would read a Service's address for them.
+enableServiceLinks: false
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -67,40 +70,44 @@ securityContext:
 {{/* Secrets are mounted by reference (an existing Secret of the user's) and read by the image's entrypoint from
      NAME_FILE: never a value in these manifests. The optional credentials and CA bundle are set here too. */}}
 {{- define "temporal-dsql.secretVolumes" -}}
+{{- $sql := .root.Values.server.config.persistence.default.sql }}
+{{- $uses := splitList " " .uses }}
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
-{{- with .Values.server.config.persistence.default.sql.existingSecret }}
+{{- if and (has "sql" $uses) $sql.existingSecret }}
 - name: sql-password
   secret:
-    secretName: {{ . }}
+    secretName: {{ $sql.existingSecret }}
 {{- end }}
-{{- with .Values.elasticsearch.existingSecret }}
+{{- if and (has "search" $uses) .root.Values.elasticsearch.existingSecret }}
 - name: search-password
   secret:
-    secretName: {{ . }}
+    secretName: {{ .root.Values.elasticsearch.existingSecret }}
 {{- end }}
-{{- with .Values.server.config.persistence.default.sql.tls.caConfigMap }}
+{{- if and (has "sql" $uses) $sql.tls.caConfigMap }}
 - name: sql-ca
   configMap:
-    name: {{ . }}
+    name: {{ $sql.tls.caConfigMap }}
 {{- end }}
 {{- end }}
 
 {{- define "temporal-dsql.secretMounts" -}}
+{{- $sql := .root.Values.server.config.persistence.default.sql }}
+{{- $uses := splitList " " .uses }}
 - name: tmp
   mountPath: /tmp
-{{- if .Values.server.config.persistence.default.sql.existingSecret }}
+{{- if and (has "sql" $uses) $sql.existingSecret }}
 - name: sql-password
   mountPath: /run/secrets/sql
   readOnly: true
 {{- end }}
-{{- if .Values.elasticsearch.existingSecret }}
+{{- if and (has "search" $uses) .root.Values.elasticsearch.existingSecret }}
 - name: search-password
   mountPath: /run/secrets/search
   readOnly: true
 {{- end }}
-{{- if .Values.server.config.persistence.default.sql.tls.caConfigMap }}
+{{- if and (has "sql" $uses) $sql.tls.caConfigMap }}
 - name: sql-ca
   mountPath: /etc/temporal/sql-ca
   readOnly: true
@@ -108,22 +115,26 @@ securityContext:
 {{- end }}
 
 {{- define "temporal-dsql.secretEnvironment" -}}
-{{- $sql := .Values.server.config.persistence.default.sql }}
-{{- if $sql.existingSecret }}
+{{- $sql := .root.Values.server.config.persistence.default.sql }}
+{{- $search := .root.Values.elasticsearch }}
+{{- $uses := splitList " " .uses }}
+{{- if and (has "sql" $uses) $sql.existingSecret }}
 - name: TEMPORAL_SQL_PASSWORD_FILE
   value: /run/secrets/sql/{{ $sql.secretKey }}
 {{- end }}
-{{- with .Values.elasticsearch.username }}
+{{- if and (has "sql" $uses) $sql.tls.caConfigMap }}
+- name: TEMPORAL_SQL_TLS_CA_FILE
+  value: /etc/temporal/sql-ca/{{ $sql.tls.caKey }}
+{{- end }}
+{{- if has "search" $uses }}
+{{- with $search.username }}
 - name: TEMPORAL_ELASTICSEARCH_USERNAME
   value: {{ . | quote }}
 {{- end }}
-{{- if .Values.elasticsearch.existingSecret }}
+{{- if $search.existingSecret }}
 - name: TEMPORAL_ELASTICSEARCH_PASSWORD_FILE
-  value: /run/secrets/search/{{ .Values.elasticsearch.secretKey }}
+  value: /run/secrets/search/{{ $search.secretKey }}
 {{- end }}
-{{- if $sql.tls.caConfigMap }}
-- name: TEMPORAL_SQL_TLS_CA_FILE
-  value: /etc/temporal/sql-ca/{{ $sql.tls.caKey }}
 {{- end }}
 {{- end }}
 
@@ -154,5 +165,17 @@ securityContext:
 {{- $sql := .Values.server.config.persistence.default.sql }}
 {{- if and (eq $sql.pluginName "dsql") (ne $sql.user $sql.adminUser) }}
 {{- required "set schema.servicePrincipalArn to the ARN of the IAM role the services' pods run as (their service account's role), or server.config.persistence.default.sql.user to the admin user" .Values.schema.servicePrincipalArn }}
+{{- end }}
+{{- end }}
+
+{{/* What a release must hold that a values schema cannot say. */}}
+{{- define "temporal-dsql.checks" -}}
+{{- $sql := .Values.server.config.persistence.default.sql }}
+{{- if gt (int $sql.maxIdleConns) (int $sql.maxConns) }}
+{{- fail (printf "server.config.persistence.default.sql.maxIdleConns %v is more than maxConns %v: lower it to at most maxConns" $sql.maxIdleConns $sql.maxConns) }}
+{{- end }}
+{{- $tag := toString (.Values.server.image.tag | default .Chart.AppVersion) }}
+{{- if not (hasPrefix .Chart.AppVersion $tag) }}
+{{- fail (printf "server.image.tag %s is not Temporal %s, the release this chart's configuration and setup jobs are for: use an image of that release (a tag starting with %s), or the chart `invoke chart` writes for yours" $tag .Chart.AppVersion .Chart.AppVersion) }}
 {{- end }}
 {{- end }}
