@@ -209,6 +209,19 @@ def _pods(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             for d in documents if d["kind"] in ("Deployment", "Job")}  # fmt: skip
 
 
+def test_the_service_principal_defaults_to_the_services_irsa_role(
+    settings: Settings, installer: Installer, chart: Path, tmp_path: Path
+) -> None:
+    role = "arn:aws:iam::123456789012:role/temporal-server-irsa"
+    examples = example_values(chart_values(settings))
+    del examples["schema"]
+    values = {"serviceAccount": {"extraAnnotations": {"eks.amazonaws.com/role-arn": role}}}
+    documents = _documents(lint_and_template(settings, chart, installer, (
+        _write(tmp_path / "examples.yaml", examples), _write(tmp_path / "irsa.yaml", values))))  # fmt: skip
+    schema_job = _named(documents, "Job", "-schema-setup")["spec"]["template"]["spec"]
+    assert _env(schema_job["containers"][0])["DSQL_SERVICE_PRINCIPAL_ARN"] == role
+
+
 @pytest.mark.parametrize(
     ("name", "needs"),
     [

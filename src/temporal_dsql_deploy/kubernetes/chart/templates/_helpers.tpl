@@ -160,11 +160,12 @@ securityContext:
 {{- end }}
 
 {{/* The IAM principal schema setup maps the services' DSQL role to: needed on DSQL unless the services connect as the
-     admin user themselves. */}}
+     admin user themselves; by default the role their service account is annotated with for IRSA. */}}
 {{- define "temporal-dsql.servicePrincipalArn" -}}
 {{- $sql := .Values.server.config.persistence.default.sql }}
 {{- if and (eq $sql.pluginName "dsql") (ne $sql.user $sql.adminUser) }}
-{{- required "set schema.servicePrincipalArn to the ARN of the IAM role the services' pods run as (their service account's role), or server.config.persistence.default.sql.user to the admin user" .Values.schema.servicePrincipalArn }}
+{{- $irsa := index .Values.serviceAccount.extraAnnotations "eks.amazonaws.com/role-arn" | default "" }}
+{{- required "set schema.servicePrincipalArn to the ARN of the IAM role the services' pods run as (their service account's role), or server.config.persistence.default.sql.user to the admin user" (.Values.schema.servicePrincipalArn | default $irsa) }}
 {{- end }}
 {{- end }}
 
