@@ -52,7 +52,7 @@ def test_every_variable_the_model_gives_a_workload_is_in_its_chart_environment(m
     helpers set by reference), each taken from a value or a constant of the image."""
     settings = chart_settings(make_settings())
     defines = _defines(environment_templates(settings))
-    chosen = list(workloads(build_stack(settings)))
+    chosen = list(workloads(build_stack(settings), settings))
     assert [w.name for w in chosen] == ["es-setup", "schema-setup", "temporal-history", "temporal-matching",
                                         "temporal-frontend", "temporal-worker", "namespace-setup"]  # fmt: skip
     for workload in chosen:
