@@ -7,7 +7,9 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "go", "unit", "chart", "arch", "integration", "faults", "containers"]
+nox.options.sessions = [
+    "lint", "typecheck", "go", "unit", "chart", "kube", "arch", "integration", "faults", "containers",
+]  # fmt: skip
 
 ARCHITECTURES = ["amd64", "arm64"]
 GO_MODULES = ["dsql-local", "server"]
@@ -77,6 +79,15 @@ def chart(session: nox.Session) -> None:
     helm-unittest pinned, built once into the cache)."""
     install(session, "test")
     session.run("pytest", "-m", "chart", "tests/chart", *session.posargs)
+
+
+@nox.session
+def kube(session: nox.Session) -> None:
+    """The chart installed with helm into a Kubernetes control plane of its own on loopback (etcd, kube-apiserver,
+    kube-controller-manager, kube-scheduler v1.37.2, kwok's fake nodes in three zones; all built once into the
+    cache): objects admitted, hooks in order, roles available, spread over zones on upgrade; all stopped after."""
+    install(session, "test")
+    session.run("pytest", "-m", "kube", "tests/kube", *session.posargs)
 
 
 # Both persistence profiles and both search engines, in two runs: the default (DSQL through dsql-local, with
