@@ -21,7 +21,7 @@ from temporal_dsql_deploy.database.schema import (
 )
 from temporal_dsql_deploy.database.service_role import ensure_service_role
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.kubernetes.chart import chart_values, write_chart
+from temporal_dsql_deploy.kubernetes.chart import chart_settings, write_chart
 from temporal_dsql_deploy.kubernetes.render import render as render_chart
 from temporal_dsql_deploy.kubernetes.sizing import plan as size_for
 from temporal_dsql_deploy.observability.top import watch
@@ -213,8 +213,7 @@ def chart(settings: Settings, project_root: Path, output: Path, *, render: bool,
     sized = None
     if workflows_per_second is not None:
         lifetime = settings.temporal_sql_max_conn_lifetime.total_seconds()
-        pool = chart_values(settings)["server"]["config"]["persistence"]["default"]["sql"]["maxConns"]
-        sized = size_for(workflows_per_second, pool, lifetime)
+        sized = size_for(workflows_per_second, chart_settings(settings).temporal_sql_max_conns, lifetime)
         done += sized.lines()
     written = write_chart(settings, output, sized)
     done.append(f"wrote the Helm chart to {written} (Temporal {settings.temporal_version})")

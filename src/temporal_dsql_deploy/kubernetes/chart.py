@@ -167,12 +167,13 @@ def workloads(stack: Stack, settings: Settings) -> Iterator[Workload]:
 def _environment(workload: Workload, settings: Settings) -> list[str]:
     container = unit_of(workload.service).container(workload.service, settings)
     variables: dict[str, EnvValue] = {**workload.service.environment, **container.environment}
+    roles = role_names(settings)
     lines = []
     for name, value in sorted(variables.items()):
         if name in SET_BY_HELPERS or name in SET_BY_IMAGE:
             continue
         if name in OMITTED_WHEN_EMPTY:
-            expression = _value_of(name, workload, role_names(settings))
+            expression = _value_of(name, workload, roles)
             lines += [f"{{{{- with {expression} }}}}", f"- name: {name}", "  value: {{ . | quote }}", "{{- end }}"]
             continue
         if name in CONSTANTS and isinstance(value, str):
@@ -182,7 +183,7 @@ def _environment(workload: Workload, settings: Settings) -> list[str]:
                 f"{workload.name}'s secret {name} has no reference in the chart", "add it to the chart's secret helpers"
             )
         else:
-            expression = _value_of(name, workload, role_names(settings))
+            expression = _value_of(name, workload, roles)
         lines += [f"- name: {name}", f"  value: {{{{ {expression} | quote }}}}"]
     return lines
 
@@ -207,11 +208,11 @@ def environment_templates(settings: Settings) -> str:
         ]
     jobs = []
     order = stack.startup_order()
-    role_names = {w.name for w in chosen if w.role}
+    role_services = {w.name for w in chosen if w.role}
     for workload in chosen:
         if workload.role:
             continue
-        after = bool(set(workload.service.depends_on) & role_names)
+        after = bool(set(workload.service.depends_on) & role_services)
         jobs.append(
             {
                 "name": workload.name,

@@ -53,11 +53,12 @@ def example_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def helm_command(settings: Settings, installer: Installer) -> list[str]:
-    """helm, with its state kept out of the user's home (this product installs no repositories or plugins)."""
+    """The pinned helm, built on first use."""
     return [str(HELM.install(settings, installer))]
 
 
 def helm_environment(settings: Settings) -> dict[str, str]:
+    """helm's state kept out of the user's home (this product installs no repositories or plugins)."""
     home = settings.cache_dir / "helm-home"
     return {"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}  # fmt: skip
