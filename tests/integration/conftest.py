@@ -37,8 +37,9 @@ def require(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def local_stack() -> Iterator[LocalStack]:
-    """The stack under test; whatever the user had running before is as they left it afterwards."""
+def local_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """The stack under test; whatever the user had running before is as they left it afterwards. When a test failed,
+    the services' logs are kept where the next profile's stack cannot overwrite them."""
     configured = load_settings(PROJECT_ROOT)
     stack = LocalStack(configured, PROJECT_ROOT)
     process_compose = installed_process_compose(configured)
@@ -48,12 +49,21 @@ def local_stack() -> Iterator[LocalStack]:
         stack.up(print)
         yield stack
     finally:
+        if request.session.testsfailed:
+            _keep_logs(stack)
         process_compose = installed_process_compose(configured)
         if not was_running:
             stack.down(process_compose, volumes=False)
         elif users_engine and users_engine != configured.search_engine:  # put the user's own stack back
             stack.down(process_compose, volumes=False)
             LocalStack(configured.model_copy(update={"search_engine": users_engine}), PROJECT_ROOT).up(print)
+
+
+def _keep_logs(stack: LocalStack) -> None:
+    kept = PROJECT_ROOT / ".nox" / "stack-logs" / f"{stack.settings.search_engine}-{stack.settings.temporal_sql_plugin}"
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(stack.layout.logs, kept, dirs_exist_ok=True)
+    print(f"\nthe services' logs of this failed run are kept in {kept}")
 
 
 @pytest.fixture(scope="session")

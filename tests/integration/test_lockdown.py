@@ -13,10 +13,13 @@ import psycopg
 import pytest
 import yaml
 
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.service_account import SERVICE_USER, drops_privileges
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.smoke import run_smoke
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 # process-compose names the process, and starts commands through a shell, which sets its own three.
@@ -73,7 +76,10 @@ def test_each_service_gets_only_the_environment_it_needs(local_stack: LocalStack
         assert not any(name.startswith("AWS_") for name in names - declared), service.name
 
 
-def test_a_killed_postgresql_is_restarted_by_the_supervisor(local_stack: LocalStack, paths: Paths) -> None:
+def test_a_killed_postgresql_is_restarted_by_the_supervisor(
+    local_stack: LocalStack, paths: Paths, settings: Settings
+) -> None:
+    """Restarted, alone, and Temporal serving again: a workflow completes on the restarted database."""
     before = _pids(local_stack, paths)["postgresql"]
     subprocess.run(["kill", "-9", str(before)], check=True, timeout=10)
     # The supervisor notices the death only once the old server's backends have gone too (they hold its output
@@ -87,6 +93,22 @@ def test_a_killed_postgresql_is_restarted_by_the_supervisor(local_stack: LocalSt
     orphans = subprocess.run(["pgrep", "-f", f"postgres -D {local_stack.layout.data / 'postgresql'}"],
                              capture_output=True, text=True, check=False, timeout=10).stdout.split()  # fmt: skip
     assert [int(pid) for pid in orphans] == [after], json.dumps(orphans)
+    _await_a_workflow(settings, timeout_s=120)
+
+
+def _await_a_workflow(settings: Settings, timeout_s: float) -> None:
+    """Until each service's pool has replaced the connections the kill broke, Temporal answers some requests with an
+    error (its namespace registry reports a failed read as "namespace not found"); the stack has recovered once a
+    workflow completes and is found again."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            run_smoke(settings, PROJECT_ROOT)
+            return
+        except DeployError as exc:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no workflow completed within {timeout_s:.0f}s of PostgreSQL's restart: {exc}")
+            time.sleep(2)
 
 
 def _status(pid: int) -> dict[str, str]:
