@@ -76,6 +76,23 @@ def test_each_service_gets_only_the_environment_it_needs(local_stack: LocalStack
         assert not any(name.startswith("AWS_") for name in names - declared), service.name
 
 
+def test_a_restarted_postgresql_stops_with_its_fast_shutdown(
+    local_stack: LocalStack, paths: Paths, settings: Settings
+) -> None:
+    """With Temporal connected, a restart is a clean shutdown (a smart one would wait out the supervisor's grace
+    period for clients that never leave, then be killed), and Temporal serves again on the restarted database."""
+    local_stack.restart(paths.process_compose, ["postgresql"], lambda _message: None)
+    # The log goes on across the restart, each line written as it comes: the request, then what the new server says.
+    log, earlier, run, deadline = local_stack.layout.log("postgresql"), "", "", time.monotonic() + 30
+    while "ready to accept connections" not in run and time.monotonic() < deadline:
+        time.sleep(0.5)
+        earlier, _, run = log.read_text(encoding="utf-8").rpartition("starting PostgreSQL")
+    assert "received fast shutdown request" in earlier.rpartition("database system is ready")[2], earlier[-3000:]
+    assert "database system was shut down at" in run, run[-3000:]
+    assert "was interrupted" not in run, run[-3000:]  # crash recovery: it was killed after all
+    _await_a_workflow(settings, timeout_s=120)
+
+
 def test_a_killed_postgresql_is_restarted_by_the_supervisor(
     local_stack: LocalStack, paths: Paths, settings: Settings
 ) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import http.server
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -191,3 +192,12 @@ def test_started_by_root_every_service_drops_to_an_unprivileged_account(
             assert groups == (["--groups=temporal-dsql"] if account == "postgres" else ["--init-groups"])
         else:
             assert "setpriv" not in argv
+
+
+def test_postgresql_is_stopped_with_its_fast_shutdown(rendered: tuple[Stack, dict]) -> None:  # type: ignore[type-arg]
+    """SIGINT, not SIGTERM: a smart shutdown waits for Temporal's pooled connections, which never leave."""
+    _, document = rendered
+    signals = {name: process["shutdown"]["signal"] for name, process in document["processes"].items()
+               if "shutdown" in process}  # fmt: skip
+    assert signals.pop("postgresql") == signal.SIGINT
+    assert set(signals.values()) == {signal.SIGTERM}, signals

@@ -208,8 +208,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if err := client.Flush(); err != nil {
 		return
 	}
-	lifetime := time.AfterFunc(s.config.MaxLifetime, func() { conn.Close(); upstream.Conn.Close() })
+	end := func() { conn.Close(); upstream.Conn.Close() } // the backend rolls back what was open, as DSQL does
+	lifetime := time.AfterFunc(s.config.MaxLifetime, end)
 	defer lifetime.Stop()
+	// A stop ends the session too: a client's pool need never let go of its connection (Temporal's does not).
+	stopping := context.AfterFunc(ctx, end)
+	defer stopping()
 	newSession(s, conn, client, upstream, user).run()
 }
 

@@ -29,20 +29,29 @@ var testCredentials = aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey:
 // connection with a good token gets as far as the backend and is answered 08006 there.
 func startTestServer(t *testing.T, rate float64, burst int, authenticating int64) (*Server, string) {
 	t.Helper()
-	tlsConfig, err := tlsca.ServerConfig(t.TempDir(), []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	backendPort := closed.Addr().(*net.TCPAddr).Port
+	backend := closed.Addr().String()
 	closed.Close()
+	server, address, shutdown := serveTestServer(t, backend, rate, burst, authenticating)
+	t.Cleanup(shutdown)
+	return server, address
+}
+
+// serveTestServer runs a stand-in over the backend at backendAddress; shutdown ends Serve and returns when it has.
+func serveTestServer(t *testing.T, backendAddress string, rate float64, burst int, authenticating int64) (*Server, string, func()) {
+	t.Helper()
+	tlsConfig, err := tlsca.ServerConfig(t.TempDir(), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(backendAddress)
 	server := New(Config{
 		TLS:            tlsConfig,
 		Tokens:         &token.Verifier{Host: "127.0.0.1", Region: "us-east-1", Credentials: testCredentials, Now: time.Now},
-		BackendConnect: fmt.Sprintf("host=127.0.0.1 port=%d user=nobody dbname=dsql sslmode=disable connect_timeout=2", backendPort),
+		BackendConnect: fmt.Sprintf("host=%s port=%s user=nobody dbname=dsql sslmode=disable connect_timeout=2", host, port),
 		MaxConnections: 100, ConnectRate: rate, ConnectBurst: burst, MaxLifetime: time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -54,8 +63,7 @@ func startTestServer(t *testing.T, rate float64, burst int, authenticating int64
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = server.Serve(ctx, listener) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return server, listener.Addr().String()
+	return server, listener.Addr().String(), func() { cancel(); <-done }
 }
 
 func goodToken(t *testing.T) string {
@@ -303,5 +311,68 @@ func TestTokenActionMustMatchTheUser(t *testing.T) {
 	// The right action gets past authentication (to the absent backend).
 	if code := connectCode(t, address, tokenFor(t, "DbConnectAdmin")); code != "08006" {
 		t.Errorf("admin with DbConnectAdmin: want to reach the backend (08006), got %q", code)
+	}
+}
+
+// fakeBackend lets every connection in (trust authentication) and then reads until it goes, so that a client
+// the stand-in admits reaches a session over it.
+func fakeBackend(t *testing.T) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { listener.Close() })
+	go func() {
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				backend := pgproto3.NewBackend(conn, conn)
+				if _, err := backend.ReceiveStartupMessage(); err != nil {
+					return
+				}
+				backend.Send(&pgproto3.AuthenticationOk{})
+				backend.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: []byte{0, 0, 0, 1}})
+				backend.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if backend.Flush() != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	return listener.Addr().String()
+}
+
+// A stop (SIGTERM) must end the clients' sessions, as DSQL closes connections: waiting for a pool that never lets
+// go (Temporal's) would last until the supervisor's SIGKILL.
+func TestShutdownEndsTheSessionsOfConnectedClients(t *testing.T) {
+	_, address, shutdown := serveTestServer(t, fakeBackend(t), 100, 100, maxAuthenticating)
+	host, port, _ := net.SplitHostPort(address)
+	config, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=admin dbname=postgres sslmode=require connect_timeout=5", host, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config.Password = goodToken(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := pgconn.ConnectConfig(ctx, config)
+	if err != nil {
+		t.Fatalf("connecting through the stand-in: %v", err)
+	}
+	defer client.Close(ctx)
+	stopped := make(chan struct{})
+	go func() { shutdown(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve still waited for a connected client 20 s after the stop")
+	}
+	if err := client.Exec(ctx, "select 1").Close(); err == nil {
+		t.Fatal("the client's connection still answered after the stop")
 	}
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ def render_service(service: Service, settings: Settings, arch: Architecture,
         rendered["configs"] = mounts
     if launch.profile:
         rendered["profiles"] = [launch.profile]
+    if unit_of(service).stop_signal != signal.SIGTERM:  # Docker's default
+        rendered["stop_signal"] = unit_of(service).stop_signal.name
     rendered["restart"] = "no" if service.one_shot else "on-failure"
     return rendered
 

@@ -92,10 +92,16 @@ def _probe(check: HealthCheck, settings: Settings, paths: Paths) -> dict[str, An
     }
 
 
+# Each line reaches the file as it is written (`invoke logs` shows what just happened), and a restart appends to
+# the file instead of starting it afresh (the supervisor's plain file writer truncates); rotated at 50 MB, 2 kept.
+LOG_CONFIGURATION = {"flush_each_line": True, "rotation": {"max_size_mb": 50, "max_backups": 2}}
+
+
 def render_process(
     service: Service, settings: Settings, paths: Paths, layout: Layout, project_root: Path
 ) -> dict[str, Any]:
-    launch = unit_of(service).native(service, Host(settings, paths, layout))
+    unit = unit_of(service)
+    launch = unit.native(service, Host(settings, paths, layout))
     variables = environment(service, launch, layout)
     argv = launch.argv
     # Started by root, a long-running service drops to its account, with a HOME of its own (libpq, for one, looks
@@ -110,6 +116,7 @@ def render_process(
         # Only the variables above (and the baseline the supervisor itself runs with) reach the service.
         "is_dotenv_disabled": True,
         "log_location": str(layout.log(service.name)),
+        "log_configuration": LOG_CONFIGURATION,
         "description": service.description,
     }
     if service.depends_on:
@@ -120,7 +127,7 @@ def render_process(
         process["availability"] = {"restart": "no"}
     else:
         process["availability"] = {"restart": "on_failure", "backoff_seconds": 2, "max_restarts": 5}
-        process["shutdown"] = {"signal": 15, "timeout_seconds": 30}
+        process["shutdown"] = {"signal": int(unit.stop_signal), "timeout_seconds": 30}
     return process
 
 

@@ -7,6 +7,7 @@ each service's component; they hold no branch per component.
 
 from __future__ import annotations
 
+import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
@@ -97,6 +98,8 @@ class Unit(ABC):
     """How one component's program is launched by each runtime."""
 
     component: Component
+    # What its supervisor (process-compose, Docker) sends to stop it; it must stop the program cleanly and promptly.
+    stop_signal: signal.Signals = signal.SIGTERM
 
     @abstractmethod
     def native(self, service: Service, host: Host) -> Native: ...
