@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import nox
 
+from temporal_dsql_deploy.settings.releases import RELEASES
+
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
@@ -18,6 +20,8 @@ GO_MODULES = ["dsql-local", "server"]
 GO_UNIT_FLAGS = {"dsql-local": ["-race"], "server": ["-skip", "TestUpstream|TestLive"]}
 # The Go toolchain the project's modules pin; the go command fetches it from the module proxy once.
 GO_ENV = {"GOTOOLCHAIN": "go1.26.10", "CGO_ENABLED": "1"}
+# The build flags each module is checked with: the server module once per supported Temporal release.
+GO_BUILDS = {"dsql-local": [[]], "server": [release.go_flags() for release in RELEASES]}
 SEARCH_ENGINES = ["elasticsearch", "opensearch"]
 
 
@@ -52,16 +56,18 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def go(session: nox.Session) -> None:
     """The Go modules: gofmt, go vet, go test (the runs against a live stand-in — the conformance table,
-    upstream's persistence suites — are in `integration`)."""
+    upstream's persistence suites — are in `integration`); the server module at every supported Temporal release."""
     for module in GO_MODULES:
         with session.chdir(module):
             unformatted = session.run("gofmt", "-l", ".", silent=True, external=True, env=GO_ENV)
             if unformatted and str(unformatted).strip():
                 session.error(f"gofmt would change these files in {module}/:\n{unformatted}")
-            session.run("go", "vet", "./...", external=True, env=GO_ENV)
-            packages = str(session.run("go", "list", "./...", silent=True, external=True, env=GO_ENV)).split()
-            unit_packages = [package for package in packages if not package.endswith("/conformance")]
-            session.run("go", "test", *GO_UNIT_FLAGS[module], "-count=1", *unit_packages, external=True, env=GO_ENV)
+            for flags in GO_BUILDS[module]:
+                session.run("go", "vet", *flags, "./...", external=True, env=GO_ENV)
+                listed = session.run("go", "list", *flags, "./...", silent=True, external=True, env=GO_ENV)
+                packages = [package for package in str(listed).split() if not package.endswith("/conformance")]
+                session.run("go", "test", *flags, *GO_UNIT_FLAGS[module], "-count=1", *packages, external=True,
+                            env=GO_ENV)  # fmt: skip
 
 
 @nox.session
@@ -102,6 +108,17 @@ def integration(session: nox.Session, engine: str, plugin: str) -> None:
     install(session, "test")
     session.run("pytest", "-m", "integration", "tests/integration", *session.posargs,
                 env={"SEARCH_ENGINE": engine, "TEMPORAL_SQL_PLUGIN": plugin})  # fmt: skip
+
+
+@nox.session
+@nox.parametrize("temporal", [release.version for release in RELEASES[:-1]])
+def releases(session: nox.Session, temporal: str) -> None:
+    """Each supported Temporal release before the newest (which `integration` covers): the stack on it, the DSQL
+    profile, a workflow end to end, and upstream's persistence suites of that release through the plugin."""
+    install(session, "test")
+    session.run("pytest", "-m", "integration", "tests/integration/test_local_stack.py",
+                "tests/integration/test_upstream_suites.py", "-k", "test_smoke or upstream_persistence_suites_pass",
+                *session.posargs, env={"TEMPORAL_VERSION": temporal})  # fmt: skip
 
 
 @nox.session

@@ -380,8 +380,9 @@ def docs(c: Context) -> None:
 @task(name="translate")
 @cli.reported
 def schema_translate(c: Context) -> None:
-    """Regenerate schema/dsql/v12/temporal from the pinned upstream PostgreSQL schema, with CHANGES.md."""
-    operations.schema_translate(cli.settings_for(ROOT), ROOT)
+    """Regenerate schema/dsql/v12/temporal from upstream's PostgreSQL schema: the whole schema at the oldest supported
+    release, then a step per later upstream version with only its changes; CHANGES.md says why each differs."""
+    operations.schema_translate()
 
 
 schema = Collection("schema", schema_setup, schema_update, schema_validate, schema_translate)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.database.dsql import lint_files
-from temporal_dsql_deploy.database.dsql_schema import upstream_label, write_translation
+from temporal_dsql_deploy.database.dsql_schema import RefusedStepError, releases_translation, write_translation
 from temporal_dsql_deploy.database.schema import (
     BASE_VERSION,
     Applier,
@@ -25,7 +25,7 @@ from temporal_dsql_deploy.kubernetes.chart import chart_settings, write_chart
 from temporal_dsql_deploy.kubernetes.render import render as render_chart
 from temporal_dsql_deploy.kubernetes.sizing import plan as size_for
 from temporal_dsql_deploy.observability.top import watch
-from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.installer import Installer, server_module_dir
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.targets import runtime_for
@@ -181,24 +181,30 @@ def schema_validate(settings: Settings, project_root: Path, *, schema_name: str,
         report = applier.validate()
     finally:
         applier.close()
-    cli.say(f"applied version {report.version or 'none'}; newest in the schema {report.latest}")
+    cli.say(f"applied version {report.version or 'none'}; the version Temporal {settings.temporal_version} runs on "
+            f"{report.latest}")  # fmt: skip
     if report.unexpected_tables:
         cli.say(f"tables the schema does not define (kept): {', '.join(report.unexpected_tables)}")
     if not report.ok:
-        missing = ", ".join(report.missing_tables) or "none"
-        raise DeployError(f"schema drift: version {report.version or 'none'} (newest {report.latest}); "
-                          f"missing tables: {missing}", "run `invoke schema.update`")  # fmt: skip
-    cli.say("schema is current: every table is present")
+        listed = [f"missing table {table}" for table in report.missing_tables] + report.drift
+        details = "".join(f"\n  - {line}" for line in listed)
+        raise DeployError(f"schema drift: version {report.version or 'none'} (expected {report.latest}){details}",
+                          "run `invoke schema.update`; a column or index that differs was changed by hand")  # fmt: skip
+    cli.say("schema is current: every table, column type and index is as the schema says")
 
 
-def schema_translate(settings: Settings, project_root: Path) -> None:
-    server = _upstream_tools(settings, project_root)
-    upstream_root = server.schema_dir / "postgresql" / "v12" / "temporal"
-    version = SchemaSource(upstream_root).latest_version
+def schema_translate() -> None:
+    """The DSQL schema from upstream's: the whole schema at the oldest supported release, then each later upstream
+    version's changes as a step of its own (the Go module cache holds both releases' schema files)."""
+    source = releases_translation(server_module_dir)
     target = shipped_schemas() / "dsql" / "v12" / "temporal"
-    changes = write_translation(upstream_root, target, version, upstream_label(settings.temporal_version, version))
-    findings = lint_files([target / "schema.sql"])
-    cli.say(f"wrote {target} at version {version}: {len(changes)} changes (see CHANGES.md)")
+    try:
+        changes = write_translation(source, target)
+    except RefusedStepError as exc:
+        raise DeployError(f"the translation stopped; nothing was written: {exc}", exc.plan) from None
+    findings = lint_files(sorted(target.rglob("*.sql")))
+    versions = ", ".join([source.baseline_version, *(step.version for step in source.steps)])
+    cli.say(f"wrote {target}: versions {versions}, {len(changes)} changes (see CHANGES.md)")
     if findings:
         listed = "\n".join(f"  - {finding}" for finding in findings)
         raise DeployError(f"the translation still has statements DSQL refuses:\n{listed}", "extend dsql_schema.py")

@@ -23,6 +23,7 @@ from temporal_dsql_deploy.kubernetes.tools import HELM_UNITTEST
 from temporal_dsql_deploy.process import run_program
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.releases import LATEST
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.chart
@@ -283,7 +284,7 @@ def test_every_workloads_environment_is_one_its_program_accepts(
         ({"server": {"config": {"persistence": {"default": {"sql": {"maxConnLifetime": "2h"}}}}}}, "maxConnLifetime"),
         ({"server": {"config": {"persistence": {"default": {"sql": {"maxIdleConns": 30}}}}}},
          "maxIdleConns 30 is more than maxConns 20"),
-        ({"server": {"image": {"tag": "latest"}}}, "server.image.tag latest is not Temporal 1.32.2"),
+        ({"server": {"image": {"tag": "latest"}}}, f"server.image.tag latest is not Temporal {LATEST.version}"),
     ],
 )  # fmt: skip
 def test_a_values_mistake_is_refused_by_helm_naming_the_value(settings: Settings, installer: Installer, chart: Path,

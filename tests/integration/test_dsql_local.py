@@ -22,6 +22,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.releases import LATEST, RELEASES
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn, require
@@ -120,11 +121,38 @@ def test_update_resumes_after_a_kill(dsql_settings: Settings) -> None:
     resumed = _invoke(dsql_settings, "schema.update")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert "1.19" in out
+    assert LATEST.schema_version in out
     validated = _invoke(dsql_settings, "schema.validate")
     out, err = validated.communicate(timeout=120)
     assert validated.returncode == 0, err
     assert "schema is current" in out
+
+
+def test_update_applies_the_steps_a_release_runs_on_and_records_each(dsql_settings: Settings) -> None:
+    """On the oldest release the schema stops at its version; on the newest, update applies only what follows."""
+    source = SchemaSource(shipped_schemas() / DSQL_SCHEMA)
+    oldest = dsql_settings.model_copy(update={"temporal_version": RELEASES[0].version})
+    first, second = Applier(oldest, source, print), Applier(dsql_settings, source, print)
+    try:
+        first.setup("0.0", overwrite=True)
+        assert first.update().versions_applied == [RELEASES[0].schema_version]
+        assert first.validate().ok
+        tables = {str(row[0]) for row in first.run("SELECT table_name FROM information_schema.tables")}
+        assert "executions" in tables
+        assert "current_chasm_executions" not in tables  # 1.31's table
+        later = [m.version for m in source.migrations() if m.version != RELEASES[0].schema_version]
+        assert second.update().versions_applied == later
+        assert second.validate().ok
+        recorded = second.run("SELECT old_version, new_version FROM schema_update_history ORDER BY update_time")
+        assert [(str(old), str(new)) for old, new in recorded] == [
+            ("0.0", "0.0"),
+            ("0.0", RELEASES[0].schema_version),
+            (RELEASES[0].schema_version, later[0]),
+        ]
+        assert second.update().versions_applied == []
+    finally:
+        first.close()
+        second.close()
 
 
 def test_check_dsql_through_the_stand_in(dsql_settings: Settings) -> None:
@@ -132,7 +160,7 @@ def test_check_dsql_through_the_stand_in(dsql_settings: Settings) -> None:
     out, err = checked.communicate(timeout=120)
     assert checked.returncode == 0, err
     assert f"connected to 127.0.0.1:{dsql_settings.dsql_local_port} as admin (TLS verify-full)" in out
-    assert "schema version 1.19" in out
+    assert f"schema version {LATEST.schema_version}" in out
 
 
 def test_a_bad_token_is_refused_without_echo(dsql_settings: Settings) -> None:

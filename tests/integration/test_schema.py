@@ -16,12 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from temporal_dsql_deploy.database import dsql
-from temporal_dsql_deploy.database.dsql_schema import upstream_label, write_translation
+from temporal_dsql_deploy.database.dsql_schema import releases_translation, write_translation
 from temporal_dsql_deploy.database.local_postgres import init_data_dir
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, ensure_schema
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import make_owned_dir
-from temporal_dsql_deploy.runtime.installer import Installer
+from temporal_dsql_deploy.runtime.installer import Installer, server_module_dir
 from temporal_dsql_deploy.runtime.units.postgresql import install_postgresql
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings, load_settings
@@ -160,6 +160,20 @@ def test_a_table_the_version_gained_is_created_without_a_new_version(make_applie
     assert ensure_schema(applier).tables_completed == []
 
 
+def test_validate_names_a_column_of_another_type_and_a_missing_index(make_applier: MakeApplier) -> None:
+    applier = make_applier()
+    ensure_schema(applier)
+    assert applier.validate().ok
+    _query(applier, "ALTER TABLE executions ALTER COLUMN next_event_id TYPE INTEGER")
+    _query(applier, "DROP INDEX cm_idx_rolehost")
+    report = applier.validate()
+    assert report.drift == [
+        "index cm_idx_rolehost on cluster_membership is missing",
+        "executions.next_event_id is integer, the schema says bigint",
+    ]
+    assert not report.ok
+
+
 def test_setup_at_the_newest_version_uses_schema_sql(make_applier: MakeApplier) -> None:
     applier = make_applier()
     latest = applier.source.latest_version
@@ -287,14 +301,12 @@ def test_dsql_refusals_stop_before_anything_runs(
     assert _query(applier, "SELECT to_regclass('z') IS NULL") == [(True,)]
 
 
-def test_shipped_dsql_schema_is_the_translation_of_the_pinned_upstream(server: TemporalServer, tmp_path: Path) -> None:
+def test_shipped_dsql_schema_is_the_translation_of_the_supported_releases(tmp_path: Path) -> None:
     shipped = Path(__file__).resolve().parents[2] / "schema" / "dsql" / "v12" / "temporal"
-    upstream = server.schema_dir / UPSTREAM
-    version = SchemaSource(upstream).latest_version
-    pinned = load_settings(Path(__file__).resolve().parents[2]).temporal_version
-    write_translation(upstream, tmp_path, version, upstream_label(pinned, version))
-    for generated in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
-        committed = shipped / generated.relative_to(tmp_path)
-        assert committed.read_text(encoding="utf-8") == generated.read_text(encoding="utf-8"), (
-            f"{committed} is stale: run `invoke schema.translate`"
+    write_translation(releases_translation(server_module_dir), tmp_path)
+    generated = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert generated == sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*") if p.is_file())
+    for name in generated:
+        assert (shipped / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), (
+            f"{shipped / name} is stale: run `invoke schema.translate`"
         )

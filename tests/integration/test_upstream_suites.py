@@ -16,6 +16,7 @@ from temporal_dsql_deploy.database.schema import Applier, SchemaSource
 from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.releases import release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn, require
@@ -47,7 +48,8 @@ def _run_suites(settings: Settings, pattern: str) -> tuple[subprocess.CompletedP
            "DSQL_SUITES_CA": str(local_ca_file(settings)), "AWS_ACCESS_KEY_ID": str(settings.dsql_local_access_key_id),
            "AWS_SECRET_ACCESS_KEY": settings.dsql_local_secret_access_key.get_secret_value(),
            "AWS_REGION": "us-east-1"}  # fmt: skip
-    ran = subprocess.run([go, "test", "-count=1", "-v", "-run", pattern, "./internal/dsql/"],
+    flags = release(settings.temporal_version).go_flags()  # the suites of the release the stack runs
+    ran = subprocess.run([go, "test", *flags, "-count=1", "-v", "-run", pattern, "./internal/dsql/"],
                          cwd=PROJECT_ROOT / "server", env=env, capture_output=True, text=True, check=False,
                          timeout=1800)  # fmt: skip
     results: dict[str, dict[str, int]] = {}

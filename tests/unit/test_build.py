@@ -97,7 +97,7 @@ def _copy_sources(dockerfile: Path) -> list[str]:
 @pytest.fixture
 def recipes(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recipes:
     """The stack's recipes for settings that differ from the defaults, with the installs they need stood in for."""
-    settings = make_settings(TEMPORAL_VERSION="1.31.5", SEARCH_ENGINE="opensearch")
+    settings = make_settings(TEMPORAL_VERSION="1.31.2", SEARCH_ENGINE="opensearch")
     programs = tmp_path / "programs"
 
     def runtime_programs(*_args: object) -> dict[str, Path]:

@@ -28,6 +28,7 @@ from temporal_dsql_deploy.kubernetes.chart import (
 from temporal_dsql_deploy.kubernetes.values_schema import values_schema
 from temporal_dsql_deploy.runtime.units import build_stack, unit_of
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.releases import LATEST
 from tests.unit.conftest import assert_clear_error, run_task
 
 MakeSettings = Callable[..., Settings]
@@ -174,7 +175,7 @@ def test_the_chart_is_written_with_its_generated_parts(make_settings: MakeSettin
         "templates/setup-jobs.yaml",
     } <= set(names)
     chart = yaml.safe_load((output / "Chart.yaml").read_text(encoding="utf-8"))
-    assert (chart["apiVersion"], chart["appVersion"]) == ("v2", "1.32.2")
+    assert (chart["apiVersion"], chart["appVersion"]) == ("v2", LATEST.version)
     assert yaml.safe_load((output / "values.yaml").read_text(encoding="utf-8")) == chart_values(make_settings())
     again = write_chart(make_settings(), output)  # its own directory is written again
     assert sorted(str(path.relative_to(again)) for path in again.rglob("*") if path.is_file()) == names

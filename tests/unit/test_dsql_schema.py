@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from temporal_dsql_deploy.database.dsql import lint_files, refused_key_types
-from temporal_dsql_deploy.database.dsql_schema import translate
+from temporal_dsql_deploy.database.dsql_schema import RefusedStepError, Step, Translation, translate, write_translation
 from temporal_dsql_deploy.database.schema import SchemaSource
+from temporal_dsql_deploy.settings.releases import LATEST
 from tests.conftest import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "schema" / "dsql" / "v12" / "temporal"
@@ -35,8 +36,8 @@ def test_key_check_catches_what_dsql_lint_misses(tmp_path: Path) -> None:
 
 def test_shipped_schema_is_a_versioned_source_at_upstreams_version() -> None:
     source = SchemaSource(SHIPPED)
-    assert source.latest_version == "1.19"
-    assert "executions" in source.tables(current_only=True)
+    assert source.latest_version == LATEST.schema_version
+    assert "executions" in source.shape_at(source.latest_version).columns
     assert "schema_version" not in source.tables()
 
 
@@ -76,3 +77,62 @@ def test_non_key_bytea_columns_stay_bytea() -> None:
     sql, changes = translate("CREATE TABLE t (id BYTEA NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (id));")
     assert "data BYTEA NOT NULL" in sql
     assert [change.item for change in changes] == ["id"]
+
+
+def _upstream_step(root: Path, version: str, statements: str) -> Step:
+    directory = root / f"v{version}"
+    directory.mkdir(parents=True)
+    (directory / "step.sql").write_text(statements, encoding="utf-8")
+    return Step(version, "1.0", f"upstream's {version}", (directory / "step.sql",))
+
+
+def _translation(tmp_path: Path, *steps: tuple[str, str]) -> Translation:
+    baseline = tmp_path / "upstream" / "schema.sql"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text("CREATE TABLE a (id BYTEA NOT NULL, PRIMARY KEY (id));\n", encoding="utf-8")
+    made = tuple(_upstream_step(tmp_path / "upstream", version, sql) for version, sql in steps)
+    return Translation(baseline, "1.0", "upstream 1.0", made, "upstream 1.2")
+
+
+def test_each_upstream_version_after_the_baseline_is_a_step_of_its_own(tmp_path: Path) -> None:
+    target = tmp_path / "dsql"
+    stale = target / "versioned" / "v0.9"  # a version of an earlier translation does not survive it
+    stale.mkdir(parents=True)
+    created = "CREATE TABLE b (run_id BYTEA NOT NULL, PRIMARY KEY (run_id));\n"
+    altered = "ALTER TABLE a ADD COLUMN note TEXT;\nCREATE INDEX a_note ON a (note);\n"
+    write_translation(_translation(tmp_path, ("1.1", created), ("1.2", altered)), target)
+    migrations = SchemaSource(target).migrations()
+    assert [m.version for m in migrations] == ["1.0", "1.1", "1.2"]
+    baseline, step_one, step_two = ([s.sql for s in m.statements] for m in migrations)
+    assert [sql.split("(")[0].strip() for sql in baseline] == ["CREATE TABLE a", "CREATE TABLE value_chunks"]
+    assert [sql.split("(")[0].strip() for sql in step_one] == ["CREATE TABLE b"]
+    assert "run_id UUID NOT NULL" in step_one[0]
+    assert step_two == ["ALTER TABLE a ADD COLUMN note TEXT", "CREATE INDEX ASYNC a_note ON a (note)"]
+    assert [m.min_compatible_version for m in migrations] == ["1.0", "1.0", "1.0"]
+    assert sorted(SchemaSource(target).shape_at("1.0").columns) == ["a", "value_chunks"]
+    assert SchemaSource(target).shape_at("1.2").columns["a"] == {"id": "uuid", "note": "text"}
+    whole = (target / "schema.sql").read_text(encoding="utf-8")
+    assert all(table in whole for table in ("CREATE TABLE a", "CREATE TABLE b", "ADD COLUMN note"))
+    assert "## 1.1: upstream's 1.1" in (target / "CHANGES.md").read_text(encoding="utf-8")
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("ALTER TABLE a ALTER COLUMN id TYPE VARCHAR(255);", "changes the type of a.id"),
+        ("ALTER TABLE a ADD COLUMN n BIGINT NOT NULL DEFAULT 0;", "adds a.n with an inline DEFAULT or NOT NULL"),
+        ("ALTER TABLE a ADD CONSTRAINT one UNIQUE (n);", "adds a constraint to a"),
+        ("DO $$ BEGIN PERFORM 1; END $$;", "PL/pgSQL"),
+    ],
+)
+def test_a_step_dsql_would_refuse_is_refused_when_translated_and_nothing_is_written(
+    tmp_path: Path, statement: str, refusal: str
+) -> None:
+    source = _translation(tmp_path, ("1.1", "CREATE TABLE b (k INT PRIMARY KEY);\n"), ("1.2", statement))
+    with pytest.raises(RefusedStepError) as caught:
+        write_translation(source, tmp_path / "dsql")
+    assert "upstream schema 1.2 (step.sql)" in str(caught.value)
+    assert refusal in str(caught.value)
+    assert caught.value.plan
+    assert not (tmp_path / "dsql").exists()

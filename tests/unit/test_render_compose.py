@@ -88,10 +88,10 @@ def test_dependencies_and_health_checks_come_from_the_model(make_settings: MakeS
 
 
 def test_images_are_pinned_from_settings(make_settings: MakeSettings) -> None:
-    settings = make_settings(TEMPORAL_VERSION="1.31.5", ELASTICSEARCH_VERSION="7.10.1", RUNTIME_IMAGE="reg/rt")
+    settings = make_settings(TEMPORAL_VERSION="1.31.2", ELASTICSEARCH_VERSION="7.10.1", RUNTIME_IMAGE="reg/rt")
     document = yaml.safe_load(render_compose(build_stack(settings), settings, "amd64"))
     images = {name: service["image"] for name, service in document["services"].items()}
-    assert images["temporal-history"] == "reg/rt:1.31.5"
+    assert images["temporal-history"] == "reg/rt:1.31.2"
     assert images["elasticsearch"].endswith(":7.10.1")
     assert all(":" in image and not image.endswith(":latest") for image in images.values())
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 
-	"go.temporal.io/server/chasm"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 )
 
@@ -22,11 +21,6 @@ const (
 		`FROM current_executions ce INNER JOIN executions e ON e.shard_id = ce.shard_id AND ` +
 		`e.namespace_id = ce.namespace_id AND e.workflow_id = ce.workflow_id AND e.run_id = ce.run_id ` +
 		`WHERE ce.shard_id = $1 AND ce.namespace_id = $2 AND ce.workflow_id = $3`
-	currentChasmJoinExecutionsQuery = `SELECT ce.shard_id, ce.namespace_id, ce.business_id AS workflow_id, ` +
-		`ce.run_id, ce.create_request_id, ce.state, ce.status, ce.start_time, e.last_write_version, ce.data, ` +
-		`ce.data_encoding FROM current_chasm_executions ce INNER JOIN executions e ON e.shard_id = ce.shard_id AND ` +
-		`e.namespace_id = ce.namespace_id AND e.workflow_id = ce.business_id AND e.run_id = ce.run_id ` +
-		`WHERE ce.shard_id = $1 AND ce.namespace_id = $2 AND ce.business_id = $3 AND ce.archetype_id = $4`
 )
 
 // ReadLockExecutions reads the execution row's versions without a lock: every write of the row is fenced in
@@ -46,16 +40,11 @@ func (t *tables) LockCurrentExecutionsJoinExecutions(ctx context.Context, filter
 	} else if err != nil {
 		return nil, err
 	}
-	query, args := currentJoinExecutionsQuery, []any{filter.ShardID, filter.NamespaceID, filter.WorkflowID}
-	if filter.ArchetypeID != chasm.WorkflowArchetypeID {
-		query, args = currentChasmJoinExecutionsQuery, append(args, filter.ArchetypeID)
-	}
+	query, args := currentJoin(filter)
 	var rows []sqlplugin.CurrentExecutionsRow
 	if err := t.sql.SelectContext(ctx, &rows, query, args...); err != nil {
 		return nil, err
 	}
-	for index := range rows {
-		rows[index].ArchetypeID = filter.ArchetypeID
-	}
+	withArchetype(rows, filter)
 	return rows, nil
 }

@@ -5,11 +5,8 @@ import (
 
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/server/common/log"
-	"go.temporal.io/server/common/metrics"
 	"go.temporal.io/server/common/persistence/serialization"
-	"go.temporal.io/server/common/persistence/sql"
 	persistencetests "go.temporal.io/server/common/persistence/tests"
-	"go.temporal.io/server/common/resolver"
 )
 
 // TestUpstreamPersistenceSuites runs upstream's store-level suites (the shard suite includes the
@@ -20,7 +17,7 @@ func TestUpstreamPersistenceSuites(t *testing.T) {
 	cfg := suiteConfig()
 	logger := log.NewTestLogger()
 	serializer := serialization.NewSerializer()
-	factory := sql.NewFactory(*cfg, resolver.NewNoopResolver(), "active", logger, metrics.NoopMetricsHandler, serializer)
+	factory := newSQLFactory(*cfg, logger, serializer)
 	t.Cleanup(factory.Close)
 	shards, err := factory.NewShardStore()
 	if err != nil {
@@ -38,7 +35,7 @@ func TestUpstreamPersistenceSuites(t *testing.T) {
 		suite.Run(t, persistencetests.NewShardSuite(t, shards, serializer, logger))
 	})
 	t.Run("ExecutionMutableState", func(t *testing.T) {
-		suite.Run(t, persistencetests.NewExecutionMutableStateSuite(t, shards, executions, serializer, logger))
+		suite.Run(t, newExecutionMutableStateSuite(t, shards, executions, serializer, logger))
 	})
 	t.Run("ExecutionMutableStateTask", func(t *testing.T) {
 		suite.Run(t, persistencetests.NewExecutionMutableStateTaskSuite(t, shards, executions, serializer, logger))

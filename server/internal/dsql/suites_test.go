@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/suite"
-	"go.temporal.io/server/chasm"
 	"go.temporal.io/server/common/auth"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
@@ -63,13 +62,11 @@ func TestUpstreamSQLPluginSuites(t *testing.T) {
 		}
 	}
 	suites := map[string]func(*testing.T) suite.TestingSuite{
-		"HistoryShard":     func(t *testing.T) suite.TestingSuite { return tests.NewHistoryShardSuite(t, db) },
-		"HistoryNode":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryNodeSuite(t, db) },
-		"HistoryTree":      func(t *testing.T) suite.TestingSuite { return tests.NewHistoryTreeSuite(t, db) },
-		"HistoryExecution": func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionSuite(t, db) },
-		"HistoryCurrentExec": func(t *testing.T) suite.TestingSuite {
-			return tests.NewHistoryCurrentExecutionSuite(t, db, chasm.WorkflowArchetypeID)
-		},
+		"HistoryShard":           func(t *testing.T) suite.TestingSuite { return tests.NewHistoryShardSuite(t, db) },
+		"HistoryNode":            func(t *testing.T) suite.TestingSuite { return tests.NewHistoryNodeSuite(t, db) },
+		"HistoryTree":            func(t *testing.T) suite.TestingSuite { return tests.NewHistoryTreeSuite(t, db) },
+		"HistoryExecution":       func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionSuite(t, db) },
+		"HistoryCurrentExec":     func(t *testing.T) suite.TestingSuite { return newHistoryCurrentExecutionSuite(t, db) },
 		"HistoryExecutionBuffer": func(t *testing.T) suite.TestingSuite { return tests.NewHistoryExecutionBufferSuite(t, db) },
 		"MatchingTask":           func(t *testing.T) suite.TestingSuite { return tests.NewMatchingTaskSuite(t, db) },
 		"MatchingTaskQueueV1": func(t *testing.T) suite.TestingSuite {

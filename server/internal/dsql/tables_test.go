@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.temporal.io/server/chasm"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 	"go.temporal.io/server/common/primitives"
 )
@@ -131,41 +130,38 @@ func TestTheExecutionRowIsReadWithoutALock(t *testing.T) {
 	}
 }
 
-func TestTheCurrentRowIsLockedOnItsKeyThenJoined(t *testing.T) {
-	for _, archetype := range []chasm.ArchetypeID{chasm.WorkflowArchetypeID, chasm.WorkflowArchetypeID + 1} {
-		var lockedOn []sqlplugin.CurrentExecutionsFilter
-		statements := &script{sel: func(dest any, _ string) error {
-			*dest.(*[]sqlplugin.CurrentExecutionsRow) = []sqlplugin.CurrentExecutionsRow{{WorkflowID: "w", LastWriteVersion: 5}}
-			return nil
-		}}
-		tb := &tables{sql: statements, TableCRUD: &upstreamTables{lockCurrent: func(filter sqlplugin.CurrentExecutionsFilter) error {
-			lockedOn = append(lockedOn, filter)
-			return nil
-		}}}
-		filter := sqlplugin.CurrentExecutionsFilter{ShardID: 2, NamespaceID: primitives.NewUUID(), WorkflowID: "w",
-			ArchetypeID: archetype}
-		rows, err := tb.LockCurrentExecutionsJoinExecutions(context.Background(), filter)
-		if err != nil || len(rows) != 1 || rows[0].ArchetypeID != archetype || rows[0].LastWriteVersion != 5 {
-			t.Fatalf("archetype %d: rows %+v (%v)", archetype, rows, err)
-		}
-		if len(lockedOn) != 1 || !reflect.DeepEqual(lockedOn[0], filter) {
-			t.Fatalf("archetype %d: current rows locked %+v, want the one of the filter", archetype, lockedOn)
-		}
-		want := currentJoinExecutionsQuery
-		if archetype != chasm.WorkflowArchetypeID {
-			want = currentChasmJoinExecutionsQuery
-		}
-		if len(statements.ran) != 1 || statements.ran[0].query != want || strings.Contains(want, "FOR UPDATE") {
-			t.Fatalf("archetype %d: ran %+v, want the join, unlocked", archetype, statements.ran)
-		}
+// lockThenJoin runs LockCurrentExecutionsJoinExecutions for filter over a join that answers one row, checks that
+// the current row was locked on filter's key and that wantQuery ran, unlocked, and returns the rows.
+func lockThenJoin(t *testing.T, filter sqlplugin.CurrentExecutionsFilter, wantQuery string) []sqlplugin.CurrentExecutionsRow {
+	t.Helper()
+	var lockedOn []sqlplugin.CurrentExecutionsFilter
+	statements := &script{sel: func(dest any, _ string) error {
+		*dest.(*[]sqlplugin.CurrentExecutionsRow) = []sqlplugin.CurrentExecutionsRow{{WorkflowID: "w", LastWriteVersion: 5}}
+		return nil
+	}}
+	tb := &tables{sql: statements, TableCRUD: &upstreamTables{lockCurrent: func(filter sqlplugin.CurrentExecutionsFilter) error {
+		lockedOn = append(lockedOn, filter)
+		return nil
+	}}}
+	rows, err := tb.LockCurrentExecutionsJoinExecutions(context.Background(), filter)
+	if err != nil || len(rows) != 1 || rows[0].LastWriteVersion != 5 {
+		t.Fatalf("rows %+v (%v)", rows, err)
 	}
+	if len(lockedOn) != 1 || !reflect.DeepEqual(lockedOn[0], filter) {
+		t.Fatalf("current rows locked %+v, want the one of the filter", lockedOn)
+	}
+	if len(statements.ran) != 1 || statements.ran[0].query != wantQuery || strings.Contains(wantQuery, "FOR UPDATE") {
+		t.Fatalf("ran %+v, want the join, unlocked", statements.ran)
+	}
+	return rows
+}
 
+func TestWithoutACurrentRowNothingIsJoined(t *testing.T) {
 	statements := &script{}
 	tb := &tables{sql: statements, TableCRUD: &upstreamTables{lockCurrent: func(sqlplugin.CurrentExecutionsFilter) error {
 		return sql.ErrNoRows
 	}}}
-	rows, err := tb.LockCurrentExecutionsJoinExecutions(context.Background(),
-		sqlplugin.CurrentExecutionsFilter{ArchetypeID: chasm.WorkflowArchetypeID})
+	rows, err := tb.LockCurrentExecutionsJoinExecutions(context.Background(), sqlplugin.CurrentExecutionsFilter{})
 	if err != nil || rows != nil || len(statements.ran) != 0 {
 		t.Fatalf("without a current row: rows %+v (%v), ran %+v; want none, as upstream's join finds", rows, err, statements.ran)
 	}

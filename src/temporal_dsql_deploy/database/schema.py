@@ -30,9 +30,18 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from temporal_dsql_deploy.database import dsql
 from temporal_dsql_deploy.database.endpoint import persistence_endpoint
+from temporal_dsql_deploy.database.schema_shape import (
+    CATALOG_COLUMNS,
+    CATALOG_INDEXES,
+    Shape,
+    catalog_shape,
+    differences,
+    shape_of,
+)
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.releases import release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 BASE_VERSION = "0.0"
@@ -212,13 +221,25 @@ class SchemaSource:
     def base_file(self) -> Path:
         return self.root / "schema.sql"
 
-    def tables(self, *, current_only: bool = False) -> list[str]:
-        """Tables the schema creates: all it ever created (for --overwrite), or those of schema.sql (drift)."""
+    def tables(self) -> list[str]:
+        """Every table the schema ever created (for --overwrite, and the service role's grants)."""
         files = [self.base_file] if self.base_file.exists() else []
-        if not (current_only and files):
-            files += [path for migration in self.migrations() for path in migration.files]
+        files += [path for migration in self.migrations() for path in migration.files]
         names = {m.group(1).lower() for f in files for s in split_statements(f) if (m := _CREATE_TABLE.match(s.sql))}
         return sorted(names)
+
+    def shape_at(self, version: str) -> Shape:
+        """The tables, columns, types and indexes the schema holds at `version`: its versions up to it, replayed."""
+        return shape_of(statement.sql for migration in self.migrations()
+                        if version_key(migration.version) <= version_key(version)
+                        for statement in migration.statements)  # fmt: skip
+
+    def version_for(self, temporal_version: str) -> str:
+        """The version a Temporal release runs on, where this source has it; a source of the user's own that stops
+        short of it: its newest."""
+        wanted = release(temporal_version).schema_version
+        known = {version_key(migration.version) for migration in self.migrations()}
+        return wanted if version_key(wanted) in known else self.latest_version
 
 
 class _TransientError(Exception):
@@ -244,10 +265,11 @@ class Validation:
     latest: str
     missing_tables: list[str]
     unexpected_tables: list[str]
+    drift: list[str]  # columns missing or of another type, indexes missing, in the tables both have
 
     @property
     def ok(self) -> bool:
-        return self.version == self.latest and not self.missing_tables
+        return self.version == self.latest and not self.missing_tables and not self.drift
 
 
 class Applier:
@@ -398,20 +420,21 @@ class Applier:
             self.result.tables_dropped.append(table)
 
     def update(self, target: str = "") -> ApplyReport:
-        """Apply every version after the current one, up to `target` (default: the newest); at the newest, create
-        any table it defines that the database lacks."""
+        """Apply every version after the current one, up to `target` (default: the one the configured Temporal
+        release runs on), recording each; at the newest, create any table it defines that the database lacks."""
         self.result = ApplyReport()
         current = self.current_version()
         if current is None:
             raise DeployError("the database has no schema_version", "run `invoke schema.setup --version 0.0` first")
         self.result.from_version = self.result.to_version = current
         migrations = self.source.migrations()
-        if target and version_key(target) not in {version_key(m.version) for m in migrations}:
+        target = target or self.source.version_for(self.settings.temporal_version)
+        if version_key(target) not in {version_key(m.version) for m in migrations}:
             known = ", ".join(m.version for m in migrations)
             raise DeployError(f"--target-version {target} is not in {self.source.root} (versions: {known})",
                               "pick one of the versions listed")  # fmt: skip
-        pending = [m for m in migrations if version_key(m.version) > version_key(current)
-                   and (not target or version_key(m.version) <= version_key(target))]  # fmt: skip
+        pending = [m for m in migrations
+                   if version_key(current) < version_key(m.version) <= version_key(target)]  # fmt: skip
         self._lint([path for migration in pending for path in migration.files])
         for migration in pending:
             self.report(f"applying {migration.version}: {migration.description}")
@@ -421,7 +444,7 @@ class Applier:
                          migration.description)  # fmt: skip
             self.result.versions_applied.append(migration.version)
             current = migration.version
-        if not target or version_key(target) == version_key(self.source.latest_version):
+        if version_key(target) == version_key(self.source.latest_version):
             self._complete()
         return self.result
 
@@ -439,14 +462,17 @@ class Applier:
         self.result.tables_completed = validation.missing_tables
 
     def validate(self) -> Validation:
-        expected = set(self.source.tables(current_only=True))
-        present = {str(row[0]) for row in self.run(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}  # fmt: skip
+        """The database against the version the configured Temporal release runs on: its tables, their columns and
+        types, and its indexes."""
+        wanted = self.source.version_for(self.settings.temporal_version)
+        expected = self.source.shape_at(wanted)
+        found = catalog_shape(self.run(CATALOG_COLUMNS), self.run(CATALOG_INDEXES))
         return Validation(
             version=self.current_version(),
-            latest=self.source.latest_version,
-            missing_tables=sorted(expected - present),
-            unexpected_tables=sorted(present - expected - set(CONTROL_TABLES)),
+            latest=wanted,
+            missing_tables=sorted(set(expected.columns) - set(found.columns)),
+            unexpected_tables=sorted(set(found.columns) - set(expected.columns) - set(CONTROL_TABLES)),
+            drift=differences(expected, found),
         )
 
 

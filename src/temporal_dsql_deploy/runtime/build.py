@@ -20,6 +20,7 @@ from temporal_dsql_deploy.runtime.units.exporters import EXPORTER_PACKAGES, EXPO
 from temporal_dsql_deploy.runtime.units.metrics_store import VICTORIA_METRICS_VERSION
 from temporal_dsql_deploy.runtime.units.temporal_server import TOOL_PACKAGES
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
+from temporal_dsql_deploy.settings.releases import BASE_TAGS, release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 BUILD_TIMEOUT_S = 1800
@@ -79,7 +80,7 @@ def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
         env = _go_env(arch, Path(gopath))
         for name, package in SERVER_COMMANDS.items():
-            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", ",".join(BASE_TAGS),
                       "-o", str(out / name), f"./{package}"], what=f"building {package} from {source} for {arch}",
                      fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=env, cwd=source)  # fmt: skip
 
@@ -144,7 +145,7 @@ def build_binaries(settings: Settings, project_root: Path, arch: Architecture, s
         # The product's server (upstream's, with the dsql plugin) and upstream's tools, in one build of its module.
         version = f"v{settings.temporal_version}"
         with tempfile.TemporaryDirectory(prefix="tdd-gopath-") as gopath:
-            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+            run_tool(["go", "build", "-trimpath", "-ldflags", "-s -w", *release(settings.temporal_version).go_flags(),
                       "-o", f"{server.root}/", "./cmd/temporal-server", *TOOL_PACKAGES.values()],
                      what=f"building the Temporal server with the dsql plugin and its tools for linux/{arch}",
                      fix="see the compiler output above", timeout_s=BUILD_TIMEOUT_S, env=_go_env(arch, Path(gopath)),

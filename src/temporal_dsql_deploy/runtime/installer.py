@@ -244,6 +244,7 @@ def source_digest(module: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(module.rglob("*")):
         built = path.suffix == ".go" and not path.name.endswith("_test.go")  # tests do not change the program
-        if path.is_file() and (built or path.name in {"go.mod", "go.sum"}):
+        build_list = path.name.startswith("go.") and path.suffix in {".mod", ".sum"}  # go.mod, go.1.30.mod, ...
+        if path.is_file() and (built or build_list):
             digest.update(str(path.relative_to(module)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporal_dsql_deploy.errors import ConfigError
 from temporal_dsql_deploy.settings.environment import cache_home, format_go_duration
 from temporal_dsql_deploy.settings.paths import forbidden_directory, real_path
+from temporal_dsql_deploy.settings.releases import LATEST, check_temporal_version, supported_versions
 
 Architecture = Literal["amd64", "arm64"]
 SqlPlugin = Literal["postgres12", "postgres12_pgx", "dsql"]
@@ -392,7 +393,9 @@ class Settings(BaseSettings):
     search_engine_exporter_port: Port = Field(9114, description="Port of the exporter that reads the search engine.")
 
     # --- Versions and images (pinned) ----------------------------------------------------------
-    temporal_version: str = Field("1.32.2", description="Temporal server release (Go module version).")
+    temporal_version: Annotated[str, AfterValidator(check_temporal_version)] = Field(
+        LATEST.version, description=f"Temporal server release, one of {supported_versions()}."
+    )
     temporal_ui_version: str = Field("2.56.0", description="Temporal Web UI server release.")
     elasticsearch_version: str = Field("7.10.2", description="Elasticsearch release.")
     opensearch_version: str = Field("2.19.1", description="OpenSearch release.")

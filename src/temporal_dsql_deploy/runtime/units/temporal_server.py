@@ -45,6 +45,7 @@ from temporal_dsql_deploy.runtime.units.base import (
 )
 from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, HostOf, settings_environment
+from temporal_dsql_deploy.settings.releases import release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 
 
@@ -158,7 +159,7 @@ def install_temporal_server(settings: Settings, installer: Installer) -> Path:
         if installer.project_root is None:
             raise DeployError(f"upstream's Temporal tools {version} are not installed",
                               "run `invoke up` in the project's checkout, which builds them")  # fmt: skip
-        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", *release(settings.temporal_version).go_flags(),
                 "-o", f"{staging}/", *TOOL_PACKAGES.values()]  # fmt: skip
         build_step(argv, f"building Temporal's tools {version}", env=go_env(staging),
                    cwd=installer.project_root / "server")  # fmt: skip
@@ -176,7 +177,7 @@ def install_product_server(settings: Settings, installer: Installer) -> Path:
     module = installer.project_root / "server"
 
     def build(staging: Path) -> None:
-        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", "disable_grpc_modules",
+        argv = ["go", "build", "-trimpath", "-ldflags", "-s -w", *release(settings.temporal_version).go_flags(),
                 "-o", str(staging / "temporal-server"), "./cmd/temporal-server"]  # fmt: skip
         build_step(argv, "building the Temporal server with the dsql plugin", env=go_env(staging), cwd=module)
 

@@ -1,4 +1,4 @@
--- Aurora DSQL schema for Temporal, translated from go.temporal.io/server v1.32.2 schema/postgresql/v12/temporal 1.19 (see CHANGES.md).
+-- Aurora DSQL schema for Temporal at 1.19: versioned/ applied in order (see CHANGES.md).
 
 CREATE TABLE namespaces (
   partition_id INTEGER NOT NULL,
@@ -58,23 +58,6 @@ CREATE TABLE current_executions (
   data BYTEA NULL,
   data_encoding VARCHAR(16) NOT NULL DEFAULT '',
   PRIMARY KEY (shard_id, namespace_id, workflow_id)
-);
-
-CREATE TABLE current_chasm_executions (
-  shard_id INTEGER NOT NULL,
-  namespace_id UUID NOT NULL,
-  business_id VARCHAR(255) NOT NULL,
-  archetype_id BIGINT NOT NULL,
-  run_id UUID NOT NULL,
-  create_request_id VARCHAR(255) NOT NULL,
-  state INTEGER NOT NULL,
-  status INTEGER NOT NULL,
-  start_version BIGINT NOT NULL DEFAULT 0,
-  start_time TIMESTAMP NULL,
-  last_write_version BIGINT NOT NULL,
-  data BYTEA NULL,
-  data_encoding VARCHAR(16) NOT NULL DEFAULT '',
-  PRIMARY KEY (shard_id, namespace_id, business_id, archetype_id)
 );
 
 CREATE TABLE buffered_events (
@@ -395,4 +378,21 @@ CREATE TABLE value_chunks (
   chunk INTEGER NOT NULL,
   data BYTEA NOT NULL,
   PRIMARY KEY (shard_id, kind, owner_a, owner_b, item, chunk_group, chunk)
+);
+
+CREATE TABLE current_chasm_executions (
+  shard_id INTEGER NOT NULL,
+  namespace_id UUID NOT NULL,
+  business_id VARCHAR(255) NOT NULL,
+  archetype_id BIGINT NOT NULL,
+  run_id UUID NOT NULL,
+  create_request_id VARCHAR(255) NOT NULL,
+  state INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  start_version BIGINT NOT NULL DEFAULT 0,
+  start_time TIMESTAMP NULL,
+  last_write_version BIGINT NOT NULL,
+  data BYTEA NULL,
+  data_encoding VARCHAR(16) NOT NULL DEFAULT '',
+  PRIMARY KEY (shard_id, namespace_id, business_id, archetype_id)
 );
