@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 from temporal_dsql_deploy.settings.releases import RELEASES
@@ -116,9 +118,11 @@ def releases(session: nox.Session, temporal: str) -> None:
     """Each supported Temporal release before the newest (which `integration` covers): the stack on it, the DSQL
     profile, a workflow end to end, and upstream's persistence suites of that release through the plugin."""
     install(session, "test")
+    stack_dir = f".stack-release-{temporal}"  # a fresh install of that release, not the newest's data
+    shutil.rmtree(stack_dir, ignore_errors=True)
     session.run("pytest", "-m", "integration", "tests/integration/test_local_stack.py",
                 "tests/integration/test_upstream_suites.py", "-k", "test_smoke or upstream_persistence_suites_pass",
-                *session.posargs, env={"TEMPORAL_VERSION": temporal})  # fmt: skip
+                *session.posargs, env={"TEMPORAL_VERSION": temporal, "STACK_DIR": stack_dir})  # fmt: skip
 
 
 @nox.session

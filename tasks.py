@@ -354,7 +354,8 @@ def schema_update(
 @task(name="validate", help={"schema_name": SCHEMA_NAME_HELP, "schema_dir": SCHEMA_DIR_HELP})
 @cli.reported
 def schema_validate(c: Context, schema_name: str | None = None, schema_dir: str | None = None) -> None:
-    """Report the applied schema version and any drift from the schema files; non-zero if behind or missing tables."""
+    """Compare the database with the schema version TEMPORAL_VERSION runs on: the applied version, the tables, their
+    columns and types, the indexes; non-zero on any drift."""
     operations.schema_validate(cli.settings_for(ROOT), ROOT, schema_name=SCHEMA_NAME.parse(schema_name),
                                schema_dir=SCHEMA_DIR.parse(schema_dir))  # fmt: skip
 

@@ -30,9 +30,7 @@ from temporal_dsql_deploy.temporal.visibility import setup_visibility
 def run(command: str) -> None:
     settings = load_settings_from_environment()  # the environment the service model gave this process
     if command == "es-setup":
-        report = setup_visibility(settings, installed_temporal_server(settings).es_tool)
-        state = "created" if report.created else "already present"
-        cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match the template")
+        cli.say(setup_visibility(settings, installed_temporal_server(settings).es_tool).describe())
     elif command == "schema-setup":
         if settings.runs_local_database and not settings.is_dsql and ensure_database(settings):
             cli.say(f"created database {settings.temporal_sql_database}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,9 +115,7 @@ def _upstream_tools(settings: Settings, project_root: Path) -> TemporalServer:
 
 def es_setup(settings: Settings, project_root: Path, *, cluster_settings: bool) -> None:
     server = _upstream_tools(settings, project_root)
-    report = setup_visibility(settings, server.es_tool, cluster_settings=cluster_settings)
-    state = "created" if report.created else "already present"
-    cli.say(f"index {report.index} {state}; {report.fields_verified} mapped fields match Temporal's template")
+    cli.say(setup_visibility(settings, server.es_tool, cluster_settings=cluster_settings).describe())
 
 
 def _applier(settings: Settings, project_root: Path, schema_name: str, schema_dir: str) -> Applier:
@@ -182,32 +182,41 @@ def schema_validate(settings: Settings, project_root: Path, *, schema_name: str,
     finally:
         applier.close()
     cli.say(f"applied version {report.version or 'none'}; the version Temporal {settings.temporal_version} runs on "
-            f"{report.latest}")  # fmt: skip
+            f"{report.expected}")  # fmt: skip
+    if report.ahead:
+        cli.say(f"the database is at a later release's schema ({report.version}), which Temporal "
+                f"{settings.temporal_version} accepts; checked against {report.expected}")  # fmt: skip
     if report.unexpected_tables:
         cli.say(f"tables the schema does not define (kept): {', '.join(report.unexpected_tables)}")
     if not report.ok:
         listed = [f"missing table {table}" for table in report.missing_tables] + report.drift
         details = "".join(f"\n  - {line}" for line in listed)
-        raise DeployError(f"schema drift: version {report.version or 'none'} (expected {report.latest}){details}",
+        raise DeployError(f"schema drift: version {report.version or 'none'} (expected {report.expected}){details}",
                           "run `invoke schema.update`; a column or index that differs was changed by hand")  # fmt: skip
     cli.say("schema is current: every table, column type and index is as the schema says")
 
 
 def schema_translate() -> None:
     """The DSQL schema from upstream's: the whole schema at the oldest supported release, then each later upstream
-    version's changes as a step of its own (the Go module cache holds both releases' schema files)."""
+    version's changes as a step of its own (the Go module cache holds both releases' schema files). Written beside
+    the shipped one and checked there first; it replaces the shipped one whole, so no version of before stays."""
     source = releases_translation(server_module_dir)
     target = shipped_schemas() / "dsql" / "v12" / "temporal"
-    try:
-        changes = write_translation(source, target)
-    except RefusedStepError as exc:
-        raise DeployError(f"the translation stopped; nothing was written: {exc}", exc.plan) from None
-    findings = lint_files(sorted(target.rglob("*.sql")))
+    with tempfile.TemporaryDirectory(prefix=".translation-", dir=target.parent) as staging:
+        written = Path(staging) / target.name
+        try:
+            changes = write_translation(source, written)
+        except RefusedStepError as exc:
+            raise DeployError(f"the translation stopped; nothing was written: {exc}", exc.plan) from None
+        findings = lint_files(sorted(written.rglob("*.sql")))
+        if findings:
+            listed = "\n".join(f"  - {finding}" for finding in findings)
+            raise DeployError(f"the translation has statements DSQL refuses; nothing was written:\n{listed}",
+                              "extend the rules in database/dsql_schema.py")  # fmt: skip
+        shutil.rmtree(target, ignore_errors=True)
+        written.rename(target)
     versions = ", ".join([source.baseline_version, *(step.version for step in source.steps)])
     cli.say(f"wrote {target}: versions {versions}, {len(changes)} changes (see CHANGES.md)")
-    if findings:
-        listed = "\n".join(f"  - {finding}" for finding in findings)
-        raise DeployError(f"the translation still has statements DSQL refuses:\n{listed}", "extend dsql_schema.py")
     cli.say("dsql-lint and the key-type check pass on it")
 
 

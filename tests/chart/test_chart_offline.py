@@ -33,6 +33,7 @@ SQL = ("server", "config", "persistence", "default", "sql")
 # Value sets a user is likely to install, over the example values: name -> values.
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "one-host-each": {},
+    "worker-probed-over-http": {"server": {"worker": {"health": {"httpPath": "/metrics"}}}},  # as 1.30's worker
     "3-2-2-1": {"server": {"history": {"replicaCount": 3}, "matching": {"replicaCount": 2},
                            "frontend": {"replicaCount": 2}, "worker": {"replicaCount": 1}}},
     "opensearch": {"elasticsearch": {"engine": "opensearch", "port": 443, "scheme": "https",
@@ -81,6 +82,18 @@ def _named(documents: list[dict[str, Any]], kind: str, suffix: str) -> dict[str,
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+def test_a_role_without_grpc_health_is_probed_on_its_metrics_endpoint(
+    settings: Settings, installer: Installer, chart: Path, tmp_path: Path
+) -> None:
+    documents = _render(settings, installer, chart, tmp_path, "worker-probed-over-http")
+    [container] = _named(documents, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, container[probe]
+        assert "grpc" not in container[probe]
+    [history] = _named(documents, "Deployment", "-history")["spec"]["template"]["spec"]["containers"]
+    assert history["readinessProbe"]["grpc"]["service"] == "temporal.api.workflowservice.v1.HistoryService"
 
 
 @pytest.mark.parametrize("name", list(VALUE_SETS))

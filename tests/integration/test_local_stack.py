@@ -16,7 +16,7 @@ from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.smoke import run_smoke
-from temporal_dsql_deploy.temporal.visibility import setup_visibility
+from temporal_dsql_deploy.temporal.visibility import TEMPLATE_NAME, search_client, setup_visibility
 from tests.conftest import PROJECT_ROOT
 from tests.integration.stack_checks import (
     search_attribute_query,
@@ -42,6 +42,26 @@ def test_visibility_setup_is_idempotent_and_verified(local_stack: LocalStack, se
     report = setup_visibility(settings, paths.temporal_es_tool)
     assert not report.created
     assert report.fields_verified >= 20  # Temporal's template maps every system search attribute
+
+
+def test_fields_a_newer_template_maps_are_added_to_an_existing_index(
+    local_stack: LocalStack, settings: Settings, paths: Paths
+) -> None:
+    """An index made under an older template (as 1.31's adds two fields to 1.30's) gains the fields it lacks."""
+    older = "tdd-visibility-before-an-upgrade"  # outside the template's pattern: it gets only the mappings given
+    with search_client(settings) as client:
+        template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]["mappings"]
+        lacking = tuple(sorted(template["properties"])[:2])
+        properties = {name: spec for name, spec in template["properties"].items() if name not in lacking}
+        client.put(f"/{older}", json={"mappings": {**template, "properties": properties}}).raise_for_status()
+        try:
+            report = setup_visibility(settings.model_copy(update={"temporal_elasticsearch_index": older}),
+                                      paths.temporal_es_tool)  # fmt: skip
+            assert report.fields_added == lacking
+            assert not report.created
+            assert report.fields_verified == len(template["properties"])
+        finally:
+            client.delete(f"/{older}")
 
 
 def test_timer_signal_and_child_workflow(local_stack: LocalStack, settings: Settings) -> None:

@@ -25,6 +25,7 @@ from temporal_dsql_deploy.runtime.installer import Installer, server_module_dir
 from temporal_dsql_deploy.runtime.units.postgresql import install_postgresql
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings, load_settings
+from temporal_dsql_deploy.settings.releases import RELEASES, Release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 
@@ -310,3 +311,13 @@ def test_shipped_dsql_schema_is_the_translation_of_the_supported_releases(tmp_pa
         assert (shipped / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), (
             f"{shipped / name} is stale: run `invoke schema.translate`"
         )
+
+
+@pytest.mark.parametrize("chosen", RELEASES, ids=[chosen.version for chosen in RELEASES])
+def test_each_release_is_listed_with_its_upstreams_schema_and_template_versions(chosen: Release) -> None:
+    """The release table says what upstream's module of that release holds (downloaded by `nox -s go`)."""
+    root = server_module_dir(f"v{chosen.version}")
+    assert SchemaSource(root / "schema" / UPSTREAM).latest_version == chosen.schema_version
+    embedded = (root / "schema" / "embed.go").read_text(encoding="utf-8")
+    template = f'"elasticsearch/visibility/versioned/v{chosen.template_version}/index_template_v7.json"'
+    assert template in embedded

@@ -10,7 +10,7 @@ import pytest
 from temporal_dsql_deploy.database.dsql import lint_files, refused_key_types
 from temporal_dsql_deploy.database.dsql_schema import RefusedStepError, Step, Translation, translate, write_translation
 from temporal_dsql_deploy.database.schema import SchemaSource
-from temporal_dsql_deploy.settings.releases import LATEST
+from temporal_dsql_deploy.settings.releases import LATEST, RELEASES
 from tests.conftest import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "schema" / "dsql" / "v12" / "temporal"
@@ -96,8 +96,6 @@ def _translation(tmp_path: Path, *steps: tuple[str, str]) -> Translation:
 
 def test_each_upstream_version_after_the_baseline_is_a_step_of_its_own(tmp_path: Path) -> None:
     target = tmp_path / "dsql"
-    stale = target / "versioned" / "v0.9"  # a version of an earlier translation does not survive it
-    stale.mkdir(parents=True)
     created = "CREATE TABLE b (run_id BYTEA NOT NULL, PRIMARY KEY (run_id));\n"
     altered = "ALTER TABLE a ADD COLUMN note TEXT;\nCREATE INDEX a_note ON a (note);\n"
     write_translation(_translation(tmp_path, ("1.1", created), ("1.2", altered)), target)
@@ -114,15 +112,18 @@ def test_each_upstream_version_after_the_baseline_is_a_step_of_its_own(tmp_path:
     whole = (target / "schema.sql").read_text(encoding="utf-8")
     assert all(table in whole for table in ("CREATE TABLE a", "CREATE TABLE b", "ADD COLUMN note"))
     assert "## 1.1: upstream's 1.1" in (target / "CHANGES.md").read_text(encoding="utf-8")
-    assert not stale.exists()
 
 
 @pytest.mark.parametrize(
     ("statement", "refusal"),
     [
         ("ALTER TABLE a ALTER COLUMN id TYPE VARCHAR(255);", "changes the type of a.id"),
-        ("ALTER TABLE a ADD COLUMN n BIGINT NOT NULL DEFAULT 0;", "adds a.n with an inline DEFAULT or NOT NULL"),
+        ("ALTER TABLE ONLY a ALTER id SET DATA TYPE TEXT;", "changes the type of a.id"),
+        ("ALTER TABLE a ADD COLUMN n BIGINT NOT NULL DEFAULT 0;", "adds a.n with an inline NOT NULL"),
+        ("ALTER TABLE a ADD IF NOT EXISTS n BIGINT DEFAULT 0;", "adds a.n with an inline DEFAULT"),
+        ("ALTER TABLE a ADD COLUMN n TEXT, ADD COLUMN m INT UNIQUE;", "adds a.m with an inline UNIQUE"),
         ("ALTER TABLE a ADD CONSTRAINT one UNIQUE (n);", "adds a constraint to a"),
+        ("ALTER TABLE a ADD CONSTRAINT c CHECK (n IS NOT NULL);", "adds a constraint to a"),
         ("DO $$ BEGIN PERFORM 1; END $$;", "PL/pgSQL"),
     ],
 )
@@ -136,3 +137,25 @@ def test_a_step_dsql_would_refuse_is_refused_when_translated_and_nothing_is_writ
     assert refusal in str(caught.value)
     assert caught.value.plan
     assert not (tmp_path / "dsql").exists()
+
+
+def test_what_dsql_runs_passes_and_an_id_column_added_later_is_a_uuid(tmp_path: Path) -> None:
+    step = "ALTER TABLE a ADD COLUMN n INT, ALTER COLUMN n SET DEFAULT 0, ADD COLUMN run_id BYTEA NULL;\n"
+    changes = write_translation(_translation(tmp_path, ("1.1", step)), tmp_path / "dsql")
+    [altered] = [s.sql for s in SchemaSource(tmp_path / "dsql").migrations()[-1].statements]
+    assert altered == "ALTER TABLE a ADD COLUMN n INT, ALTER COLUMN n SET DEFAULT 0, ADD COLUMN run_id UUID NULL"
+    assert ("a", "run_id", "BYTEA", "UUID") in [(c.table, c.item, c.upstream, c.dsql) for c in changes]
+
+
+def test_a_release_runs_on_its_own_schema_version_or_a_users_schema_on_its_newest(tmp_path: Path) -> None:
+    shipped = SchemaSource(SHIPPED)
+    assert [shipped.version_for(chosen.version) for chosen in RELEASES] == [c.schema_version for c in RELEASES]
+    own = tmp_path / "own"
+    for version in ("0.1", "0.2"):
+        (own / "versioned" / f"v{version}").mkdir(parents=True)
+        (own / "versioned" / f"v{version}" / "a.sql").write_text(f"CREATE TABLE t{version[-1]} (k INT);\n")
+        (own / "versioned" / f"v{version}" / "manifest.json").write_text(
+            f'{{"CurrVersion": "{version}", "SchemaUpdateCqlFiles": ["a.sql"]}}'
+        )
+    assert SchemaSource(own).version_for(LATEST.version) == "0.2"
+    assert sorted(SchemaSource(own).shape_at("0.1").columns) == ["t1"]

@@ -8,6 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from temporal_dsql_deploy.errors import ConfigError
+from temporal_dsql_deploy.kubernetes.chart import chart_values
+from temporal_dsql_deploy.runtime.model import GrpcProbe, HttpProbe
+from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.releases import LATEST, RELEASES, Release, release
 from tests.conftest import PROJECT_ROOT
@@ -62,3 +65,16 @@ def test_an_unsupported_release_is_refused_with_the_supported_ones(make_settings
     assert "TEMPORAL_VERSION='1.29.0'" in message
     assert ", ".join(chosen.version for chosen in RELEASES) in message
     assert make_settings(TEMPORAL_VERSION=RELEASES[0].version).temporal_version == RELEASES[0].version
+
+
+def test_the_worker_of_a_release_without_its_grpc_health_is_probed_on_its_metrics(make_settings: MakeSettings) -> None:
+    """1.30's worker serves no gRPC; from 1.31 it reports its own health service, NOT_SERVING as it stops."""
+    oldest = make_settings(TEMPORAL_VERSION=RELEASES[0].version)
+    worker = build_stack(oldest).get("temporal-worker")
+    metrics = next(port.number for port in worker.ports if port.name == "metrics")
+    assert worker.healthcheck is not None
+    assert worker.healthcheck.probe == HttpProbe(metrics, "/metrics")
+    assert chart_values(oldest)["server"]["worker"]["health"] == {"httpPath": "/metrics"}
+    newest = build_stack(make_settings(TEMPORAL_VERSION=LATEST.version)).get("temporal-worker").healthcheck
+    assert newest is not None
+    assert newest.probe == GrpcProbe(7239, "temporal.api.workflowservice.v1.WorkerService")

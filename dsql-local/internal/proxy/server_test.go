@@ -352,6 +352,7 @@ func fakeBackend(t *testing.T) string {
 // go (Temporal's) would last until the supervisor's SIGKILL.
 func TestShutdownEndsTheSessionsOfConnectedClients(t *testing.T) {
 	_, address, shutdown := serveTestServer(t, fakeBackend(t), 100, 100, maxAuthenticating)
+	t.Cleanup(shutdown) // a second call returns at once
 	host, port, _ := net.SplitHostPort(address)
 	config, err := pgconn.ParseConfig(fmt.Sprintf("host=%s port=%s user=admin dbname=postgres sslmode=require connect_timeout=5", host, port))
 	if err != nil {

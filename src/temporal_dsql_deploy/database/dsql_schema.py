@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import sqlparse
 
 from temporal_dsql_deploy.database.schema import SchemaSource, version_key
+from temporal_dsql_deploy.database.schema_shape import NOT_COLUMNS, split_items
 from temporal_dsql_deploy.settings.releases import LATEST, RELEASES
 
 # Key columns that are not 16-byte ids (see the DSQL reference): a text encoding instead of UUID.
@@ -32,7 +32,6 @@ _CREATE_TABLE = re.compile(r"^create\s+table\s+(\w+)\s*\((.*)\)\s*$", re.IGNOREC
 _CREATE_INDEX = re.compile(r"^create\s+(unique\s+)?index\s+(?!async\b)", re.IGNORECASE)
 _PRIMARY_KEY = re.compile(r"primary\s+key\s*\(([^)]*)\)", re.IGNORECASE)
 _COLUMN = re.compile(r"^(\s*)(\w+)(\s+)(\w+)(.*)$", re.DOTALL)
-_NOT_COLUMNS = {"primary", "constraint", "unique", "check", "foreign"}
 
 
 @dataclass(frozen=True)
@@ -64,22 +63,9 @@ PLUGIN_CHANGES = [
 ]  # fmt: skip
 
 
-def _split_columns(body: str) -> list[str]:
-    """Top-level comma-separated items of a CREATE TABLE body."""
-    items, depth, current = [], 0, ""
-    for char in body:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    return [*items, current] if current.strip() else items
-
-
 def _translate_table(table: str, body: str, changes: list[Change]) -> tuple[str, list[str]]:
     """The DSQL body of one table, and the statements that must follow it (unique indexes)."""
-    items = [item.strip() for item in _split_columns(body)]
+    items = split_items(body)
     keys = {k.strip().lower() for m in _PRIMARY_KEY.finditer(body) for k in m.group(1).split(",")}
     keys |= {item.split()[0].lower() for item in items if "primary key" in item.lower() and item.split()}
     kept, after = [], []
@@ -89,7 +75,7 @@ def _translate_table(table: str, body: str, changes: list[Change]) -> tuple[str,
             changes.append(Change(table, item.split()[1], item, "(removed)", "DSQL has no CHECK constraints"))
             continue
         column = _COLUMN.match(item)
-        if column is None or column.group(2).lower() in _NOT_COLUMNS:
+        if column is None or column.group(2).lower() in NOT_COLUMNS:
             kept.append(item)
             continue
         name, kind, rest = column.group(2), column.group(4), column.group(5)
@@ -115,6 +101,16 @@ def _translate_table(table: str, body: str, changes: list[Change]) -> tuple[str,
     return ",\n  ".join(kept), after
 
 
+def _translate_clause(table: str, clause: str, changes: list[Change]) -> str:
+    """An ALTER TABLE clause: a 16-byte id column added later is UUID, as the same id is everywhere else."""
+    added = _ADDED_COLUMN.match(clause)
+    if added is None or added.group(3).upper() != "BYTEA" or added.group(2).lower() not in ID_COLUMNS:
+        return clause
+    why = "the same 16-byte id is a UUID key elsewhere, and is compared and joined with it"
+    changes.append(Change(table, added.group(2), "BYTEA", "UUID", why))
+    return f"{added.group(1)}{added.group(2)} UUID{added.group(4)}"
+
+
 def translate(upstream_sql: str) -> tuple[str, list[Change]]:
     """DSQL text for an upstream schema file, and the list of changes made."""
     changes: list[Change] = []
@@ -130,6 +126,9 @@ def translate(upstream_sql: str) -> tuple[str, list[Change]]:
             body, after = _translate_table(table.group(1), table.group(2), changes)
             out.append(f"CREATE TABLE {table.group(1)} (\n  {body}\n)")
             out.extend(after)
+        elif altered := _ALTER_TABLE.match(statement):
+            clauses = [_translate_clause(altered.group(1), clause, changes) for clause in split_items(altered.group(2))]
+            out.append(f"ALTER TABLE {altered.group(1)} {', '.join(clauses)}")
         elif _CREATE_INDEX.match(statement):
             name = statement.split()[3 if statement.lower().startswith("create unique") else 2]
             translated = _CREATE_INDEX.sub(lambda m: f"CREATE {'UNIQUE ' if m.group(1) else ''}INDEX ASYNC ", statement)
@@ -145,21 +144,37 @@ def upstream_label(temporal_version: str, schema_version: str) -> str:
     return f"go.temporal.io/server v{temporal_version} schema/postgresql/v12/temporal {schema_version}"
 
 
-# What an upstream step may ask that DSQL refuses and no rule here rewrites: refused when translated, with the plan
-# a DSQL-shaped step would need, so that the next release cannot slip a statement past the translation.
-_REFUSED_STEPS = (
-    (re.compile(r"^alter\s+table\s+(\w+)\s+alter\s+column\s+(\w+)\s+(set\s+data\s+)?type\b", re.IGNORECASE),
-     "changes the type of {0}.{1}, and DSQL has no ALTER COLUMN ... TYPE",
-     "write the step as a plan DSQL accepts: add a column of the new type, backfill it in batches of at most 3,000 "
-     "rows, switch the plugin's statements to it, then drop the old one"),
-    (re.compile(r"^alter\s+table\s+(\w+)\s+add\s+(?:column\s+)?(\w+)\s.*\b(default|not\s+null)\b",
-                re.IGNORECASE | re.DOTALL),
-     "adds {0}.{1} with an inline DEFAULT or NOT NULL, which DSQL refuses on ADD COLUMN",
-     "add the column bare and have the plugin read NULL as the default"),
-    (re.compile(r"^alter\s+table\s+(\w+)\s+add\s+(?:constraint\s+(\w+)\s+)?(?:primary\s+key|unique|check)",
-                re.IGNORECASE),
-     "adds a constraint to {0}, and DSQL takes keys and uniqueness only when a table is created",
-     "create a new table with the key and copy the rows over in batches, or a UNIQUE INDEX ASYNC"),
+# What an upstream step may ask that DSQL refuses and no rule here rewrites, clause by clause of an ALTER TABLE:
+# refused when translated, with the plan a DSQL-shaped step would need, so that the next release cannot slip a
+# statement past the translation. A constraint is matched before a column, whose name could be CONSTRAINT's.
+_ALTER_TABLE = re.compile(r"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(\w+)\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_ADDED_COLUMN = re.compile(r"^(add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?)(\w+)\s+(\w+)(.*)$",
+                           re.IGNORECASE | re.DOTALL)  # fmt: skip
+_REFUSED_CLAUSES = (
+    (
+        re.compile(
+            r"^add\s+(?:constraint\s+\w+\s+)?(?:primary\s+key|unique|check|foreign\s+key|exclude)\b", re.IGNORECASE
+        ),
+        "adds a constraint to {table}, and DSQL takes keys and uniqueness only when a table is created",
+        "create a new table with the key and copy the rows over in batches, or a UNIQUE INDEX ASYNC",
+    ),
+    (
+        re.compile(r"^alter\s+(?:column\s+)?(?P<column>\w+)\s+(?:set\s+data\s+)?type\b", re.IGNORECASE),
+        "changes the type of {table}.{column}, and DSQL has no ALTER COLUMN ... TYPE",
+        "write the step as a plan DSQL accepts: add a column of the new type, backfill it in batches of at most 3,000 "
+        "rows, switch the plugin's statements to it, then drop the old one",
+    ),
+    (
+        re.compile(
+            r"^add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?(?P<column>\w+)\s.*?\b(?P<inline>default|not\s+null|"
+            r"unique|primary\s+key|references)\b",
+            re.IGNORECASE | re.DOTALL,
+        ),
+        "adds {table}.{column} with an inline {inline}, which DSQL refuses on ADD COLUMN",
+        "add the column bare and have the plugin read NULL as the default, or create the index ASYNC",
+    ),
+)
+_REFUSED_STATEMENTS = (
     (re.compile(r"^do\s", re.IGNORECASE), "runs a PL/pgSQL block, which DSQL does not run", "write plain SQL"),
 )  # fmt: skip
 
@@ -176,10 +191,18 @@ def check_step(where: str, upstream_sql: str) -> None:
     """Refuse a statement of an upstream step that DSQL cannot run and no rule translates."""
     for raw in sqlparse.split(sqlparse.format(upstream_sql, strip_comments=True)):
         statement = " ".join(raw.strip().rstrip(";").split())
-        for pattern, reason, plan in _REFUSED_STEPS:
-            found = pattern.match(statement)
-            if found:
-                raise RefusedStepError(where, statement, reason.format(*found.groups()), plan)
+        for pattern, reason, plan in _REFUSED_STATEMENTS:
+            if pattern.match(statement):
+                raise RefusedStepError(where, statement, reason, plan)
+        altered = _ALTER_TABLE.match(statement)
+        if altered is None:
+            continue
+        for clause in split_items(altered.group(2)):
+            for pattern, reason, plan in _REFUSED_CLAUSES:
+                if found := pattern.match(clause):
+                    named = {name: " ".join(value.split()).upper() if name == "inline" else value
+                             for name, value in found.groupdict().items()}  # fmt: skip
+                    raise RefusedStepError(where, statement, reason.format(table=altered.group(1), **named), plan)
 
 
 @dataclass(frozen=True)
@@ -255,7 +278,6 @@ def write_translation(source: Translation, target_root: Path) -> list[Change]:
         sections.append(_section(f"{step.version}: {step.description} ({source.steps_label})", step_changes))
     header = "-- Aurora DSQL schema for Temporal, translated from {} (see CHANGES.md).\n\n"
     versioned = target_root / "versioned"
-    shutil.rmtree(versioned, ignore_errors=True)  # the translation is the whole truth: no version of before stays
     whole_at_baseline = f"the whole Temporal schema for DSQL, from {source.baseline_label}"
     _write_version(versioned / f"v{source.baseline_version}",
                    {"schema.sql": header.format(source.baseline_label) + baseline}, source.baseline_version,

@@ -229,7 +229,11 @@ class SchemaSource:
         return sorted(names)
 
     def shape_at(self, version: str) -> Shape:
-        """The tables, columns, types and indexes the schema holds at `version`: its versions up to it, replayed."""
+        """The tables, columns, types and indexes the schema holds at `version`: at the newest, what schema.sql
+        makes (what setup and completion apply; upstream's replay also leaves a table its schema.sql lacks), before
+        it, its versions up to `version` replayed."""
+        if version_key(version) == version_key(self.latest_version) and self.base_file.exists():
+            return shape_of(statement.sql for statement in split_statements(self.base_file))
         return shape_of(statement.sql for migration in self.migrations()
                         if version_key(migration.version) <= version_key(version)
                         for statement in migration.statements)  # fmt: skip
@@ -262,14 +266,20 @@ class ApplyReport:
 @dataclass(frozen=True)
 class Validation:
     version: str | None
-    latest: str
+    expected: str  # the version the configured Temporal release runs on
     missing_tables: list[str]
     unexpected_tables: list[str]
     drift: list[str]  # columns missing or of another type, indexes missing, in the tables both have
 
     @property
+    def ahead(self) -> bool:
+        """At a later version (a later release's, which Temporal accepts: it requires at least its own)."""
+        return self.version is not None and version_key(self.version) > version_key(self.expected)
+
+    @property
     def ok(self) -> bool:
-        return self.version == self.latest and not self.missing_tables and not self.drift
+        at_least = self.version is not None and version_key(self.version) >= version_key(self.expected)
+        return at_least and not self.missing_tables and not self.drift
 
 
 class Applier:
@@ -453,9 +463,9 @@ class Applier:
         gains a table within a version (the plugin's value_chunks). schema.sql is applied again, one statement at a
         time; what exists is skipped as done, and nothing is recorded, since the version does not change."""
         validation = self.validate()
-        if validation.version != validation.latest or not validation.missing_tables:
+        if validation.version != validation.expected or not validation.missing_tables:
             return
-        self.report(f"version {validation.latest} lacks {', '.join(validation.missing_tables)}: creating them")
+        self.report(f"version {validation.expected} lacks {', '.join(validation.missing_tables)}: creating them")
         self._lint([self.source.base_file])
         for statement in split_statements(self.source.base_file):
             self._apply(statement)
@@ -469,7 +479,7 @@ class Applier:
         found = catalog_shape(self.run(CATALOG_COLUMNS), self.run(CATALOG_INDEXES))
         return Validation(
             version=self.current_version(),
-            latest=wanted,
+            expected=wanted,
             missing_tables=sorted(set(expected.columns) - set(found.columns)),
             unexpected_tables=sorted(set(found.columns) - set(expected.columns) - set(CONTROL_TABLES)),
             drift=differences(expected, found),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 # Words that end a column's type in its definition (what follows is a constraint or a default).
 _CONSTRAINT_WORDS = {"not", "null", "default", "primary", "unique", "check", "references", "generated", "constraint",
                      "collate"}  # fmt: skip
-_NOT_COLUMNS = {"primary", "constraint", "unique", "check", "foreign"}
+NOT_COLUMNS = {"primary", "constraint", "unique", "check", "foreign"}
 # Spellings of a type, as PostgreSQL's information_schema names it.
 _TYPE_NAMES = {
     "int": "integer", "int4": "integer", "integer": "integer", "serial": "integer",
@@ -46,8 +46,8 @@ def canonical_type(spelled: str) -> str:
     return f"{name}({length.group(1)})" if length and name in {"character varying", "character"} else name
 
 
-def _split_items(body: str) -> list[str]:
-    """The top-level comma-separated items of a table body."""
+def split_items(body: str) -> list[str]:
+    """The top-level comma-separated items of a table body or of an ALTER TABLE's clauses."""
     items, depth, current = [], 0, ""
     for char in body:
         depth += {"(": 1, ")": -1}.get(char, 0)
@@ -62,7 +62,7 @@ def _split_items(body: str) -> list[str]:
 def _column(item: str) -> tuple[str, str] | None:
     """A column definition's name and type; None for a table constraint."""
     words = item.split()
-    if len(words) < 2 or words[0].lower() in _NOT_COLUMNS:
+    if len(words) < 2 or words[0].lower() in NOT_COLUMNS:
         return None
     spelled: list[str] = []
     for word in words[1:]:
@@ -85,14 +85,14 @@ class Shape:
         sql = sql.strip()
         if created := _CREATE_TABLE.match(sql):
             table = created.group(1).lower()
-            self.columns[table] = dict(c for item in _split_items(created.group(2)) if (c := _column(item)))
+            self.columns[table] = dict(c for item in split_items(created.group(2)) if (c := _column(item)))
             self.indexes.setdefault(table, set())
         elif dropped := _DROP_TABLE.match(sql):
             self.columns.pop(dropped.group(1).lower(), None)
             self.indexes.pop(dropped.group(1).lower(), None)
         elif altered := _ALTER_TABLE.match(sql):
             columns = self.columns.setdefault(altered.group(1).lower(), {})
-            for clause in _split_items(altered.group(2)):
+            for clause in split_items(altered.group(2)):
                 self._alter(columns, clause)
         elif index := _CREATE_INDEX.match(sql):
             self.indexes.setdefault(index.group(2).lower(), set()).add(index.group(1).lower())
@@ -120,12 +120,17 @@ def shape_of(statements: Iterable[str]) -> Shape:
     return shape
 
 
-# The catalog's view of the public schema: every column with its type, and every index that is not a key's.
+# The catalog's view of the public schema: every column with its type, and every valid index.
 CATALOG_COLUMNS = (
     "SELECT table_name, column_name, data_type, character_maximum_length FROM information_schema.columns "
     "WHERE table_schema = 'public'"
 )
-CATALOG_INDEXES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public'"
+# An INVALID index (an ASYNC build that failed) is not counted: it is there and serves nothing.
+CATALOG_INDEXES = (
+    "SELECT t.relname, i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+    "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+    "WHERE n.nspname = 'public' AND x.indisvalid"
+)
 
 
 def catalog_shape(columns: Iterable[tuple[object, ...]], indexes: Iterable[tuple[object, ...]]) -> Shape:

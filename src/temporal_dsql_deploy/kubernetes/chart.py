@@ -28,6 +28,7 @@ from temporal_dsql_deploy.owned_paths import MARKER
 from temporal_dsql_deploy.runtime.model import (
     Component,
     GrpcProbe,
+    HttpProbe,
     Service,
     Stack,
     persistence_environment,
@@ -236,13 +237,17 @@ def _role_values(workload: Workload, settings: Settings) -> dict[str, Any]:
     service = workload.service
     ports = {port.name: port.number for port in service.ports}
     probe = service.healthcheck.probe if service.healthcheck else None
+    # A role's own gRPC health where it serves one, else an HTTP path on its metrics port (1.30's worker).
+    health = {"service": probe.service if isinstance(probe, GrpcProbe) else ""}
+    if isinstance(probe, HttpProbe):
+        health = {"httpPath": probe.path}
     memory_mb = unit_of(service).container(service, settings).memory_mb
     memory = _memory(HISTORY_MEMORY_MB if workload.role == "history" else memory_mb)
     values: dict[str, Any] = {
         "replicaCount": service.replicas,
         "service": {"port": ports["grpc"], "membershipPort": ports["membership"]},
         "metrics": {"port": ports["metrics"]},
-        "health": {"service": probe.service if isinstance(probe, GrpcProbe) else ""},
+        "health": health,
         # Memory requested as limited: a role over its request is the first evicted under pressure.
         "resources": {"requests": {"cpu": SERVER_CPU_REQUEST, "memory": memory}, "limits": {"memory": memory}},
         "podDisruptionBudget": {"maxUnavailable": 1},

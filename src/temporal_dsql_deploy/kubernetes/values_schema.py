@@ -42,7 +42,7 @@ def _role(role: str) -> dict[str, Any]:
         "replicaCount": _int(1, 256, f"hosts running {role}"),
         "service": _object(service, required=("port", "membershipPort")),
         "metrics": _object({"port": PORT}, required=("port",)),
-        "health": _object({"service": {"type": "string"}}),
+        "health": _object({"service": {"type": "string"}, "httpPath": {"type": "string"}}),
         "resources": FREE,
         "podDisruptionBudget": FREE,
         "terminationGracePeriodSeconds": _int(0, 3600, "seconds a stopping host has to hand its work over"),

@@ -227,12 +227,13 @@ def server_module_dir(version: str) -> Path:
     return module_dir("go.temporal.io/server", version)
 
 
-def newest_build(settings: Settings, name: str, what: str, programs: tuple[str, ...]) -> Path:
-    """Locating only: the newest complete build of a component built from this repository, if intact."""
-    builds = sorted((settings.cache_dir / "components" / name).glob("*/" + COMPLETE_MARKER),
+def newest_build(settings: Settings, name: str, what: str, programs: tuple[str, ...], version: str = "") -> Path:
+    """Locating only: the newest complete build of a component built from this repository (of `version`, where its
+    builds are named for the version they are of), if intact."""
+    builds = sorted((settings.cache_dir / "components" / name).glob(f"{version}*/" + COMPLETE_MARKER),
                     key=lambda marker: marker.stat().st_mtime)  # fmt: skip
     if not builds:
-        raise DeployError(f"{what} is not installed", "run `invoke up`, which builds it")
+        raise DeployError(f"{what}{version and f' {version}'} is not installed", "run `invoke up`, which builds it")
     damage = _damage(builds[-1].parent, programs)
     if damage is not None:
         raise _damaged(what, builds[-1].parent, damage)

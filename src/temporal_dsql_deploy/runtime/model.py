@@ -12,6 +12,7 @@ from enum import StrEnum
 from temporal_dsql_deploy.database.endpoint import persistence_endpoint
 from temporal_dsql_deploy.settings.config import ROLE_METRICS_PORTS, Settings
 from temporal_dsql_deploy.settings.environment import EnvValue, HostOf, SecretRef, settings_environment
+from temporal_dsql_deploy.settings.releases import release
 
 
 class Component(StrEnum):
@@ -155,16 +156,20 @@ class TemporalRole:
     grpc_port: int
     membership_port: int
     metrics_port: int
-    health_service: str  # the name the role reports in grpc.health.v1 ("" = the whole server)
+    health_service: str | None  # the name the role reports in grpc.health.v1; None: it serves no gRPC health
 
 
 def temporal_roles(settings: Settings) -> tuple[TemporalRole, ...]:
     """The four roles in the order they start: history, matching, frontend, worker (ports derived in settings)."""
-    health = {"history": "temporal.api.workflowservice.v1.HistoryService",
-              "matching": "temporal.api.workflowservice.v1.MatchingService",
-              "frontend": "temporal.api.workflowservice.v1.WorkflowService",
-              # Its own name, which it reports NOT_SERVING as it stops ("" stays SERVING while the process lives).
-              "worker": "temporal.api.workflowservice.v1.WorkerService"}  # fmt: skip
+    health: dict[str, str | None] = {
+        "history": "temporal.api.workflowservice.v1.HistoryService",
+        "matching": "temporal.api.workflowservice.v1.MatchingService",
+        "frontend": "temporal.api.workflowservice.v1.WorkflowService",
+        # Its own name, which it reports NOT_SERVING as it stops ("" stays SERVING while the process lives).
+        "worker": "temporal.api.workflowservice.v1.WorkerService"
+        if release(settings.temporal_version).worker_grpc_health
+        else None,
+    }
     return tuple(
         TemporalRole(role, getattr(settings, f"temporal_{role}_port"), settings.membership_port(role),
                      ROLE_METRICS_PORTS[role], health[role])

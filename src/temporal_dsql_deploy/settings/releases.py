@@ -21,6 +21,9 @@ class Release:
     schema_version: str  # upstream's schema/postgresql/v12/temporal version the release runs on
     template_version: int  # upstream's Elasticsearch index template, schema/elasticsearch/visibility/versioned/vN
     tags: tuple[str, ...] = ()  # build tags selecting the plugin's code for this release
+    # The worker role serves gRPC health (grpc.health.v1, its own service name) from 1.31; 1.30's worker serves no
+    # gRPC at all, and is probed on its metrics endpoint instead.
+    worker_grpc_health: bool = True
 
     @property
     def minor(self) -> tuple[int, int]:
@@ -37,7 +40,7 @@ class Release:
 # 1.31.3-1.31.5 require go.temporal.io/auto-scaled-workers v0.0.0-1.31.2 / v0.0.1-1.31.2, whose sources the Go
 # module proxy refuses ("403 Forbidden: This module version is not available"); 1.31.2's own pin is served.
 RELEASES = (
-    Release("1.30.9", "go.1.30.mod", "1.18", 13, ("temporal_1_30",)),
+    Release("1.30.9", "go.1.30.mod", "1.18", 13, ("temporal_1_30",), worker_grpc_health=False),
     Release("1.31.2", "go.1.31.mod", "1.19", 14),
     Release("1.32.2", "go.mod", "1.19", 14),
 )

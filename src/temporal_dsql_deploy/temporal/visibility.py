@@ -23,9 +23,16 @@ class IndexReport:
     index: str
     created: bool
     fields_verified: int
+    fields_added: tuple[str, ...] = ()  # a newer release's template fields, added to an existing index
+
+    def describe(self) -> str:
+        state = "created" if self.created else "already present"
+        added = f"; added {', '.join(self.fields_added)}" if self.fields_added else ""
+        return f"index {self.index} {state}{added}; {self.fields_verified} mapped fields match Temporal's template"
 
 
-def _client(settings: Settings) -> httpx.Client:
+def search_client(settings: Settings) -> httpx.Client:
+    """A client of the search engine, with its credentials where the settings have them."""
     auth = None
     if settings.temporal_elasticsearch_username and settings.temporal_elasticsearch_password:
         auth = (
@@ -84,19 +91,31 @@ def verify_mapping(client: httpx.Client, index: str) -> int:
     return len(expected)
 
 
+def _missing_fields(client: httpx.Client, index: str) -> tuple[str, ...]:
+    """Fields of the installed template the index does not map (a later release's template adds some)."""
+    template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]
+    actual = _properties(client.get(f"/{index}/_mapping").raise_for_status().json()[index]["mappings"])
+    return tuple(sorted(set(_properties(template["mappings"])) - set(actual)))
+
+
 def setup_visibility(settings: Settings, es_tool: Path, *, cluster_settings: bool = False) -> IndexReport:
-    """Install the template, create the index if missing, and verify its mapping against the template."""
+    """Install the release's template, create the index if missing or add the fields a newer template has to it (as
+    upstream's upgrades do), and verify its mapping against the template."""
     index = settings.temporal_elasticsearch_index
-    _run_tool(es_tool, settings, "setup-schema", *(() if cluster_settings else ("--skip-cluster-settings",)))
-    with _client(settings) as client:
+    # setup-schema writes cluster settings too (a managed domain may refuse them); update-schema writes the template
+    # alone, in every supported release.
+    _run_tool(es_tool, settings, "setup-schema" if cluster_settings else "update-schema")
+    with search_client(settings) as client:
         try:
-            created = not _index_exists(client, index)
+            created, added = not _index_exists(client, index), tuple[str, ...]()
             if created:
                 _run_tool(es_tool, settings, "create-index", "--index", index)
+            elif added := _missing_fields(client, index):
+                _run_tool(es_tool, settings, "update-schema", "--index", index)
             fields = verify_mapping(client, index)
         except httpx.HTTPError as exc:
             raise DeployError(
                 f"search engine at {settings.elasticsearch_url} failed: {exc}",
                 "check `invoke status` and `invoke logs elasticsearch`",
             ) from None
-    return IndexReport(index=index, created=created, fields_verified=fields)
+    return IndexReport(index=index, created=created, fields_verified=fields, fields_added=added)

@@ -24,9 +24,11 @@ from temporal_dsql_deploy.runtime.model import (
     Condition,
     GrpcProbe,
     HealthCheck,
+    HttpProbe,
     Port,
     Scrape,
     Service,
+    TemporalRole,
     admin_environment,
     persistence_environment,
     server_persistence_environment,
@@ -119,11 +121,18 @@ def _roles(settings: Settings) -> Iterator[Service]:
                 *((Port("http", FRONTEND_HTTP_PORT),) if role.role == "frontend" else ()),
             ),
             depends_on=depends,
-            healthcheck=HealthCheck(GrpcProbe(role.grpc_port, role.health_service), start_period_s=15),
+            healthcheck=HealthCheck(_probe(role), start_period_s=15),
             description=f"Temporal {role.role} service",
             scrape=Scrape(role.metrics_port),
             replicas=settings.hosts(role.role),
         )
+
+
+def _probe(role: TemporalRole) -> GrpcProbe | HttpProbe:
+    """The role's own gRPC health where it serves one; else its metrics endpoint, which answers once it runs."""
+    if role.health_service is None:
+        return HttpProbe(role.metrics_port, "/metrics")
+    return GrpcProbe(role.grpc_port, role.health_service)
 
 
 class TemporalServerUnit(Unit):
@@ -173,7 +182,7 @@ def install_product_server(settings: Settings, installer: Installer) -> Path:
     """The product's Temporal server (server/: upstream's, plus the dsql plugin), built from this repository."""
     if installer.project_root is None:
         return newest_build(settings, "temporal-server-dsql", "the Temporal server with the dsql plugin",
-                             ("temporal-server",))  # fmt: skip
+                            ("temporal-server",), version=f"v{settings.temporal_version}-")  # fmt: skip
     module = installer.project_root / "server"
 
     def build(staging: Path) -> None:
