@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.installer import Paths
@@ -117,15 +118,12 @@ def _await_a_workflow(settings: Settings, timeout_s: float) -> None:
     """Until each service's pool has replaced the connections the kill broke, Temporal answers some requests with an
     error (its namespace registry reports a failed read as "namespace not found"); the stack has recovered once a
     workflow completes and is found again."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            run_smoke(settings, PROJECT_ROOT)
-            return
-        except DeployError as exc:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no workflow completed within {timeout_s:.0f}s of PostgreSQL's restart: {exc}")
-            time.sleep(2)
+    waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(2), retry=retry_if_exception_type(DeployError),
+                       reraise=True)  # fmt: skip
+    try:
+        waiting(run_smoke, settings, PROJECT_ROOT)
+    except DeployError as exc:
+        pytest.fail(f"no workflow completed within {timeout_s:.0f}s of PostgreSQL's restart: {exc}")
 
 
 def _status(pid: int) -> dict[str, str]:

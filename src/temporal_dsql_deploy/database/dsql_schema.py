@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlparse
 
 from temporal_dsql_deploy.database.schema import SchemaSource, version_key
-from temporal_dsql_deploy.database.schema_shape import NOT_COLUMNS, split_items
+from temporal_dsql_deploy.database.schema_shape import ALTER_TABLE, NOT_COLUMNS, split_items
 from temporal_dsql_deploy.settings.releases import LATEST, RELEASES
 
 # Key columns that are not 16-byte ids (see the DSQL reference): a text encoding instead of UUID.
@@ -101,8 +101,14 @@ def _translate_table(table: str, body: str, changes: list[Change]) -> tuple[str,
     return ",\n  ".join(kept), after
 
 
-def _translate_clause(table: str, clause: str, changes: list[Change]) -> str:
-    """An ALTER TABLE clause: a 16-byte id column added later is UUID, as the same id is everywhere else."""
+def _translate_clause(where: str, statement: str, table: str, clause: str, changes: list[Change]) -> str:
+    """An ALTER TABLE clause: refused if DSQL would refuse it and no rule rewrites it (see _REFUSED_CLAUSES); a
+    16-byte id column added later is UUID, as the same id is everywhere else."""
+    for pattern, reason, plan in _REFUSED_CLAUSES:
+        if found := pattern.match(clause):
+            named = {name: " ".join(value.split()).upper() if name == "inline" else value
+                     for name, value in found.groupdict().items()}  # fmt: skip
+            raise RefusedStepError(where, statement, reason.format(table=table, **named), plan)
     added = _ADDED_COLUMN.match(clause)
     if added is None or added.group(3).upper() != "BYTEA" or added.group(2).lower() not in ID_COLUMNS:
         return clause
@@ -111,8 +117,9 @@ def _translate_clause(table: str, clause: str, changes: list[Change]) -> str:
     return f"{added.group(1)}{added.group(2)} UUID{added.group(4)}"
 
 
-def translate(upstream_sql: str) -> tuple[str, list[Change]]:
-    """DSQL text for an upstream schema file, and the list of changes made."""
+def translate(upstream_sql: str, where: str = "upstream schema") -> tuple[str, list[Change]]:
+    """DSQL text for an upstream schema file, and the list of changes made; RefusedStepError, naming `where`, for a
+    statement DSQL would refuse that no rule rewrites."""
     changes: list[Change] = []
     out: list[str] = []
     for raw in sqlparse.split(sqlparse.format(upstream_sql, strip_comments=True)):
@@ -121,13 +128,18 @@ def translate(upstream_sql: str) -> tuple[str, list[Change]]:
             statement = " ".join(statement.split())  # one line: indexes and DML
         if not statement:
             continue
+        if _PLPGSQL.match(statement):
+            raise RefusedStepError(
+                where, statement, "runs a PL/pgSQL block, which DSQL does not run", "write plain SQL"
+            )
         table = _CREATE_TABLE.match(statement)
         if table:
             body, after = _translate_table(table.group(1), table.group(2), changes)
             out.append(f"CREATE TABLE {table.group(1)} (\n  {body}\n)")
             out.extend(after)
-        elif altered := _ALTER_TABLE.match(statement):
-            clauses = [_translate_clause(altered.group(1), clause, changes) for clause in split_items(altered.group(2))]
+        elif altered := ALTER_TABLE.match(statement):
+            clauses = [_translate_clause(where, statement, altered.group(1), clause, changes)
+                       for clause in split_items(altered.group(2))]  # fmt: skip
             out.append(f"ALTER TABLE {altered.group(1)} {', '.join(clauses)}")
         elif _CREATE_INDEX.match(statement):
             name = statement.split()[3 if statement.lower().startswith("create unique") else 2]
@@ -144,10 +156,10 @@ def upstream_label(temporal_version: str, schema_version: str) -> str:
     return f"go.temporal.io/server v{temporal_version} schema/postgresql/v12/temporal {schema_version}"
 
 
-# What an upstream step may ask that DSQL refuses and no rule here rewrites, clause by clause of an ALTER TABLE:
-# refused when translated, with the plan a DSQL-shaped step would need, so that the next release cannot slip a
-# statement past the translation. A constraint is matched before a column, whose name could be CONSTRAINT's.
-_ALTER_TABLE = re.compile(r"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(\w+)\s+(.*)$", re.IGNORECASE | re.DOTALL)
+# What an upstream statement may ask that DSQL refuses and no rule here rewrites, clause by clause of an ALTER TABLE
+# (and a PL/pgSQL block): refused when translated, with the plan a DSQL-shaped step would need, so that the next
+# release cannot slip a statement past the translation. A constraint is matched before a column, whose name could
+# be CONSTRAINT's.
 _ADDED_COLUMN = re.compile(r"^(add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?)(\w+)\s+(\w+)(.*)$",
                            re.IGNORECASE | re.DOTALL)  # fmt: skip
 _REFUSED_CLAUSES = (
@@ -174,9 +186,7 @@ _REFUSED_CLAUSES = (
         "add the column bare and have the plugin read NULL as the default, or create the index ASYNC",
     ),
 )
-_REFUSED_STATEMENTS = (
-    (re.compile(r"^do\s", re.IGNORECASE), "runs a PL/pgSQL block, which DSQL does not run", "write plain SQL"),
-)  # fmt: skip
+_PLPGSQL = re.compile(r"^do\s", re.IGNORECASE)
 
 
 class RefusedStepError(ValueError):
@@ -185,24 +195,6 @@ class RefusedStepError(ValueError):
     def __init__(self, where: str, statement: str, reason: str, plan: str) -> None:
         super().__init__(f"{where}: {reason}: {statement}")
         self.plan = plan
-
-
-def check_step(where: str, upstream_sql: str) -> None:
-    """Refuse a statement of an upstream step that DSQL cannot run and no rule translates."""
-    for raw in sqlparse.split(sqlparse.format(upstream_sql, strip_comments=True)):
-        statement = " ".join(raw.strip().rstrip(";").split())
-        for pattern, reason, plan in _REFUSED_STATEMENTS:
-            if pattern.match(statement):
-                raise RefusedStepError(where, statement, reason, plan)
-        altered = _ALTER_TABLE.match(statement)
-        if altered is None:
-            continue
-        for clause in split_items(altered.group(2)):
-            for pattern, reason, plan in _REFUSED_CLAUSES:
-                if found := pattern.match(clause):
-                    named = {name: " ".join(value.split()).upper() if name == "inline" else value
-                             for name, value in found.groupdict().items()}  # fmt: skip
-                    raise RefusedStepError(where, statement, reason.format(table=altered.group(1), **named), plan)
 
 
 @dataclass(frozen=True)
@@ -261,7 +253,7 @@ def write_translation(source: Translation, target_root: Path) -> list[Change]:
     """Write `versioned/v<baseline>/` (the whole schema then), one `versioned/v<step>/` per later upstream version
     with only its changes, `schema.sql` (the whole schema at the newest) and `CHANGES.md`; a step DSQL would refuse
     raises RefusedStepError before anything is written."""
-    baseline, changes = translate(source.baseline_sql.read_text(encoding="utf-8"))
+    baseline, changes = translate(source.baseline_sql.read_text(encoding="utf-8"), source.baseline_label)
     baseline, changes = f"{baseline}\n{PLUGIN_TABLES}", changes + PLUGIN_CHANGES
     sections = [_section(f"{source.baseline_version}: the whole schema ({source.baseline_label})", changes)]
     steps: list[tuple[Step, dict[str, str]]] = []
@@ -269,9 +261,8 @@ def write_translation(source: Translation, target_root: Path) -> list[Change]:
         step_changes: list[Change] = []
         translated = {}
         for path in step.files:
-            text = path.read_text(encoding="utf-8")
-            check_step(f"upstream schema {step.version} ({path.name})", text)
-            translated[path.name], found = translate(text)
+            where = f"upstream schema {step.version} ({path.name})"
+            translated[path.name], found = translate(path.read_text(encoding="utf-8"), where)
             step_changes += found
         steps.append((step, translated))
         changes += step_changes

@@ -27,7 +27,7 @@ _TYPE_NAMES = {
 }  # fmt: skip
 _CREATE_TABLE = re.compile(r"^create\s+table\s+(?:if\s+not\s+exists\s+)?(\w+)\s*\((.*)\)$", re.IGNORECASE | re.DOTALL)
 _DROP_TABLE = re.compile(r"^drop\s+table\s+(?:if\s+exists\s+)?(\w+)", re.IGNORECASE)
-_ALTER_TABLE = re.compile(r"^alter\s+table\s+(?:if\s+exists\s+)?(\w+)\s+(.*)$", re.IGNORECASE | re.DOTALL)
+ALTER_TABLE = re.compile(r"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(\w+)\s+(.*)$", re.IGNORECASE | re.DOTALL)
 # The clauses of an ALTER TABLE that change columns (others, such as SET DEFAULT, change no shape).
 _ADD_COLUMN = re.compile(r"^add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?(.*)$", re.IGNORECASE | re.DOTALL)
 _DROP_COLUMN = re.compile(r"^drop\s+(?:column\s+)?(?:if\s+exists\s+)?(\w+)", re.IGNORECASE)
@@ -90,7 +90,7 @@ class Shape:
         elif dropped := _DROP_TABLE.match(sql):
             self.columns.pop(dropped.group(1).lower(), None)
             self.indexes.pop(dropped.group(1).lower(), None)
-        elif altered := _ALTER_TABLE.match(sql):
+        elif altered := ALTER_TABLE.match(sql):
             columns = self.columns.setdefault(altered.group(1).lower(), {})
             for clause in split_items(altered.group(2)):
                 self._alter(columns, clause)

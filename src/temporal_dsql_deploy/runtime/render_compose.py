@@ -139,8 +139,9 @@ def render_service(service: Service, settings: Settings, arch: Architecture,
         rendered["configs"] = mounts
     if launch.profile:
         rendered["profiles"] = [launch.profile]
-    if unit_of(service).stop_signal != signal.SIGTERM:  # Docker's default
-        rendered["stop_signal"] = unit_of(service).stop_signal.name
+    stop_signal = unit_of(service).stop_signal
+    if stop_signal != signal.SIGTERM:  # Docker's default
+        rendered["stop_signal"] = stop_signal.name
     rendered["restart"] = "no" if service.one_shot else "on-failure"
     return rendered
 

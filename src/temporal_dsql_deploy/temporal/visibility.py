@@ -71,11 +71,16 @@ def _index_exists(client: httpx.Client, index: str) -> bool:
     return client.head(f"/{index}").status_code == 200
 
 
+def _fields(client: httpx.Client, index: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The installed template's fields, and those the index maps."""
+    template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]
+    actual = client.get(f"/{index}/_mapping").raise_for_status().json()[index]["mappings"]
+    return _properties(template["mappings"]), _properties(actual)
+
+
 def verify_mapping(client: httpx.Client, index: str) -> int:
     """Check the index maps every field of the installed template with the same type; return the count."""
-    template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]
-    expected = _properties(template["mappings"])
-    actual = _properties(client.get(f"/{index}/_mapping").raise_for_status().json()[index]["mappings"])
+    expected, actual = _fields(client, index)
     wrong = sorted(
         f"{field} (expected {spec.get('type')}, found {actual.get(field, {}).get('type', 'missing')})"
         for field, spec in expected.items()
@@ -93,9 +98,8 @@ def verify_mapping(client: httpx.Client, index: str) -> int:
 
 def _missing_fields(client: httpx.Client, index: str) -> tuple[str, ...]:
     """Fields of the installed template the index does not map (a later release's template adds some)."""
-    template = client.get(f"/_template/{TEMPLATE_NAME}").raise_for_status().json()[TEMPLATE_NAME]
-    actual = _properties(client.get(f"/{index}/_mapping").raise_for_status().json()[index]["mappings"])
-    return tuple(sorted(set(_properties(template["mappings"])) - set(actual)))
+    expected, actual = _fields(client, index)
+    return tuple(sorted(set(expected) - set(actual)))
 
 
 def setup_visibility(settings: Settings, es_tool: Path, *, cluster_settings: bool = False) -> IndexReport:
