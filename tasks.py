@@ -17,6 +17,7 @@ from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.settings.config import Architecture
 from temporal_dsql_deploy.settings.reference import update_readme
+from temporal_dsql_deploy.settings.releases import RELEASES
 from temporal_dsql_deploy.temporal.smoke import run_smoke
 
 ROOT = Path(__file__).resolve().parent
@@ -194,6 +195,25 @@ def restart(c: Context, service: list[str] | None = None, runtime: str = "local"
     """Restart services (the guide's fix for stale connection state) and return when all are healthy again."""
     names = [SERVICE.parse(name) for name in service or []]
     operations.restart(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), names)
+
+
+RELEASE = flags.Choice("--to", tuple(release.version for release in RELEASES))
+
+
+@task(
+    help={
+        "to": RELEASE.help("The Temporal release to move the running stack to"),
+        "dry_run": "Print the plan (path, schema steps, template, the roles' order); change nothing.",
+        "runtime": RUNTIME_HELP,
+    }
+)
+@cli.reported
+def upgrade(c: Context, to: str | None = None, dry_run: bool = False, runtime: str = "local") -> None:
+    """Move the running stack to another Temporal release while it serves: build it, apply the schema steps and the
+    index template, then replace the roles one at a time (one minor release per upgrade, as upstream requires)."""
+    if to is None:
+        raise DeployError("upgrade needs --to VERSION", f"name one of: {', '.join(RELEASE.options)}")
+    operations.upgrade(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=RELEASE.parse(to), dry_run=dry_run)
 
 
 @task(name="test")
@@ -396,6 +416,7 @@ namespace = Collection(
     deploy,
     up,
     down,
+    upgrade,
     restart,
     status,
     top,

@@ -32,8 +32,10 @@ from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.targets import runtime_for
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
-from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.config import Settings, pin_setting
+from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.installed import TemporalServer
+from temporal_dsql_deploy.temporal.upgrade import check_hop, plan_lines, record_release, recorded_release
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 
@@ -99,6 +101,56 @@ def restart(settings: Settings, project_root: Path, runtime: Runtime, services: 
     _known(target, targets)
     names = target.restart(targets, _report)
     cli.say(f"restarted {', '.join(names)}; everything healthy again in {time.monotonic() - started:.1f}s")
+
+
+def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
+    """Move the running stack to Temporal `to` while it serves: the target's build, the schema and the index
+    template first, then one role at a time (temporal/upgrade.py has the rules and the order)."""
+    started = time.monotonic()
+    layout = Layout(settings.stack_dir, settings.search_engine)
+    current = recorded_release(layout) or settings.temporal_version
+    at_current = settings.model_copy(update={"temporal_version": current})
+    stack = runtime_for(at_current, project_root, runtime)
+    unhealthy = [row.name for row in stack.status() if not row.ok]  # raises when the stack is not running
+    if unhealthy:
+        raise DeployError(f"the stack must be healthy before its release changes; not healthy: {', '.join(unhealthy)}",
+                          f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
+    database_schema = _database_schema(at_current, project_root)
+    hop = check_hop(current, to, database_schema)
+    roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
+    for line in plan_lines(hop, runtime.value, database_schema, roles):
+        cli.say(line)
+    if dry_run:
+        cli.say("dry run: nothing was built or changed")
+        return
+    at_target = settings.model_copy(update={"temporal_version": hop.target.version})
+    step = time.monotonic()
+    stack.prepare_release(at_target, _report)
+    cli.say(f"built Temporal {hop.target.version} in {time.monotonic() - step:.1f}s")
+    if not hop.rollback:
+        schema_update(at_target, project_root, target_version=hop.target.schema_version, schema_name="", schema_dir="")
+        record_release(layout, hop.target.version)  # the data is the target's from here: `up` may not go back
+        step = time.monotonic()
+        tools = _upstream_tools(at_target, project_root)
+        cli.say(f"{setup_visibility(at_target, tools.es_tool).describe()} ({time.monotonic() - step:.1f}s)")
+    for service in roles:
+        step = time.monotonic()
+        stack.replace_release(service, at_target)
+        cli.say(f"{service}: on {hop.target.version}, the stack healthy again after {time.monotonic() - step:.1f}s")
+    stack.finish_release(at_target)
+    record_release(layout, hop.target.version)
+    cli.say(f"the stack runs Temporal {hop.target.version} ({time.monotonic() - started:.1f}s in all)")
+    cli.say(pin_setting(project_root, "TEMPORAL_VERSION", hop.target.version))
+
+
+def _database_schema(settings: Settings, project_root: Path) -> str | None:
+    """The schema version the stack's database holds."""
+    applier = Applier(settings, SchemaSource.resolve(lambda: _upstream_tools(settings, project_root), "", "",
+                                                     default_schema_name(settings)), lambda _message: None)  # fmt: skip
+    try:
+        return applier.current_version()
+    finally:
+        applier.close()
 
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:

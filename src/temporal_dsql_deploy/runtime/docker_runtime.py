@@ -34,7 +34,9 @@ from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import (
     SECRETS_DIR_VARIABLE,
     compose_secrets,
+    render_compose,
     secret_names,
+    with_service_from,
     write_compose,
 )
 from temporal_dsql_deploy.runtime.stack_images import build_stack_images
@@ -43,6 +45,7 @@ from temporal_dsql_deploy.runtime.units.postgresql import DATABASE_VOLUME
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
 from temporal_dsql_deploy.settings.environment import docker_host
 from temporal_dsql_deploy.settings.layout import Layout
+from temporal_dsql_deploy.temporal.upgrade import check_start, record_release
 
 UP_TIMEOUT_S = 600
 NOTHING_RUNNING = "no Docker stack was running"
@@ -116,6 +119,8 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
                           "builds images for another machine")  # fmt: skip
     layout = Layout(settings.stack_dir, settings.search_engine)
     check_claimable(layout.root, project_root=project_root)  # before anything is installed or written
+    if moving := check_start(layout, settings.temporal_version):
+        report(moving)
     docker_engine.ensure_engine(settings, report)
     docker_engine.install_compose(settings, Installer(report, project_root=project_root))
     # STACK_DIR holds the stack's generated secrets: the product's (so `cleanup` may delete it) and owner-only.
@@ -130,6 +135,7 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
     _wait_for_one_shots(settings, project_root)
+    record_release(layout, settings.temporal_version)
     return path
 
 
@@ -192,6 +198,8 @@ def down(settings: Settings, project_root: Path, *, volumes: bool) -> list[str]:
             _compose(settings, project_root, "down", "--remove-orphans", *(["--volumes"] if volumes else []),
                      what="docker compose down", timeout_s=300)  # fmt: skip
             done.append("stopped the Docker stack" + (" and deleted its volumes" if volumes else ""))
+            if volumes:  # the data the record spoke of is gone
+                Layout(settings.stack_dir, settings.search_engine).release_record.unlink(missing_ok=True)
         elif volumes and rendered:
             done.append("no Docker engine answers, so the stack's volumes, if it has any, are kept: start the engine "
                         "that holds them and run `invoke down --runtime docker --volumes` again")  # fmt: skip
@@ -350,6 +358,22 @@ class DockerRuntime(StackRuntime):
 
     def start_service(self, service: str) -> None:
         _compose(self.settings, self.project_root, "start", service, what=f"docker compose start {service}")
+
+    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        build_stack_images(with_local_secrets(release_settings, create=False), self.project_root,
+                           host_architecture(), report)  # fmt: skip
+
+    def replace_release(self, service: str, release_settings: Settings) -> None:
+        path = compose_file(self.project_root)
+        target = render_compose(build_stack(release_settings), release_settings, host_architecture())
+        path.write_text(with_service_from(path.read_text(encoding="utf-8"), target, service), encoding="utf-8")
+        # Only this service's containers are recreated (its image changed); --no-deps leaves the rest running.
+        _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", service,
+                 what=f"docker compose up {service}", timeout_s=UP_TIMEOUT_S)  # fmt: skip
+        wait_healthy(self.settings, self.project_root, UP_TIMEOUT_S)
+
+    def finish_release(self, release_settings: Settings) -> None:
+        write_compose(release_settings, host_architecture(), compose_file(self.project_root))
 
     def logs(self, service: str, lines: int) -> str:
         return logs(self.settings, self.project_root, service, lines)

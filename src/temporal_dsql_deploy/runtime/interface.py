@@ -80,6 +80,19 @@ class StackRuntime(ABC):
         """Start a service `stop_service` stopped."""
 
     @abstractmethod
+    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        """Build what the stack needs to run the release `release_settings` name (once; cached)."""
+
+    @abstractmethod
+    def replace_release(self, service: str, release_settings: Settings) -> None:
+        """Run the Temporal role `service` (all its hosts) on the release `release_settings` name, the rest of the
+        stack untouched; return once every service is healthy again."""
+
+    @abstractmethod
+    def finish_release(self, release_settings: Settings) -> None:
+        """Once every role runs the release: what the runtime keeps of the stack's configuration says so."""
+
+    @abstractmethod
     def logs(self, service: str, lines: int) -> str:
         """The last `lines` of one service's log, or of every service's for ""."""
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.owned_paths import check_owned
 from temporal_dsql_deploy.reporting import Reporter
-from temporal_dsql_deploy.runtime.components import installed_process_compose
+from temporal_dsql_deploy.runtime.components import install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_USER, keys_file, read_control_keys
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
@@ -77,6 +78,17 @@ class LocalRuntime(StackRuntime):
 
     def start_service(self, service: str) -> None:
         self.stack.control(self._supervisor(), "start", service)
+
+    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        install_all(release_settings, self.project_root, report)
+
+    def replace_release(self, service: str, release_settings: Settings) -> None:
+        paths = install_all(release_settings, self.project_root, lambda _message: None)  # built: located only
+        self.stack.move_role(self._supervisor(), service, paths.temporal_server.parent)
+
+    def finish_release(self, release_settings: Settings) -> None:
+        paths = install_all(release_settings, self.project_root, lambda _message: None)
+        self.stack.write_supervisor_config(with_local_secrets(release_settings, create=False), paths)
 
     def logs(self, service: str, lines: int) -> str:
         names = [service] if service else list(self.stack.model.names)

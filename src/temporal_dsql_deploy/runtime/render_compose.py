@@ -172,6 +172,14 @@ def render_compose(stack: Stack, settings: Settings, arch: Architecture) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
 
 
+def with_service_from(current: str, other: str, service: str) -> str:
+    """The Compose document `current` with `service` as the document `other` renders it (a rolling upgrade moves one
+    service at a time to another release's image)."""
+    document, source = yaml.safe_load(current), yaml.safe_load(other)
+    document["services"][service] = source["services"][service]
+    return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
+
+
 def secret_names(stack: Stack, settings: Settings) -> set[str]:
     """Every Compose secret the rendered file names (each a file in SECRETS_DIR)."""
     return {name for service in stack.in_runtime(Runtime.DOCKER) for name in _secrets(service, settings)}

@@ -40,7 +40,7 @@ from temporal_dsql_deploy.runtime import tracking
 from temporal_dsql_deploy.runtime.components import install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import ControlKeys, ensure_control_keys, service_secrets
 from temporal_dsql_deploy.runtime.installer import Paths
-from temporal_dsql_deploy.runtime.model import Runtime, Stack
+from temporal_dsql_deploy.runtime.model import Component, Runtime, Stack
 from temporal_dsql_deploy.runtime.preflight import (
     check_disk_space,
     check_local_state,
@@ -64,6 +64,7 @@ from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import service_baseline
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.dynamic_config import dynamic_config
+from temporal_dsql_deploy.temporal.upgrade import check_start, record_release
 
 UP_TIMEOUT_S = 600
 CONTROL_TIMEOUT_S = 30
@@ -227,7 +228,8 @@ class LocalStack:
             restrict_tree(self.layout.root)
             return
         restrict_tree(self.layout.root, service_group())
-        passages = [self.layout.root, self.layout.all_data, self.layout.data, self.layout.config]
+        passages = [self.layout.root, self.layout.all_data, self.layout.data, self.layout.config,
+                    self.layout.role_build("").parent]  # fmt: skip
         for directory in passages:
             directory.mkdir(exist_ok=True)
         share_with_services(passages, [], [])
@@ -252,6 +254,8 @@ class LocalStack:
         # claim itself writes, so it waits until a damaged database has been refused.
         self._check_claimable()
         check_local_state(self.layout, self.settings, report)
+        if moving := check_start(self.layout, self.settings.temporal_version):
+            report(moving)
         self.check_runs_from_here()
         self._stop_orphans(report)
         if self.settings.sql_is_local:
@@ -293,6 +297,7 @@ class LocalStack:
         except DeployError as failure:
             raise self._stop_after_failure(paths.process_compose, failure) from None
         record_history_shards(self.layout, self.settings, report)
+        record_release(self.layout, self.settings.temporal_version)
         return states
 
     def _stop_orphans(self, report: Reporter) -> None:
@@ -330,8 +335,39 @@ class LocalStack:
         if self.running_engine() != self.settings.search_engine or not config.exists() or not secrets.exists():
             return False
         rendered = render_supervisor(self.model, self.settings, paths, self.layout, self.project_root)
-        return (config.read_text(encoding="utf-8") == rendered
+        return (config.read_text(encoding="utf-8") == rendered and self._roles_run(paths.temporal_server.parent)
                 and secrets.read_text(encoding="utf-8") == render_secrets(self.model, self.settings, keys))  # fmt: skip
+
+    def _roles(self) -> list[str]:
+        return [service.name for service in self.model if service.component is Component.TEMPORAL_SERVER]
+
+    def _roles_run(self, build: Path) -> bool:
+        """Every Temporal role's link leads to `build` (a build of the settings' release and source)."""
+        return all(self.layout.role_build(name).resolve() == build.resolve() for name in self._roles())
+
+    def link_role(self, service: str, build: Path) -> None:
+        """Point the role's link at `build`, replacing the old link in one step (a start never sees none)."""
+        link = self.layout.role_build(service)
+        link.parent.mkdir(exist_ok=True)
+        staged = link.with_name(f".{service}.new")
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(build, target_is_directory=True)
+        staged.replace(link)
+
+    def move_role(self, process_compose: Path, service: str, build: Path, timeout_s: float = UP_TIMEOUT_S) -> None:
+        """Run one Temporal role from `build` (another release's): relink, restart it alone, wait for the stack."""
+        self.link_role(service, build)
+        self.control(process_compose, "restart", service)
+        self.wait_healthy(process_compose, lambda _message: None, timeout_s)
+
+    def write_supervisor_config(self, settings: Settings, paths: Paths) -> None:
+        """The supervisor's config as `settings` render it: after an upgrade the one-shots' TEMPORAL_VERSION is the
+        new release's (they ran already; the next start runs them at it), so `up` sees the stack as configured."""
+        model = build_stack(settings).in_runtime(Runtime.LOCAL)
+        with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
+            self.layout.supervisor_config.write_text(
+                render_supervisor(model, settings, paths, self.layout, self.project_root), encoding="utf-8"
+            )
 
     def _prepare_database(self, paths: Paths, report: Reporter) -> None:
         if not self.settings.sql_is_local:
@@ -374,6 +410,8 @@ class LocalStack:
             render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
             encoding="utf-8",
         )
+        for role in self._roles():
+            self.link_role(role, paths.temporal_server.parent)
         write_private(self.layout.secrets, render_secrets(self.model, self.settings, keys))
         self.layout.engine_marker.write_text(self.settings.search_engine + "\n", encoding="utf-8")
 

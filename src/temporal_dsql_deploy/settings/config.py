@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, Validati
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from temporal_dsql_deploy.errors import ConfigError
+from temporal_dsql_deploy.settings.envfile import update_env_file
 from temporal_dsql_deploy.settings.environment import cache_home, format_go_duration
 from temporal_dsql_deploy.settings.paths import forbidden_directory, real_path
 from temporal_dsql_deploy.settings.releases import LATEST, check_temporal_version, supported_versions
@@ -823,6 +824,19 @@ def load_settings(project_root: Path, env_file: Path | None = None) -> Settings:
     if problems:
         raise _config_error(problems, origins)
     return given.resolve(project_root)
+
+
+def pin_setting(project_root: Path, variable: str, value: str) -> str:
+    """Make `variable=value` what the settings load from now on: written to .env, unless the environment sets the
+    variable (it wins over .env); what was done or is left to do, in words."""
+    given = os.environ.get(variable)
+    if given == value:
+        return f"{variable}={value} (from the environment)"
+    if given is not None:
+        return f"{variable} is {given} in the environment, which wins over .env: set it to {value}"
+    source = project_root / ".env"
+    changed = update_env_file(source, {variable: value})
+    return f"{'set' if changed else 'kept'} {variable}={value} in {source}"
 
 
 def load_settings_from_environment() -> Settings:

@@ -78,6 +78,16 @@ class Layout:
         return self.root / STATE_FILE
 
     @property
+    def release_record(self) -> Path:
+        """The Temporal release the stack's data was last brought to (by `up` or `upgrade`); kept with the data."""
+        return self.all_data / "temporal-release"
+
+    def role_build(self, service: str) -> Path:
+        """The build of the product's server a Temporal role runs: a link into the cache, which `upgrade` moves to
+        another release's build before it restarts that role alone."""
+        return self.root / "roles" / service
+
+    @property
     def runtime_dir(self) -> Path:
         """PostgreSQL's socket directory (only its owner may enter)."""
         return self.root / "run"

@@ -25,6 +25,12 @@ class Release:
     # gRPC at all, and is probed on its metrics endpoint instead.
     worker_grpc_health: bool = True
 
+    @property
+    def minor(self) -> tuple[int, int]:
+        """The major and minor release numbers: upstream upgrades one minor release at a time."""
+        major, minor, _patch = self.version.split(".")
+        return int(major), int(minor)
+
     def go_flags(self) -> list[str]:
         """The `go build` flags that build the server module at this release."""
         modfile = [] if self.modfile == "go.mod" else [f"-modfile={self.modfile}"]

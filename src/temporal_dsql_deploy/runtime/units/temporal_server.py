@@ -140,7 +140,9 @@ class TemporalServerUnit(Unit):
 
     def native(self, service: Service, host: Host) -> Native:
         config = host.layout.config
-        argv = [str(host.paths.temporal_server), "--config-file", str(config / "temporal.yaml"), "--allow-no-auth",
+        # Through the role's link (settings/layout.py): `upgrade` moves one role to another release's build.
+        program = host.layout.role_build(service.name) / host.paths.temporal_server.name
+        argv = [str(program), "--config-file", str(config / "temporal.yaml"), "--allow-no-auth",
                 *service.args]  # fmt: skip
         return Native(argv, {"TEMPORAL_DYNAMIC_CONFIG_FILE": str(config / "dynamicconfig.yaml")})
 

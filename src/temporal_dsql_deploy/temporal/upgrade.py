@@ -1,0 +1,179 @@
+"""Moving a stack from one Temporal release to another: which moves upstream supports, in which order, and the
+record of the release a stack's data belongs to.
+
+Upstream's rules (docs.temporal.io, "Upgrade the Temporal Server"): one minor release at a time (patches may be
+skipped), the database schema first with the target release's tools, then the servers. Upstream names no order for
+the roles; this product's is below, with its reason. Going back is possible only while the schema is the one the
+older release runs on: an older server on a newer schema is not a combination upstream supports or tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.settings.layout import Layout
+from temporal_dsql_deploy.settings.releases import RELEASES, Release, release, supported_versions
+
+# History first: it owns the shards and is the one role that writes what a new release adds (1.31's
+# current_chasm_executions rows); upstream's code expects history to be ahead of matching during a rolling upgrade
+# and falls back when matching lags. Then matching, then the frontend, so that clients reach a new API only once the
+# roles behind it serve it; the worker role last, as its system workflows go through the frontend.
+UPGRADE_ORDER = ("history", "matching", "frontend", "worker")
+ORDER_REASON = (
+    "history first (it owns the shards and writes what the new release adds; upstream's code expects history ahead "
+    "of matching while a rolling upgrade runs), then matching, then the frontend (clients reach a new API only once "
+    "the roles behind it serve it), the worker role last (its system workflows go through the frontend); a rollback "
+    "goes the other way"
+)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One supported move of a stack between two releases."""
+
+    current: Release
+    target: Release
+
+    @property
+    def rollback(self) -> bool:
+        return _version_key(self.target) < _version_key(self.current)
+
+    @property
+    def schema_changes(self) -> bool:
+        return self.target.schema_version != self.current.schema_version
+
+    @property
+    def template_changes(self) -> bool:
+        return self.target.template_version != self.current.template_version
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The Temporal roles in the order they are replaced."""
+        return tuple(reversed(UPGRADE_ORDER)) if self.rollback else UPGRADE_ORDER
+
+
+def _version_key(chosen: Release) -> tuple[int, ...]:
+    return tuple(int(part) for part in chosen.version.split("."))
+
+
+def _path(current: Release, target: Release) -> str:
+    """The releases from `current` to `target`, a hop per minor release (the latest patch of each)."""
+    latest = {}
+    for each in RELEASES:
+        latest[each.minor] = each
+    steps = [each for minor, each in latest.items() if current.minor < minor <= target.minor]
+    return " → ".join(each.version for each in [current, *steps])
+
+
+def check_hop(current_version: str, target_version: str, database_schema: str | None) -> Hop:
+    """The hop from the stack's release to `target_version`, or a DeployError saying why upstream does not support
+    it and what to do instead. `database_schema`: the schema version the database holds (None: unknown)."""
+    try:
+        target = release(target_version)
+    except ValueError as exc:
+        raise DeployError(f"--to {target_version}: {exc}", f"choose one of: {supported_versions()}") from None
+    try:
+        current = release(current_version)
+    except ValueError as exc:
+        raise DeployError(f"the stack runs Temporal {current_version}: {exc}",
+                          "upgrade it with the version of this product that started it") from None  # fmt: skip
+    hop = Hop(current, target)
+    if target.version == current.version:
+        raise DeployError(f"the stack already runs Temporal {current.version}",
+                          f"to move it, name another release: {supported_versions()}")  # fmt: skip
+    if not hop.rollback and target.minor[1] - current.minor[1] > 1:
+        raise DeployError(f"Temporal {current.version} → {target.version} skips a minor release, which upstream does "
+                          "not support (each minor release reads only the data of the one before)",
+                          f"upgrade one minor release at a time: {_path(current, target)}, one "
+                          "`invoke upgrade --to VERSION` each")  # fmt: skip
+    if hop.rollback:
+        _check_rollback(hop, database_schema)
+    return hop
+
+
+def _check_rollback(hop: Hop, database_schema: str | None) -> None:
+    current, target = hop.current, hop.target
+    if current.minor[1] - target.minor[1] > 1:
+        raise DeployError(f"Temporal {current.version} → {target.version} goes back more than one minor release",
+                          "a rollback goes back to the release the stack ran before; restore a backup taken at "
+                          f"{target.version} to go further")  # fmt: skip
+    schema = database_schema or current.schema_version
+    if schema != target.schema_version:
+        raise DeployError(
+            f"cannot roll back to Temporal {target.version}: the database is at schema {schema} (Temporal "
+            f"{current.version}'s), and {target.version} runs on {target.schema_version}; an older server on a newer "
+            "schema is not something upstream supports, and DSQL cannot undo the schema step",
+            f"stay on {current.version} (fix forward), or restore the backup taken before the upgrade (for DSQL: "
+            "AWS Backup's restore to a new cluster)",
+        )
+
+
+def plan_lines(hop: Hop, runtime: str, database_schema: str | None, services: dict[str, int]) -> list[str]:
+    """What `upgrade` will do, step by step, in words; `services`: each role's service name and its hosts."""
+    current, target = hop.current, hop.target
+    lines = [f"Temporal {current.version} → {target.version} ({'rollback' if hop.rollback else 'upgrade'}) on the "
+             f"{runtime} runtime"]  # fmt: skip
+    lines.append(f"1. build the server with the dsql plugin and upstream's tools at {target.version} (once, cached)")
+    if hop.rollback:
+        lines.append(f"2. schema: none (the database stays at {database_schema or current.schema_version})")
+        lines.append("3. index template: none (an older release ignores the fields a newer one maps)")
+    else:
+        schema = (f"{database_schema or current.schema_version} → {target.schema_version}" if hop.schema_changes
+                  else f"none (both run on {target.schema_version})")  # fmt: skip
+        lines.append(f"2. schema: {schema}, each step recorded (target's tools, before any server)")
+        template = (
+            f"v{current.template_version} → v{target.template_version}, the new fields added to the existing index"
+            if hop.template_changes
+            else f"v{target.template_version} rewritten (unchanged)"
+        )
+        lines.append(f"3. index template: {template}")
+    roles = ", then ".join(f"{name} ({hosts} host{'s' if hosts > 1 else ''})" for name, hosts in services.items())
+    lines.append(f"4. replace the roles one at a time, each healthy before the next: {roles}")
+    lines.append(f"   order: {ORDER_REASON}")
+    lines.append(f"5. record {target.version} as the stack's release")
+    return lines
+
+
+def recorded_release(layout: Layout) -> str | None:
+    """The release the stack's data was last brought to; None for data made before the record existed (or none)."""
+    try:
+        text = layout.release_record.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def record_release(layout: Layout, version: str) -> None:
+    path: Path = layout.release_record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(version + "\n", encoding="utf-8")
+
+
+def check_start(layout: Layout, version: str) -> str | None:
+    """Before `up` starts Temporal `version` on the data in `layout`: a DeployError if the data belongs to a release
+    upstream cannot move to `version` from; a line to tell the operator when `up` moves it (stopping and starting
+    everything, schema first); None when nothing changes."""
+    recorded = recorded_release(layout)
+    if recorded is None or recorded == version:
+        return None
+    try:
+        release(recorded)
+    except ValueError:  # a release this version of the product no longer supports
+        raise DeployError(f"the stack's data in {layout.all_data} was last run by Temporal {recorded}, which this "
+                          f"version of the product does not support ({supported_versions()})",
+                          f"set TEMPORAL_VERSION={recorded} with the product version that ran it and upgrade from "
+                          "there, or start afresh with `invoke down --volumes`") from None  # fmt: skip
+    try:
+        hop = check_hop(recorded, version, None)
+    except DeployError as refused:
+        raise DeployError(
+            f"the stack's data was last run by Temporal {recorded} and TEMPORAL_VERSION={version}: {refused.problem}",
+            f"set TEMPORAL_VERSION={recorded} again; {refused.fix}",
+        ) from None
+    schema = "the schema first" if hop.schema_changes else "the same schema"
+    return (
+        f"Temporal {recorded} → {version}: the whole stack restarts on {version} ({schema}); "
+        f"`invoke upgrade --to {version}` replaces the roles one at a time while it serves instead"
+    )
