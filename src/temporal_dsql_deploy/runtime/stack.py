@@ -228,8 +228,7 @@ class LocalStack:
             restrict_tree(self.layout.root)
             return
         restrict_tree(self.layout.root, service_group())
-        passages = [self.layout.root, self.layout.all_data, self.layout.data, self.layout.config,
-                    self.layout.role_build("").parent]  # fmt: skip
+        passages = [self.layout.root, self.layout.all_data, self.layout.data, self.layout.config, self.layout.roles]
         for directory in passages:
             directory.mkdir(exist_ok=True)
         share_with_services(passages, [], [])
@@ -348,7 +347,7 @@ class LocalStack:
     def link_role(self, service: str, build: Path) -> None:
         """Point the role's link at `build`, replacing the old link in one step (a start never sees none)."""
         link = self.layout.role_build(service)
-        link.parent.mkdir(exist_ok=True)
+        link.parent.mkdir(exist_ok=True)  # shared with the services' group by `up` (_restrict_stack_dir)
         staged = link.with_name(f".{service}.new")
         staged.unlink(missing_ok=True)
         staged.symlink_to(build, target_is_directory=True)

@@ -82,10 +82,15 @@ class Layout:
         """The Temporal release the stack's data was last brought to (by `up` or `upgrade`); kept with the data."""
         return self.all_data / "temporal-release"
 
+    @property
+    def roles(self) -> Path:
+        """Each Temporal role's link to the build of the product's server it runs (`role_build`)."""
+        return self.root / "roles"
+
     def role_build(self, service: str) -> Path:
         """The build of the product's server a Temporal role runs: a link into the cache, which `upgrade` moves to
         another release's build before it restarts that role alone."""
-        return self.root / "roles" / service
+        return self.roles / service
 
     @property
     def runtime_dir(self) -> Path:
