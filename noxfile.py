@@ -13,6 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
     "lint", "typecheck", "go", "unit", "chart", "kube", "arch", "integration", "faults", "containers", "multihost",
+    "upgrade",
 ]  # fmt: skip
 
 ARCHITECTURES = ["amd64", "arm64"]
@@ -123,6 +124,19 @@ def releases(session: nox.Session, temporal: str) -> None:
     session.run("pytest", "-m", "integration", "tests/integration/test_local_stack.py",
                 "tests/integration/test_upstream_suites.py", "-k", "test_smoke or upstream_persistence_suites_pass",
                 *session.posargs, env={"TEMPORAL_VERSION": temporal, "STACK_DIR": stack_dir})  # fmt: skip
+
+
+@nox.session
+def upgrade(session: nox.Session) -> None:
+    """`invoke upgrade` release by release (the oldest supported to the newest), on the DSQL profile, while a steady
+    load runs and long-running workflows (timers, signals, children, retries, continue-as-new) are in flight: every
+    workflow completes right and replays. A stack directory of its own, emptied first."""
+    install(session, "test")
+    stack_dir = ".stack-upgrade"
+    shutil.rmtree(stack_dir, ignore_errors=True)
+    session.run("pytest", "-m", "upgrade", "tests/upgrade", *session.posargs,
+                env={"TEMPORAL_VERSION": RELEASES[0].version, "STACK_DIR": stack_dir, "TEMPORAL_SQL_PLUGIN": "dsql",
+                     "SEARCH_ENGINE": "elasticsearch"})  # fmt: skip
 
 
 @nox.session

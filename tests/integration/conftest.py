@@ -50,7 +50,7 @@ def local_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
         yield stack
     finally:
         if request.session.testsfailed:
-            _keep_logs(stack)
+            keep_logs(stack)
         process_compose = installed_process_compose(configured)
         if not was_running:
             stack.down(process_compose, volumes=False)
@@ -59,7 +59,7 @@ def local_stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
             LocalStack(configured.model_copy(update={"search_engine": users_engine}), PROJECT_ROOT).up(print)
 
 
-def _keep_logs(stack: LocalStack) -> None:
+def keep_logs(stack: LocalStack) -> None:
     kept = PROJECT_ROOT / ".nox" / "stack-logs" / f"{stack.settings.search_engine}-{stack.settings.temporal_sql_plugin}"
     shutil.rmtree(kept, ignore_errors=True)
     shutil.copytree(stack.layout.logs, kept, dirs_exist_ok=True)

@@ -1,0 +1,190 @@
+"""Temporal upgraded release by release while it serves (the DSQL profile): workflows opened on the oldest release
+finish on the newest with the right results, the steady load started meanwhile loses nothing, and every history
+replays with the SDK's replayer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+from temporalio.worker import Replayer, Worker
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from temporal_dsql_deploy.runtime.stack import LocalStack
+from temporal_dsql_deploy.settings.releases import RELEASES
+from temporal_dsql_deploy.temporal.upgrade import recorded_release
+from tests.conftest import PROJECT_ROOT
+from tests.upgrade.conftest import RESULTS
+from tests.upgrade.workflows import (
+    ACTIVITIES,
+    FAILING_ATTEMPTS,
+    WORKFLOWS,
+    ContinueAsNewWorkflow,
+    DurableTimerWorkflow,
+    HelloWorkflow,
+    RetryingActivityWorkflow,
+    SignalThenChildWorkflow,
+)
+
+pytestmark = pytest.mark.upgrade
+
+TIMER_S = 150  # set on the oldest release, fired on the newest: both hops take well under this
+CONTINUE_RUNS = 8  # 15 s a run: the chain spans both hops
+EACH_KIND = 6
+LOAD_INTERVAL_S = 0.5
+RESULT_TIMEOUT_S = 600
+UPGRADE_TIMEOUT_S = 1200  # a cold cache builds each release first
+
+
+@dataclass
+class Load:
+    """Short workflows started at a steady rate while the roles are replaced: each one's time to its result."""
+
+    latencies: dict[str, float] = field(default_factory=dict)
+    wrong: list[str] = field(default_factory=list)
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+async def _start(starting: Callable[[], Awaitable[WorkflowHandle[Any, Any]]], client: Client,
+                 workflow_id: str) -> WorkflowHandle[Any, Any]:  # fmt: skip
+    """Start a workflow, again on an unavailable frontend (one being replaced): the same id, so a start that went
+    through before its answer was lost is found instead of made twice."""
+    retrying = AsyncRetrying(stop=stop_after_delay(60), wait=wait_fixed(0.5), reraise=True,
+                             retry=retry_if_exception_type(RPCError))  # fmt: skip
+    async for attempt in retrying:
+        with attempt:
+            try:
+                return await starting()
+            except WorkflowAlreadyStartedError:
+                return client.get_workflow_handle(workflow_id)
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+async def _hello(client: Client, queue: str, load: Load, number: int) -> None:
+    workflow_id = f"hello-{number}-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    handle = await _start(lambda: client.start_workflow(HelloWorkflow.run, str(number), id=workflow_id,
+                                                        task_queue=queue), client, workflow_id)  # fmt: skip
+    result = await asyncio.wait_for(handle.result(), timeout=RESULT_TIMEOUT_S)
+    load.latencies[workflow_id] = time.monotonic() - started
+    if result != f"hello {number}":
+        load.wrong.append(f"{workflow_id}: {result!r}")
+
+
+async def _steady_load(client: Client, queue: str, load: Load, stop: asyncio.Event) -> None:
+    number = 0
+    while not stop.is_set():
+        task = asyncio.create_task(_hello(client, queue, load, number))
+        load.pending.add(task)
+        number += 1
+        await asyncio.sleep(LOAD_INTERVAL_S)
+
+
+def _upgrade(version: str) -> tuple[float, str]:
+    """`invoke upgrade --to VERSION`, as an operator runs it; its time and what it printed."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--to", version], cwd=PROJECT_ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=UPGRADE_TIMEOUT_S,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, f"upgrade to {version} failed:\n{done.stdout}\n{done.stderr}"
+    return time.monotonic() - started, done.stdout
+
+
+async def _in_flight(client: Client, queue: str) -> dict[str, list[WorkflowHandle[Any, Any]]]:
+    """The long-running workflows, started on the oldest release."""
+    run = uuid.uuid4().hex[:8]
+    kinds: dict[str, list[WorkflowHandle[Any, Any]]] = {"durable timer": [], "signal, then a child": [],
+                                                        "activity retries": [], "continue-as-new": []}  # fmt: skip
+    for i in range(EACH_KIND):
+        kinds["durable timer"].append(await client.start_workflow(
+            DurableTimerWorkflow.run, TIMER_S, id=f"timer-{run}-{i}", task_queue=queue))  # fmt: skip
+        kinds["signal, then a child"].append(await client.start_workflow(
+            SignalThenChildWorkflow.run, id=f"signal-{run}-{i}", task_queue=queue))  # fmt: skip
+        kinds["activity retries"].append(await client.start_workflow(
+            RetryingActivityWorkflow.run, f"retry-{i}", id=f"retry-{run}-{i}", task_queue=queue))  # fmt: skip
+        kinds["continue-as-new"].append(await client.start_workflow(
+            ContinueAsNewWorkflow.run, args=[CONTINUE_RUNS], id=f"chain-{run}-{i}", task_queue=queue))  # fmt: skip
+    return kinds
+
+
+def _expected(kind: str, index: int) -> object:
+    return {"durable timer": f"woke after {TIMER_S}s", "signal, then a child": index * 2,
+            "activity retries": f"retry-{index} succeeded on attempt {FAILING_ATTEMPTS + 1}",
+            "continue-as-new": CONTINUE_RUNS}[kind]  # fmt: skip
+
+
+async def _server_version(client: Client) -> str:
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    return str(info.server_version)
+
+
+async def _upgrade_under_load(settings_address: str, namespace: str) -> None:
+    client = await Client.connect(settings_address, namespace=namespace)
+    assert await _server_version(client) == RELEASES[0].version
+    queue = f"upgrade-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
+        kinds = await _in_flight(client, queue)
+        load, stop = Load(), asyncio.Event()
+        loader = asyncio.create_task(_steady_load(client, queue, load, stop))
+        hops = []
+        for target in RELEASES[1:]:
+            took, printed = await asyncio.to_thread(_upgrade, target.version)
+            steps = [line for line in printed.splitlines() if "healthy again after" in line or "in all" in line]
+            hops.append(f"to {target.version} in {took:.1f}s: " + "; ".join(steps))
+        stop.set()
+        await loader
+        assert await _server_version(client) == RELEASES[-1].version
+        for index, handle in enumerate(kinds["signal, then a child"]):
+            await handle.signal(SignalThenChildWorkflow.release, index)
+        await asyncio.wait_for(asyncio.gather(*load.pending), timeout=RESULT_TIMEOUT_S)
+        wrong = list(load.wrong)
+        for kind, handles in kinds.items():
+            for index, handle in enumerate(handles):
+                result = await asyncio.wait_for(handle.result(), timeout=RESULT_TIMEOUT_S)
+                if result != _expected(kind, index):
+                    wrong.append(f"{handle.id} ({kind}): {result!r}, not {_expected(kind, index)!r}")
+        histories = [await handle.fetch_history() for handles in kinds.values() for handle in handles]
+        histories += [await client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+                      .fetch_history() for handle in kinds["continue-as-new"]]  # fmt: skip
+    replayed = await Replayer(workflows=WORKFLOWS).replay_workflows(histories, raise_on_replay_failure=False)
+    failures = [f"{history.workflow_id}: {replayed.replay_failures[history.run_id]}" for history in histories
+                if history.run_id in replayed.replay_failures]  # fmt: skip
+    in_flight = sum(len(handles) for handles in kinds.values())
+    RESULTS.extend([
+        *hops,
+        f"in flight across both hops: {in_flight} workflows ("
+        + ", ".join(f"{len(handles)} {kind}" for kind, handles in kinds.items()) + f"), {in_flight} completed right",
+        f"steady load meanwhile: {len(load.latencies)} started and completed, 0 lost; longest a workflow waited "
+        f"{max(load.latencies.values()):.2f}s, median {sorted(load.latencies.values())[len(load.latencies) // 2]:.2f}s",
+        f"replayed {len(histories)} histories with the SDK's replayer: {len(failures)} failures",
+    ])  # fmt: skip
+    assert not wrong, wrong
+    assert not failures, failures
+
+
+def test_upgrades_release_by_release_with_workflows_in_flight(oldest_stack: LocalStack) -> None:
+    settings = oldest_stack.settings
+    asyncio.run(_upgrade_under_load(settings.frontend_address, settings.temporal_namespace))
+    assert recorded_release(oldest_stack.layout) == RELEASES[-1].version
+
+
+def test_the_newest_release_refuses_a_rollback_across_the_schema_step(oldest_stack: LocalStack) -> None:
+    """After both hops the database is at the newest release's schema; going back past a schema step is refused
+    before anything changes, with the reason."""
+    done = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--to", RELEASES[0].version], cwd=PROJECT_ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert "goes back more than one minor release" in done.stderr
+    assert recorded_release(oldest_stack.layout) == RELEASES[-1].version
