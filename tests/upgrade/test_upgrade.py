@@ -158,9 +158,12 @@ async def _upgrade_under_load(settings_address: str, namespace: str) -> None:
         histories = [await handle.fetch_history() for handles in kinds.values() for handle in handles]
         histories += [await client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
                       .fetch_history() for handle in kinds["continue-as-new"]]  # fmt: skip
-    replayed = await Replayer(workflows=WORKFLOWS).replay_workflows(histories, raise_on_replay_failure=False)
-    failures = [f"{history.workflow_id}: {replayed.replay_failures[history.run_id]}" for history in histories
-                if history.run_id in replayed.replay_failures]  # fmt: skip
+    replayer = Replayer(workflows=WORKFLOWS)
+    failures = []
+    for history in histories:
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if replayed.replay_failure is not None:
+            failures.append(f"{history.workflow_id}: {replayed.replay_failure}")
     in_flight = sum(len(handles) for handles in kinds.values())
     RESULTS.extend([
         *hops,

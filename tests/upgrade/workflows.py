@@ -66,7 +66,7 @@ class RetryingActivityWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=8), backoff_coefficient=1.5, maximum_attempts=FAILING_ATTEMPTS + 3
-            ),  # fmt: skip
+            ),
         )
 
 
