@@ -202,7 +202,7 @@ RELEASE = flags.Choice("--to", tuple(release.version for release in RELEASES))
 
 @task(
     help={
-        "to": RELEASE.help("The Temporal release to move the running stack to"),
+        "to": RELEASE.help("The Temporal release to move the running stack to", "the next minor release"),
         "dry_run": "Print the plan (path, schema steps, template, the roles' order); change nothing.",
         "runtime": RUNTIME_HELP,
     }
@@ -211,9 +211,8 @@ RELEASE = flags.Choice("--to", tuple(release.version for release in RELEASES))
 def upgrade(c: Context, to: str | None = None, dry_run: bool = False, runtime: str = "local") -> None:
     """Move the running stack to another Temporal release while it serves: build it, apply the schema steps and the
     index template, then replace the roles one at a time (one minor release per upgrade, as upstream requires)."""
-    if to is None:
-        raise DeployError("upgrade needs --to VERSION", f"name one of: {', '.join(RELEASE.options)}")
-    operations.upgrade(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=RELEASE.parse(to), dry_run=dry_run)
+    target = "" if to is None else RELEASE.parse(to)
+    operations.upgrade(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=target, dry_run=dry_run)
 
 
 @task(name="test")

@@ -35,7 +35,7 @@ from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_
 from temporal_dsql_deploy.settings.config import Settings, pin_setting
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.installed import TemporalServer
-from temporal_dsql_deploy.temporal.upgrade import check_hop, plan_lines, record_release, recorded_release
+from temporal_dsql_deploy.temporal.upgrade import check_hop, next_release, plan_lines, record_release, recorded_release
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 
@@ -104,8 +104,8 @@ def restart(settings: Settings, project_root: Path, runtime: Runtime, services: 
 
 
 def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
-    """Move the running stack to Temporal `to` while it serves: the target's build, the schema and the index
-    template first, then one role at a time (temporal/upgrade.py has the rules and the order)."""
+    """Move the running stack to Temporal `to` ("": the next minor release) while it serves: the target's build,
+    the schema and the index template first, then one role at a time (temporal/upgrade.py: the rules, the order)."""
     started = time.monotonic()
     layout = Layout(settings.stack_dir, settings.search_engine)
     current = recorded_release(layout) or settings.temporal_version
@@ -116,7 +116,7 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
         raise DeployError(f"the stack must be healthy before its release changes; not healthy: {', '.join(unhealthy)}",
                           f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
     database_schema = _database_schema(at_current, project_root)
-    hop = check_hop(current, to, database_schema)
+    hop = check_hop(current, to or next_release(current), database_schema)
     roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
     for line in plan_lines(hop, runtime.value, database_schema, roles):
         cli.say(line)

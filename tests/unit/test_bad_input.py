@@ -116,9 +116,17 @@ def test_stack_control_needs_only_what_it_touches(project: Path, task: str) -> N
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("task", ["status", "restart"])
+@pytest.mark.parametrize("task", ["status", "restart", "upgrade --to 1.31.2", "upgrade --to 1.31.2 --dry-run"])
 def test_without_an_installed_stack(project: Path, task: str) -> None:
-    assert_clear_error(run_task(project, task), "not running")
+    assert_clear_error(run_task(project, *task.split()), "not running")
+
+
+@pytest.mark.parametrize(("arguments", "said"), [
+    (["--to", "1.33.0"], "--to '1.33.0' is not one of: 1.30.9, 1.31.2, 1.32.2"),
+    (["--to", "latest"], "--to 'latest'"),
+])  # fmt: skip
+def test_upgrade_names_the_releases_it_can_go_to(project: Path, arguments: list[str], said: str) -> None:
+    assert_clear_error(run_task(project, "upgrade", *arguments), said, "1.30.9, 1.31.2, 1.32.2")
 
 
 def test_bench_without_a_running_stack(project: Path) -> None:

@@ -289,6 +289,12 @@ def test_a_running_stack_with_other_keys_is_restarted_by_up(make_settings: MakeS
                                         encoding="utf-8")  # fmt: skip
     layout.engine_marker.write_text(settings.search_engine + "\n", encoding="utf-8")
     write_private(layout.secrets, render_secrets(stack.model, stack.settings, KEYS))
+    for role in ("temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker"):
+        stack.link_role(role, paths.temporal_server.parent)
     assert stack._runs_this_configuration(paths, KEYS)
+    # A role left on another build (an upgrade that stopped half-way) is not the configuration either.
+    stack.link_role("temporal-matching", tmp_path / "stack")
+    assert not stack._runs_this_configuration(paths, KEYS)
+    stack.link_role("temporal-matching", paths.temporal_server.parent)
     # Keys made anew (the file was damaged or deleted): the running services still hold the old ones.
     assert not stack._runs_this_configuration(paths, ControlKeys("c" * 43, KEYS.metrics_store))

@@ -152,7 +152,7 @@ def test_postgresql_reaches_its_data_in_an_owner_only_stack_dir(make_settings: M
     finally:
         server.terminate()
         server.wait(timeout=30)
-    passage = {layout.root, layout.all_data, layout.data, layout.config}
+    passage = {layout.root, layout.all_data, layout.data, layout.config, layout.roles}  # roles: the roles' links
     for path in layout.root.rglob("*"):  # the rest the stack made is private to its owner
         if path not in passage and not path.is_symlink() and path.stat().st_uid == os.geteuid():
             assert _mode(path) & 0o077 == 0, path

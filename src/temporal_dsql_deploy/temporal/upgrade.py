@@ -58,13 +58,23 @@ def _version_key(chosen: Release) -> tuple[int, ...]:
     return tuple(int(part) for part in chosen.version.split("."))
 
 
+def _later(current_version: str) -> list[Release]:
+    """The supported releases of later minor versions than `current_version`, oldest first (one per minor)."""
+    major, minor = current_version.split(".")[:2]
+    return [each for each in RELEASES if each.minor > (int(major), int(minor))]
+
+
 def _path(current: Release, target: Release) -> str:
-    """The releases from `current` to `target`, a hop per minor release (the latest patch of each)."""
-    latest = {}
-    for each in RELEASES:
-        latest[each.minor] = each
-    steps = [each for minor, each in latest.items() if current.minor < minor <= target.minor]
-    return " → ".join(each.version for each in [current, *steps])
+    """The releases from `current` to `target`, a hop per minor release."""
+    steps = [each.version for each in _later(current.version) if each.minor <= target.minor]
+    return " → ".join([current.version, *steps])
+
+
+def next_release(current_version: str) -> str:
+    """The release an upgrade from `current_version` goes to when none is named: the next minor release (the newest
+    is its own: `check_hop` then says there is nothing to do)."""
+    later = _later(current_version)
+    return later[0].version if later else current_version
 
 
 def check_hop(current_version: str, target_version: str, database_schema: str | None) -> Hop:
