@@ -126,17 +126,27 @@ def releases(session: nox.Session, temporal: str) -> None:
                 *session.posargs, env={"TEMPORAL_VERSION": temporal, "STACK_DIR": stack_dir})  # fmt: skip
 
 
+def _upgrade_tests(session: nox.Session, runtime: str) -> None:
+    install(session, "test")
+    stack_dir = f".stack-upgrade-{runtime}"
+    shutil.rmtree(stack_dir, ignore_errors=True)
+    session.run("pytest", "-m", "upgrade", "-k", runtime, "tests/upgrade", *session.posargs,
+                env={"TEMPORAL_VERSION": RELEASES[0].version, "STACK_DIR": stack_dir, "TEMPORAL_SQL_PLUGIN": "dsql",
+                     "SEARCH_ENGINE": "elasticsearch", "PROJECT_NAME": "temporal-dsql-upgrade"})  # fmt: skip
+
+
 @nox.session
 def upgrade(session: nox.Session) -> None:
-    """`invoke upgrade` release by release (the oldest supported to the newest), on the DSQL profile, while a steady
-    load runs and long-running workflows (timers, signals, children, retries, continue-as-new) are in flight: every
-    workflow completes right and replays. A stack directory of its own, emptied first."""
-    install(session, "test")
-    stack_dir = ".stack-upgrade"
-    shutil.rmtree(stack_dir, ignore_errors=True)
-    session.run("pytest", "-m", "upgrade", "tests/upgrade", *session.posargs,
-                env={"TEMPORAL_VERSION": RELEASES[0].version, "STACK_DIR": stack_dir, "TEMPORAL_SQL_PLUGIN": "dsql",
-                     "SEARCH_ENGINE": "elasticsearch"})  # fmt: skip
+    """`invoke upgrade` release by release (the oldest supported to the newest) on the local runtime and the DSQL
+    profile, while a steady load runs and long-running workflows (timers, signals, children, retries,
+    continue-as-new) are in flight: every workflow completes right and replays. A stack directory of its own."""
+    _upgrade_tests(session, "local")
+
+
+@nox.session(name="upgrade_containers")
+def upgrade_containers(session: nox.Session) -> None:
+    """The same upgrade under load with the stack in containers on a real Docker engine (each release's image)."""
+    _upgrade_tests(session, "docker")
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""One-shot commands the supervisors run as services (es-setup, schema-setup, namespace-setup).
+"""One-shot commands the supervisors run as services (es-setup, schema-setup, namespace-setup), and the schema step
+`invoke upgrade` runs in the stack's own network (schema-migrate).
 
 `python -m temporal_dsql_deploy COMMAND` (or the `temporal-dsql-deploy` console script); settings come from
 the environment alone, which the service model gives the process: the working directory plays no part.
@@ -16,8 +17,7 @@ from temporal_dsql_deploy.database.local_postgres import (
     ensure_database,
     forget_stopped_members,
 )
-from temporal_dsql_deploy.database.schema import Applier, SchemaSource, default_schema_name, ensure_schema
-from temporal_dsql_deploy.database.service_role import ensure_service_role
+from temporal_dsql_deploy.database.migration import migrate_to_release
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.components import installed_temporal_server
 from temporal_dsql_deploy.settings.config import load_settings_from_environment
@@ -31,22 +31,12 @@ def run(command: str) -> None:
     settings = load_settings_from_environment()  # the environment the service model gave this process
     if command == "es-setup":
         cli.say(setup_visibility(settings, installed_temporal_server(settings).es_tool).describe())
-    elif command == "schema-setup":
+    elif command in ("schema-setup", "schema-migrate"):
         if settings.runs_local_database and not settings.is_dsql and ensure_database(settings):
             cli.say(f"created database {settings.temporal_sql_database}")
-        source = SchemaSource.resolve(lambda: installed_temporal_server(settings), "", "",
-                                      default_schema_name(settings))  # fmt: skip
-        applier = Applier(settings, source, cli.say)
-        try:
-            result = ensure_schema(applier)
-            if settings.is_dsql:  # the services' own role, kept in step with the tables the schema has now
-                for done in ensure_service_role(settings, applier.run, source.tables()):
-                    cli.say(done)
-        finally:
-            applier.close()
-        cli.say(f"persistence schema at version {result.to_version} ({source.root}); "
-                f"{result.statements} statements, {result.retries} retries")  # fmt: skip
-        if settings.sql_is_local:  # the stack's own database; no Temporal service runs yet
+        cli.say(migrate_to_release(settings, lambda: installed_temporal_server(settings), cli.say))
+        # At the stack's start, in its own database, before any Temporal service runs (never under `upgrade`).
+        if command == "schema-setup" and settings.sql_is_local:
             cli.say(f"forgot {forget_stopped_members(settings)} membership rows of the previous run")
     elif command == "dsql-local-setup":
         if settings.dsql_local_backend_password is None:
@@ -63,7 +53,8 @@ def run(command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m temporal_dsql_deploy", description=__doc__)
-    parser.add_argument("command", choices=["es-setup", "dsql-local-setup", "schema-setup", "namespace-setup"])
+    parser.add_argument("command", choices=["es-setup", "dsql-local-setup", "schema-setup", "schema-migrate",
+                                            "namespace-setup"])  # fmt: skip
     run(parser.parse_args(argv).command)
 
 

@@ -115,7 +115,7 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     if unhealthy:
         raise DeployError(f"the stack must be healthy before its release changes; not healthy: {', '.join(unhealthy)}",
                           f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
-    database_schema = _database_schema(at_current, project_root)
+    database_schema = stack.schema_version()
     hop = check_hop(current, to or next_release(current), database_schema)
     roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
     for line in plan_lines(hop, runtime.value, database_schema, roles):
@@ -128,11 +128,11 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     stack.prepare_release(at_target, _report)
     cli.say(f"built Temporal {hop.target.version} in {time.monotonic() - step:.1f}s")
     if not hop.rollback:
-        schema_update(at_target, project_root, target_version=hop.target.schema_version, schema_name="", schema_dir="")
-        record_release(layout, hop.target.version)  # the data is the target's from here: `up` may not go back
         step = time.monotonic()
-        tools = _upstream_tools(at_target, project_root)
-        cli.say(f"{setup_visibility(at_target, tools.es_tool).describe()} ({time.monotonic() - step:.1f}s)")
+        for line in stack.migrate(at_target, _report):
+            cli.say(line)
+        record_release(layout, hop.target.version)  # the data is the target's from here: `up` may not go back
+        cli.say(f"schema and index template at {hop.target.version} in {time.monotonic() - step:.1f}s")
     for service in roles:
         step = time.monotonic()
         stack.replace_release(service, at_target)
@@ -141,16 +141,6 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     record_release(layout, hop.target.version)
     cli.say(f"the stack runs Temporal {hop.target.version} ({time.monotonic() - started:.1f}s in all)")
     cli.say(pin_setting(project_root, "TEMPORAL_VERSION", hop.target.version))
-
-
-def _database_schema(settings: Settings, project_root: Path) -> str | None:
-    """The schema version the stack's database holds."""
-    applier = Applier(settings, SchemaSource.resolve(lambda: _upstream_tools(settings, project_root), "", "",
-                                                     default_schema_name(settings)), lambda _message: None)  # fmt: skip
-    try:
-        return applier.current_version()
-    finally:
-        applier.close()
 
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:

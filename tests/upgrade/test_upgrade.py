@@ -22,11 +22,10 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer, Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.releases import RELEASES
 from temporal_dsql_deploy.temporal.upgrade import recorded_release
 from tests.conftest import PROJECT_ROOT
-from tests.upgrade.conftest import RESULTS
+from tests.upgrade.conftest import RESULTS, UpgradedStack
 from tests.upgrade.workflows import (
     ACTIVITIES,
     FAILING_ATTEMPTS,
@@ -92,12 +91,17 @@ async def _steady_load(client: Client, queue: str, load: Load, stop: asyncio.Eve
         await asyncio.sleep(LOAD_INTERVAL_S)
 
 
-def _upgrade(version: str) -> tuple[float, str]:
-    """`invoke upgrade --to VERSION`, as an operator runs it; its time and what it printed."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--to", version], cwd=PROJECT_ROOT,
-                          env=dict(os.environ), capture_output=True, text=True, timeout=UPGRADE_TIMEOUT_S,
+def _invoke_upgrade(runtime: str, version: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """`invoke upgrade --to VERSION --runtime RUNTIME`, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--to", version, "--runtime", runtime],
+                          cwd=PROJECT_ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=timeout_s,
                           check=False)  # fmt: skip
+
+
+def _upgrade(runtime: str, version: str) -> tuple[float, str]:
+    """Upgrade the stack; the time it took and what it printed."""
+    started = time.monotonic()
+    done = _invoke_upgrade(runtime, version, UPGRADE_TIMEOUT_S)
     assert done.returncode == 0, f"upgrade to {version} failed:\n{done.stdout}\n{done.stderr}"
     return time.monotonic() - started, done.stdout
 
@@ -130,8 +134,8 @@ async def _server_version(client: Client) -> str:
     return str(info.server_version)
 
 
-async def _upgrade_under_load(settings_address: str, namespace: str) -> None:
-    client = await Client.connect(settings_address, namespace=namespace)
+async def _upgrade_under_load(stack: UpgradedStack) -> None:
+    client = await Client.connect(stack.settings.frontend_address, namespace=stack.settings.temporal_namespace)
     assert await _server_version(client) == RELEASES[0].version
     queue = f"upgrade-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
@@ -140,9 +144,9 @@ async def _upgrade_under_load(settings_address: str, namespace: str) -> None:
         loader = asyncio.create_task(_steady_load(client, queue, load, stop))
         hops = []
         for target in RELEASES[1:]:
-            took, printed = await asyncio.to_thread(_upgrade, target.version)
+            took, printed = await asyncio.to_thread(_upgrade, stack.runtime, target.version)
             steps = [line for line in printed.splitlines() if "healthy again after" in line or "in all" in line]
-            hops.append(f"to {target.version} in {took:.1f}s: " + "; ".join(steps))
+            hops.append(f"{stack.runtime}: to {target.version} in {took:.1f}s: " + "; ".join(steps))
         stop.set()
         await loader
         assert await _server_version(client) == RELEASES[-1].version
@@ -177,17 +181,15 @@ async def _upgrade_under_load(settings_address: str, namespace: str) -> None:
     assert not failures, failures
 
 
-def test_upgrades_release_by_release_with_workflows_in_flight(oldest_stack: LocalStack) -> None:
-    settings = oldest_stack.settings
-    asyncio.run(_upgrade_under_load(settings.frontend_address, settings.temporal_namespace))
+def test_upgrades_release_by_release_with_workflows_in_flight(oldest_stack: UpgradedStack) -> None:
+    asyncio.run(_upgrade_under_load(oldest_stack))
     assert recorded_release(oldest_stack.layout) == RELEASES[-1].version
 
 
-def test_the_newest_release_refuses_a_rollback_across_the_schema_step(oldest_stack: LocalStack) -> None:
-    """After both hops the database is at the newest release's schema; going back past a schema step is refused
-    before anything changes, with the reason."""
-    done = subprocess.run([sys.executable, "-m", "invoke", "upgrade", "--to", RELEASES[0].version], cwd=PROJECT_ROOT,
-                          env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+def test_the_newest_release_refuses_to_go_back_to_the_oldest(oldest_stack: UpgradedStack) -> None:
+    """After both hops, going back more than a minor release (and past a schema step) is refused before anything
+    changes, with the reason."""
+    done = _invoke_upgrade(oldest_stack.runtime, RELEASES[0].version, 120)
     assert done.returncode == 1
     assert "goes back more than one minor release" in done.stderr
     assert recorded_release(oldest_stack.layout) == RELEASES[-1].version

@@ -363,10 +363,29 @@ class DockerRuntime(StackRuntime):
         build_stack_images(with_local_secrets(release_settings, create=False), self.project_root,
                            host_architecture(), report)  # fmt: skip
 
-    def replace_release(self, service: str, release_settings: Settings) -> None:
+    def _move_service(self, service: str, release_settings: Settings) -> None:
+        """The compose file with `service` as the release `release_settings` name renders it, the rest as it is."""
         path = compose_file(self.project_root)
         target = render_compose(build_stack(release_settings), release_settings, host_architecture())
         path.write_text(with_service_from(path.read_text(encoding="utf-8"), target, service), encoding="utf-8")
+
+    def schema_version(self) -> str | None:
+        return None  # the database is reached only on the stack's network: the recorded release's schema stands
+
+    def migrate(self, release_settings: Settings, report: Reporter) -> list[str]:
+        # The database and the search engine are reached only on the stack's network: the target release's image
+        # runs the schema step (schema-migrate: the schema job without its start-of-stack cleanup) and es-setup there.
+        done = []
+        for job, command in (("schema-setup", ["temporal-dsql-deploy", "schema-migrate"]), ("es-setup", [])):
+            self._move_service(job, release_settings)
+            output = _compose(self.settings, self.project_root, "run", "--rm", "--no-deps", job, *command,
+                              what=f"{job} of Temporal {release_settings.temporal_version}",
+                              timeout_s=UP_TIMEOUT_S)  # fmt: skip
+            done += [line for line in output.splitlines() if line.strip()][-1:]
+        return done
+
+    def replace_release(self, service: str, release_settings: Settings) -> None:
+        self._move_service(service, release_settings)
         # Only this service's containers are recreated (its image changed); --no-deps leaves the rest running.
         _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", service,
                  what=f"docker compose up {service}", timeout_s=UP_TIMEOUT_S)  # fmt: skip

@@ -84,6 +84,15 @@ class StackRuntime(ABC):
         """Build what the stack needs to run the release `release_settings` name (once; cached)."""
 
     @abstractmethod
+    def schema_version(self) -> str | None:
+        """The schema version the stack's database holds, where this host reaches it (None: it does not)."""
+
+    @abstractmethod
+    def migrate(self, release_settings: Settings, report: Reporter) -> list[str]:
+        """Bring the schema and the index template to the release `release_settings` name, from where the stack's
+        database and search engine are reached, while every role still runs; what was done, a line each."""
+
+    @abstractmethod
     def replace_release(self, service: str, release_settings: Settings) -> None:
         """Run the Temporal role `service` (all its hosts) on the release `release_settings` name, the rest of the
         stack untouched; return once every service is healthy again."""

@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from temporal_dsql_deploy.database.local_postgres import with_local_secrets
+from temporal_dsql_deploy.database.migration import migrate_to_release
+from temporal_dsql_deploy.database.schema import Applier, SchemaSource, default_schema_name
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.observability.store import MetricsStore
 from temporal_dsql_deploy.owned_paths import check_owned
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.components import install_all, installed_process_compose
 from temporal_dsql_deploy.runtime.control_keys import METRICS_STORE_USER, keys_file, read_control_keys
+from temporal_dsql_deploy.runtime.installer import Installer
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.stack import LocalStack, ServiceState, tail
+from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal.installed import TemporalServer
+from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 
 def _row(state: ServiceState) -> ServiceRow:
@@ -81,6 +87,22 @@ class LocalRuntime(StackRuntime):
 
     def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
         install_all(release_settings, self.project_root, report)
+
+    def schema_version(self) -> str | None:
+        installer = Installer(lambda _message: None, project_root=self.project_root)
+        source = SchemaSource.resolve(lambda: TemporalServer(install_temporal_server(self.settings, installer)), "",
+                                      "", default_schema_name(self.settings))  # fmt: skip
+        applier = Applier(self.settings, source, lambda _message: None)
+        try:
+            return applier.current_version()
+        finally:
+            applier.close()
+
+    def migrate(self, release_settings: Settings, report: Reporter) -> list[str]:
+        installer = Installer(report, project_root=self.project_root)
+        tools = TemporalServer(install_temporal_server(release_settings, installer))
+        return [migrate_to_release(release_settings, lambda: tools, report),
+                setup_visibility(release_settings, tools.es_tool).describe()]  # fmt: skip
 
     def replace_release(self, service: str, release_settings: Settings) -> None:
         paths = install_all(release_settings, self.project_root, lambda _message: None)  # built: located only
