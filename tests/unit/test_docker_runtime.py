@@ -656,6 +656,15 @@ def test_a_container_is_ok_by_what_its_service_is(one_shot: bool, state: str, he
     assert container.ok is ok
 
 
+def test_a_container_still_starting_is_ok_but_not_settled() -> None:
+    """`status` shows a starting container as fine; a wait for health (restart, scale, upgrade) waits past it."""
+    starting = docker_runtime.ContainerState("temporal-history", "s-1", "running", "starting", "-", 0, False)
+    healthy = docker_runtime.ContainerState("temporal-history", "s-1", "running", "healthy", "-", 0, False)
+    assert starting.ok
+    assert not starting.settled
+    assert healthy.settled
+
+
 def test_a_long_running_service_that_exited_0_is_not_ok(settings: Settings, stand_ins: StandIns,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:  # fmt: skip

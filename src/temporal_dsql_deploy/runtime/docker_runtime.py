@@ -68,6 +68,11 @@ class ContainerState:
             return self.exit_code == 0
         return self.state == "running" and self.health != "unhealthy"
 
+    @property
+    def settled(self) -> bool:
+        """Ok, and past its start: a container still `starting` has not passed its health check yet."""
+        return self.ok and self.health != "starting"
+
 
 def compose_file(project_root: Path) -> Path:
     return project_root / "compose" / "docker-compose.yml"
@@ -269,7 +274,7 @@ def wait_healthy(settings: Settings, project_root: Path, timeout_s: float) -> No
     waiting = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(1),
                        retry=retry_if_result(bool))  # fmt: skip
     try:
-        waiting(lambda: [state.service for state in states(settings, project_root) if not state.ok])
+        waiting(lambda: [state.service for state in states(settings, project_root) if not state.settled])
     except RetryError as exc:
         unhealthy = exc.last_attempt.result()
         raise DeployError(f"not healthy after {timeout_s:g}s: {', '.join(unhealthy)}",
