@@ -8,6 +8,8 @@ from datetime import timedelta
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
+from tests.integration.workflows import ChildWorkflow  # doubles its input
+
 
 @workflow.defn
 class DurableTimerWorkflow:
@@ -15,13 +17,6 @@ class DurableTimerWorkflow:
     async def run(self, seconds: float) -> str:
         await workflow.sleep(timedelta(seconds=seconds))
         return f"woke after {seconds:g}s"
-
-
-@workflow.defn
-class DoublingChildWorkflow:
-    @workflow.run
-    async def run(self, value: int) -> int:
-        return value * 2
 
 
 @workflow.defn
@@ -40,7 +35,7 @@ class SignalThenChildWorkflow:
         await workflow.wait_condition(lambda: self._value is not None, timeout=timedelta(minutes=15))
         assert self._value is not None
         return await workflow.execute_child_workflow(
-            DoublingChildWorkflow.run, self._value, id=f"{workflow.info().workflow_id}-child"
+            ChildWorkflow.run, self._value, id=f"{workflow.info().workflow_id}-child"
         )
 
 
@@ -91,6 +86,6 @@ class HelloWorkflow:
         return f"hello {name}"
 
 
-WORKFLOWS = [DurableTimerWorkflow, DoublingChildWorkflow, SignalThenChildWorkflow, RetryingActivityWorkflow,
+WORKFLOWS = [DurableTimerWorkflow, ChildWorkflow, SignalThenChildWorkflow, RetryingActivityWorkflow,
              ContinueAsNewWorkflow, HelloWorkflow]  # fmt: skip
 ACTIVITIES = [fails_then_succeeds]
