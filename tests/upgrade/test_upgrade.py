@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer, Worker
@@ -149,6 +149,11 @@ async def _upgrade_under_load(stack: UpgradedStack) -> None:
             hops.append(f"{stack.runtime}: to {target.version} in {took:.1f}s: " + "; ".join(steps))
         stop.set()
         await loader
+        # The premise: the timers were set on the oldest release and fire on the newest.
+        statuses = [(await handle.describe()).status for handle in kinds["durable timer"]]
+        assert statuses == [WorkflowExecutionStatus.RUNNING] * EACH_KIND, (
+            f"timers fired before the last hop ended ({hops}): raise TIMER_S"
+        )
         assert await _server_version(client) == RELEASES[-1].version
         for index, handle in enumerate(kinds["signal, then a child"]):
             await handle.signal(SignalThenChildWorkflow.release, index)
