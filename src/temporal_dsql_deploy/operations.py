@@ -35,7 +35,17 @@ from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_
 from temporal_dsql_deploy.settings.config import Settings, pin_setting
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.installed import TemporalServer
-from temporal_dsql_deploy.temporal.upgrade import check_hop, next_release, plan_lines, record_release, recorded_release
+from temporal_dsql_deploy.temporal.upgrade import (
+    Hop,
+    ReleaseRecord,
+    check_supported,
+    next_release,
+    plan_hop,
+    plan_lines,
+    read_record,
+    record_release,
+    write_record,
+)
 from temporal_dsql_deploy.temporal.visibility import setup_visibility
 
 
@@ -104,26 +114,40 @@ def restart(settings: Settings, project_root: Path, runtime: Runtime, services: 
 
 
 def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
-    """Move the running stack to Temporal `to` ("": the next minor release) while it serves: the target's build,
-    the schema and the index template first, then one role at a time (temporal/upgrade.py: the rules, the order)."""
+    """Move the running stack to Temporal `to` ("": the next minor release, or the one an unfinished upgrade was
+    moving to) while it serves: the target's build, the schema and the index template first, then one role at a time
+    (temporal/upgrade.py: the rules, the order). A failure leaves a record a second run finishes from."""
     started = time.monotonic()
     layout = Layout(settings.stack_dir, settings.search_engine)
-    current = recorded_release(layout) or settings.temporal_version
-    at_current = settings.model_copy(update={"temporal_version": current})
-    stack = runtime_for(at_current, project_root, runtime)
+    record = read_record(layout) or ReleaseRecord(settings.temporal_version)
+    current = check_supported(record.release, "the stack runs").version  # before the runtime's model needs it
+    stack = runtime_for(settings.model_copy(update={"temporal_version": current}), project_root, runtime)
     unhealthy = [row.name for row in stack.status() if not row.ok]  # raises when the stack is not running
     if unhealthy:
         raise DeployError(f"the stack must be healthy before its release changes; not healthy: {', '.join(unhealthy)}",
                           f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
     database_schema = stack.schema_version()
-    hop = check_hop(current, to or next_release(current), database_schema)
+    hop = plan_hop(record, to or record.moving_to or next_release(current), database_schema)
     roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
     for line in plan_lines(hop, runtime.value, database_schema, roles):
         cli.say(line)
     if dry_run:
         cli.say("dry run: nothing was built or changed")
         return
-    at_target = settings.model_copy(update={"temporal_version": hop.target.version})
+    write_record(layout, ReleaseRecord(hop.current.version, hop.target.version))  # until the last role has moved
+    try:
+        _move(stack, hop, settings.model_copy(update={"temporal_version": hop.target.version}), roles)
+    except DeployError as failed:
+        raise DeployError(f"{failed.problem}\nthe move to Temporal {hop.target.version} stopped there",
+                          f"{failed.fix}; then `invoke upgrade --to {hop.target.version}` finishes it (each step may "
+                          f"run again), or `invoke upgrade --to {hop.current.version}` goes back while the schema "
+                          "allows") from None  # fmt: skip
+    record_release(layout, hop.target.version)
+    cli.say(f"the stack runs Temporal {hop.target.version} ({time.monotonic() - started:.1f}s in all)")
+    cli.say(pin_setting(project_root, "TEMPORAL_VERSION", hop.target.version))
+
+
+def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, int]) -> None:
     step = time.monotonic()
     stack.prepare_release(at_target, _report)
     cli.say(f"built Temporal {hop.target.version} in {time.monotonic() - step:.1f}s")
@@ -131,16 +155,12 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
         step = time.monotonic()
         for line in stack.migrate(at_target, _report):
             cli.say(line)
-        record_release(layout, hop.target.version)  # the data is the target's from here: `up` may not go back
         cli.say(f"schema and index template at {hop.target.version} in {time.monotonic() - step:.1f}s")
     for service in roles:
         step = time.monotonic()
         stack.replace_release(service, at_target)
         cli.say(f"{service}: on {hop.target.version}, the stack healthy again after {time.monotonic() - step:.1f}s")
     stack.finish_release(at_target)
-    record_release(layout, hop.target.version)
-    cli.say(f"the stack runs Temporal {hop.target.version} ({time.monotonic() - started:.1f}s in all)")
-    cli.say(pin_setting(project_root, "TEMPORAL_VERSION", hop.target.version))
 
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:

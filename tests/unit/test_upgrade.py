@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
+from temporal_dsql_deploy import operations
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.reporting import Reporter
+from temporal_dsql_deploy.runtime.interface import ServiceRow
+from temporal_dsql_deploy.runtime.local_runtime import LocalRuntime
+from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import render_compose, with_service_from
 from temporal_dsql_deploy.runtime.render_supervisor import render_supervisor
 from temporal_dsql_deploy.runtime.stack import LocalStack
@@ -18,12 +24,16 @@ from temporal_dsql_deploy.settings.config import Settings, pin_setting
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.upgrade import (
     UPGRADE_ORDER,
+    ReleaseRecord,
     check_hop,
     check_start,
     next_release,
+    plan_hop,
     plan_lines,
+    read_record,
     record_release,
     recorded_release,
+    write_record,
 )
 from tests.conftest import fake_paths
 
@@ -121,8 +131,12 @@ def test_up_moves_a_stack_only_where_an_upgrade_could(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"database is at schema 1\.19"):
         check_start(layout, "1.30.9")
     record_release(layout, "1.28.0")
-    with pytest.raises(DeployError, match="does not support"):
+    with pytest.raises(DeployError) as unsupported:
         check_start(layout, "1.30.9")
+    assert "last run by Temporal 1.28.0: Temporal 1.28.0 is not a release this product supports" in (
+        unsupported.value.problem
+    )
+    assert "start afresh with `invoke down --volumes`" in unsupported.value.fix
 
 
 def test_each_role_runs_through_its_own_link(make_settings: MakeSettings, tmp_path: Path) -> None:
@@ -165,3 +179,106 @@ def test_the_new_release_is_written_to_env_unless_the_environment_sets_it(
     said = pin_setting(tmp_path, "TEMPORAL_VERSION", "1.32.2")
     assert said == "TEMPORAL_VERSION is 1.30.9 in the environment, which wins over .env: set it to 1.32.2"
     assert "1.31.2" in (tmp_path / ".env").read_text(encoding="utf-8")
+
+
+def test_an_unfinished_upgrade_is_finished_or_undone_and_nothing_else() -> None:
+    record = ReleaseRecord("1.31.2", "1.32.2")
+    finishing = plan_hop(record, "1.32.2", "1.19")
+    assert (finishing.current.version, finishing.target.version, finishing.rollback) == ("1.31.2", "1.32.2", False)
+    undoing = plan_hop(record, "1.31.2", "1.19")  # both on 1.19: allowed, roles in the reverse order
+    assert (undoing.current.version, undoing.target.version, undoing.rollback) == ("1.32.2", "1.31.2", True)
+    with pytest.raises(DeployError) as refused:
+        plan_hop(ReleaseRecord("1.30.9", "1.31.2"), "1.30.9", "1.19")  # the 1.19 step was applied
+    assert "cannot roll back" in refused.value.problem
+    with pytest.raises(DeployError) as other:
+        plan_hop(ReleaseRecord("1.30.9", "1.31.2"), "1.32.2", "1.19")
+    assert "did not finish" in other.value.problem
+    assert "`invoke upgrade --to 1.31.2`" in other.value.fix
+
+
+def test_a_database_a_later_release_wrote_is_not_upgraded_as_the_older_one() -> None:
+    """No record (data from before records), TEMPORAL_VERSION at 1.30.9, but the database at 1.19."""
+    with pytest.raises(DeployError) as refused:
+        check_hop("1.30.9", "1.31.2", "1.19")
+    assert "newer than Temporal 1.30.9's (1.18)" in refused.value.problem
+
+
+def test_up_after_an_unfinished_upgrade(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "stack", "elasticsearch")
+    write_record(layout, ReleaseRecord("1.30.9", "1.31.2"))
+    said = check_start(layout, "1.31.2")
+    assert said is not None
+    assert said.startswith("finishing the move from Temporal 1.30.9 to 1.31.2")
+    with pytest.raises(DeployError) as refused:
+        check_start(layout, "1.30.9")  # the schema may have moved to 1.19 already
+    assert "did not finish" in refused.value.problem
+    write_record(layout, ReleaseRecord("1.31.2", "1.32.2"))
+    back = check_start(layout, "1.31.2")  # the same schema: going back is fine
+    assert back is not None
+    assert "did not finish" in back
+
+
+class _RecordingRuntime(LocalRuntime):
+    """The local runtime's interface with the stack's moves recorded instead of made, and one role failing once:
+    what `upgrade` itself does around them (the plan, the record, resuming) is the real code."""
+
+    moves: ClassVar[list[str]] = []
+    fail_on: ClassVar[str | None] = None
+
+    def status(self) -> list[ServiceRow]:
+        return [ServiceRow(name, "Running", "healthy", "-", True) for name in self.model.names]
+
+    def schema_version(self) -> str | None:
+        return None
+
+    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        self.moves.append(f"build {release_settings.temporal_version}")
+
+    def migrate(self, release_settings: Settings, report: Reporter) -> list[str]:
+        self.moves.append(f"schema {release_settings.temporal_version}")
+        return []
+
+    def replace_release(self, service: str, release_settings: Settings) -> None:
+        if service == self.fail_on:
+            _RecordingRuntime.fail_on = None
+            raise DeployError(f"{service} was not healthy after 600s", f"see `invoke logs {service}`")
+        self.moves.append(service)
+
+    def finish_release(self, release_settings: Settings) -> None:
+        self.moves.append("finish")
+
+
+def test_an_upgrade_that_stops_half_way_is_finished_by_running_it_again(
+    make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(STACK_DIR=str(tmp_path / "stack"), TEMPORAL_VERSION="1.30.9")
+    layout = Layout(settings.stack_dir, settings.search_engine)
+    record_release(layout, "1.30.9")
+    monkeypatch.setattr(operations, "runtime_for", lambda s, root, _kind: _RecordingRuntime(s, root))
+    _RecordingRuntime.moves.clear()
+    _RecordingRuntime.fail_on = "temporal-matching"
+    with pytest.raises(DeployError) as stopped:
+        operations.upgrade(settings, tmp_path, Runtime.LOCAL, to="", dry_run=False)
+    assert "the move to Temporal 1.31.2 stopped there" in stopped.value.problem
+    assert "`invoke upgrade --to 1.31.2` finishes it" in stopped.value.fix
+    assert read_record(layout) == ReleaseRecord("1.30.9", "1.31.2")
+    assert _RecordingRuntime.moves == ["build 1.31.2", "schema 1.31.2", "temporal-history"]
+    _RecordingRuntime.moves.clear()
+    monkeypatch.delenv("TEMPORAL_VERSION")
+    operations.upgrade(settings, tmp_path, Runtime.LOCAL, to="", dry_run=False)  # no --to: the unfinished move's
+    assert _RecordingRuntime.moves == ["build 1.31.2", "schema 1.31.2", "temporal-history", "temporal-matching",
+                                       "temporal-frontend", "temporal-worker", "finish"]  # fmt: skip
+    assert read_record(layout) == ReleaseRecord("1.31.2")
+    assert "TEMPORAL_VERSION=1.31.2" in (tmp_path / ".env").read_text(encoding="utf-8")
+
+
+def test_a_dry_run_changes_nothing(make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    settings = make_settings(STACK_DIR=str(tmp_path / "stack"), TEMPORAL_VERSION="1.31.2")
+    layout = Layout(settings.stack_dir, settings.search_engine)
+    monkeypatch.setattr(operations, "runtime_for", lambda s, root, _kind: _RecordingRuntime(s, root))
+    _RecordingRuntime.moves.clear()
+    operations.upgrade(settings, tmp_path, Runtime.DOCKER, to="1.32.2", dry_run=True)
+    assert _RecordingRuntime.moves == []
+    assert read_record(layout) is None
+    assert "Temporal 1.31.2 → 1.32.2 (upgrade) on the docker runtime" in capsys.readouterr().out

@@ -365,8 +365,7 @@ class DockerRuntime(StackRuntime):
         _compose(self.settings, self.project_root, "start", service, what=f"docker compose start {service}")
 
     def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
-        build_stack_images(with_local_secrets(release_settings, create=False), self.project_root,
-                           host_architecture(), report)  # fmt: skip
+        build_stack_images(release_settings, self.project_root, host_architecture(), report)
 
     def _move_service(self, service: str, release_settings: Settings) -> None:
         """The compose file with `service` as the release `release_settings` name renders it, the rest as it is."""
@@ -391,7 +390,9 @@ class DockerRuntime(StackRuntime):
 
     def replace_release(self, service: str, release_settings: Settings) -> None:
         self._move_service(service, release_settings)
-        # Only this service's containers are recreated (its image changed); --no-deps leaves the rest running.
+        # Only this service's containers are recreated (its image changed); --no-deps leaves the rest running. A role
+        # on several hosts has them recreated together: Compose has no one-at-a-time update (a chart's Deployment
+        # has, maxUnavailable 0).
         _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", service,
                  what=f"docker compose up {service}", timeout_s=UP_TIMEOUT_S)  # fmt: skip
         wait_healthy(self.settings, self.project_root, UP_TIMEOUT_S)

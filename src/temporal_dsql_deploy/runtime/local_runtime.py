@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.database.migration import migrate_to_release
 from temporal_dsql_deploy.database.schema import Applier, SchemaSource, default_schema_name
 from temporal_dsql_deploy.errors import DeployError
@@ -86,12 +85,16 @@ class LocalRuntime(StackRuntime):
         self.stack.control(self._supervisor(), "start", service)
 
     def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        self.stack.check_roles_linked()
         install_all(release_settings, self.project_root, report)
 
     def schema_version(self) -> str | None:
-        installer = Installer(lambda _message: None, project_root=self.project_root)
-        source = SchemaSource.resolve(lambda: TemporalServer(install_temporal_server(self.settings, installer)), "",
-                                      "", default_schema_name(self.settings))  # fmt: skip
+        installer = Installer(lambda _message: None, build=False)  # located only: a dry run builds nothing
+        try:
+            source = SchemaSource.resolve(lambda: TemporalServer(install_temporal_server(self.settings, installer)),
+                                          "", "", default_schema_name(self.settings))  # fmt: skip
+        except DeployError:  # the release's schema files are not installed (yet): the recorded release's stands
+            return None
         applier = Applier(self.settings, source, lambda _message: None)
         try:
             return applier.current_version()
@@ -110,7 +113,7 @@ class LocalRuntime(StackRuntime):
 
     def finish_release(self, release_settings: Settings) -> None:
         paths = install_all(release_settings, self.project_root, lambda _message: None)
-        self.stack.write_supervisor_config(with_local_secrets(release_settings, create=False), paths)
+        self.stack.write_supervisor_config(release_settings, paths)
 
     def logs(self, service: str, lines: int) -> str:
         names = [service] if service else list(self.stack.model.names)

@@ -177,6 +177,9 @@ def with_service_from(current: str, other: str, service: str) -> str:
     service at a time to another release's image)."""
     document, source = yaml.safe_load(current), yaml.safe_load(other)
     document["services"][service] = source["services"][service]
+    for section in ("volumes", "secrets", "configs"):  # what the service names must be declared
+        if section in source:
+            document[section] = {**source[section], **document.get(section, {})}
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120)
 
 

@@ -252,9 +252,9 @@ class LocalStack:
         # Nothing (a stale generated secret included) is deleted in a STACK_DIR the product may not claim; the
         # claim itself writes, so it waits until a damaged database has been refused.
         self._check_claimable()
-        check_local_state(self.layout, self.settings, report)
         if moving := check_start(self.layout, self.settings.temporal_version):
             report(moving)
+        check_local_state(self.layout, self.settings, report)
         self.check_runs_from_here()
         self._stop_orphans(report)
         if self.settings.sql_is_local:
@@ -353,15 +353,32 @@ class LocalStack:
         staged.symlink_to(build, target_is_directory=True)
         staged.replace(link)
 
+    def check_roles_linked(self) -> None:
+        """Fail unless the running supervisor starts each role through its link (a stack started by an earlier
+        version of the product runs the server by its path, which moving a link would not change)."""
+        config = self.layout.supervisor_config
+        text = config.read_text(encoding="utf-8") if config.exists() else ""
+        unlinked = [name for name in self._roles() if f"{self.layout.role_build(name)}/" not in text]
+        if unlinked:
+            raise DeployError(f"the running stack starts {', '.join(unlinked)} without the link an upgrade moves (it "
+                              "was started by an earlier version of this product)",
+                              "run `invoke up` once (it restarts the stack with the links), then upgrade")  # fmt: skip
+
     def move_role(self, process_compose: Path, service: str, build: Path, timeout_s: float = UP_TIMEOUT_S) -> None:
-        """Run one Temporal role from `build` (another release's): relink, restart it alone, wait for the stack."""
+        """Run one Temporal role from `build` (another release's): relink, restart it alone, wait for the stack, and
+        check the role's process is that build's."""
         self.link_role(service, build)
         self.control(process_compose, "restart", service)
         self.wait_healthy(process_compose, lambda _message: None, timeout_s)
+        pid = next((state.pid for state in self.states(process_compose) if state.name == service), 0)
+        if not tracking.runs_program_in(pid, build):
+            raise DeployError(f"{service} restarted, but its process (pid {pid}) does not run the build in {build}",
+                              f"see `invoke logs {service}`; `invoke up` restarts the stack as configured")  # fmt: skip
 
     def write_supervisor_config(self, settings: Settings, paths: Paths) -> None:
-        """The supervisor's config as `settings` render it: after an upgrade the one-shots' TEMPORAL_VERSION is the
-        new release's (they ran already; the next start runs them at it), so `up` sees the stack as configured."""
+        """The supervisor's config as `settings` render it (`up`; after an upgrade the one-shots' TEMPORAL_VERSION is
+        the new release's: they ran already, and the next start runs them at it), so `up` sees the stack as
+        configured."""
         model = build_stack(settings).in_runtime(Runtime.LOCAL)
         with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
             self.layout.supervisor_config.write_text(
@@ -405,10 +422,7 @@ class LocalStack:
             encoding="utf-8",
         )
         write_vmui_dashboards(self.layout.dashboards, project_root=self.project_root, owner=self.layout.root)
-        self.layout.supervisor_config.write_text(
-            render_supervisor(self.model, self.settings, paths, self.layout, self.project_root),
-            encoding="utf-8",
-        )
+        self.write_supervisor_config(self.settings, paths)
         for role in self._roles():
             self.link_role(role, paths.temporal_server.parent)
         write_private(self.layout.secrets, render_secrets(self.model, self.settings, keys))

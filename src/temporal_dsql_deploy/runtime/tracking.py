@@ -179,3 +179,19 @@ def changed_ports(record: StackRecord, ports: dict[str, list[int]]) -> list[str]
         for name, old in record.ports.items()
         if name in ports and ports[name] != old
     ]
+
+
+def runs_program_in(pid: int, directory: Path) -> bool:
+    """Whether process `pid`, or a process it started (a wrapper that switches user, say), runs a program from
+    `directory` (as its executable resolves: a role's link names the release's build)."""
+    wanted = directory.resolve()
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for member in family:
+        with contextlib.suppress(psutil.Error, OSError):
+            if wanted in Path(member.exe()).resolve().parents:
+                return True
+    return False

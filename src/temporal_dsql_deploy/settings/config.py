@@ -23,7 +23,7 @@ from dotenv.parser import parse_stream
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from temporal_dsql_deploy.errors import ConfigError
+from temporal_dsql_deploy.errors import ConfigError, DeployError
 from temporal_dsql_deploy.settings.envfile import update_env_file
 from temporal_dsql_deploy.settings.environment import cache_home, format_go_duration
 from temporal_dsql_deploy.settings.paths import forbidden_directory, real_path
@@ -835,7 +835,10 @@ def pin_setting(project_root: Path, variable: str, value: str) -> str:
     if given is not None:
         return f"{variable} is {given} in the environment, which wins over .env: set it to {value}"
     source = project_root / ".env"
-    changed = update_env_file(source, {variable: value})
+    try:
+        changed = update_env_file(source, {variable: value})
+    except DeployError as failed:  # what it was to record is done: say what is left to the operator
+        return f"{failed.problem}: set {variable}={value} there yourself"
     return f"{'set' if changed else 'kept'} {variable}={value} in {source}"
 
 

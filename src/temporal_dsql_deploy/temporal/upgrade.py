@@ -9,9 +9,11 @@ older release runs on: an older server on a newer schema is not a combination up
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from temporal_dsql_deploy.database.schema import version_key
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.settings.releases import RELEASES, Release, release, supported_versions
@@ -38,7 +40,7 @@ class Hop:
 
     @property
     def rollback(self) -> bool:
-        return _version_key(self.target) < _version_key(self.current)
+        return _index(self.target) < _index(self.current)
 
     @property
     def schema_changes(self) -> bool:
@@ -54,8 +56,8 @@ class Hop:
         return tuple(reversed(UPGRADE_ORDER)) if self.rollback else UPGRADE_ORDER
 
 
-def _version_key(chosen: Release) -> tuple[int, ...]:
-    return tuple(int(part) for part in chosen.version.split("."))
+def _index(chosen: Release) -> int:
+    return RELEASES.index(chosen)  # one release per minor version, oldest first (settings/releases.py)
 
 
 def _later(current_version: str) -> list[Release]:
@@ -77,6 +79,20 @@ def next_release(current_version: str) -> str:
     return later[0].version if later else current_version
 
 
+def check_supported(version: str, what: str) -> Release:
+    try:
+        return release(version)
+    except ValueError as exc:
+        raise DeployError(f"{what} Temporal {version}: {exc}",
+                          "upgrade it with the version of this product that started it, or start afresh with "
+                          "`invoke down --volumes`") from None  # fmt: skip
+
+
+def _neighbours(current: Release) -> str:
+    index = _index(current)
+    return ", ".join(each.version for each in RELEASES[max(index - 1, 0) : index + 2] if each is not current)
+
+
 def check_hop(current_version: str, target_version: str, database_schema: str | None) -> Hop:
     """The hop from the stack's release to `target_version`, or a DeployError saying why upstream does not support
     it and what to do instead. `database_schema`: the schema version the database holds (None: unknown)."""
@@ -84,28 +100,46 @@ def check_hop(current_version: str, target_version: str, database_schema: str | 
         target = release(target_version)
     except ValueError as exc:
         raise DeployError(f"--to {target_version}: {exc}", f"choose one of: {supported_versions()}") from None
-    try:
-        current = release(current_version)
-    except ValueError as exc:
-        raise DeployError(f"the stack runs Temporal {current_version}: {exc}",
-                          "upgrade it with the version of this product that started it") from None  # fmt: skip
+    current = check_supported(current_version, "the stack runs")
     hop = Hop(current, target)
-    if target.version == current.version:
+    if target is current:
         raise DeployError(f"the stack already runs Temporal {current.version}",
-                          f"to move it, name another release: {supported_versions()}")  # fmt: skip
-    if not hop.rollback and target.minor[1] - current.minor[1] > 1:
+                          f"to move it, name the release before or after it: {_neighbours(current)}")  # fmt: skip
+    if hop.rollback:
+        _check_rollback(hop, database_schema)
+        return hop
+    if _index(target) - _index(current) > 1:
         raise DeployError(f"Temporal {current.version} → {target.version} skips a minor release, which upstream does "
                           "not support (each minor release reads only the data of the one before)",
                           f"upgrade one minor release at a time: {_path(current, target)}, one "
                           "`invoke upgrade --to VERSION` each")  # fmt: skip
-    if hop.rollback:
-        _check_rollback(hop, database_schema)
+    if database_schema is not None and version_key(database_schema) > version_key(current.schema_version):
+        raise DeployError(f"the database is at schema {database_schema}, newer than Temporal {current.version}'s "
+                          f"({current.schema_version}): a later release wrote it, so the stack's release is not "
+                          f"{current.version}",
+                          "set TEMPORAL_VERSION to the release that wrote it (`invoke schema.validate` shows the "
+                          "version) and run `invoke up`")  # fmt: skip
     return hop
+
+
+def plan_hop(record: ReleaseRecord | None, target_version: str, database_schema: str | None) -> Hop:
+    """The hop `upgrade` makes: `check_hop`'s, unless an earlier upgrade stopped half-way (`record.moving_to`), which
+    is finished again (every step may run again) or undone where the rollback rules allow."""
+    if record is None or record.moving_to is None:
+        return check_hop(record.release if record else target_version, target_version, database_schema)
+    if target_version == record.moving_to:
+        came_from = check_supported(record.release, "the stack runs")
+        return Hop(came_from, check_supported(record.moving_to, "the stack moves to"))
+    if target_version == record.release:
+        return check_hop(record.moving_to, record.release, database_schema)
+    raise DeployError(f"an upgrade of the stack from Temporal {record.release} to {record.moving_to} did not finish",
+                      f"finish it with `invoke upgrade --to {record.moving_to}` (each step may run again), or go back "
+                      f"with `invoke upgrade --to {record.release}` while the schema allows")  # fmt: skip
 
 
 def _check_rollback(hop: Hop, database_schema: str | None) -> None:
     current, target = hop.current, hop.target
-    if current.minor[1] - target.minor[1] > 1:
+    if _index(current) - _index(target) > 1:
         raise DeployError(f"Temporal {current.version} → {target.version} goes back more than one minor release",
                           "a rollback goes back to the release the stack ran before; restore a backup taken at "
                           f"{target.version} to go further")  # fmt: skip
@@ -146,44 +180,69 @@ def plan_lines(hop: Hop, runtime: str, database_schema: str | None, services: di
     return lines
 
 
-def recorded_release(layout: Layout) -> str | None:
-    """The release the stack's data was last brought to; None for data made before the record existed (or none)."""
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """The release the stack's data belongs to and, while an upgrade runs (or after one stopped), where it moves."""
+
+    release: str
+    moving_to: str | None = None
+
+
+def read_record(layout: Layout) -> ReleaseRecord | None:
+    """The record kept with the stack's data; None for data made before records were kept (or none at all)."""
     try:
-        text = layout.release_record.read_text(encoding="utf-8").strip()
-    except OSError:
+        data = json.loads(layout.release_record.read_text(encoding="utf-8"))
+        return ReleaseRecord(str(data["release"]), None if data.get("moving_to") is None else str(data["moving_to"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return text or None
+
+
+def recorded_release(layout: Layout) -> str | None:
+    record = read_record(layout)
+    return None if record is None else record.release
+
+
+def write_record(layout: Layout, record: ReleaseRecord) -> None:
+    path: Path = layout.release_record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(record)) + "\n", encoding="utf-8")
 
 
 def record_release(layout: Layout, version: str) -> None:
-    path: Path = layout.release_record
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(version + "\n", encoding="utf-8")
+    """The stack's data runs `version` now, all of it (after `up`, or an upgrade that finished)."""
+    write_record(layout, ReleaseRecord(version))
 
 
 def check_start(layout: Layout, version: str) -> str | None:
     """Before `up` starts Temporal `version` on the data in `layout`: a DeployError if the data belongs to a release
     upstream cannot move to `version` from; a line to tell the operator when `up` moves it (stopping and starting
     everything, schema first); None when nothing changes."""
-    recorded = recorded_release(layout)
-    if recorded is None or recorded == version:
+    record = read_record(layout)
+    if record is None or (record.release == version and record.moving_to is None):
         return None
+    check_supported(record.release, f"the stack's data in {layout.all_data} was last run by")
+    if record.moving_to is not None:
+        return _check_unfinished(record, record.moving_to, version)
     try:
-        release(recorded)
-    except ValueError:  # a release this version of the product no longer supports
-        raise DeployError(f"the stack's data in {layout.all_data} was last run by Temporal {recorded}, which this "
-                          f"version of the product does not support ({supported_versions()})",
-                          f"set TEMPORAL_VERSION={recorded} with the product version that ran it and upgrade from "
-                          "there, or start afresh with `invoke down --volumes`") from None  # fmt: skip
-    try:
-        hop = check_hop(recorded, version, None)
+        hop = check_hop(record.release, version, None)
     except DeployError as refused:
-        raise DeployError(
-            f"the stack's data was last run by Temporal {recorded} and TEMPORAL_VERSION={version}: {refused.problem}",
-            f"set TEMPORAL_VERSION={recorded} again; {refused.fix}",
-        ) from None
+        raise DeployError(f"the stack's data was last run by Temporal {record.release} and TEMPORAL_VERSION="
+                          f"{version}: {refused.problem}",
+                          f"set TEMPORAL_VERSION={record.release} again; {refused.fix}") from None  # fmt: skip
     schema = "the schema first" if hop.schema_changes else "the same schema"
-    return (
-        f"Temporal {recorded} → {version}: the whole stack restarts on {version} ({schema}); "
-        f"`invoke upgrade --to {version}` replaces the roles one at a time while it serves instead"
-    )
+    return (f"Temporal {record.release} → {version}: the whole stack restarts on {version} ({schema}); "
+            f"`invoke upgrade --to {version}` replaces the roles one at a time while it serves instead")  # fmt: skip
+
+
+def _check_unfinished(record: ReleaseRecord, moving_to: str, version: str) -> str:
+    """`up` after an upgrade stopped half-way: on the release it moved to (finishing the move), or back on the one it
+    came from while both run on the same schema."""
+    if version == moving_to:
+        return f"finishing the move from Temporal {record.release} to {version}: the whole stack restarts on {version}"
+    target = check_supported(moving_to, "the stack's data was moving to")
+    if version == record.release and release(record.release).schema_version == target.schema_version:
+        return f"the move to Temporal {moving_to} did not finish: the whole stack restarts on {version}"
+    raise DeployError(f"an upgrade of the stack from Temporal {record.release} to {moving_to} did not finish, "
+                      f"and TEMPORAL_VERSION={version}",
+                      f"finish it with `invoke upgrade --to {moving_to}`, or set TEMPORAL_VERSION="
+                      f"{moving_to} and run `invoke up`")  # fmt: skip
