@@ -126,6 +126,7 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     if unhealthy:
         raise DeployError(f"the stack must be healthy before its release changes; not healthy: {', '.join(unhealthy)}",
                           f"see `invoke logs {unhealthy[0]}`; `invoke up` restarts what is down")  # fmt: skip
+    stack.check_replaceable()
     database_schema = stack.schema_version()
     hop = plan_hop(record, to or record.moving_to or next_release(current), database_schema)
     roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
@@ -134,9 +135,13 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     if dry_run:
         cli.say("dry run: nothing was built or changed")
         return
+    at_target = settings.model_copy(update={"temporal_version": hop.target.version})
+    step = time.monotonic()
+    stack.prepare_release(at_target, _report)  # a build that fails changes nothing
+    cli.say(f"built Temporal {hop.target.version} in {time.monotonic() - step:.1f}s")
     write_record(layout, ReleaseRecord(hop.current.version, hop.target.version))  # until the last role has moved
     try:
-        _move(stack, hop, settings.model_copy(update={"temporal_version": hop.target.version}), roles)
+        _move(stack, hop, at_target, roles)
     except DeployError as failed:
         raise DeployError(f"{failed.problem}\nthe move to Temporal {hop.target.version} stopped there",
                           f"{failed.fix}; then `invoke upgrade --to {hop.target.version}` finishes it (each step may "
@@ -148,9 +153,6 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
 
 
 def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, int]) -> None:
-    step = time.monotonic()
-    stack.prepare_release(at_target, _report)
-    cli.say(f"built Temporal {hop.target.version} in {time.monotonic() - step:.1f}s")
     if not hop.rollback:
         step = time.monotonic()
         for line in stack.migrate(at_target, _report):
@@ -246,8 +248,9 @@ def schema_validate(settings: Settings, project_root: Path, *, schema_name: str,
     cli.say(f"applied version {report.version or 'none'}; the version Temporal {settings.temporal_version} runs on "
             f"{report.expected}")  # fmt: skip
     if report.ahead:
-        cli.say(f"the database is at a later release's schema ({report.version}), which Temporal "
-                f"{settings.temporal_version} accepts; checked against {report.expected}")  # fmt: skip
+        cli.say(f"warning: the database is at a later release's schema ({report.version}); the stack's schema job "
+                f"refuses to start Temporal {settings.temporal_version} on it (an older server on a newer schema is "
+                f"not supported): set TEMPORAL_VERSION to that release. Checked against {report.expected}")  # fmt: skip
     if report.unexpected_tables:
         cli.say(f"tables the schema does not define (kept): {', '.join(report.unexpected_tables)}")
     if not report.ok:

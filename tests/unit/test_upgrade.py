@@ -27,6 +27,7 @@ from temporal_dsql_deploy.temporal.upgrade import (
     ReleaseRecord,
     check_hop,
     check_start,
+    mark_moving,
     next_release,
     plan_hop,
     plan_lines,
@@ -228,10 +229,16 @@ class _RecordingRuntime(LocalRuntime):
     def status(self) -> list[ServiceRow]:
         return [ServiceRow(name, "Running", "healthy", "-", True) for name in self.model.names]
 
+    def check_replaceable(self) -> None:
+        pass
+
     def schema_version(self) -> str | None:
         return None
 
     def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+        if self.fail_on == "build":
+            _RecordingRuntime.fail_on = None
+            raise DeployError("building Temporal failed", "check access to the package registries")
         self.moves.append(f"build {release_settings.temporal_version}")
 
     def migrate(self, release_settings: Settings, report: Reporter) -> list[str]:
@@ -256,6 +263,10 @@ def test_an_upgrade_that_stops_half_way_is_finished_by_running_it_again(
     record_release(layout, "1.30.9")
     monkeypatch.setattr(operations, "runtime_for", lambda s, root, _kind: _RecordingRuntime(s, root))
     _RecordingRuntime.moves.clear()
+    _RecordingRuntime.fail_on = "build"
+    with pytest.raises(DeployError, match="building Temporal failed"):
+        operations.upgrade(settings, tmp_path, Runtime.LOCAL, to="", dry_run=False)
+    assert read_record(layout) == ReleaseRecord("1.30.9")  # a failed build changes nothing
     _RecordingRuntime.fail_on = "temporal-matching"
     with pytest.raises(DeployError) as stopped:
         operations.upgrade(settings, tmp_path, Runtime.LOCAL, to="", dry_run=False)
@@ -282,3 +293,19 @@ def test_a_dry_run_changes_nothing(make_settings: MakeSettings, tmp_path: Path, 
     assert _RecordingRuntime.moves == []
     assert read_record(layout) is None
     assert "Temporal 1.31.2 → 1.32.2 (upgrade) on the docker runtime" in capsys.readouterr().out
+
+
+def test_up_records_the_move_it_makes(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "stack", "elasticsearch")
+    mark_moving(layout, "1.30.9")
+    assert read_record(layout) is None  # new data: `up` records its release once it runs
+    record_release(layout, "1.30.9")
+    mark_moving(layout, "1.30.9")
+    assert read_record(layout) == ReleaseRecord("1.30.9")
+    mark_moving(layout, "1.31.2")
+    assert read_record(layout) == ReleaseRecord("1.30.9", "1.31.2")
+    mark_moving(layout, "1.31.2")  # the same move again: still from 1.30.9
+    assert read_record(layout) == ReleaseRecord("1.30.9", "1.31.2")
+    write_record(layout, ReleaseRecord("1.31.2", "1.32.2"))
+    mark_moving(layout, "1.31.2")  # back from an unfinished move on the same schema
+    assert read_record(layout) == ReleaseRecord("1.32.2", "1.31.2")

@@ -273,7 +273,8 @@ class Validation:
 
     @property
     def ahead(self) -> bool:
-        """At a later version (a later release's, which Temporal accepts: it requires at least its own)."""
+        """At a later version, a later release's (Temporal's own check requires at least its own; the stack's schema
+        job refuses it: database/migration.py)."""
         return self.version is not None and version_key(self.version) > version_key(self.expected)
 
     @property

@@ -45,7 +45,7 @@ from temporal_dsql_deploy.runtime.units.postgresql import DATABASE_VOLUME
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
 from temporal_dsql_deploy.settings.environment import docker_host
 from temporal_dsql_deploy.settings.layout import Layout
-from temporal_dsql_deploy.temporal.upgrade import check_start, record_release
+from temporal_dsql_deploy.temporal.upgrade import check_start, mark_moving, record_release
 
 UP_TIMEOUT_S = 600
 NOTHING_RUNNING = "no Docker stack was running"
@@ -136,6 +136,7 @@ def up(settings: Settings, project_root: Path, report: Reporter) -> Path:
     build_stack_images(settings, project_root, arch, report)
     write_secret_files(settings)
     path = write_compose(settings, arch, compose_file(project_root))
+    mark_moving(layout, settings.temporal_version)
     report("docker compose up: waiting for every service to be healthy")
     _compose(settings, project_root, "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S),
              what="docker compose up", timeout_s=UP_TIMEOUT_S + 60)  # fmt: skip
@@ -372,6 +373,9 @@ class DockerRuntime(StackRuntime):
         path = compose_file(self.project_root)
         target = render_compose(build_stack(release_settings), release_settings, host_architecture())
         path.write_text(with_service_from(path.read_text(encoding="utf-8"), target, service), encoding="utf-8")
+
+    def check_replaceable(self) -> None:
+        pass  # Compose recreates any service whose image changed: nothing in a running stack stands in the way
 
     def schema_version(self) -> str | None:
         return None  # the database is reached only on the stack's network: the recorded release's schema stands

@@ -84,6 +84,10 @@ class StackRuntime(ABC):
         """Build what the stack needs to run the release `release_settings` name (once; cached)."""
 
     @abstractmethod
+    def check_replaceable(self) -> None:
+        """Fail (DeployError) unless the running stack's Temporal roles can be replaced one at a time."""
+
+    @abstractmethod
     def schema_version(self) -> str | None:
         """The schema version the stack's database holds, where this host reaches it (None: it does not)."""
 

@@ -84,8 +84,10 @@ class LocalRuntime(StackRuntime):
     def start_service(self, service: str) -> None:
         self.stack.control(self._supervisor(), "start", service)
 
-    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
+    def check_replaceable(self) -> None:
         self.stack.check_roles_linked()
+
+    def prepare_release(self, release_settings: Settings, report: Reporter) -> None:
         install_all(release_settings, self.project_root, report)
 
     def schema_version(self) -> str | None:

@@ -64,7 +64,7 @@ from temporal_dsql_deploy.settings.config import FRONTEND_HTTP_PORT, Settings
 from temporal_dsql_deploy.settings.environment import service_baseline
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.dynamic_config import dynamic_config
-from temporal_dsql_deploy.temporal.upgrade import check_start, record_release
+from temporal_dsql_deploy.temporal.upgrade import check_start, mark_moving, record_release
 
 UP_TIMEOUT_S = 600
 CONTROL_TIMEOUT_S = 30
@@ -273,6 +273,7 @@ class LocalStack:
             states = self.states(paths.process_compose)
             if self._runs_this_configuration(paths, keys) and all(state.ok for state in states):
                 report("the stack is already running and healthy")
+                record_release(self.layout, self.settings.temporal_version)  # an unfinished move's too, now done
                 return states
             # A half-started stack (interrupted or failed `up`), or one started with other settings or
             # components (another search engine, a rebuilt program): stop it, keep its data, start again.
@@ -283,6 +284,7 @@ class LocalStack:
             self.down(paths.process_compose, volumes=False)
         self.layout.socket.unlink(missing_ok=True)  # a stale socket from an interrupted run blocks the start
         check_ports_free(self.model)
+        mark_moving(self.layout, self.settings.temporal_version)
         # A disk that fills up meanwhile is named, not a traceback.
         with owner_only_files(), state_writes("STACK_DIR", self.layout.root):
             self._prepare_database(paths, report)

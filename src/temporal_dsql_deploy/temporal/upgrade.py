@@ -213,6 +213,16 @@ def record_release(layout: Layout, version: str) -> None:
     write_record(layout, ReleaseRecord(version))
 
 
+def mark_moving(layout: Layout, version: str) -> None:
+    """`up` is about to start `version` on data a `check_start` found on another release: recorded as a move under
+    way, so that one failing half-way is finished (or undone) like an upgrade's."""
+    record = read_record(layout)
+    if record is None or (record.release == version and record.moving_to is None):
+        return
+    leaving = record.release if record.moving_to in (None, version) else record.moving_to
+    write_record(layout, ReleaseRecord(leaving, version))
+
+
 def check_start(layout: Layout, version: str) -> str | None:
     """Before `up` starts Temporal `version` on the data in `layout`: a DeployError if the data belongs to a release
     upstream cannot move to `version` from; a line to tell the operator when `up` moves it (stopping and starting
