@@ -33,7 +33,6 @@ from temporal_dsql_deploy.temporal.upgrade import (
     plan_lines,
     read_record,
     record_release,
-    recorded_release,
     write_record,
 )
 from tests.conftest import fake_paths
@@ -108,12 +107,12 @@ def test_the_plan_names_the_schema_step_the_template_and_the_order() -> None:
 
 def test_the_release_record_is_kept_with_the_data(tmp_path: Path) -> None:
     layout = Layout(tmp_path / "stack", "elasticsearch")
-    assert recorded_release(layout) is None
+    assert read_record(layout) is None
     record_release(layout, "1.31.2")
     assert layout.release_record.parent == layout.all_data
-    assert recorded_release(layout) == "1.31.2"
+    assert read_record(layout) == ReleaseRecord("1.31.2")
     layout.release_record.write_text("\n", encoding="utf-8")
-    assert recorded_release(layout) is None
+    assert read_record(layout) is None
 
 
 def test_up_moves_a_stack_only_where_an_upgrade_could(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from temporalio.worker import Replayer, Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from temporal_dsql_deploy.settings.releases import RELEASES
-from temporal_dsql_deploy.temporal.upgrade import recorded_release
+from temporal_dsql_deploy.temporal.upgrade import ReleaseRecord, read_record
 from tests.conftest import PROJECT_ROOT
 from tests.upgrade.conftest import RESULTS, UpgradedStack
 from tests.upgrade.workflows import (
@@ -199,7 +199,7 @@ async def _upgrade_under_load(stack: UpgradedStack) -> None:
 
 def test_upgrades_release_by_release_with_workflows_in_flight(oldest_stack: UpgradedStack) -> None:
     asyncio.run(_upgrade_under_load(oldest_stack))
-    assert recorded_release(oldest_stack.layout) == RELEASES[-1].version
+    assert read_record(oldest_stack.layout) == ReleaseRecord(RELEASES[-1].version)
 
 
 def test_back_one_minor_release_on_the_same_schema_but_not_past_a_schema_step(oldest_stack: UpgradedStack) -> None:
@@ -208,12 +208,12 @@ def test_back_one_minor_release_on_the_same_schema_but_not_past_a_schema_step(ol
     refused = _invoke_upgrade(oldest_stack.runtime, RELEASES[0].version, 120)
     assert refused.returncode == 1
     assert "goes back more than one minor release" in refused.stderr
-    assert recorded_release(oldest_stack.layout) == RELEASES[-1].version
+    assert read_record(oldest_stack.layout) == ReleaseRecord(RELEASES[-1].version)
     back = RELEASES[-2]
     took, printed = _upgrade(oldest_stack.runtime, back.version)
     assert f"Temporal {RELEASES[-1].version} → {back.version} (rollback)" in printed
     assert printed.index("temporal-worker: on") < printed.index("temporal-history: on")
-    assert recorded_release(oldest_stack.layout) == back.version
+    assert read_record(oldest_stack.layout) == ReleaseRecord(back.version)
     RESULTS.append(f"{oldest_stack.runtime}: back to {back.version} in {took:.1f}s")
     asyncio.run(_after_rollback(oldest_stack, back.version))
 

@@ -18,10 +18,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.settings.releases import RELEASES, Release, release, supported_versions
 
-# History first: it owns the shards and is the one role that writes what a new release adds (1.31's
-# current_chasm_executions rows); upstream's code expects history to be ahead of matching during a rolling upgrade
-# and falls back when matching lags. Then matching, then the frontend, so that clients reach a new API only once the
-# roles behind it serve it; the worker role last, as its system workflows go through the frontend.
+# Why this order (upstream names none): ORDER_REASON, which the plan prints.
 UPGRADE_ORDER = ("history", "matching", "frontend", "worker")
 ORDER_REASON = (
     "history first (it owns the shards and writes what the new release adds; upstream's code expects history ahead "
@@ -195,11 +192,6 @@ def read_record(layout: Layout) -> ReleaseRecord | None:
         return ReleaseRecord(str(data["release"]), None if data.get("moving_to") is None else str(data["moving_to"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-
-
-def recorded_release(layout: Layout) -> str | None:
-    record = read_record(layout)
-    return None if record is None else record.release
 
 
 def write_record(layout: Layout, record: ReleaseRecord) -> None:
