@@ -15,7 +15,7 @@ from temporal_dsql_deploy.runtime.build import build as build_runtime
 from temporal_dsql_deploy.runtime.build import elf_machine
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.runtime.render_compose import write_compose
-from temporal_dsql_deploy.settings.config import Architecture
+from temporal_dsql_deploy.settings.config import Architecture, DsqlLatency
 from temporal_dsql_deploy.settings.reference import update_readme
 from temporal_dsql_deploy.settings.releases import RELEASES
 from temporal_dsql_deploy.temporal.smoke import run_smoke
@@ -235,6 +235,7 @@ RATE = flags.Amount("--rate", 0.1, 1_000, "workflows per second", off=True)
 MIN_THROUGHPUT = flags.Amount("--min-throughput", 0.01, 1_000, "workflows per second", off=True)
 # A workflow still open after 300 s counts as failed (load/driver.py WORKFLOW_TIMEOUT_S), never in the p99.
 MAX_P99 = flags.Amount("--max-p99", 0.01, 300, "seconds", off=True)
+DSQL_LATENCY = flags.Choices("--dsql-latency", get_args(DsqlLatency))
 
 
 @task(
@@ -250,6 +251,11 @@ MAX_P99 = flags.Amount("--max-p99", 0.01, 300, "seconds", off=True)
         "output": OUTPUT.help("Directory for the JSON and PNG", "STACK_DIR/bench"),
         "min_throughput": MIN_THROUGHPUT.help("Exit non-zero if completed workflows/s is below this", "0"),
         "max_p99": MAX_P99.help("Exit non-zero if the p99 start-to-close latency is above this", "0"),
+        "dsql_latency": DSQL_LATENCY.help(
+            "A run under each of these dsql-local latency profiles in turn, on the DSQL "
+            "profile (the stand-in is set back after; the table shows the database "
+            "round trips per workflow it counted)"
+        ),
     }
 )
 @cli.reported
@@ -263,6 +269,7 @@ def bench(
     output: str | None = None,
     min_throughput: str = "0",
     max_p99: str = "0",
+    dsql_latency: str | None = None,
 ) -> None:
     """Drive workflows against the running stack from a worker process of its own; report throughput, latency and
     what each workflow costs (persistence transactions, conflicts, CPU, memory)."""
@@ -273,7 +280,8 @@ def bench(
     directory = OUTPUT.parse(output)
     request = BenchRequest(WORKFLOWS.parse(workflows), CONCURRENCY.parse(concurrency), RATE.parse(rate),
                            SHAPE.parse(shape), compare, Path(directory) if directory else settings.stack_dir / "bench",
-                           MIN_THROUGHPUT.parse(min_throughput), MAX_P99.parse(max_p99))  # fmt: skip
+                           MIN_THROUGHPUT.parse(min_throughput), MAX_P99.parse(max_p99),
+                           DSQL_LATENCY.parse(dsql_latency) if dsql_latency is not None else ())  # fmt: skip
     outcome = run_bench(settings, ROOT, request, cli.say, cli.console)
     for line in outcome.ratios:
         cli.say(line)

@@ -118,6 +118,26 @@ class Choice(Flag, Generic[Option]):
 
 
 @dataclass(frozen=True)
+class Choices(Flag, Generic[Option]):
+    """Several of a fixed set of words, comma-separated, each once, in the order given."""
+
+    options: tuple[Option, ...]
+
+    @property
+    def accepts(self) -> str:
+        return f"one or more of {', '.join(self.options)} (comma-separated)"
+
+    def parse(self, text: str) -> tuple[Option, ...]:
+        chosen: list[Option] = []
+        for word in text.split(","):
+            option = next((option for option in self.options if option == word.strip()), None)
+            if option is None or option in chosen:
+                raise self.refused(text)
+            chosen.append(option)
+        return tuple(chosen)
+
+
+@dataclass(frozen=True)
 class Text(Flag):
     """Free text (a path, a name, a version) that the package checks; here only: given means not blank.
 

@@ -177,6 +177,43 @@ def test_a_bad_token_is_refused_without_echo(dsql_settings: Settings) -> None:
     # token; the supervisor writes service logs in 4 KiB blocks, so the log is not read here.)
 
 
+def _stats(admin: httpx.Client) -> tuple[int, int]:
+    stats = admin.get("/stats").raise_for_status().json()
+    return int(stats["round_trips"]), int(stats["writing_commits"])
+
+
+def test_latency_profile_delays_each_round_trip_and_counts_it(dsql_settings: Settings, faults: httpx.Client) -> None:
+    """The stand-in is this module's alone, so its counts are exactly this client's batches."""
+    refused = faults.post("/latency", data={"profile": "mars"})
+    assert refused.status_code == 400
+    assert "single-region" in refused.text
+    profile = faults.post("/latency", data={"profile": "multi-region"}).raise_for_status().json()
+    try:
+        with dsql.connect(dsql_settings) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS latency_probe (id int PRIMARY KEY, value int)")
+            conn.execute("DELETE FROM latency_probe")
+            before = _stats(faults)
+            started = time.monotonic()
+            with conn.transaction():  # BEGIN, one INSERT, COMMIT: three batches, one commit that wrote
+                conn.execute("INSERT INTO latency_probe VALUES (%s, %s)", (1, 1))
+            writing = time.monotonic() - started
+            after_write = _stats(faults)
+            started = time.monotonic()
+            with conn.transaction():
+                assert conn.execute("SELECT value FROM latency_probe WHERE id = 1").fetchone() == (1,)
+            reading = time.monotonic() - started
+            after_read = _stats(faults)
+    finally:
+        faults.post("/latency", data={"profile": "none"}).raise_for_status()
+    assert (after_write[0] - before[0], after_write[1] - before[1]) == (3, 1)
+    assert (after_read[0] - after_write[0], after_read[1] - after_write[1]) == (3, 0)
+    floor = 1 - float(profile["jitter"])  # every delay is drawn within ±jitter of its value
+    round_trip_s, commit_s = profile["round_trip_ms"] / 1000 * floor, profile["commit_ms"] / 1000 * floor
+    print(f"multi-region: a writing transaction {writing * 1000:.1f} ms, a reading one {reading * 1000:.1f} ms")
+    assert writing >= 3 * round_trip_s + commit_s
+    assert reading >= 3 * round_trip_s
+
+
 def test_conformance_table_and_resilience(dsql_settings: Settings) -> None:
     """cases.yaml and the abuse tests, run by the stand-in's own Go tests against the running stand-in."""
     go = shutil.which("go")

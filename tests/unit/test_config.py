@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from temporal_dsql_deploy.errors import ConfigError
 from temporal_dsql_deploy.runtime.units import build_stack
-from temporal_dsql_deploy.settings.config import Settings, format_go_duration, load_settings, parse_go_duration
+from temporal_dsql_deploy.settings.config import (
+    DsqlLatency,
+    Settings,
+    format_go_duration,
+    load_settings,
+    parse_go_duration,
+)
 from tests.conftest import DSQL, PROJECT_ROOT
 
 MakeSettings = Callable[..., Settings]
@@ -212,3 +220,10 @@ def test_the_pool_is_smaller_against_the_local_database_unless_set(make_settings
     assert make_settings(TEMPORAL_SQL_PLUGIN="postgres12_pgx").temporal_sql_max_conns == 10
     assert make_settings(**DSQL).temporal_sql_max_conns == 20
     assert make_settings(TEMPORAL_SQL_MAX_CONNS="20").temporal_sql_max_conns == 20
+
+
+def test_latency_profiles_are_the_stand_ins() -> None:
+    """DSQL_LOCAL_LATENCY offers exactly the profiles dsql-local has (it refuses any other name at start)."""
+    source = (PROJECT_ROOT / "dsql-local" / "internal" / "latency" / "latency.go").read_text(encoding="utf-8")
+    profiles = re.findall(r'\{Name: "([a-z-]+)"', source)
+    assert profiles == list(get_args(DsqlLatency))

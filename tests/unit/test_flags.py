@@ -56,6 +56,17 @@ def test_a_choice_takes_its_words_exactly() -> None:
     assert caught.value.problem == "--runtime 'Docker' is not one of: local, docker"
 
 
+def test_choices_take_several_words_once_each_in_order() -> None:
+    profiles = flags.Choices("--dsql-latency", ("none", "single-region", "multi-region"))
+    assert profiles.parse("multi-region, none") == ("multi-region", "none")
+    for text in ["none,none", "", "none,", "Single-Region", "none;multi-region"]:
+        with pytest.raises(DeployError) as caught:
+            profiles.parse(text)
+        assert caught.value.problem == (
+            f"--dsql-latency {text!r} is not one or more of none, single-region, multi-region (comma-separated)"
+        )
+
+
 def test_text_is_kept_verbatim_and_blank_is_refused_not_taken_as_the_default() -> None:
     assert SERVICE.parse(None) == ""  # not given: the package's default
     assert SERVICE.parse(" temporal-ui") == " temporal-ui"  # the package judges the name itself

@@ -42,7 +42,27 @@ TYPED = st.one_of(
     st.text(),
     st.integers(min_value=-(10**7), max_value=10**7).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
-    st.sampled_from(["0", "-0", "1", "all", "local", "docker", "arm64", "hello", " ", "", "1e3", "nan", "5s"]),
+    st.sampled_from(
+        [
+            "0",
+            "-0",
+            "1",
+            "all",
+            "local",
+            "docker",
+            "arm64",
+            "hello",
+            " ",
+            "",
+            "1e3",
+            "nan",
+            "5s",
+            "none,multi-region",
+            "none,none",
+            "single-region,",
+            "same-az",
+        ]
+    ),
 )
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -81,6 +101,9 @@ def _within(spec: Spec, value: object) -> bool:
             spec.minimum <= value <= spec.maximum or (spec.off and value == 0))  # fmt: skip
     if isinstance(spec, flags.Choice):
         return value in spec.options
+    if isinstance(spec, flags.Choices):
+        return isinstance(value, tuple) and value != () and len(set(value)) == len(value) and set(value) <= set(
+            spec.options)  # fmt: skip
     return isinstance(value, str) and value.strip() != ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import subprocess
@@ -49,7 +50,8 @@ def _outcomes() -> list[Outcome]:
 def _result(**overrides: object) -> RunResult:
     measured: dict[str, object] = {
         "shape": "hello", "workflows": 10, "concurrency": 2, "rate": 0.0, "state_transitions": 9,
-        "db_transactions_per_workflow": 40.0, "db_transactions_per_s": 400.0, "persistence_requests_per_workflow": 30.0,
+        "db_transactions_per_workflow": 40.0, "db_transactions_per_s": 400.0, "db_round_trips_per_workflow": 160.0,
+        "db_writing_commits_per_workflow": 20.0, "persistence_requests_per_workflow": 30.0,
         "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "chunked_values_per_workflow": 0.0,
         "chunked_kib_per_value": 0.0, "chunk_statements_per_value": 0.0, "server_cpu_s_per_workflow": 0.05,
         "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
@@ -79,7 +81,8 @@ def test_thresholds_and_failed_workflows_are_reported() -> None:
 RUN_KEYS = {
     "label", "shape", "workflows", "concurrency", "rate", "completed", "failed", "duration_s", "started_per_s",
     "completed_per_s", "p50_ms", "p95_ms", "p99_ms", "state_transitions", "db_transactions_per_workflow",
-    "db_transactions_per_s", "persistence_requests_per_workflow", "conflicts", "replays", "shard_loads",
+    "db_transactions_per_s", "db_round_trips_per_workflow", "db_writing_commits_per_workflow",
+    "persistence_requests_per_workflow", "conflicts", "replays", "shard_loads",
     "chunked_values_per_workflow", "chunked_kib_per_value", "chunk_statements_per_value", "server_cpu_s_per_workflow",
     "cpu_s_by_process", "peak_rss_mib", "pss_mib_by_process", "failures", "timeline",
 }  # fmt: skip
@@ -133,7 +136,8 @@ def test_json_and_png_are_written(tmp_path: Path) -> None:
     [({"shape": "huge"}, "--shape 'huge'"), ({"workflows": "0"}, "--workflows '0'"),
      ({"workflows": "100001"}, "--workflows '100001'"), ({"concurrency": "x"}, "--concurrency 'x'"),
      ({"rate": "-1"}, "--rate '-1'"), ({"max_p99": "fast"}, "--max-p99 'fast'"),
-     ({"min_throughput": "nan"}, "--min-throughput 'nan'"), ({"output": ""}, "--output ''")],
+     ({"min_throughput": "nan"}, "--min-throughput 'nan'"), ({"output": ""}, "--output ''"),
+     ({"dsql_latency": "far"}, "--dsql-latency 'far'"), ({"dsql_latency": "none,none"}, "--dsql-latency 'none,none'")],
 )  # fmt: skip
 def test_bad_bench_flags_are_clear_errors(
     flags: dict[str, str], named: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
@@ -147,6 +151,14 @@ def test_bad_bench_flags_are_clear_errors(
         load_tasks()["bench"].body.__wrapped__(Context(), **flags)
     assert caught.value.problem.startswith(named)
     assert caught.value.fix
+
+
+def test_dsql_latency_with_compare_is_refused_first(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    request = command.BenchRequest(10, 2, 0.0, "hello", True, tmp_path / "bench", 0.0, 0.0, ("multi-region",))
+    with pytest.raises(DeployError) as caught:
+        command.run_bench(make_settings(), tmp_path, request, print, Console(file=io.StringIO()))
+    assert caught.value.problem == "--dsql-latency and --compare were both given"
+    assert not (tmp_path / "bench").exists()
 
 
 METRICS = """# TYPE persistence_requests counter

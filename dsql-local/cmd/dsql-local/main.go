@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/temporal-dsql-deploy/dsql-local/internal/admin"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/latency"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/tlsca"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
@@ -54,11 +56,16 @@ func run() error {
 	maxLifetime := flag.Duration("max-lifetime", time.Hour, "connections are closed after this long (DSQL: 60 minutes)")
 	maxTxnAge := flag.Duration("max-transaction-age", 300*time.Second, "transactions older than this fail (DSQL quotas page: 300 s; the community emulator's record: 1,800 s)")
 	lockWait := flag.Duration("lock-wait", 5*time.Millisecond, "longest a statement waits for a row another transaction holds before it is a conflict")
+	latencyProfile := flag.String("latency-profile", "none", "the network and commit delays of a DSQL endpoint to add: "+strings.Join(latency.Names(), ", "))
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	if *tlsDir == "" {
 		return errors.New("--tls-dir is required: the local CA is kept there")
+	}
+	profile, err := latency.Named(*latencyProfile)
+	if err != nil {
+		return fmt.Errorf("--latency-profile: %w", err)
 	}
 	if !dialect.ValidARN(*principal) {
 		return fmt.Errorf("--iam-principal %q is not an IAM role or user ARN: give arn:aws:iam::<12 digits>:role/<name> or :user/<name>", *principal)
@@ -103,7 +110,7 @@ func run() error {
 		BackendConnect: connect + " dbname=" + backend.QuoteConnValue(*backendDatabase),
 		Principal:      *principal, RolePasswords: passwords,
 		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
-		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Log: log,
+		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Latency: profile, Log: log,
 	})
 	listener, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -117,7 +124,8 @@ func run() error {
 		}
 	}()
 	defer adminServer.Close()
-	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile)
+	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile,
+		"latency", profile.Name)
 	return server.Serve(ctx, listener)
 }
 

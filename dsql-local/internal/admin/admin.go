@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/latency"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
 )
 
@@ -37,8 +38,9 @@ func NewServer(address string, handler http.Handler) *http.Server {
 }
 
 // Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
-// seed=N: that fraction of commits fails with OC000, deterministically per seed), GET /stats (connections now,
-// authenticated and refused since start), GET /metrics (the same figures and the process's own, for a
+// seed=N: that fraction of commits fails with OC000, deterministically per seed), GET/POST /latency (profile=NAME:
+// the endpoint's network and commit delays from then on), GET /stats (connections now, authenticated and refused
+// since start, round trips and writing commits since start), GET /metrics (the same figures and the process's own, for a
 // Prometheus-compatible scraper) and Go's profiles.
 func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux := http.NewServeMux()
@@ -60,10 +62,22 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) { writeFaults(w, server) })
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		accepted, refused := server.Authentications()
+		roundTrips, commits := server.Latency.Counts()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"connections": server.ActiveConnections(), "authenticated": accepted, "refused_at_authentication": refused,
+			"round_trips": roundTrips, "writing_commits": commits,
 		})
+	})
+	mux.HandleFunc("GET /latency", func(w http.ResponseWriter, _ *http.Request) { writeLatency(w, server) })
+	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
+		profile, err := latency.Named(r.FormValue("profile"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		server.Latency.Set(profile)
+		writeLatency(w, server)
 	})
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		rate, err := strconv.ParseFloat(r.FormValue("conflict_rate"), 64)
@@ -106,6 +120,17 @@ func writeFaults(w http.ResponseWriter, server *proxy.Server) {
 	})
 }
 
+func writeLatency(w http.ResponseWriter, server *proxy.Server) {
+	profile := server.Latency.Profile()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"profile": profile.Name, "round_trip_ms": durationMs(profile.RoundTrip), "commit_ms": durationMs(profile.Commit),
+		"jitter": profile.Jitter,
+	})
+}
+
+func durationMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 // figuresOf reads the stand-in's state when scraped: client connections, authentications, injected
 // conflicts and the backend pool.
 func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
@@ -127,6 +152,14 @@ func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
 		_, _, fired := server.Faults.State()
 		return float64(fired)
 	})
+	set.NewGauge("dsql_local_round_trips_total", func() float64 {
+		roundTrips, _ := server.Latency.Counts()
+		return float64(roundTrips)
+	})
+	set.NewGauge("dsql_local_writing_commits_total", func() float64 {
+		_, commits := server.Latency.Counts()
+		return float64(commits)
+	})
 	set.NewGauge("dsql_local_backend_connections", func() float64 { return float64(catalog.Pool().Stat().TotalConns()) })
 	set.NewGauge("dsql_local_backend_connections_in_use", func() float64 {
 		return float64(catalog.Pool().Stat().AcquiredConns())
@@ -139,7 +172,7 @@ func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
 var openPaths = map[string]bool{"/healthz": true, "/metrics": true}
 
 // RequireKey lets a request through to next only with `Authorization: Bearer <key>` (compared in constant time),
-// apart from /healthz and /metrics: /faults can fail every commit, and /stats and the profiles tell what runs.
+// apart from /healthz and /metrics: /faults can fail every commit, /latency slow every statement, and /stats and the profiles tell what runs.
 // A page in a browser cannot set that header on a simple request, so it cannot reach them either.
 func RequireKey(next http.Handler, key []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/latency"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
 )
@@ -62,6 +63,7 @@ type Config struct {
 	MaxLifetime    time.Duration
 	MaxTxnAge      time.Duration
 	LockWait       time.Duration
+	Latency        latency.Profile // the endpoint's delays; the admin API can change them
 	Log            *slog.Logger
 }
 
@@ -78,6 +80,7 @@ type Server struct {
 	Faults                 *Faults
 	Schema                 *SchemaEpochs
 	Jobs                   *Jobs
+	Latency                *latency.Model
 	wg                     sync.WaitGroup
 }
 
@@ -89,6 +92,7 @@ func New(config Config) *Server {
 		Faults:  NewFaults(),
 		Schema:  NewSchemaEpochs(),
 		Jobs:    NewJobs(config.Catalog, config.Log),
+		Latency: latency.NewModel(config.Latency),
 		// A field, so that tests can make it small.
 		authenticatingLimit: maxAuthenticating,
 	}

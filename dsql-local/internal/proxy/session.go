@@ -66,6 +66,7 @@ type session struct {
 	statements        map[string]*prepared
 	portals           map[string]*prepared
 	rollbackAfterSync bool
+	committing        bool // the batch being read commits a transaction that wrote (the latency model's commit)
 
 	mu                sync.Mutex // guards the fields below, shared by both loops
 	txn               transaction
@@ -129,7 +130,9 @@ func (s *session) clientToBackend() {
 		}
 		switch m := message.(type) {
 		case *pgproto3.Query:
-			err = s.send(&pgproto3.Query{String: s.onQuery(m.String)})
+			text := s.onQuery(m.String)
+			s.roundTrip()
+			err = s.send(&pgproto3.Query{String: text})
 		case *pgproto3.Parse:
 			s.queue(s.onParse(m))
 		case *pgproto3.Bind:
@@ -163,6 +166,13 @@ func (s *session) clientToBackend() {
 	}
 }
 
+// roundTrip holds a batch back for the endpoint's latency before the backend sees it: the client waits as long
+// as it would on DSQL's network, and a transaction stays open as long.
+func (s *session) roundTrip() {
+	s.server.Latency.Wait(s.committing)
+	s.committing = false
+}
+
 func (s *session) marker(refusal *sqlerr.Error) string {
 	s.markers++
 	name := fmt.Sprintf("%s%d", markerPrefix, s.markers)
@@ -182,6 +192,7 @@ func (s *session) endImplicit() {
 	if s.txn.explicit {
 		return
 	}
+	s.committing = s.committing || s.txn.wrote
 	if s.txn.ddl > 0 {
 		s.pendingCommit = &committed{ddlTables: s.txn.ddlTables, created: s.txn.created}
 	}
@@ -212,6 +223,7 @@ func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sql
 		if !t.explicit {
 			return nil, nil
 		}
+		s.committing = s.committing || t.wrote
 		switch {
 		case t.wrote && s.server.Faults.CommitConflict():
 			failedCommit = sqlerr.Conflict(false)
@@ -407,6 +419,7 @@ func (s *session) onSync(sync *pgproto3.Sync) error {
 		s.internalRollbacks++
 	}
 	s.mu.Unlock()
+	s.roundTrip()
 	if rollback {
 		return s.send(sync, &pgproto3.Query{String: "ROLLBACK"})
 	}

@@ -21,6 +21,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.driver import Load, Outcome, Progress, drive
 from temporal_dsql_deploy.load.probes import COUNTERS, ProcessUsage, database_transactions, scrape
 from temporal_dsql_deploy.load.report import RunResult, summarise
+from temporal_dsql_deploy.load.stand_in import StandInCounts, admin_client, counts
 from temporal_dsql_deploy.process import Spawned, spawn
 from temporal_dsql_deploy.runtime import tracking
 from temporal_dsql_deploy.runtime.model import temporal_roles
@@ -45,6 +46,7 @@ class Target:
     settings: Settings  # reaches the local database whose transactions count
     database: str | None  # None: no local database to count (the dev server's SQLite)
     supervisor: Mapping[str, int] = field(default_factory=dict)  # counted alone: its descendants are the above
+    stand_in: bool = False  # Temporal reaches its database through the stack's dsql-local, which counts round trips
 
 
 def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> Target:
@@ -67,6 +69,7 @@ def stack_target(label: str, stack: LocalStack, states: list[ServiceState]) -> T
         supervisor={"process-compose": record.supervisor_pid} if record and record.supervisor_pid else {},
         settings=settings,
         database=database,
+        stand_in=settings.local_dsql,
     )
 
 
@@ -141,9 +144,22 @@ async def _sampled(usages: list[ProcessUsage], stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), SAMPLE_INTERVAL_S)
 
 
-def _counted(target: Target) -> tuple[dict[str, float], int | None]:
+@dataclass(frozen=True)
+class Counted:
+    """The counters read before and after a run."""
+
+    metrics: dict[str, float]
+    transactions: int | None
+    stand_in: StandInCounts | None
+
+
+def _counted(target: Target) -> Counted:
     transactions = database_transactions(target.settings, target.database) if target.database else None
-    return scrape(target.metrics_ports), transactions
+    stand_in = None
+    if target.stand_in:
+        with admin_client(target.settings) as admin:
+            stand_in = counts(admin)
+    return Counted(scrape(target.metrics_ports), transactions, stand_in)
 
 
 def warmup_size(workflows: int) -> int:
@@ -162,7 +178,7 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
     await drive(client, task_queue, warmup, lambda _done, _total: None)
     server, worker = ProcessUsage(target.processes, target.supervisor), ProcessUsage({"bench worker": worker_pid})
     client_cpu = _own_cpu_s()
-    counters_before, transactions_before = _counted(target)
+    before = _counted(target)
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sampled([server, worker], stop))
     outcomes = await drive(client, task_queue, load, progress)
@@ -171,14 +187,14 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
     client_cpu = _own_cpu_s() - client_cpu
     await asyncio.sleep(STATS_SETTLE_S)
     server.sample()
-    counters_after, transactions_after = _counted(target)
-    counted = {name: counters_after[name] - counters_before[name] for name in COUNTERS}
+    after = _counted(target)
+    counted = {name: after.metrics[name] - before.metrics[name] for name in COUNTERS}
     summary = summarise(target.label, outcomes)
     completed = max(summary.completed, 1)
     transactions = None
-    if transactions_before is not None and transactions_after is not None:
-        transactions = transactions_after - transactions_before
-    duration = summary.duration_s
+    if after.transactions is not None and before.transactions is not None:
+        transactions = after.transactions - before.transactions
+    stand_in = after.stand_in - before.stand_in if after.stand_in and before.stand_in else None
     return RunResult(
         shape=load.shape.name,
         workflows=load.workflows,
@@ -186,7 +202,9 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
         rate=load.rate,
         state_transitions=await _transitions(client, outcomes),
         db_transactions_per_workflow=None if transactions is None else transactions / completed,
-        db_transactions_per_s=None if transactions is None else transactions / duration,
+        db_transactions_per_s=None if transactions is None else transactions / summary.duration_s,
+        db_round_trips_per_workflow=None if stand_in is None else stand_in.round_trips / completed,
+        db_writing_commits_per_workflow=None if stand_in is None else stand_in.writing_commits / completed,
         persistence_requests_per_workflow=counted["persistence_requests"] / completed,
         conflicts=counted["conflicts"],
         replays=counted["replays"],

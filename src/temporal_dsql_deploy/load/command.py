@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -22,10 +22,11 @@ from temporal_dsql_deploy.load.bench import measure, stack_target
 from temporal_dsql_deploy.load.compare import DEV_SERVER_IN_MEMORY, PROFILES, Comparison, compare
 from temporal_dsql_deploy.load.report import RunResult, missed_thresholds, write_json, write_plot
 from temporal_dsql_deploy.load.shapes import SHAPES
+from temporal_dsql_deploy.load.stand_in import admin_client, latency_profile
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.components import installed_process_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
-from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.settings.config import DsqlLatency, Settings
 
 TABLE_WIDTH = 190
 SHAPE = flags.Choice("--shape", tuple(SHAPES))
@@ -43,6 +44,7 @@ class BenchRequest:
     output: Path
     min_throughput: float
     max_p99_s: float
+    dsql_latency: tuple[DsqlLatency, ...] = ()  # a run under each of dsql-local's profiles; (): as it is set
 
 
 @dataclass
@@ -79,23 +81,24 @@ def progress_bars(console: Console) -> Iterator[Callable[[str], driver.Progress]
 def table(results: list[RunResult], limits: dict[str, float]) -> Table:
     view = Table(title="workflows: started/s, completed/s, start-to-close latency; cost per workflow")
     for column in ("target", "started/s", "completed/s", "p50 ms", "p95 ms", "p99 ms", "failed", "db tx/wf",
-                   "db tx/s", "persist. req/wf", "conflicts", "replays", "chunked/wf (KiB, stmts)", "CPU s/wf",
-                   "RSS MiB", "PSS MiB"):  # fmt: skip
+                   "db tx/s", "db round trips/wf", "persist. req/wf", "conflicts", "replays", "chunked/wf (KiB, stmts)",
+                   "CPU s/wf", "RSS MiB", "PSS MiB"):  # fmt: skip
         view.add_column(column, justify="left" if column == "target" else "right")
     for r in results:
         tx = "-" if r.db_transactions_per_workflow is None else f"{r.db_transactions_per_workflow:.1f}"
         tx_s = "-" if r.db_transactions_per_s is None else f"{r.db_transactions_per_s:.0f}"
+        trips = "-" if r.db_round_trips_per_workflow is None else f"{r.db_round_trips_per_workflow:.1f}"
         chunked = "-"
         if r.chunked_values_per_workflow:
             per_value = f"{r.chunked_kib_per_value:.0f}, {r.chunk_statements_per_value:.1f}"
             chunked = f"{r.chunked_values_per_workflow:.1f} ({per_value})"
         view.add_row(r.label, f"{r.started_per_s:.1f}", f"{r.completed_per_s:.1f}", f"{r.p50_ms:.0f}",
-                     f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.failed), tx, tx_s,
+                     f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}", str(r.failed), tx, tx_s, trips,
                      f"{r.persistence_requests_per_workflow:.1f}", f"{r.conflicts:.0f}", f"{r.replays:.0f}",
                      chunked, f"{r.server_cpu_s_per_workflow:.3f}", f"{r.peak_rss_mib:.0f}",
                      f"{r.pss_mib:.0f}")  # fmt: skip
     for name, value in limits.items():
-        view.add_row(name, "", f"{value:.1f}", *[""] * 13)
+        view.add_row(name, "", f"{value:.1f}", *[""] * 14)
     return view
 
 
@@ -111,7 +114,7 @@ def memory_table(results: list[RunResult]) -> Table:
     return view
 
 
-def _single(settings: Settings, project_root: Path, load: driver.Load, work_dir: Path,
+def _single(settings: Settings, project_root: Path, request: BenchRequest,
             bar: Callable[[str], driver.Progress]) -> list[RunResult]:  # fmt: skip
     stack = LocalStack(settings, project_root)
     process_compose = installed_process_compose(settings)
@@ -119,11 +122,29 @@ def _single(settings: Settings, project_root: Path, load: driver.Load, work_dir:
         raise DeployError("the local stack is not running", "start it with `invoke up`, or use --compare")
     label = "DSQL profile" if stack.settings.local_dsql else f"{stack.settings.temporal_sql_plugin} profile"
     target = stack_target(label, stack, stack.states(process_compose))
-    return [measure(target, load, work_dir, bar(label))]
+    if not request.dsql_latency:
+        return [measure(target, load_of(request), request.output, bar(label))]
+    if not settings.local_dsql:
+        raise DeployError(
+            f"--dsql-latency delays dsql-local, which the {label} does not go through",
+            "run it on the local DSQL profile: TEMPORAL_SQL_PLUGIN=dsql with the stack's stand-in",
+        )
+    results = []
+    with admin_client(settings) as admin:
+        for profile in request.dsql_latency:
+            with latency_profile(admin, profile):
+                run = replace(target, label=f"{label}, {profile} latency")
+                results.append(measure(run, load_of(request), request.output, bar(run.label)))
+    return results
 
 
 def run_bench(settings: Settings, project_root: Path, request: BenchRequest, report: Reporter,
               console: Console) -> BenchOutcome:  # fmt: skip
+    if request.compare and request.dsql_latency:
+        raise DeployError(
+            "--dsql-latency and --compare were both given",
+            "use --compare for the stores side by side, --dsql-latency for the stack under DSQL's latency",
+        )
     load = load_of(request)
     work_dir = request.output
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +153,7 @@ def run_bench(settings: Settings, project_root: Path, request: BenchRequest, rep
         if request.compare:
             comparison = compare(settings, project_root, load, work_dir, bar, report)
         else:
-            comparison.runs = _single(settings, project_root, load, work_dir, bar)
+            comparison.runs = _single(settings, project_root, request, bar)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     title = (f"{load.workflows} {load.shape.name} workflows, concurrency {load.concurrency}"
              f"{f', {load.rate:g}/s' if load.rate else ''}; {machine()}")  # fmt: skip

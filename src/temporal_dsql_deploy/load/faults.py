@@ -20,7 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -40,7 +39,7 @@ from tenacity import (
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.bench import connect, start_worker
 from temporal_dsql_deploy.load.shapes import SHAPES, Shape
-from temporal_dsql_deploy.runtime.control_keys import read_control_keys
+from temporal_dsql_deploy.load.stand_in import admin_client
 from temporal_dsql_deploy.runtime.interface import StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
 from temporal_dsql_deploy.settings.config import Settings
@@ -140,16 +139,9 @@ def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
     return inject
 
 
-def _admin(context: FaultContext) -> httpx.Client:
-    """A client of dsql-local's admin API, carrying the stack's key (its control paths refuse a request without)."""
-    url = f"http://127.0.0.1:{context.stack.settings.dsql_local_admin_port}"
-    keys = read_control_keys(context.stack.settings.stack_dir, f"dsql-local's admin API at {url}")
-    return httpx.Client(base_url=url, headers=keys.admin_headers(), timeout=10)
-
-
 def _short_tokens(context: FaultContext) -> Injected:
     """The connections Temporal renews while tokens live 30 s must each be let in with a fresh token."""
-    with _admin(context) as admin:
+    with admin_client(context.stack.settings) as admin:
         before = admin.get("/stats").raise_for_status().json()
         time.sleep(context.plan.hold_s)
         after = admin.get("/stats").raise_for_status().json()
@@ -164,7 +156,7 @@ def _short_tokens(context: FaultContext) -> Injected:
 
 
 def _conflicts(context: FaultContext) -> Injected:
-    with _admin(context) as admin:
+    with admin_client(context.stack.settings) as admin:
         admin.post("/faults", data={"conflict_rate": "0.1", "seed": "11"}).raise_for_status()
         try:
             time.sleep(context.plan.hold_s)

@@ -51,6 +51,10 @@ class RunResult(Summary):
     state_transitions: int | None  # of one completed workflow, as Temporal counts them
     db_transactions_per_workflow: float | None  # None: no local database to count on (the dev server)
     db_transactions_per_s: float | None
+    # Counted by dsql-local (None without it): the client's batches, each a network round trip to DSQL, and the
+    # commits of transactions that wrote, which pay DSQL's commit latency on top.
+    db_round_trips_per_workflow: float | None
+    db_writing_commits_per_workflow: float | None
     persistence_requests_per_workflow: float
     conflicts: float
     replays: float

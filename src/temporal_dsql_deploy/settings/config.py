@@ -32,6 +32,8 @@ from temporal_dsql_deploy.settings.releases import LATEST, check_temporal_versio
 Architecture = Literal["amd64", "arm64"]
 SqlPlugin = Literal["postgres12", "postgres12_pgx", "dsql"]
 SearchEngine = Literal["elasticsearch", "opensearch"]
+# dsql-local's latency profiles (dsql-local/internal/latency: the same names, a unit test holds them together).
+DsqlLatency = Literal["none", "same-az", "single-region", "multi-region"]
 
 DSQL_MAX_CONNECTION_LIFETIME = timedelta(minutes=60)
 LOCAL_SQL_MAX_CONNS = 10  # TEMPORAL_SQL_MAX_CONNS unset, against the local stack's own database
@@ -303,6 +305,12 @@ class Settings(BaseSettings):
     )
     dsql_local_connect_rate: float = Field(
         100.0, gt=0, le=100_000, description="New connections per second dsql-local accepts (DSQL: 100, burst 1,000)."
+    )
+    dsql_local_latency: DsqlLatency = Field(
+        "none",
+        description="The delays dsql-local adds as a DSQL endpoint's network and commit would: none (the local "
+        "stack's default), same-az, single-region or multi-region; their values and sources are in the README "
+        "(Performance under DSQL latency). `invoke bench --dsql-latency` sets one for a run.",
     )
     dsql_local_access_key_id: str | None = Field(
         None,

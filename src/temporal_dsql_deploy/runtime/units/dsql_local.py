@@ -63,6 +63,7 @@ def _args(settings: Settings, region: str) -> tuple[str, ...]:
         "--backend-database": DSQL_LOCAL_BACKEND_DATABASE,
         "--max-transaction-age": format_go_duration(settings.dsql_local_max_transaction_age),
         "--connect-rate": f"{settings.dsql_local_connect_rate:g}",
+        "--latency-profile": settings.dsql_local_latency,
     }
     return tuple(part for flag, value in flags.items() for part in (flag, value))
 

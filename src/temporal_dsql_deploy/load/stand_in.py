@@ -1,0 +1,49 @@
+"""The stack's dsql-local through its admin API: the key it needs, its counts, and its latency profile for a run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from temporal_dsql_deploy.runtime.control_keys import read_control_keys
+from temporal_dsql_deploy.settings.config import DsqlLatency, Settings
+
+ADMIN_TIMEOUT_S = 10
+
+
+def admin_client(settings: Settings) -> httpx.Client:
+    """A client of the stand-in's admin API, carrying the stack's key (its control paths refuse a request without)."""
+    url = f"http://127.0.0.1:{settings.dsql_local_admin_port}"
+    keys = read_control_keys(settings.stack_dir, f"dsql-local's admin API at {url}")
+    return httpx.Client(base_url=url, headers=keys.admin_headers(), timeout=ADMIN_TIMEOUT_S)
+
+
+@dataclass(frozen=True)
+class StandInCounts:
+    """What the stand-in counted since it started: client batches (each a network round trip on DSQL) and the
+    commits of transactions that wrote."""
+
+    round_trips: int
+    writing_commits: int
+
+    def __sub__(self, earlier: StandInCounts) -> StandInCounts:
+        return StandInCounts(self.round_trips - earlier.round_trips, self.writing_commits - earlier.writing_commits)
+
+
+def counts(admin: httpx.Client) -> StandInCounts:
+    stats = admin.get("/stats").raise_for_status().json()
+    return StandInCounts(int(stats["round_trips"]), int(stats["writing_commits"]))
+
+
+@contextlib.contextmanager
+def latency_profile(admin: httpx.Client, profile: DsqlLatency) -> Iterator[None]:
+    """The stand-in delays as `profile` says while the block runs, and as it did before afterwards."""
+    before = str(admin.get("/latency").raise_for_status().json()["profile"])
+    admin.post("/latency", data={"profile": profile}).raise_for_status()
+    try:
+        yield
+    finally:
+        admin.post("/latency", data={"profile": before}).raise_for_status()
