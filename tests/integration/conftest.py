@@ -25,6 +25,7 @@ from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 ISOLATED_DATABASE = "dsql_tests"  # the isolated stand-in's backend database
+PEER_REGION = "us-west-2"  # the isolated stand-in's second Region (its first is the local default, us-east-1)
 
 
 def require(condition: bool, reason: str) -> None:
@@ -97,6 +98,7 @@ class StandIn:
     """A dsql-local of the tests' own, over a database of its own on the stack's PostgreSQL."""
 
     settings: Settings  # the local DSQL profile, pointed at this instance
+    peer_settings: Settings  # the same, pointed at its second Region's endpoint (PEER_REGION, host localhost)
     admin_url: str
     admin_headers: dict[str, str]  # its admin API's control paths answer only requests with its key
 
@@ -111,7 +113,7 @@ def _free_port() -> int:
 def isolated_stand_in(settings: Settings) -> Iterator[StandIn]:
     """Tests that drop tables, inject faults or hammer connections do it here, never to the running stack."""
     binary = install_dsql_local(settings, Installer(print, project_root=PROJECT_ROOT)) / "dsql-local"
-    port, admin = _free_port(), _free_port()
+    port, peer, admin = _free_port(), _free_port(), _free_port()
     assert settings.dsql_local_backend_password is not None
     assert settings.dsql_local_secret_access_key is not None
     # Its backend database as the stack's own: owned by the stand-in's non-superuser role, which it runs as.
@@ -124,12 +126,16 @@ def isolated_stand_in(settings: Settings) -> Iterator[StandIn]:
     process = subprocess.Popen(
         [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
          "--tls-dir", str(local_ca_file(settings).parent), "--backend-port", str(settings.temporal_sql_port),
-         "--backend-user", DSQL_LOCAL_BACKEND_ROLE, "--backend-database", ISOLATED_DATABASE],
+         "--backend-user", DSQL_LOCAL_BACKEND_ROLE, "--backend-database", ISOLATED_DATABASE,
+         # A peered cluster's second Region: its own endpoint name (its tokens are made for it) and Region.
+         "--peer-listen", f"127.0.0.1:{peer}", "--peer-endpoint", "localhost", "--peer-region", PEER_REGION],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         _wait_healthy(f"http://127.0.0.1:{admin}/healthz")
-        yield StandIn(settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port}),
+        local = settings.model_copy(update={"temporal_sql_plugin": "dsql", "dsql_local_port": port})
+        yield StandIn(local, local.model_copy(update={"dsql_local_port": peer, "temporal_sql_host": "localhost",
+                                                      "aws_region": PEER_REGION}),
                       f"http://127.0.0.1:{admin}", {"Authorization": f"Bearer {admin_key}"})  # fmt: skip
     finally:
         process.terminate()

@@ -25,7 +25,7 @@ from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.settings.releases import LATEST, RELEASES
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import StandIn, require
+from tests.integration.conftest import PEER_REGION, StandIn, require
 
 pytestmark = pytest.mark.integration
 DSQL_SCHEMA = "dsql/v12/temporal"
@@ -212,6 +212,37 @@ def test_latency_profile_delays_each_round_trip_and_counts_it(dsql_settings: Set
     print(f"multi-region: a writing transaction {writing * 1000:.1f} ms, a reading one {reading * 1000:.1f} ms")
     assert writing >= 3 * round_trip_s + commit_s
     assert reading >= 3 * round_trip_s
+
+
+def test_two_regions_serve_one_store_and_an_isolated_one_refuses_writes(isolated_stand_in: StandIn,
+                                                                         faults: httpx.Client) -> None:  # fmt: skip
+    east, west = isolated_stand_in.settings, isolated_stand_in.peer_settings
+    with dsql.connect(east) as a, dsql.connect(west) as b:
+        a.execute("CREATE TABLE IF NOT EXISTS region_probe (id int PRIMARY KEY, region text)")
+        a.execute("DELETE FROM region_probe")
+        a.execute("INSERT INTO region_probe VALUES (1, 'east')")
+        assert b.execute("SELECT region FROM region_probe WHERE id = 1").fetchone() == ("east",)  # one store
+        faults.post("/isolation", data={"region": "us-east-1", "isolated": "true"}).raise_for_status()
+        try:
+            with pytest.raises(psycopg.Error) as refused:
+                a.execute("INSERT INTO region_probe VALUES (2, 'east')")
+            assert refused.value.sqlstate == "08006"
+            assert "us-east-1 has lost contact with its peer Region and the witness" in str(refused.value)
+            with pytest.raises(psycopg.Error), a.transaction():  # buffered until the commit, which fails
+                a.execute("INSERT INTO region_probe VALUES (3, 'east')")
+            b.execute("INSERT INTO region_probe VALUES (4, 'west')")  # the Region with the witness serves on
+            rows = a.execute("SELECT id FROM region_probe ORDER BY id").fetchall()
+        finally:
+            faults.post("/isolation", data={"region": "us-east-1", "isolated": "false"}).raise_for_status()
+        assert rows == [(1,), (4,)]  # nothing the isolated Region refused was written
+        a.execute("INSERT INTO region_probe VALUES (5, 'east')")  # reconnected: it writes again
+        assert b.execute("SELECT count(*) FROM region_probe").fetchone() == (3,)
+    stats = faults.get("/stats").raise_for_status().json()
+    assert set(stats["endpoints"]) == {"us-east-1", PEER_REGION}
+    # Each endpoint takes only tokens made for its own host and Region.
+    crossed = west.model_copy(update={"aws_region": "us-east-1"})
+    with pytest.raises(psycopg.OperationalError, match="IAM token is invalid or expired"):
+        dsql.connect(crossed).close()
 
 
 def test_conformance_table_and_resilience(dsql_settings: Settings) -> None:

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -50,22 +51,33 @@ func run() error {
 	backendUser := flag.String("backend-user", "dsql_local_admin", "backend PostgreSQL role: admin's sessions run as it; not a superuser (CREATEROLE, owner of the backend database), not named like a schema of it")
 	principal := flag.String("iam-principal", "arn:aws:iam::000000000000:role/dsql-local", "ARN of the IAM principal whose credentials sign the accepted tokens; AWS IAM GRANT role TO this ARN lets DbConnect tokens in as that role")
 	backendDatabase := flag.String("backend-database", "dsql", "backend database that holds DSQL's one database, postgres")
-	maxConnections := flag.Int("max-connections", 10000, "connections at once (DSQL: 10,000 per cluster)")
-	connectRate := flag.Float64("connect-rate", 100, "new connections per second (DSQL: 100)")
+	maxConnections := flag.Int("max-connections", 10000, "connections at once per endpoint (DSQL: 10,000 per cluster)")
+	connectRate := flag.Float64("connect-rate", 100, "new connections per second per endpoint (DSQL: 100)")
 	connectBurst := flag.Int("connect-burst", 1000, "burst of new connections (DSQL: 1,000)")
 	maxLifetime := flag.Duration("max-lifetime", time.Hour, "connections are closed after this long (DSQL: 60 minutes)")
 	maxTxnAge := flag.Duration("max-transaction-age", 300*time.Second, "transactions older than this fail (DSQL quotas page: 300 s; the community emulator's record: 1,800 s)")
 	lockWait := flag.Duration("lock-wait", 5*time.Millisecond, "longest a statement waits for a row another transaction holds before it is a conflict")
 	latencyProfile := flag.String("latency-profile", "none", "the network and commit delays of a DSQL endpoint to add: "+strings.Join(latency.Names(), ", "))
+	peerListen := flag.String("peer-listen", "", "address of a second Region's endpoint of the same peered cluster (optional): both read-write over one store")
+	peerEndpoint := flag.String("peer-endpoint", "", "host name clients of the second Region use (its tokens and certificate)")
+	peerRegion := flag.String("peer-region", "", "AWS Region of the second endpoint: its IAM tokens must be signed for it")
+	peerLatency := flag.String("peer-latency-profile", "", "the second endpoint's latency profile (default: --latency-profile)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	regions := []regionFlags{{"", *listen, *endpoint, *region, *latencyProfile}}
+	if *peerListen != "" || *peerEndpoint != "" || *peerRegion != "" {
+		peer := regionFlags{"peer-", *peerListen, *peerEndpoint, *peerRegion, cmp.Or(*peerLatency, *latencyProfile)}
+		if peer.listen == "" || peer.endpoint == "" || peer.region == "" {
+			return errors.New("--peer-listen, --peer-endpoint and --peer-region go together: give all three for a second Region's endpoint")
+		}
+		if peer.region == *region {
+			return fmt.Errorf("--peer-region %s is --region's: a peered cluster's endpoints are in two Regions", peer.region)
+		}
+		regions = append(regions, peer)
+	}
 	if *tlsDir == "" {
 		return errors.New("--tls-dir is required: the local CA is kept there")
-	}
-	profile, err := latency.Named(*latencyProfile)
-	if err != nil {
-		return fmt.Errorf("--latency-profile: %w", err)
 	}
 	if !dialect.ValidARN(*principal) {
 		return fmt.Errorf("--iam-principal %q is not an IAM role or user ARN: give arn:aws:iam::<12 digits>:role/<name> or :user/<name>", *principal)
@@ -79,21 +91,30 @@ func run() error {
 	if key == "" || secret == "" {
 		return errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set: IAM tokens are checked against them")
 	}
-	tlsConfig, err := tlsca.ServerConfig(*tlsDir, unique([]string{*endpoint, "127.0.0.1", "localhost"}))
-	if err != nil {
-		return fmt.Errorf("local CA in %s: %w", *tlsDir, err)
-	}
-	if *publishCA != "" {
-		if err := tlsca.PublishCA(*tlsDir, *publishCA); err != nil {
-			return fmt.Errorf("--publish-ca %s: %w", *publishCA, err)
-		}
-	}
+	credentials := aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
 	backendPassword := os.Getenv("DSQL_LOCAL_BACKEND_PASSWORD")
 	connect := fmt.Sprintf("host=%s port=%d user=%s password=%s sslmode=disable", *backendHost, *backendPort,
 		backend.QuoteConnValue(*backendUser), backend.QuoteConnValue(backendPassword))
 	passwords, err := backend.NewRolePasswords(backendPassword)
 	if err != nil {
 		return err
+	}
+	base := proxy.Config{
+		BackendConnect: connect + " dbname=" + backend.QuoteConnValue(*backendDatabase),
+		Principal:      *principal, RolePasswords: passwords,
+		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
+		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Log: log,
+	}
+	configs := make([]proxy.Config, len(regions))
+	for i, r := range regions {
+		if configs[i], err = r.config(base, *tlsDir, credentials); err != nil {
+			return err
+		}
+	}
+	if *publishCA != "" {
+		if err := tlsca.PublishCA(*tlsDir, *publishCA); err != nil {
+			return fmt.Errorf("--publish-ca %s: %w", *publishCA, err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -102,21 +123,17 @@ func run() error {
 		return err
 	}
 	defer catalog.Close()
-	server := proxy.New(proxy.Config{
-		TLS: tlsConfig,
-		Tokens: &token.Verifier{Host: *endpoint, Region: *region, Now: time.Now,
-			Credentials: aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}},
-		Catalog:        catalog,
-		BackendConnect: connect + " dbname=" + backend.QuoteConnValue(*backendDatabase),
-		Principal:      *principal, RolePasswords: passwords,
-		MaxConnections: *maxConnections, ConnectRate: *connectRate, ConnectBurst: *connectBurst,
-		MaxLifetime: *maxLifetime, MaxTxnAge: *maxTxnAge, LockWait: *lockWait, Latency: profile, Log: log,
-	})
-	listener, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
+	cluster := proxy.NewCluster(catalog, log)
+	servers := make([]*proxy.Server, len(configs))
+	listeners := make([]net.Listener, len(configs))
+	for i, config := range configs {
+		config.Catalog, config.Cluster = catalog, cluster
+		servers[i] = proxy.New(config)
+		if listeners[i], err = net.Listen("tcp", regions[i].listen); err != nil {
+			return err
+		}
 	}
-	adminServer := admin.NewServer(*adminListen, admin.RequireKey(admin.Handler(server, catalog), adminKey))
+	adminServer := admin.NewServer(*adminListen, admin.RequireKey(admin.Handler(servers, catalog), adminKey))
 	go func() {
 		if err := adminServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin endpoint stopped", "error", err)
@@ -124,9 +141,39 @@ func run() error {
 		}
 	}()
 	defer adminServer.Close()
-	log.Info("dsql-local listening", "listen", *listen, "admin", *adminListen, "endpoint", *endpoint, "ca", *tlsDir+"/"+tlsca.CAFile,
-		"latency", profile.Name)
-	return server.Serve(ctx, listener)
+	serving := make(chan error, len(servers))
+	for i, server := range servers {
+		log.Info("dsql-local listening", "listen", regions[i].listen, "endpoint", regions[i].endpoint, "region", regions[i].region,
+			"latency", configs[i].Latency.Name, "admin", *adminListen, "ca", *tlsDir+"/"+tlsca.CAFile)
+		go func() { serving <- server.Serve(ctx, listeners[i]) }()
+	}
+	var first error
+	for range servers {
+		if err := <-serving; err != nil && first == nil {
+			first = err
+			stop() // one endpoint failing ends the others: the supervisor restarts the stand-in whole
+		}
+	}
+	return first
+}
+
+// regionFlags are one Region's endpoint as the command line gives it; prefix names its flags in errors.
+type regionFlags struct {
+	prefix, listen, endpoint, region, latency string
+}
+
+func (r regionFlags) config(base proxy.Config, tlsDir string, credentials aws.Credentials) (proxy.Config, error) {
+	profile, err := latency.Named(r.latency)
+	if err != nil {
+		return base, fmt.Errorf("--%slatency-profile: %w", r.prefix, err)
+	}
+	tlsConfig, err := tlsca.ServerConfig(tlsDir, unique([]string{r.endpoint, "127.0.0.1", "localhost"}))
+	if err != nil {
+		return base, fmt.Errorf("local CA in %s: %w", tlsDir, err)
+	}
+	base.TLS, base.Latency = tlsConfig, profile
+	base.Tokens = &token.Verifier{Host: r.endpoint, Region: r.region, Now: time.Now, Credentials: credentials}
+	return base, nil
 }
 
 // minAdminKeyLength refuses keys short enough to guess; the stack makes 43-character ones.

@@ -38,13 +38,17 @@ func NewServer(address string, handler http.Handler) *http.Server {
 }
 
 // Handler serves GET /healthz (200 when the backend answers), GET/POST /faults (conflict_rate=0..1,
-// seed=N: that fraction of commits fails with OC000, deterministically per seed), GET/POST /latency (profile=NAME:
-// the endpoint's network and commit delays from then on), GET /stats (connections now, authenticated and refused
-// since start, round trips and writing commits since start), GET /metrics (the same figures and the process's own, for a
-// Prometheus-compatible scraper) and Go's profiles.
-func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
+// seed=N: that fraction of commits fails with OC000, deterministically per seed), GET/POST /latency (profile=NAME,
+// optionally region=R: the endpoints' network and commit delays from then on), GET/POST /isolation (region=R,
+// isolated=true|false: that Region's endpoint loses its peer and the witness, and refuses writing commits), GET
+// /stats (connections now, authenticated and refused since start, round trips and writing commits since start,
+// per endpoint and in all), GET /metrics (the same figures and the process's own, for a Prometheus-compatible
+// scraper) and Go's profiles. The first of endpoints is the primary: the one a request naming no Region means
+// where one is meant.
+func Handler(endpoints []*proxy.Server, catalog *backend.Catalog) http.Handler {
 	mux := http.NewServeMux()
-	figures := figuresOf(server, catalog)
+	primary := endpoints[0] // the cluster's shared state (faults) is reached through any endpoint
+	figures := figuresOf(endpoints, catalog)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		figures.WritePrometheus(w)
@@ -59,26 +63,8 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) { writeFaults(w, server) })
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		accepted, refused := server.Authentications()
-		roundTrips, commits := server.Latency.Counts()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"connections": server.ActiveConnections(), "authenticated": accepted, "refused_at_authentication": refused,
-			"round_trips": roundTrips, "writing_commits": commits,
-		})
-	})
-	mux.HandleFunc("GET /latency", func(w http.ResponseWriter, _ *http.Request) { writeLatency(w, server) })
-	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
-		profile, err := latency.Named(r.FormValue("profile"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		server.Latency.Set(profile)
-		writeLatency(w, server)
-	})
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, _ *http.Request) { writeFaults(w, primary, endpoints) })
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, stats(endpoints)) })
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		rate, err := strconv.ParseFloat(r.FormValue("conflict_rate"), 64)
 		if err != nil || rate < 0 || rate > 1 {
@@ -89,13 +75,122 @@ func Handler(server *proxy.Server, catalog *backend.Catalog) http.Handler {
 		if err != nil {
 			seed = 1
 		}
-		server.Faults.Set(rate, seed)
-		writeFaults(w, server)
+		primary.Faults.Set(rate, seed)
+		writeFaults(w, primary, endpoints)
+	})
+	mux.HandleFunc("GET /latency", func(w http.ResponseWriter, r *http.Request) {
+		if chosen, ok := chosenEndpoints(w, r, endpoints, primary); ok {
+			writeJSON(w, latencyOf(chosen[0]))
+		}
+	})
+	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
+		profile, err := latency.Named(r.FormValue("profile"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		chosen, ok := chosenEndpoints(w, r, endpoints, nil) // no Region named: every endpoint
+		if !ok {
+			return
+		}
+		for _, endpoint := range chosen {
+			endpoint.Latency.Set(profile)
+		}
+		writeJSON(w, latencyOf(chosen[0]))
+	})
+	mux.HandleFunc("GET /isolation", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, isolation(endpoints)) })
+	mux.HandleFunc("POST /isolation", func(w http.ResponseWriter, r *http.Request) {
+		isolated, err := strconv.ParseBool(r.FormValue("isolated"))
+		if err != nil || r.FormValue("region") == "" {
+			http.Error(w, "give region=<an endpoint's Region> and isolated=true or false", http.StatusBadRequest)
+			return
+		}
+		chosen, ok := chosenEndpoints(w, r, endpoints, nil)
+		if !ok {
+			return
+		}
+		chosen[0].SetIsolated(isolated)
+		writeJSON(w, isolation(endpoints))
 	})
 	// Profiles, for finding where the stand-in spends its time (the endpoint listens on loopback).
 	mux.HandleFunc("GET /debug/pprof/", boundedProfile(pprof.Index)) // heap, goroutine...: ?seconds= for a delta
 	mux.HandleFunc("GET /debug/pprof/profile", boundedProfile(pprof.Profile))
 	return mux
+}
+
+// chosenEndpoints are the endpoints a request's region= names: that Region's, or with none named, unnamed (the
+// primary alone, or with nil every endpoint). An unknown Region is answered 400 with the Regions there are.
+func chosenEndpoints(w http.ResponseWriter, r *http.Request, endpoints []*proxy.Server, unnamed *proxy.Server) ([]*proxy.Server, bool) {
+	region := r.FormValue("region")
+	if region == "" {
+		if unnamed != nil {
+			return []*proxy.Server{unnamed}, true
+		}
+		return endpoints, true
+	}
+	regions := make([]string, len(endpoints))
+	for i, endpoint := range endpoints {
+		if endpoint.Region() == region {
+			return endpoints[i : i+1], true
+		}
+		regions[i] = endpoint.Region()
+	}
+	http.Error(w, fmt.Sprintf("no endpoint in Region %q: the stand-in serves %s", region, strings.Join(regions, ", ")), http.StatusBadRequest)
+	return nil, false
+}
+
+func writeJSON(w http.ResponseWriter, value any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(value)
+}
+
+func latencyOf(endpoint *proxy.Server) map[string]any {
+	profile := endpoint.Latency.Profile()
+	return map[string]any{"region": endpoint.Region(), "profile": profile.Name, "round_trip_ms": durationMs(profile.RoundTrip),
+		"commit_ms": durationMs(profile.Commit), "jitter": profile.Jitter}
+}
+
+func durationMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func isolation(endpoints []*proxy.Server) map[string]bool {
+	isolated := map[string]bool{}
+	for _, endpoint := range endpoints {
+		isolated[endpoint.Region()] = endpoint.Isolated()
+	}
+	return isolated
+}
+
+// endpointStats are one endpoint's counts since start and its state.
+type endpointStats struct {
+	Connections    int64  `json:"connections"`
+	RoundTrips     int64  `json:"round_trips"`
+	WritingCommits int64  `json:"writing_commits"`
+	Isolated       bool   `json:"isolated"`
+	Latency        string `json:"latency"`
+}
+
+// clusterStats are the counts in all (the fields a single endpoint always had) and per endpoint's Region.
+type clusterStats struct {
+	Connections    int64                    `json:"connections"`
+	Authenticated  int64                    `json:"authenticated"`
+	Refused        int64                    `json:"refused_at_authentication"`
+	RoundTrips     int64                    `json:"round_trips"`
+	WritingCommits int64                    `json:"writing_commits"`
+	Endpoints      map[string]endpointStats `json:"endpoints"`
+}
+
+func stats(endpoints []*proxy.Server) clusterStats {
+	all := clusterStats{Endpoints: map[string]endpointStats{}}
+	for _, endpoint := range endpoints {
+		accepted, refused := endpoint.Authentications()
+		trips, commits := endpoint.Latency.Counts()
+		one := endpointStats{Connections: endpoint.ActiveConnections(), RoundTrips: trips, WritingCommits: commits,
+			Isolated: endpoint.Isolated(), Latency: endpoint.Latency.Profile().Name}
+		all.Endpoints[endpoint.Region()] = one
+		all.Connections, all.Authenticated, all.Refused = all.Connections+one.Connections, all.Authenticated+accepted, all.Refused+refused
+		all.RoundTrips, all.WritingCommits = all.RoundTrips+trips, all.WritingCommits+commits
+	}
+	return all
 }
 
 // boundedProfile refuses a profile longer than MaxProfileSeconds, which pprof would let hold the
@@ -112,53 +207,43 @@ func boundedProfile(profile http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func writeFaults(w http.ResponseWriter, server *proxy.Server) {
-	rate, seed, fired := server.Faults.State()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"conflict_rate": rate, "seed": seed, "injected": fired, "connections": server.ActiveConnections(),
-	})
+func writeFaults(w http.ResponseWriter, primary *proxy.Server, endpoints []*proxy.Server) {
+	rate, seed, fired := primary.Faults.State()
+	writeJSON(w, map[string]any{"conflict_rate": rate, "seed": seed, "injected": fired, "connections": stats(endpoints).Connections})
 }
 
-func writeLatency(w http.ResponseWriter, server *proxy.Server) {
-	profile := server.Latency.Profile()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"profile": profile.Name, "round_trip_ms": durationMs(profile.RoundTrip), "commit_ms": durationMs(profile.Commit),
-		"jitter": profile.Jitter,
-	})
-}
-
-func durationMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// figuresOf reads the stand-in's state when scraped: client connections, authentications, injected
-// conflicts and the backend pool.
-func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
+// figuresOf reads the stand-in's state when scraped: client connections, authentications, round trips and
+// writing commits (per Region), injected conflicts and the backend pool.
+func figuresOf(endpoints []*proxy.Server, catalog *backend.Catalog) *metrics.Set {
 	set := metrics.NewSet()
-	set.NewGauge("dsql_local_connections", func() float64 { return float64(server.ActiveConnections()) })
-	set.NewGauge(`dsql_local_authentications_total{result="accepted"}`, func() float64 {
-		accepted, _ := server.Authentications()
-		return float64(accepted)
-	})
-	set.NewGauge(`dsql_local_authentications_total{result="refused"}`, func() float64 {
-		_, refused := server.Authentications()
-		return float64(refused)
-	})
+	set.NewGauge("dsql_local_connections", func() float64 { return float64(stats(endpoints).Connections) })
+	set.NewGauge(`dsql_local_authentications_total{result="accepted"}`, func() float64 { return float64(stats(endpoints).Authenticated) })
+	set.NewGauge(`dsql_local_authentications_total{result="refused"}`, func() float64 { return float64(stats(endpoints).Refused) })
+	for _, endpoint := range endpoints {
+		region := endpoint.Region()
+		set.NewGauge(fmt.Sprintf(`dsql_local_round_trips_total{region=%q}`, region), func() float64 {
+			trips, _ := endpoint.Latency.Counts()
+			return float64(trips)
+		})
+		set.NewGauge(fmt.Sprintf(`dsql_local_writing_commits_total{region=%q}`, region), func() float64 {
+			_, commits := endpoint.Latency.Counts()
+			return float64(commits)
+		})
+		set.NewGauge(fmt.Sprintf(`dsql_local_region_isolated{region=%q}`, region), func() float64 {
+			if endpoint.Isolated() {
+				return 1
+			}
+			return 0
+		})
+	}
+	faults := endpoints[0].Faults
 	set.NewGauge("dsql_local_injected_conflict_rate", func() float64 {
-		rate, _, _ := server.Faults.State()
+		rate, _, _ := faults.State()
 		return rate
 	})
 	set.NewGauge("dsql_local_injected_conflicts", func() float64 {
-		_, _, fired := server.Faults.State()
+		_, _, fired := faults.State()
 		return float64(fired)
-	})
-	set.NewGauge("dsql_local_round_trips_total", func() float64 {
-		roundTrips, _ := server.Latency.Counts()
-		return float64(roundTrips)
-	})
-	set.NewGauge("dsql_local_writing_commits_total", func() float64 {
-		_, commits := server.Latency.Counts()
-		return float64(commits)
 	})
 	set.NewGauge("dsql_local_backend_connections", func() float64 { return float64(catalog.Pool().Stat().TotalConns()) })
 	set.NewGauge("dsql_local_backend_connections_in_use", func() float64 {
@@ -172,7 +257,8 @@ func figuresOf(server *proxy.Server, catalog *backend.Catalog) *metrics.Set {
 var openPaths = map[string]bool{"/healthz": true, "/metrics": true}
 
 // RequireKey lets a request through to next only with `Authorization: Bearer <key>` (compared in constant time),
-// apart from /healthz and /metrics: /faults can fail every commit, /latency slow every statement, and /stats and the profiles tell what runs.
+// apart from /healthz and /metrics: /faults can fail every commit, /latency slow every statement, /isolation refuse
+// every write, and /stats and the profiles tell what runs.
 // A page in a browser cannot set that header on a simple request, so it cannot reach them either.
 func RequireKey(next http.Handler, key []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

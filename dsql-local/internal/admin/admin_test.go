@@ -1,10 +1,11 @@
 package admin
 
 import (
+	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,7 @@ func TestAdminServerHasEveryTimeout(t *testing.T) {
 }
 
 func TestProfilesAreBounded(t *testing.T) {
-	stand := proxy.New(proxy.Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	server := NewServer("", Handler(stand, nil))
+	server := NewServer("", Handler([]*proxy.Server{testEndpoint("us-east-1", nil)}, nil))
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,5 +84,62 @@ func TestASilentClientLosesItsConnection(t *testing.T) {
 	_, _ = io.ReadAll(conn)
 	if waited := time.Since(start); waited < ReadHeaderTimeout-time.Second || waited > ReadHeaderTimeout+4*time.Second {
 		t.Fatalf("the server closed a silent client after %v, want about %v", waited, ReadHeaderTimeout)
+	}
+}
+
+// call sends form to the handler and decodes its JSON answer; it fails the test unless the status is want.
+func call(t *testing.T, handler http.Handler, method, path, form string, want int) map[string]any {
+	t.Helper()
+	request := httptest.NewRequest(method, path, strings.NewReader(form))
+	request.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	recorder := httptest.NewRecorder()
+	handler.ServeHTTP(recorder, request)
+	if recorder.Code != want {
+		t.Fatalf("%s %s %s: %d %s", method, path, form, recorder.Code, recorder.Body)
+	}
+	answer := map[string]any{}
+	if want == http.StatusOK {
+		if err := json.Unmarshal(recorder.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	return answer
+}
+
+func TestTwoRegionsOfOnePeeredCluster(t *testing.T) {
+	east := testEndpoint("us-east-1", nil)
+	west := testEndpoint("us-west-2", east.Cluster)
+	handler := Handler([]*proxy.Server{east, west}, nil)
+
+	call(t, handler, "POST", "/latency", "profile=multi-region", http.StatusOK) // no Region named: both
+	if answer := call(t, handler, "POST", "/latency", "profile=none&region=us-west-2", http.StatusOK); answer["region"] != "us-west-2" {
+		t.Fatalf("the latency answer names the Region it set: %v", answer)
+	}
+	if east.Latency.Profile().Name != "multi-region" || west.Latency.Profile().Name != "none" {
+		t.Fatalf("latency per Region: east %s, west %s", east.Latency.Profile().Name, west.Latency.Profile().Name)
+	}
+	if answer := call(t, handler, "GET", "/latency?region=us-west-2", "", http.StatusOK); answer["profile"] != "none" {
+		t.Fatalf("GET /latency for us-west-2: %v", answer)
+	}
+	call(t, handler, "POST", "/latency", "profile=none&region=eu-west-1", http.StatusBadRequest)
+
+	isolated := call(t, handler, "POST", "/isolation", "region=us-east-1&isolated=true", http.StatusOK)
+	if isolated["us-east-1"] != true || isolated["us-west-2"] != false || !east.Isolated() || west.Isolated() {
+		t.Fatalf("isolating us-east-1 alone: %v", isolated)
+	}
+	call(t, handler, "POST", "/isolation", "isolated=true", http.StatusBadRequest)
+	call(t, handler, "POST", "/isolation", "region=us-east-1&isolated=maybe", http.StatusBadRequest)
+	call(t, handler, "POST", "/isolation", "region=mars-1&isolated=true", http.StatusBadRequest)
+
+	// Faults belong to the cluster: set through the handler, both endpoints' sessions draw from them.
+	call(t, handler, "POST", "/faults", "conflict_rate=0.5&seed=3", http.StatusOK)
+	if rate, _, _ := west.Faults.State(); rate != 0.5 {
+		t.Fatalf("the peer endpoint sees conflict rate %v", rate)
+	}
+	stats := call(t, handler, "GET", "/stats", "", http.StatusOK)
+	endpoints, _ := stats["endpoints"].(map[string]any)
+	east1, _ := endpoints["us-east-1"].(map[string]any)
+	if len(endpoints) != 2 || east1["isolated"] != true || east1["latency"] != "multi-region" || stats["round_trips"] != float64(0) {
+		t.Fatalf("stats: %v", stats)
 	}
 }

@@ -9,7 +9,14 @@ import (
 	"testing"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/proxy"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
 )
+
+// testEndpoint is an endpoint serving region, of cluster (nil: a cluster of its own), that is never started.
+func testEndpoint(region string, cluster *proxy.Cluster) *proxy.Server {
+	return proxy.New(proxy.Config{Tokens: &token.Verifier{Region: region}, Cluster: cluster,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
 
 // reached records which requests the guarded handler saw.
 type reached struct{ paths []string }
@@ -98,8 +105,8 @@ func TestTheRefusalNamesWhatIsNeededNotTheKey(t *testing.T) {
 }
 
 func TestFaultsCannotBeSetWithoutTheKey(t *testing.T) {
-	stand := proxy.New(proxy.Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	guarded := RequireKey(Handler(stand, nil), []byte("the-key"))
+	stand := testEndpoint("us-east-1", nil)
+	guarded := RequireKey(Handler([]*proxy.Server{stand}, nil), []byte("the-key"))
 	if code := serve(t, guarded, "POST", "/faults", ""); code != http.StatusUnauthorized {
 		t.Fatalf("POST /faults without the key: %d", code)
 	}

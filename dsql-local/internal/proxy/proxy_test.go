@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"cmp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
 )
 
 func TestInjectedConflictsAreDeterministicPerSeed(t *testing.T) {
@@ -63,7 +67,53 @@ func TestFaultsAndEpochsUnderConcurrency(t *testing.T) {
 }
 
 func newTestSession() *session {
-	return &session{server: &Server{config: Config{MaxTxnAge: time.Minute}, Faults: NewFaults(), Schema: NewSchemaEpochs()}}
+	return sessionOf(&Server{config: Config{MaxTxnAge: time.Minute, Tokens: &token.Verifier{Region: "us-east-1"}},
+		Cluster: &Cluster{Faults: NewFaults(), Schema: NewSchemaEpochs()}})
+}
+
+func sessionOf(server *Server) *session { return &session{server: server} }
+
+func TestAnIsolatedRegionRefusesWritesWhileItsPeerServes(t *testing.T) {
+	a := newTestSession().server
+	b := &Server{config: Config{MaxTxnAge: time.Minute, Tokens: &token.Verifier{Region: "us-west-2"}}, Cluster: a.Cluster}
+	begin, commit := dialect.Statement{Kind: dialect.KindBegin}, dialect.Statement{Kind: dialect.KindCommit}
+	write := dialect.Statement{Kind: dialect.KindDML, Tables: []string{"t"}}
+	read := dialect.Statement{Kind: dialect.KindRead, Tables: []string{"t"}}
+	transaction := func(server *Server, statements ...dialect.Statement) *sqlerr.Error {
+		s := sessionOf(server)
+		for _, statement := range append(append([]dialect.Statement{begin}, statements...), commit) {
+			if refusal, failed := s.admit(statement); refusal != nil || failed != nil {
+				return cmp.Or(refusal, failed)
+			}
+		}
+		return nil
+	}
+	a.SetIsolated(true)
+	if failed := transaction(a, read, write); failed == nil || failed.Rule != "region_isolated" || failed.Code != "08006" ||
+		!strings.Contains(failed.Message, "us-east-1") {
+		t.Fatalf("a writing commit in the isolated Region: %v", failed)
+	}
+	if failed := sessionOf(a).failedAutocommit(write); failed == nil || failed.Rule != "region_isolated" {
+		t.Fatalf("a write that commits on its own in the isolated Region: %v", failed)
+	}
+	if failed := transaction(a, read); failed != nil {
+		t.Fatalf("a transaction that only read has nothing to make durable: %v", failed)
+	}
+	if failed := transaction(b, read, write); failed != nil {
+		t.Fatalf("the Region with the witness keeps serving writes: %v", failed)
+	}
+	a.SetIsolated(false)
+	if failed := transaction(a, write); failed != nil {
+		t.Fatalf("reconnected, the Region writes again: %v", failed)
+	}
+	// One store behind both endpoints: a schema change committed through one is a conflict seen through the other.
+	s := sessionOf(b)
+	s.admit(begin)
+	s.admit(write)
+	a.Schema.Changed([]string{"t"})
+	if _, failed := s.admit(commit); failed == nil || failed.Rule != "occ_schema" {
+		t.Fatalf("a schema change through the other Region's endpoint: %v", failed)
+	}
 }
 
 func TestTransactionRules(t *testing.T) {

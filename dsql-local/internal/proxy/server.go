@@ -65,10 +65,27 @@ type Config struct {
 	LockWait       time.Duration
 	Latency        latency.Profile // the endpoint's delays; the admin API can change them
 	Log            *slog.Logger
+	// Cluster is the store this endpoint serves, shared with the other Region's endpoint of a peered cluster;
+	// nil: a cluster of its own.
+	Cluster *Cluster
 }
 
-// Server accepts clients and runs their sessions.
+// Cluster is what the endpoints of one cluster share: its store (one strongly consistent database behind
+// every Region's endpoint), the schema's epochs, the index jobs and the injected conflicts.
+type Cluster struct {
+	Faults *Faults
+	Schema *SchemaEpochs
+	Jobs   *Jobs
+}
+
+// NewCluster is a cluster over catalog's database, with no schema change yet and no injection.
+func NewCluster(catalog *backend.Catalog, log *slog.Logger) *Cluster {
+	return &Cluster{Faults: NewFaults(), Schema: NewSchemaEpochs(), Jobs: NewJobs(catalog, log)}
+}
+
+// Server is one Region's endpoint of a cluster: it accepts clients and runs their sessions.
 type Server struct {
+	*Cluster
 	config  Config
 	limiter *rate.Limiter
 	active  atomic.Int64
@@ -77,26 +94,36 @@ type Server struct {
 	authenticatingLimit int64
 	// Counted since start: connections let in (a valid token each) and refused at authentication.
 	authenticated, refused atomic.Int64
-	Faults                 *Faults
-	Schema                 *SchemaEpochs
-	Jobs                   *Jobs
 	Latency                *latency.Model
-	wg                     sync.WaitGroup
+	// Set while this endpoint's Region has lost its peer and the witness: its commits that write fail.
+	isolated atomic.Bool
+	wg       sync.WaitGroup
 }
 
 // New builds a server for config.
 func New(config Config) *Server {
+	cluster := config.Cluster
+	if cluster == nil {
+		cluster = NewCluster(config.Catalog, config.Log)
+	}
 	return &Server{
+		Cluster: cluster,
 		config:  config,
 		limiter: rate.NewLimiter(rate.Limit(config.ConnectRate), config.ConnectBurst),
-		Faults:  NewFaults(),
-		Schema:  NewSchemaEpochs(),
-		Jobs:    NewJobs(config.Catalog, config.Log),
 		Latency: latency.NewModel(config.Latency),
 		// A field, so that tests can make it small.
 		authenticatingLimit: maxAuthenticating,
 	}
 }
+
+// Region is the AWS Region this endpoint serves (its tokens are signed for it).
+func (s *Server) Region() string { return s.config.Tokens.Region }
+
+// SetIsolated cuts this endpoint's Region off from its peer and the witness (true), or reconnects it.
+func (s *Server) SetIsolated(isolated bool) { s.isolated.Store(isolated) }
+
+// Isolated reports whether this endpoint's Region is cut off.
+func (s *Server) Isolated() bool { return s.isolated.Load() }
 
 // ActiveConnections is how many clients are connected now.
 func (s *Server) ActiveConnections() int64 { return s.active.Load() }

@@ -225,6 +225,8 @@ func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sql
 		}
 		s.committing = s.committing || t.wrote
 		switch {
+		case t.wrote && s.server.Isolated():
+			failedCommit = sqlerr.RegionIsolated(s.server.Region())
 		case t.wrote && s.server.Faults.CommitConflict():
 			failedCommit = sqlerr.Conflict(false)
 		case s.server.Schema.ChangedSince(t.epoch, t.tables):
@@ -264,10 +266,14 @@ func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sql
 	return nil, nil
 }
 
-// injectedConflict draws, for a statement that commits on its own, whether its commit fails.
-func (s *session) injectedConflict(statement dialect.Statement) *sqlerr.Error {
+// failedAutocommit is, for a statement that commits on its own, why its commit fails: its Region is cut off, or
+// an injected conflict drawn.
+func (s *session) failedAutocommit(statement dialect.Statement) *sqlerr.Error {
 	if s.txn.explicit || (statement.Kind != dialect.KindDML && statement.Kind != dialect.KindDDL) {
 		return nil
+	}
+	if s.server.Isolated() {
+		return sqlerr.RegionIsolated(s.server.Region())
 	}
 	if s.server.Faults.CommitConflict() {
 		return sqlerr.Conflict(false)
@@ -292,7 +298,7 @@ func (s *session) onQuery(text string) string {
 			refusal, failedCommit = s.admit(statement)
 		}
 		if refusal == nil && failedCommit == nil && len(statements) == 1 {
-			refusal = s.injectedConflict(statement)
+			refusal = s.failedAutocommit(statement)
 		}
 		if refusal != nil || failedCommit != nil {
 			break
@@ -396,7 +402,7 @@ func (s *session) onExecute(execute *pgproto3.Execute) pgproto3.FrontendMessage 
 	s.startStatement()
 	refusal, failedCommit := s.admit(statement)
 	if refusal == nil && failedCommit == nil {
-		refusal = s.injectedConflict(statement)
+		refusal = s.failedAutocommit(statement)
 	}
 	switch {
 	case refusal != nil:

@@ -23,6 +23,7 @@ const (
 	InsufficientPrivilege      = "42501"
 	InvalidParameterValue      = "22023"
 	DependentObjectsStillExist = "2BP01"
+	ConnectionFailure          = "08006"
 )
 
 // Error is a refusal: a SQLSTATE, a message (with PostgreSQL's optional detail and hint), and the rule
@@ -58,4 +59,12 @@ func Conflict(schema bool) *Error {
 		return New(SerializationFailure, "occ_schema", "schema has been updated by another transaction, please retry: (OC001)")
 	}
 	return New(SerializationFailure, "occ_data", "change conflicts with another transaction, please retry: (OC000)")
+}
+
+// RegionIsolated refuses a commit that writes in a Region of a multi-Region cluster that has lost contact with its
+// peer and the witness. AWS documents no error for this; the stand-in's choice is a connection-class SQLSTATE that
+// no client retries as a conflict, and a message that says what happened.
+func RegionIsolated(region string) *Error {
+	return New(ConnectionFailure, "region_isolated", "the cluster's endpoint in %s has lost contact with its peer Region and the "+
+		"witness: writes are refused until it is reconnected; use the other Region's endpoint", region)
 }
