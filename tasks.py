@@ -198,6 +198,7 @@ def restart(c: Context, service: list[str] | None = None, runtime: str = "local"
 
 
 RELEASE = flags.Choice("--to", tuple(release.version for release in RELEASES))
+REGION = flags.Text("--to", "an AWS Region, e.g. us-west-2")
 
 
 @task(
@@ -213,6 +214,23 @@ def upgrade(c: Context, to: str | None = None, dry_run: bool = False, runtime: s
     index template, then replace the roles one at a time (one minor release per upgrade, as upstream requires)."""
     target = "" if to is None else RELEASE.parse(to)
     operations.upgrade(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=target, dry_run=dry_run)
+
+
+@task(
+    help={
+        "to": REGION.help("The Region to serve from: the stack's other one (STANDBY_REGION, or back to AWS_REGION's)"),
+        "dry_run": "Print the steps, as they run here and with the chart on AWS; change nothing.",
+        "runtime": RUNTIME.help(
+            "How the stack runs; failover needs docker, as the local runtime runs one Region", "docker"
+        ),
+    }
+)
+@cli.reported
+def failover(c: Context, to: str | None = None, dry_run: bool = False, runtime: str = "docker") -> None:
+    """Move serving to the peered cluster's other Region: stop (fence) the serving Region's Temporal hosts, start the
+    other Region's on its endpoint, wait until they own every shard and the frontend serves; each step timed."""
+    region = REGION.parse(to)
+    operations.failover(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=region, dry_run=dry_run)
 
 
 @task(name="test")
@@ -424,6 +442,7 @@ namespace = Collection(
     up,
     down,
     upgrade,
+    failover,
     restart,
     status,
     top,

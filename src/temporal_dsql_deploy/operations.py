@@ -27,12 +27,15 @@ from temporal_dsql_deploy.kubernetes.chart import chart_settings, write_chart
 from temporal_dsql_deploy.kubernetes.render import render as render_chart
 from temporal_dsql_deploy.kubernetes.sizing import plan as size_for
 from temporal_dsql_deploy.observability.top import watch
+from temporal_dsql_deploy.runtime import regions
+from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, compose_file
 from temporal_dsql_deploy.runtime.installer import Installer, server_module_dir
 from temporal_dsql_deploy.runtime.interface import ServiceRow, StackRuntime
 from temporal_dsql_deploy.runtime.model import Runtime
+from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.runtime.targets import runtime_for
 from temporal_dsql_deploy.runtime.units.temporal_server import install_temporal_server
-from temporal_dsql_deploy.settings.config import Settings, pin_setting
+from temporal_dsql_deploy.settings.config import Settings, host_architecture, pin_setting
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from temporal_dsql_deploy.temporal.upgrade import (
@@ -163,6 +166,43 @@ def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, i
         stack.replace_release(service, at_target)
         cli.say(f"{service}: on {hop.target.version}, the stack healthy again after {time.monotonic() - step:.1f}s")
     stack.finish_release(at_target)
+
+
+FRONTEND_SERVES_WAIT_S = 120
+
+
+def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
+    """Move serving to the stack's other Region (runtime/regions.py: fence the old Region's hosts, start the new
+    Region's, every shard owned, the frontend serving), each step timed; SERVING_REGION pinned in .env after."""
+    for line in regions.plan_lines(settings, to):
+        cli.say(line)
+    if dry_run:
+        cli.say("dry run: nothing was changed")
+        return
+    stack = runtime_for(settings, project_root, runtime)
+    if not isinstance(stack, DockerRuntime):
+        raise DeployError(
+            "failover moves Temporal between two Regions' hosts, and the local runtime runs one Region",
+            "run it with --runtime docker (on AWS: the Helm steps above)",
+        )
+    from temporal_dsql_deploy.temporal.serving import wait_serving  # noqa: PLC0415 (the SDK: seconds to import)
+
+    began = time.monotonic()
+    target = settings.model_copy(update={"serving_region": to})
+
+    def say(step: regions.Step) -> None:
+        cli.say(f"{step.what} ({step.seconds:.1f}s)")
+
+    regions.failover(stack, to, target, lambda serving: write_compose(serving, host_architecture(),
+                                                                      compose_file(project_root)), say)  # fmt: skip
+    step = time.monotonic()
+    wait_serving(target.frontend_address, settings.temporal_namespace, FRONTEND_SERVES_WAIT_S,
+                 f"see `invoke logs {regions.role_service(settings, to, 'frontend')} --runtime docker`")  # fmt: skip
+    say(regions.Step(f"{to}'s frontend at {target.frontend_address} serves {settings.temporal_namespace!r}",
+                     time.monotonic() - step))  # fmt: skip
+    stack.start_services(["temporal-ui"])  # the UI follows the serving frontend
+    cli.say(f"{to} serves ({time.monotonic() - began:.1f}s in all)")
+    cli.say(pin_setting(project_root, "SERVING_REGION", to))
 
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:

@@ -27,7 +27,7 @@ from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import PEER_REGION, StandIn, require
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_database]
 DSQL_SCHEMA = "dsql/v12/temporal"
 
 

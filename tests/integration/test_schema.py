@@ -29,7 +29,7 @@ from temporal_dsql_deploy.settings.releases import RELEASES, Release
 from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_database]
 UPSTREAM = "postgresql/v12/temporal"
 MakeApplier = Callable[..., Applier]
 PASSWORD = secrets.token_urlsafe(16)  # the throwaway server's, like the stack's own: password auth

@@ -16,7 +16,7 @@ from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_database]
 DSQL_SCHEMA = "dsql/v12/temporal"
 UNMAPPED = "unmapped_probe"
 NOT_TEMPORALS = "reports_not_temporals"

@@ -21,7 +21,7 @@ from temporal_dsql_deploy.temporal.installed import TemporalServer
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import StandIn, require
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_database]
 
 
 @pytest.fixture

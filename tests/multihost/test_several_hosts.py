@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from temporal_dsql_deploy.load.faults import Fault, FaultPlan, run_fault
-from temporal_dsql_deploy.load.host_faults import HISTORY, HOST_FAULTS, owned_shards
+from temporal_dsql_deploy.load.host_faults import HISTORY, HOST_FAULTS
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
 from tests.faults.conftest import check_nothing_lost
 from tests.multihost.conftest import HOSTS, RESULTS, SHARDS
@@ -24,7 +24,7 @@ def test_each_role_runs_on_its_hosts_and_the_shards_are_spread(several_hosts: Do
     for field, hosts in HOSTS.items():
         service = f"temporal-{field.removeprefix('temporal_').removesuffix('_hosts')}"
         assert len(several_hosts.containers(service)) == hosts, service
-    owned = owned_shards(several_hosts)
+    owned = several_hosts.owned_shards(HISTORY)
     assert len(owned) == HOSTS["temporal_history_hosts"]
     assert sum(owned.values()) == SHARDS, owned
     assert min(owned.values()) > 0, f"a history host owns no shard: {owned}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from temporal_dsql_deploy.load.host_faults import HOST_FAULTS, shards_in
+from temporal_dsql_deploy.load.host_faults import HOST_FAULTS
+from temporal_dsql_deploy.runtime.docker_runtime import shards_in
 from temporal_dsql_deploy.runtime.model import Runtime
 
 METRICS = """# HELP numshards_gauge numshards_gauge

@@ -32,7 +32,7 @@ MakeSettings = Callable[..., Settings]
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "docker-compose.amd64.yml"
 
 
-def _validate_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+def validate_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True,
@@ -65,14 +65,14 @@ def test_every_service_follows_the_architecture_and_validates(
     path = write_compose(settings, arch, tmp_path / "docker-compose.yml")  # type: ignore[arg-type]
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert {service["platform"] for service in document["services"].values()} == {f"linux/{arch}"}
-    result = _validate_compose_schema(path)
+    result = validate_compose_schema(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_schema_validation_catches_a_broken_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text("services:\n  x:\n    image: a\n    depends_on: {y: {condition: sometimes}}\n", encoding="utf-8")
-    assert _validate_compose_schema(broken).returncode != 0
+    assert validate_compose_schema(broken).returncode != 0
 
 
 def test_dependencies_and_health_checks_come_from_the_model(make_settings: MakeSettings) -> None:
@@ -286,7 +286,7 @@ def test_hosts_per_role_become_replicas_each_with_its_address(make_settings: Mak
     }  # fmt: skip
     assert services["temporal-frontend"]["ports"] == ["127.0.0.1:7233-7234:7233"]
     assert all("container_name" not in service for service in services.values())  # names would clash
-    result = _validate_compose_schema(path)
+    result = validate_compose_schema(path)
     assert result.returncode == 0, result.stdout + result.stderr
     scrape = yaml.safe_load((tmp_path / "config" / "scrape").read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}

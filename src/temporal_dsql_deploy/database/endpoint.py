@@ -17,7 +17,6 @@ from temporal_dsql_deploy.settings.config import Settings
 
 DSQL_ADMIN_USER = "admin"
 DSQL_DATABASE = "postgres"  # a DSQL cluster has exactly one database
-LOCAL_DSQL_REGION = "us-east-1"  # the Region local tokens are signed for when AWS_REGION is unset
 # The IAM principal dsql-local says signed a token made with the stack's local credentials (its -iam-principal).
 LOCAL_DSQL_PRINCIPAL_ARN = "arn:aws:iam::000000000000:role/dsql-local"
 # The database the stand-in keeps DSQL's one `postgres` database in, on the stack's PostgreSQL.
@@ -66,7 +65,7 @@ def persistence_endpoint(settings: Settings) -> Endpoint:
             database=DSQL_DATABASE,
             tls=True,
             iam=True,
-            region=settings.aws_region or LOCAL_DSQL_REGION,
+            region=settings.active_region,
             ca_file=settings.temporal_sql_tls_ca_file or local_ca_file(settings),
             password=None,
             access_key_id=settings.dsql_local_access_key_id,

@@ -145,7 +145,7 @@ def chart_settings(settings: Settings) -> Settings:
     """The settings the chart's defaults come from: the deployed cluster's when they point at one, else a cluster's
     shape with its endpoint and Region left for the user (the local stack's own database is no cluster)."""
     shaped = settings if settings.is_dsql and not settings.sql_is_local else as_cluster(settings, "", "")
-    update: dict[str, object] = {}
+    update: dict[str, object] = {"standby_region": None, "serving_region": None}  # a release serves one Region
     if "temporal_num_history_shards" not in settings.model_fields_set:
         update["temporal_num_history_shards"] = PRODUCTION_SHARDS
     if shaped.dsql_service_principal_arn is None:  # so the model names the variable; its value is the chart's

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporal_dsql_deploy.database.local_postgres import ensure_database
-from temporal_dsql_deploy.load.bench import Target, measure, stack_target, wait_serving
+from temporal_dsql_deploy.load.bench import Target, measure, stack_target
 from temporal_dsql_deploy.load.driver import Load, Progress
 from temporal_dsql_deploy.load.report import RunResult
 from temporal_dsql_deploy.process import run_tool, spawn
@@ -22,6 +22,7 @@ from temporal_dsql_deploy.runtime.installer import Paths
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.settings.config import Settings
 from temporal_dsql_deploy.temporal.installed import temporal_cli
+from temporal_dsql_deploy.temporal.serving import wait_serving
 
 PROFILES = (("DSQL profile (local default)", "dsql"), ("PostgreSQL profile", "postgres12_pgx"))
 DEV_SERVER_IN_MEMORY = "temporal server start-dev (in memory)"

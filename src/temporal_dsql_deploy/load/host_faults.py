@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -17,34 +16,13 @@ from types import TracebackType
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from temporal_dsql_deploy.load.faults import RECOVERY_WAIT_S, Fault, FaultContext, Injected
-from temporal_dsql_deploy.process import run_program, run_tool
+from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, container_pid
 from temporal_dsql_deploy.runtime.model import Runtime
-from temporal_dsql_deploy.settings.config import ROLE_METRICS_PORTS
 
 HISTORY = "temporal-history"
 UNOWNED_LIMIT_S = 60.0
 POLL_S = 1.0
-# One sample of the gauge, labels or not, in Prometheus' text format.
-SHARD_GAUGE = re.compile(r"^numshards_gauge(?:\{[^}]*\})?\s+(\S+)$", re.MULTILINE)
-
-
-def owned_shards(runtime: DockerRuntime) -> dict[str, int]:
-    """The shards each running history host owns now, by container id (a host that does not answer: 0)."""
-    url = f"http://127.0.0.1:{ROLE_METRICS_PORTS['history']}/metrics"
-    owned: dict[str, int] = {}
-    for container in runtime.containers(HISTORY):
-        scraped = run_program(["docker", "exec", container, "curl", "-fsS", "--max-time", "2", url],
-                              what=f"the metrics of history host {container[:12]}", fix="check `docker ps`",
-                              timeout_s=10)  # fmt: skip
-        owned[container] = shards_in(scraped.stdout) if scraped.returncode == 0 else 0
-    return owned
-
-
-def shards_in(metrics: str) -> int:
-    """The shards a history host says it owns, from its Prometheus metrics (0 before it has said)."""
-    samples = SHARD_GAUGE.findall(metrics)
-    return int(float(samples[-1])) if samples else 0
 
 
 class OwnershipWatch:
@@ -69,7 +47,7 @@ class OwnershipWatch:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            now, owned = time.monotonic(), sum(owned_shards(self.runtime).values())
+            now, owned = time.monotonic(), sum(self.runtime.owned_shards(HISTORY).values())
             if owned < self.shards:
                 self._gap_began = self._gap_began if self._gap_began is not None else now
                 self.longest_gap_s = max(self.longest_gap_s, now - self._gap_began)
@@ -89,7 +67,7 @@ def _every_shard_owned(runtime: DockerRuntime, hosts: int) -> float:
     shards = runtime.settings.temporal_num_history_shards
 
     def settled() -> bool:
-        owned = owned_shards(runtime)
+        owned = runtime.owned_shards(HISTORY)
         return len(owned) == hosts and sum(owned.values()) == shards and min(owned.values()) > 0
 
     waiting = Retrying(stop=stop_after_delay(RECOVERY_WAIT_S), wait=wait_fixed(POLL_S),
@@ -98,7 +76,7 @@ def _every_shard_owned(runtime: DockerRuntime, hosts: int) -> float:
         waiting(settled)
     except RetryError:
         raise TimeoutError(f"{hosts} history hosts did not own all {shards} shards within {RECOVERY_WAIT_S}s: "
-                           f"{owned_shards(runtime)}") from None  # fmt: skip
+                           f"{runtime.owned_shards(HISTORY)}") from None  # fmt: skip
     return time.monotonic() - began
 
 

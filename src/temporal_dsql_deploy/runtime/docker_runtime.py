@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 from collections import Counter
@@ -42,7 +43,7 @@ from temporal_dsql_deploy.runtime.render_compose import (
 from temporal_dsql_deploy.runtime.stack_images import build_stack_images
 from temporal_dsql_deploy.runtime.units import build_stack
 from temporal_dsql_deploy.runtime.units.postgresql import DATABASE_VOLUME
-from temporal_dsql_deploy.settings.config import Settings, host_architecture
+from temporal_dsql_deploy.settings.config import ROLE_METRICS_PORTS, Settings, host_architecture
 from temporal_dsql_deploy.settings.environment import docker_host
 from temporal_dsql_deploy.settings.layout import Layout
 from temporal_dsql_deploy.temporal.upgrade import check_start, mark_moving, record_release
@@ -311,6 +312,16 @@ def _in_container(pid: int, container_id: str) -> bool:
     return container_id[:12] in cgroups
 
 
+# One sample of the gauge, labels or not, in Prometheus' text format.
+SHARD_GAUGE = re.compile(r"^numshards_gauge(?:\{[^}]*\})?\s+(\S+)$", re.MULTILINE)
+
+
+def shards_in(metrics: str) -> int:
+    """The shards a history host says it owns, from its Prometheus metrics (0 before it has said)."""
+    samples = SHARD_GAUGE.findall(metrics)
+    return int(float(samples[-1])) if samples else 0
+
+
 class DockerRuntime(StackRuntime):
     """The stack under Docker Compose, on the user's engine or one the project runs."""
 
@@ -339,6 +350,18 @@ class DockerRuntime(StackRuntime):
         """The ids of the service's running containers, one per host."""
         return _compose(self.settings, self.project_root, "ps", "--quiet", service, what="docker compose ps").split()
 
+    def owned_shards(self, history: str) -> dict[str, int]:
+        """The shards each running host of the history service `history` owns now, by container id (a host that does
+        not answer: 0), from its own `numshards_gauge` (what its shard controller owns)."""
+        url = f"http://127.0.0.1:{ROLE_METRICS_PORTS['history']}/metrics"
+        owned: dict[str, int] = {}
+        for container in self.containers(history):
+            scraped = run_program(["docker", "exec", container, "curl", "-fsS", "--max-time", "2", url],
+                                  what=f"the metrics of history host {container[:12]}", fix="check `docker ps`",
+                                  timeout_s=10)  # fmt: skip
+            owned[container] = shards_in(scraped.stdout) if scraped.returncode == 0 else 0
+        return owned
+
     def scale(self, service: str, hosts: int, timeout_s: float = UP_TIMEOUT_S) -> None:
         """Run `service` on `hosts` hosts (containers), returning once each is healthy; the others are left alone."""
         _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", "--no-recreate", "--scale",
@@ -347,6 +370,19 @@ class DockerRuntime(StackRuntime):
         # Not `--wait`, which gives up at a new host's first unhealthy report: a history host is not ready until it
         # owns its shards, which under load can take longer than its health check's first tries.
         wait_healthy(self.settings, self.project_root, timeout_s)
+
+    def remove_services(self, services: list[str], grace_s: int) -> None:
+        """Stop every container of `services` (SIGTERM, `grace_s` to finish, then SIGKILL), then remove them."""
+        named = ", ".join(services)
+        _compose(self.settings, self.project_root, "stop", "--timeout", str(grace_s), *services,
+                 what=f"docker compose stop {named}", timeout_s=grace_s * len(services) + 60)  # fmt: skip
+        _compose(self.settings, self.project_root, "rm", "--force", *services, what=f"docker compose rm {named}")
+
+    def start_services(self, services: list[str]) -> None:
+        """`services` as the compose file has them now (their hosts, their settings), and the stack healthy again."""
+        _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", *services,
+                 what=f"docker compose up {', '.join(services)}", timeout_s=UP_TIMEOUT_S)  # fmt: skip
+        wait_healthy(self.settings, self.project_root, UP_TIMEOUT_S)
 
     def restart(self, targets: list[str], report: Reporter) -> list[str]:
         restarted = restart(self.settings, self.project_root, targets)

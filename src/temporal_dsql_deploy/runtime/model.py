@@ -77,6 +77,11 @@ class Port:
     name: str
     number: int
     published: bool = False  # reachable from the host in Compose (all ports are local natively)
+    host_number: int | None = None  # published at this port of the host rather than its own number
+
+    @property
+    def on_host(self) -> int:
+        return self.host_number or self.number
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Service:
     scrape: Scrape | None = None
     runtimes: frozenset[Runtime] = frozenset(Runtime)
     replicas: int = 1  # hosts running it, each with its own address (Compose replicas, the chart's Deployment)
+    aliases: tuple[str, ...] = ()  # more names it is reached by on the stack's network (another Region's endpoint)
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,8 @@ class Stack:
         return [(s, s.scrape) for s in self.services if s.scrape is not None]
 
     def temporal_services(self) -> list[str]:
-        """The Temporal services, in start-up order."""
-        return [s.name for s in self.services if s.component is Component.TEMPORAL_SERVER]
+        """The Temporal services that serve, in start-up order (a standby Region's wait at no hosts until failover)."""
+        return [s.name for s in self.services if s.component is Component.TEMPORAL_SERVER and s.replicas > 0]
 
     def startup_order(self) -> tuple[str, ...]:
         """Services in an order where each comes after everything it depends on (stable by position)."""
@@ -249,3 +255,30 @@ def admin_environment(settings: Settings, *groups: dict[str, EnvValue]) -> dict[
     for group in groups:
         merged.update(group)
     return merged
+
+
+def standby_service(service: str, region: str) -> str:
+    """The name of `service`'s counterpart in the standby Region (`temporal-history-us-west-2`)."""
+    return f"{service}-{region}"
+
+
+def standby_endpoint(region: str) -> str:
+    """The host name of the local stand-in's endpoint for the standby Region (its certificate and tokens name it)."""
+    return f"dsql-local-{region}"
+
+
+def serving_frontend(settings: Settings) -> str:
+    """The frontend service the stack's own clients (UI, namespace job) use: the serving Region's."""
+    if settings.standby_region is not None and settings.serves_from_standby:
+        return standby_service("temporal-frontend", settings.standby_region)
+    return "temporal-frontend"
+
+
+def standby_persistence_environment(settings: Settings, region: str) -> dict[str, EnvValue]:
+    """The Temporal services' persistence variables in the standby Region: that Region's endpoint of the peered
+    cluster (the stand-in's second endpoint), its tokens signed for that Region."""
+    environment = server_persistence_environment(settings)
+    environment["TEMPORAL_SQL_HOST"] = HostOf(standby_endpoint(region))
+    environment["TEMPORAL_SQL_PORT"] = str(settings.dsql_local_standby_port)
+    environment["AWS_REGION"] = region
+    return environment

@@ -100,6 +100,22 @@ def _secrets(service: Service, settings: Settings) -> list[str]:
     return sorted({secret_name(ref) for ref in (*refs, *launch.secrets)})
 
 
+def _placement(service: Service, settings: Settings) -> dict[str, Any]:
+    """Its published ports, its hosts and its names on the stack's network."""
+    placement: dict[str, Any] = {}
+    # Each replica publishes on a port of its own (the range starting at the service's).
+    last = max(service.replicas - 1, 0)
+    published = [f"{settings.publish_address}:{port.on_host}{f'-{port.on_host + last}' if last else ''}:{port.number}"
+                 for port in service.ports if port.published]  # fmt: skip
+    if published:
+        placement["ports"] = published
+    if service.replicas != 1:  # none: a standby Region's hosts, until failover
+        placement["deploy"] = {"replicas": service.replicas}
+    if service.aliases:
+        placement["networks"] = {"default": {"aliases": list(service.aliases)}}
+    return placement
+
+
 def render_service(service: Service, settings: Settings, arch: Architecture,
                    mounts: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
     launch = _launch(service, settings)
@@ -109,14 +125,7 @@ def render_service(service: Service, settings: Settings, arch: Architecture,
     variables = environment(service, settings)
     if variables:
         rendered["environment"] = variables
-    # Each replica publishes on a port of its own (the range starting at the service's).
-    last = service.replicas - 1
-    published = [f"{settings.publish_address}:{port.number}{f'-{port.number + last}' if last else ''}:{port.number}"
-                 for port in service.ports if port.published]  # fmt: skip
-    if published:
-        rendered["ports"] = published
-    if service.replicas > 1:
-        rendered["deploy"] = {"replicas": service.replicas}
+    rendered.update(_placement(service, settings))
     if launch.volumes:
         rendered["volumes"] = list(launch.volumes)
     # Least privilege: no capabilities, no new privileges, nothing written outside volumes and tmpfs, a memory cap.

@@ -21,7 +21,7 @@ def scrape_config(stack: Stack, host: Callable[[str], str], interval: timedelta,
     jobs: list[dict[str, object]] = []
     for service, scrape in stack.scrape_targets():
         job: dict[str, object] = {"job_name": service.name, "metrics_path": scrape.path}
-        if service.replicas > 1:
+        if service.replicas != 1:  # several hosts, or none yet (a standby Region's)
             job["dns_sd_configs"] = [{"names": [host(service.name)], "type": "A", "port": scrape.port}]
         else:
             job["static_configs"] = [{"targets": [f"{host(service.name)}:{scrape.port}"]}]

@@ -53,6 +53,7 @@ AWS_SDK_VARIABLES = frozenset({
 # Ports the stack derives rather than reads: Temporal's membership port is its gRPC port - 300 (7233 -> 6933), and
 # each role's metrics port and the frontend's HTTP port are fixed.
 MEMBERSHIP_PORT_OFFSET = 300
+LOCAL_REGION = "us-east-1"  # the Region local IAM tokens are signed for when AWS_REGION is unset
 ROLE_METRICS_PORTS = {"history": 9092, "matching": 9093, "frontend": 9091, "worker": 9094}
 FRONTEND_HTTP_PORT = 8233
 # Temporal's own rule for a namespace name: not empty, at most limit.maxIDLength (default 1000) bytes
@@ -212,6 +213,24 @@ class Settings(BaseSettings):
         description="AWS Region of the DSQL cluster, e.g. us-east-1. Required when IAM auth is on.",
     )
 
+    standby_region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="The second Region of a peered multi-Region DSQL cluster, where a standby set of Temporal hosts "
+        "waits, scaled to zero, on that Region's endpoint until `invoke failover --to` it. With the Docker runtime "
+        "and the local profile the stand-in serves that Region's endpoint too (DSQL_LOCAL_STANDBY_PORT). Unset: one "
+        "Region.",
+    )
+    serving_region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="With STANDBY_REGION: the Region whose Temporal hosts serve, AWS_REGION's (unset) or "
+        "STANDBY_REGION's; `invoke failover` sets it, and the other Region's hosts are scaled to zero.",
+    )
+    standby_frontend_port: Port = Field(
+        7243, description="Where the standby Region's frontend is published (PUBLISH_ADDRESS) with STANDBY_REGION."
+    )
+
     # --- Persistence (DSQL in AWS, or the local PostgreSQL) --------------------------------
     temporal_sql_host: Host = Field(
         "127.0.0.1",
@@ -305,6 +324,9 @@ class Settings(BaseSettings):
     )
     dsql_local_connect_rate: float = Field(
         100.0, gt=0, le=100_000, description="New connections per second dsql-local accepts (DSQL: 100, burst 1,000)."
+    )
+    dsql_local_standby_port: Port = Field(
+        5436, description="Port of dsql-local's endpoint for STANDBY_REGION (on the stack's network only)."
     )
     dsql_local_latency: DsqlLatency = Field(
         "none",
@@ -459,7 +481,7 @@ class Settings(BaseSettings):
         self.__pydantic_fields_set__ -= derived
         idle = self.temporal_sql_max_idle_conns
         problems = [*self._connection_problems(idle), *self._credential_problems(), *self._port_problems(),
-                    *self._host_problems()]  # fmt: skip
+                    *self._host_problems(), *self._region_problems()]  # fmt: skip
         if problems:
             raise ValueError(_JOINED.join(problems))
         return self
@@ -489,6 +511,24 @@ class Settings(BaseSettings):
             yield (f"TEMPORAL_HISTORY_HOSTS={self.temporal_history_hosts} is above TEMPORAL_NUM_HISTORY_SHARDS="
                    f"{self.temporal_num_history_shards}: a history host without a shard only waits; use fewer hosts "
                    "(the shard count is fixed when the schema is first used)")  # fmt: skip
+
+    def _region_problems(self) -> Iterable[str]:
+        if self.standby_region is not None and self.standby_region == self.active_region:
+            yield (f"STANDBY_REGION={self.standby_region} is the Region the stack serves from (AWS_REGION, or "
+                   f"{LOCAL_REGION} locally); a peered cluster's second Region is another, e.g. us-west-2")  # fmt: skip
+        if self.serving_region is not None and self.serving_region not in (self.active_region, self.standby_region):
+            regions = " or ".join(region for region in (self.active_region, self.standby_region) if region)
+            yield f"SERVING_REGION={self.serving_region} is neither of the stack's Regions: give {regions}"
+
+    @property
+    def serves_from_standby(self) -> bool:
+        """Whether the standby Region's hosts serve (after `invoke failover`), the primary Region's at none."""
+        return self.standby_region is not None and self.serving_region == self.standby_region
+
+    @property
+    def active_region(self) -> str:
+        """The Region the stack's primary set of hosts serves from: AWS_REGION, or the local stand-in's default."""
+        return self.aws_region or LOCAL_REGION
 
     def hosts(self, role: str) -> int:
         """How many hosts run Temporal's `role` (history, matching, frontend or worker)."""
@@ -521,7 +561,9 @@ class Settings(BaseSettings):
             ("TEMPORAL_SQL_PORT", "DSQL_LOCAL_PORT", "DSQL_LOCAL_ADMIN_PORT", "POSTGRES_EXPORTER_PORT")
             if self.runs_local_database else ()
         )  # fmt: skip
-        named = (*local_database, "TEMPORAL_FRONTEND_PORT", "TEMPORAL_HISTORY_PORT", "TEMPORAL_MATCHING_PORT",
+        standby = ("STANDBY_FRONTEND_PORT", *(("DSQL_LOCAL_STANDBY_PORT",) if self.runs_local_database else ()))
+        named = (*local_database, *(standby if self.standby_region else ()),
+                 "TEMPORAL_FRONTEND_PORT", "TEMPORAL_HISTORY_PORT", "TEMPORAL_MATCHING_PORT",
                  "TEMPORAL_WORKER_PORT", "TEMPORAL_UI_PORT", "TEMPORAL_ELASTICSEARCH_PORT", "METRICS_PORT",
                  "GRAFANA_PORT", "SEARCH_ENGINE_EXPORTER_PORT")  # fmt: skip
         labelled = [(int(getattr(self, name.lower())), name) for name in named]
@@ -571,7 +613,9 @@ class Settings(BaseSettings):
 
     @property
     def frontend_address(self) -> str:
-        return f"{self.temporal_frontend_host}:{self.temporal_frontend_port}"
+        """Where clients reach the serving Region's frontend."""
+        port = self.standby_frontend_port if self.serves_from_standby else self.temporal_frontend_port
+        return f"{self.temporal_frontend_host}:{port}"
 
     def resolve(self, project_root: Path) -> Settings:
         """Anchor relative paths at the project root, so tasks behave the same from any directory."""

@@ -9,7 +9,6 @@ from temporal_dsql_deploy.database.endpoint import (
     DSQL_LOCAL_BACKEND_DATABASE,
     DSQL_LOCAL_BACKEND_ROLE,
     LOCAL_DSQL_PRINCIPAL_ARN,
-    LOCAL_DSQL_REGION,
     dsql_local_dir,
 )
 from temporal_dsql_deploy.runtime.control_keys import DSQL_LOCAL_ADMIN_KEY
@@ -31,6 +30,7 @@ from temporal_dsql_deploy.runtime.model import (
     Service,
     admin_environment,
     local_postgres_environment,
+    standby_endpoint,
 )
 from temporal_dsql_deploy.runtime.units.base import (
     ALL_INTERFACES,
@@ -93,7 +93,7 @@ def services(settings: Settings) -> Iterator[Service]:
     yield Service(
         name="dsql-local",
         component=Component.DSQL_LOCAL,
-        args=_args(settings, settings.aws_region or LOCAL_DSQL_REGION),
+        args=_args(settings, settings.active_region),
         environment={
             "AWS_ACCESS_KEY_ID": SecretRef("AWS_ACCESS_KEY_ID", "dsql_local_access_key_id"),
             "AWS_SECRET_ACCESS_KEY": SecretRef("AWS_SECRET_ACCESS_KEY", "dsql_local_secret_access_key"),
@@ -102,6 +102,8 @@ def services(settings: Settings) -> Iterator[Service]:
             DSQL_LOCAL_ADMIN_KEY: SecretRef(DSQL_LOCAL_ADMIN_KEY),
         },
         ports=(Port("sql", settings.dsql_local_port), Port("admin", settings.dsql_local_admin_port)),
+        # A peered cluster's second Region: its endpoint is another name for the stand-in on the stack's network.
+        aliases=(standby_endpoint(settings.standby_region),) if settings.standby_region else (),
         depends_on={"dsql-local-setup": Condition.COMPLETED},
         healthcheck=HealthCheck(HttpProbe(settings.dsql_local_admin_port, "/healthz"), retries=60),
         description="dsql-local: the Aurora DSQL stand-in (TLS, IAM tokens, DSQL's rules) in front of PostgreSQL",
@@ -124,6 +126,9 @@ class DsqlLocalUnit(Unit):
         command = ["dsql-local", "--listen", f"{ALL_INTERFACES}:{sql}", "--admin-listen", f"{ALL_INTERFACES}:{admin}",
                    "--backend-host", "postgresql", "--tls-dir", DSQL_LOCAL_STATE,
                    "--publish-ca", DSQL_LOCAL_CA_PUBLISHED, "--endpoint", service.name, *service.args]  # fmt: skip
+        if region := settings.standby_region:  # the standby Temporal hosts run in containers only
+            command += ["--peer-listen", f"{ALL_INTERFACES}:{settings.dsql_local_standby_port}",
+                        "--peer-endpoint", standby_endpoint(region), "--peer-region", region]  # fmt: skip
         volumes = (f"dsql-local-data:{DSQL_LOCAL_STATE}", f"dsql-local-ca:{DSQL_LOCAL_CA_PUBLISHED}")
         return Container(runtime_image(settings), command, {}, volumes)
 

@@ -26,12 +26,16 @@ from temporal_dsql_deploy.runtime.model import (
     HealthCheck,
     HttpProbe,
     Port,
+    Runtime,
     Scrape,
     Service,
     TemporalRole,
     admin_environment,
     persistence_environment,
     server_persistence_environment,
+    serving_frontend,
+    standby_persistence_environment,
+    standby_service,
     temporal_roles,
     visibility_environment,
 )
@@ -73,7 +77,9 @@ def services(settings: Settings) -> Iterator[Service]:
         one_shot=True,
         description="creates or updates Temporal's persistence schema",
     )
-    yield from _roles(settings)
+    yield from _roles(settings, None)
+    if settings.standby_region is not None and settings.local_dsql:
+        yield from _roles(settings, settings.standby_region)
     yield Service(
         name="namespace-setup",
         component=Component.ADMIN,
@@ -81,50 +87,61 @@ def services(settings: Settings) -> Iterator[Service]:
         environment=admin_environment(
             settings,
             settings_environment(settings, ("temporal_frontend_port", "temporal_namespace")),
-            {"TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend")},
+            {"TEMPORAL_FRONTEND_HOST": HostOf(serving_frontend(settings))},
         ),
-        depends_on={"temporal-frontend": Condition.HEALTHY},
+        depends_on={serving_frontend(settings): Condition.HEALTHY},
         one_shot=True,
         description=f"registers the {settings.temporal_namespace!r} namespace if it is missing",
     )
 
 
-def _roles(settings: Settings) -> Iterator[Service]:
+def _roles(settings: Settings, standby: str | None) -> Iterator[Service]:
+    """The four roles of the primary Region (`standby` None) or of the standby Region: its own names, its endpoint,
+    its frontend published apart. The serving Region's run on their hosts; the other's wait at none, in Compose only
+    (a chart serves one Region per release)."""
     roles = temporal_roles(settings)
+
+    def name_of(service: str) -> str:
+        return service if standby is None else standby_service(service, standby)
+
+    persistence = (server_persistence_environment(settings) if standby is None
+                   else standby_persistence_environment(settings, standby))  # fmt: skip
     shared_env: dict[str, EnvValue] = {
-        **server_persistence_environment(settings),
+        **persistence,
         **visibility_environment(settings),
         **settings_environment(settings, SERVER_FIELDS),
-        "TEMPORAL_FRONTEND_HOST": HostOf("temporal-frontend"),
+        "TEMPORAL_FRONTEND_HOST": HostOf(name_of("temporal-frontend")),
         "TEMPORAL_FRONTEND_HTTP_PORT": str(FRONTEND_HTTP_PORT),
     }
     for each in roles:
         shared_env[f"TEMPORAL_{each.role.upper()}_MEMBERSHIP_PORT"] = str(each.membership_port)
+    serving = settings.serves_from_standby == (standby is not None)
+    published_at = None if standby is None else settings.standby_frontend_port
     # The roles start together, as the official chart starts them (each host writes its membership row before it
     # reads the others', so concurrent starts join one ring), once the schema exists. The roles that take workflows
     # in (frontend; worker, whose system workflows go through it) wait for the index too, so no visibility record
     # is written before its mapping; history and matching need not, and history's own start takes longest.
     for role in roles:
-        name = f"temporal-{role.role}"
         depends = {"schema-setup": Condition.COMPLETED}
         if role.role in ("frontend", "worker"):
             depends["es-setup"] = Condition.COMPLETED
         yield Service(
-            name=name,
+            name=name_of(f"temporal-{role.role}"),
             component=Component.TEMPORAL_SERVER,
             args=("start", "--service", role.role),
             environment={**shared_env, "TEMPORAL_SERVICES": role.role, "TEMPORAL_METRICS_PORT": str(role.metrics_port)},
             ports=(
-                Port("grpc", role.grpc_port, published=role.role == "frontend"),
+                Port("grpc", role.grpc_port, published=role.role == "frontend", host_number=published_at),
                 Port("membership", role.membership_port),
                 Port("metrics", role.metrics_port),
                 *((Port("http", FRONTEND_HTTP_PORT),) if role.role == "frontend" else ()),
             ),
             depends_on=depends,
             healthcheck=HealthCheck(_probe(role), start_period_s=15),
-            description=f"Temporal {role.role} service",
+            description=f"Temporal {role.role} service" + (f" in the standby Region {standby}" if standby else ""),
             scrape=Scrape(role.metrics_port),
-            replicas=settings.hosts(role.role),
+            replicas=settings.hosts(role.role) if serving else 0,
+            runtimes=frozenset(Runtime) if standby is None else frozenset({Runtime.DOCKER}),
         )
 
 

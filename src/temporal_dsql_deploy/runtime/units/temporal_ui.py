@@ -6,7 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from temporal_dsql_deploy.runtime.installer import Installer, component_dir, go_install
-from temporal_dsql_deploy.runtime.model import Component, Condition, HealthCheck, HttpProbe, Port, Service
+from temporal_dsql_deploy.runtime.model import (
+    Component,
+    Condition,
+    HealthCheck,
+    HttpProbe,
+    Port,
+    Service,
+    serving_frontend,
+)
 from temporal_dsql_deploy.runtime.units.base import (
     ALL_INTERFACES,
     IMAGE_UI_ROOT,
@@ -26,10 +34,10 @@ def services(settings: Settings) -> Iterator[Service]:
         component=Component.TEMPORAL_UI,
         environment={
             **settings_environment(settings, ("temporal_frontend_port", "temporal_ui_port", "temporal_namespace")),
-            "TEMPORAL_ADDRESS": HostOf("temporal-frontend"),
+            "TEMPORAL_ADDRESS": HostOf(serving_frontend(settings)),
         },
         ports=(Port("http", settings.temporal_ui_port, published=True),),
-        depends_on={"temporal-frontend": Condition.HEALTHY},
+        depends_on={serving_frontend(settings): Condition.HEALTHY},
         healthcheck=HealthCheck(HttpProbe(settings.temporal_ui_port, "/healthz")),
         description=f"Temporal Web UI {settings.temporal_ui_version}",
     )
