@@ -13,7 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
     "lint", "typecheck", "go", "unit", "chart", "kube", "arch", "integration", "faults", "containers", "multihost",
-    "upgrade",
+    "upgrade", "region_drill",
 ]  # fmt: skip
 
 ARCHITECTURES = ["amd64", "arm64"]
@@ -231,3 +231,23 @@ def bench_dsql_local(session: nox.Session) -> None:
     """dsql-local's cost: one pgbench workload straight to PostgreSQL and through the stand-in (prints numbers)."""
     install(session, "test")
     session.run("python", "benchmarks/dsql_local.py", *session.posargs)
+
+
+def _region_drill(session: nox.Session, form: str) -> None:
+    install(session, "test")
+    shutil.rmtree(".stack-regions", ignore_errors=True)  # the drill's own stack, from nothing
+    session.run("pytest", "-m", "regions", "tests/regions", *session.posargs, env={"DRILL_FORM": form})
+
+
+@nox.session(name="region_drill")
+def region_drill(session: nox.Session) -> None:
+    """Temporal in two Regions of one peered DSQL cluster (containers): the serving Region cut off under steady load
+    (its hosts and endpoint; then its endpoint alone, its hosts alive), failover, the load on the other Region, a
+    fail-back; RPO 0, each RTO reported. The short form; `region_drill_long` holds each phase longer."""
+    _region_drill(session, "short")
+
+
+@nox.session(name="region_drill_long")
+def region_drill_long(session: nox.Session) -> None:
+    """The Region drill's long form: 4 workflows/s, 30-60 s phases."""
+    _region_drill(session, "long")

@@ -48,18 +48,19 @@ def run_program(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     replace_env: bool = False,
+    stdin_text: str | None = None,
 ) -> Completed:
     """Run `argv` to completion and return its exit code and output, whatever the exit code.
 
     `env` is added to this process's environment (or is the whole environment with `replace_env`); put
-    secrets there, never in `argv`.
+    secrets there or in `stdin_text` (its standard input), never in `argv`.
     """
     try:
         process = subprocess.Popen(
             argv,
             cwd=cwd,
             env=dict(env or {}) if replace_env else tool_environment(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -71,7 +72,7 @@ def run_program(
     except OSError as exc:
         raise _cannot_start(argv, what, fix, exc) from None
     try:
-        stdout, stderr = process.communicate(timeout=timeout_s)
+        stdout, stderr = process.communicate(stdin_text, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

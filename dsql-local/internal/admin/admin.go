@@ -166,6 +166,7 @@ type endpointStats struct {
 	RoundTrips     int64  `json:"round_trips"`
 	WritingCommits int64  `json:"writing_commits"`
 	Isolated       bool   `json:"isolated"`
+	RefusedWrites  int64  `json:"refused_writes"` // writing commits refused while its Region was cut off
 	Latency        string `json:"latency"`
 }
 
@@ -185,7 +186,7 @@ func stats(endpoints []*proxy.Server) clusterStats {
 		accepted, refused := endpoint.Authentications()
 		trips, commits := endpoint.Latency.Counts()
 		one := endpointStats{Connections: endpoint.ActiveConnections(), RoundTrips: trips, WritingCommits: commits,
-			Isolated: endpoint.Isolated(), Latency: endpoint.Latency.Profile().Name}
+			Isolated: endpoint.Isolated(), RefusedWrites: endpoint.RefusedWrites(), Latency: endpoint.Latency.Profile().Name}
 		all.Endpoints[endpoint.Region()] = one
 		all.Connections, all.Authenticated, all.Refused = all.Connections+one.Connections, all.Authenticated+accepted, all.Refused+refused
 		all.RoundTrips, all.WritingCommits = all.RoundTrips+trips, all.WritingCommits+commits

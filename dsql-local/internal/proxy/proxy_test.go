@@ -99,6 +99,9 @@ func TestAnIsolatedRegionRefusesWritesWhileItsPeerServes(t *testing.T) {
 	if failed := transaction(a, read); failed != nil {
 		t.Fatalf("a transaction that only read has nothing to make durable: %v", failed)
 	}
+	if a.RefusedWrites() != 2 || b.RefusedWrites() != 0 {
+		t.Fatalf("refused writes counted: %d in the isolated Region, %d in the other", a.RefusedWrites(), b.RefusedWrites())
+	}
 	if failed := transaction(b, read, write); failed != nil {
 		t.Fatalf("the Region with the witness keeps serving writes: %v", failed)
 	}

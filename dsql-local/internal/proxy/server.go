@@ -95,9 +95,10 @@ type Server struct {
 	// Counted since start: connections let in (a valid token each) and refused at authentication.
 	authenticated, refused atomic.Int64
 	Latency                *latency.Model
-	// Set while this endpoint's Region has lost its peer and the witness: its commits that write fail.
-	isolated atomic.Bool
-	wg       sync.WaitGroup
+	// Set while this endpoint's Region has lost its peer and the witness: its commits that write fail, counted.
+	isolated      atomic.Bool
+	refusedWrites atomic.Int64
+	wg            sync.WaitGroup
 }
 
 // New builds a server for config.
@@ -124,6 +125,18 @@ func (s *Server) SetIsolated(isolated bool) { s.isolated.Store(isolated) }
 
 // Isolated reports whether this endpoint's Region is cut off.
 func (s *Server) Isolated() bool { return s.isolated.Load() }
+
+// RefusedWrites is how many writing commits this endpoint refused while its Region was cut off, since start.
+func (s *Server) RefusedWrites() int64 { return s.refusedWrites.Load() }
+
+// isolationRefusal is the error for a writing commit while the Region is cut off (nil when it is not), counted.
+func (s *Server) isolationRefusal() *sqlerr.Error {
+	if !s.isolated.Load() {
+		return nil
+	}
+	s.refusedWrites.Add(1)
+	return sqlerr.RegionIsolated(s.Region())
+}
 
 // ActiveConnections is how many clients are connected now.
 func (s *Server) ActiveConnections() int64 { return s.active.Load() }

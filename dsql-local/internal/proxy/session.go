@@ -224,9 +224,13 @@ func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sql
 			return nil, nil
 		}
 		s.committing = s.committing || t.wrote
+		refused := (*sqlerr.Error)(nil)
+		if t.wrote {
+			refused = s.server.isolationRefusal()
+		}
 		switch {
-		case t.wrote && s.server.Isolated():
-			failedCommit = sqlerr.RegionIsolated(s.server.Region())
+		case refused != nil:
+			failedCommit = refused
 		case t.wrote && s.server.Faults.CommitConflict():
 			failedCommit = sqlerr.Conflict(false)
 		case s.server.Schema.ChangedSince(t.epoch, t.tables):
@@ -272,8 +276,8 @@ func (s *session) failedAutocommit(statement dialect.Statement) *sqlerr.Error {
 	if s.txn.explicit || (statement.Kind != dialect.KindDML && statement.Kind != dialect.KindDDL) {
 		return nil
 	}
-	if s.server.Isolated() {
-		return sqlerr.RegionIsolated(s.server.Region())
+	if refused := s.server.isolationRefusal(); refused != nil {
+		return refused
 	}
 	if s.server.Faults.CommitConflict() {
 		return sqlerr.Conflict(false)

@@ -183,14 +183,15 @@ FAULTS = [
 ]  # fmt: skip
 
 
-async def _start(client: Client, shape: Shape, workflow_id: str, index: int, task_queue: str) -> bool:
+async def start_once(client: Callable[[], Client], shape: Shape, workflow_id: str, index: int,
+                     task_queue: str) -> bool:  # fmt: skip
     """Start it, trying again with the same id until it is running or has run; False if it never started within
-    START_RETRY_S (the caller counts those)."""
+    START_RETRY_S (the caller counts those). `client` gives the client each try goes through (the serving one)."""
 
     async def start() -> None:
         # WorkflowAlreadyStartedError: an earlier try got through and the workflow has already closed.
         with contextlib.suppress(WorkflowAlreadyStartedError):
-            await client.start_workflow(
+            await client().start_workflow(
                 shape.workflow, shape.argument(index), id=workflow_id, task_queue=task_queue,
                 start_signal=shape.start_signal, start_signal_args=shape.signal_args(),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -206,12 +207,12 @@ async def _start(client: Client, shape: Shape, workflow_id: str, index: int, tas
     return True
 
 
-async def _result(client: Client, workflow_id: str) -> str | None:
+async def result_of(client: Callable[[], Client], workflow_id: str) -> str | None:
     """The workflow's result; None if it failed, or gave none within RESULT_WAIT_S (the caller counts it lost)."""
 
     async def result() -> str | None:
         try:
-            return str(await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), RESULT_WAIT_S))
+            return str(await asyncio.wait_for(client().get_workflow_handle(workflow_id).result(), RESULT_WAIT_S))
         except WorkflowFailureError:
             return None
 
@@ -224,7 +225,7 @@ async def _result(client: Client, workflow_id: str) -> str | None:
     return got
 
 
-async def _canary(client: Client, task_queue: str) -> float:
+async def canary(client: Client, task_queue: str) -> float:
     """Seconds until a new workflow runs end to end."""
     began = time.monotonic()
     shape = SHAPES["hello"]
@@ -246,7 +247,7 @@ async def _canary(client: Client, task_queue: str) -> float:
     return time.monotonic() - began
 
 
-async def _visibility(client: Client, shape: Shape, prefix: str, expected: int) -> tuple[float | None, int]:
+async def visibility(client: Client, shape: Shape, prefix: str, expected: int) -> tuple[float | None, int]:
     """Seconds until visibility shows every workflow completed, and the number of runs it shows in all."""
     began = time.monotonic()
     query = f"WorkflowType = '{shape.workflow}' AND WorkflowId STARTS_WITH '{prefix}'"
@@ -284,7 +285,9 @@ async def _under_load(context: FaultContext, fault: Fault, address: str, namespa
         stop_at: float | None = None
         while stop_at is None or time.monotonic() < stop_at:
             await asyncio.sleep(max(0.0, began + index / plan.rate - time.monotonic()))
-            starts.append(asyncio.create_task(_start(client, shape, f"{prefix}-{index}", index, task_queue)))
+            starts.append(
+                asyncio.create_task(start_once(lambda: client, shape, f"{prefix}-{index}", index, task_queue))
+            )
             index += 1
             if stop_at is None and fault_over.is_set():
                 stop_at = time.monotonic() + plan.after_s
@@ -295,14 +298,14 @@ async def _under_load(context: FaultContext, fault: Fault, address: str, namespa
     injected = await asyncio.to_thread(fault.inject, context)
     fault_s = time.monotonic() - began
     fault_over.set()
-    recovery = await _canary(client, task_queue)
+    recovery = await canary(client, task_queue)
     await generator
     started = [index for index, task in enumerate(starts) if await task]
-    results = await asyncio.gather(*(_result(client, f"{prefix}-{index}") for index in started))
+    results = await asyncio.gather(*(result_of(lambda: client, f"{prefix}-{index}") for index in started))
     wrong = sum(1 for index, result in zip(started, results, strict=True)
                 if result is not None and result != shape.expected(index))  # fmt: skip
     completed = sum(1 for result in results if result is not None)
-    visibility_s, runs = await _visibility(client, shape, prefix, len(started))
+    visibility_s, runs = await visibility(client, shape, prefix, len(started))
     if len(starts) != len(started):
         injected.problems.append(f"{len(starts) - len(started)} starts were never accepted in {START_RETRY_S}s")
     return FaultResult(

@@ -362,6 +362,22 @@ class DockerRuntime(StackRuntime):
             owned[container] = shards_in(scraped.stdout) if scraped.returncode == 0 else 0
         return owned
 
+    def stand_in_admin(self, path: str, form: dict[str, str] | None = None) -> Any:
+        """An answer of dsql-local's admin API (a POST of `form` if given), which only the stack's network reaches:
+        curl in the stand-in's container, given the key on its standard input, never on a command line."""
+        key = read_control_keys(self.settings.stack_dir, "dsql-local's admin API").dsql_local_admin
+        container = self.containers("dsql-local")[0]
+        argv = ["docker", "exec", "-i", container, "curl", "-fsS", "--max-time", "10", "-H", "@-",
+                f"http://127.0.0.1:{self.settings.dsql_local_admin_port}{path}"]  # fmt: skip
+        for name, value in (form or {}).items():
+            argv += ["--data-urlencode", f"{name}={value}"]
+        answered = run_program(argv, what=f"dsql-local's admin API {path}", fix="check `invoke status`",
+                               timeout_s=30, stdin_text=f"Authorization: Bearer {key}\n")  # fmt: skip
+        if answered.returncode != 0:
+            raise DeployError(f"dsql-local's admin API {path} failed:\n{answered.tail()}",
+                              "check `invoke logs dsql-local --runtime docker`")  # fmt: skip
+        return json.loads(answered.stdout)
+
     def scale(self, service: str, hosts: int, timeout_s: float = UP_TIMEOUT_S) -> None:
         """Run `service` on `hosts` hosts (containers), returning once each is healthy; the others are left alone."""
         _compose(self.settings, self.project_root, "up", "--detach", "--no-deps", "--no-recreate", "--scale",
