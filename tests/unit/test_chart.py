@@ -22,6 +22,7 @@ from temporal_dsql_deploy.kubernetes.chart import (
     chart_settings,
     chart_values,
     environment_templates,
+    region_values,
     workloads,
     write_chart,
 )
@@ -207,3 +208,38 @@ def test_chart_through_invoke_writes_the_chart_sized_for_the_load(project: Path)
     values = yaml.safe_load((output / "values.yaml").read_text(encoding="utf-8"))
     assert values["server"]["history"]["replicaCount"] == 5
     assert values["server"]["config"]["numHistoryShards"] == 512
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of a values file over another: maps key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
+    return merged
+
+
+def test_a_peered_pair_gets_a_release_per_region_the_standby_at_no_hosts(make_settings: MakeSettings,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    peer = "zyxwvutsrqponmlkjihgfedcba.dsql.eu-central-1.on.aws"
+    settings = make_settings(**DEPLOYED, STANDBY_REGION="eu-central-1", STANDBY_SQL_HOST=peer,
+                             TEMPORAL_HISTORY_HOSTS="3")  # fmt: skip
+    per_region = region_values(settings)
+    assert sorted(per_region) == ["eu-central-1", "eu-west-1"]
+    primary, standby = per_region["eu-west-1"], per_region["eu-central-1"]
+    assert primary["server"]["config"]["persistence"]["default"]["sql"] == {"host": DEPLOYED["TEMPORAL_SQL_HOST"],
+                                                                            "region": "eu-west-1"}  # fmt: skip
+    assert standby["server"]["config"]["persistence"]["default"]["sql"] == {"host": peer, "region": "eu-central-1"}
+    assert primary["server"]["history"]["replicaCount"] == 3
+    assert {standby["server"][role]["replicaCount"] for role in ("history", "matching", "frontend", "worker")} == {0}
+    assert (primary["schema"]["setup"]["enabled"], standby["schema"]["setup"]["enabled"]) == (True, False)
+    for values in per_region.values():  # each release's values, over the chart's defaults, satisfy its schema
+        _validate(_merged(chart_values(settings), values))
+    assert "standby" not in json.dumps(chart_values(settings))  # values.yaml itself is one Region's
+    written = write_chart(settings, tmp_path / "chart")
+    assert yaml.safe_load((written / "values-eu-central-1.yaml").read_text(encoding="utf-8")) == standby
+    failed_over = region_values(settings.model_copy(update={"serving_region": "eu-central-1"}))
+    assert failed_over["eu-central-1"]["server"]["history"]["replicaCount"] == 3
+    assert failed_over["eu-west-1"]["server"]["history"]["replicaCount"] == 0
+    assert region_values(settings.model_copy(update={"standby_region": None})) == {}

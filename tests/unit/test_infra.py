@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from temporal_dsql_deploy import cli
 from temporal_dsql_deploy.cloud import infra
-from temporal_dsql_deploy.cloud.terraform import summarize_plan
+from temporal_dsql_deploy.cloud.terraform import summarize_plan, variables
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.settings.config import Settings, load_settings
@@ -459,3 +459,15 @@ def test_cleanup_applies_the_plan_it_showed_for_both_clusters(aws_env: pytest.Mo
     assert _calls(project)[-1][-1] == "tfplan"
     assert f"destroyed DSQL cluster {primary['identifier']}" in done
     assert f"destroyed DSQL cluster {peer['identifier']}" in done
+
+
+def test_a_peered_pair_is_planned_with_its_witness_and_writes_the_peers_endpoint() -> None:
+    settings = Settings(_env_file=None, aws_region=REGION, standby_region="us-west-2",  # type: ignore[call-arg]
+                        witness_region="us-east-2")  # fmt: skip
+    assert variables(settings)[-4:] == ["-var", "peer_region=us-west-2", "-var", "witness_region=us-east-2"]
+    outputs = {"region": REGION, "endpoint": f"abc.dsql.{REGION}.on.aws", "peer_endpoint": "def.dsql.us-west-2.on.aws"}
+    written = infra.dsql_env(settings, outputs)
+    assert (written["STANDBY_REGION"], written["WITNESS_REGION"], written["STANDBY_SQL_HOST"]) == (
+        "us-west-2", "us-east-2", "def.dsql.us-west-2.on.aws")  # fmt: skip
+    assert "STANDBY_SQL_HOST" not in infra.dsql_env(Settings(_env_file=None), {"region": REGION,  # type: ignore[call-arg]
+                                                                                "endpoint": "abc"})  # fmt: skip

@@ -57,6 +57,9 @@ def _preflight(settings: Settings) -> list[str]:
         problems.append(f"{credentials.problem}: {credentials.fix}")
     elif settings.aws_region and not problems and (service := aws.dsql_problem(settings.aws_region)):
         problems.append(service)
+    if settings.standby_region and not settings.witness_region:
+        problems.append(f"STANDBY_REGION={settings.standby_region} makes a peered pair, which needs a witness: set "
+                        "WITNESS_REGION to a third Region (e.g. us-east-2)")  # fmt: skip
     return problems
 
 
@@ -97,9 +100,14 @@ def as_cluster(settings: Settings, region: str, endpoint: str) -> Settings:
 
 
 def dsql_env(settings: Settings, outputs: dict[str, Any]) -> dict[str, str]:
-    """The .env entries that point the stack at the deployed cluster, rendered from settings like any process's."""
+    """The .env entries that point the stack at the deployed cluster (and its peer's endpoint, for a pair), rendered
+    from settings like any process's."""
     deployed = as_cluster(settings, str(outputs["region"]), str(outputs["endpoint"]))
-    rendered = settings_environment(deployed, DEPLOYED_FIELDS)
+    fields: tuple[str, ...] = DEPLOYED_FIELDS
+    if outputs.get("peer_endpoint"):
+        deployed = deployed.model_copy(update={"standby_sql_host": str(outputs["peer_endpoint"])})
+        fields = (*fields, "standby_region", "witness_region", "standby_sql_host")
+    rendered = settings_environment(deployed, fields)
     return {name: value for name, value in rendered.items() if isinstance(value, str)}
 
 

@@ -32,7 +32,10 @@ def variables(settings: Settings) -> list[str]:
     """-var arguments from the settings; the region must be set."""
     if not settings.aws_region:
         raise DeployError("AWS_REGION is not set", "set AWS_REGION (e.g. us-east-1) in .env or the environment")
-    return ["-var", f"project_name={settings.project_name}", "-var", f"region={settings.aws_region}"]
+    given = ["-var", f"project_name={settings.project_name}", "-var", f"region={settings.aws_region}"]
+    if settings.standby_region:  # a peered multi-Region pair: the second cluster, and the witness both name
+        given += ["-var", f"peer_region={settings.standby_region}", "-var", f"witness_region={settings.witness_region}"]
+    return given
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def _role(role: str) -> dict[str, Any]:
     if role == "frontend":
         service |= {"httpPort": PORT, "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]}, "annotations": FREE}
     properties: dict[str, Any] = {
-        "replicaCount": _int(1, 256, f"hosts running {role}"),
+        "replicaCount": _int(0, 256, f"hosts running {role} (0: a standby Region's release)"),
         "service": _object(service, required=("port", "membershipPort")),
         "metrics": _object({"port": PORT}, required=("port",)),
         "health": _object({"service": {"type": "string"}, "httpPath": {"type": "string"}}),

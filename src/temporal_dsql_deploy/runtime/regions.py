@@ -89,12 +89,13 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
         f"  3. wait until {to}'s history hosts own all {settings.temporal_num_history_shards} shards",
         f"  4. wait until {to}'s frontend serves namespace {settings.temporal_namespace!r}; "
         f"SERVING_REGION={to} in .env",
-        "on AWS (the chart installed once per Region, each release with its Region's DSQL endpoint and AWS_REGION):",
-        f"  1. helm upgrade temporal-{current} ./chart --reuse-values --set {replicas(dict.fromkeys(ROLES, 0))} "
-        f"(in {current}'s cluster; if it does not answer, {current}'s DSQL endpoint refuses its writes while the "
-        "Region is cut off: scale it to zero before it heals)",
-        f"  2. helm upgrade temporal-{to} ./chart --reuse-values --set "
-        f"{replicas({role: settings.hosts(role) for role in ROLES})} (in {to}'s cluster)",
+        "on AWS (the chart installed once per Region: `invoke chart` writes values-<region>.yaml for each release):",
+        f"  1. helm upgrade temporal-{current} ./chart --reuse-values --set "
+        f"{replicas(dict.fromkeys(ROLES, 0))},schema.setup.enabled=false (in {current}'s cluster; if it does not "
+        f"answer, {current}'s DSQL endpoint refuses its writes while the Region is cut off: scale it to zero before "
+        "it heals)",
+        f"  2. SERVING_REGION={to} invoke chart, then helm upgrade temporal-{to} ./chart -f chart/values-{to}.yaml "
+        f"(in {to}'s cluster: {replicas({role: settings.hosts(role) for role in ROLES})})",
         f"  3. and 4. as above; then point the clients (DNS, the load balancer) at {to}'s frontend",
     ]
 

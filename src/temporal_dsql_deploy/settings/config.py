@@ -227,6 +227,17 @@ class Settings(BaseSettings):
         description="With STANDBY_REGION: the Region whose Temporal hosts serve, AWS_REGION's (unset) or "
         "STANDBY_REGION's; `invoke failover` sets it, and the other Region's hosts are scaled to zero.",
     )
+    witness_region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="The witness Region of the peered pair `invoke deploy` creates with STANDBY_REGION (it keeps "
+        "a copy of the journal, no endpoint): a third Region, required with STANDBY_REGION for a deploy.",
+    )
+    standby_sql_host: Host | None = Field(
+        None,
+        description="The standby Region's DSQL endpoint (the peer cluster's); `invoke deploy` writes it. The "
+        "chart's values for that Region's release point at it.",
+    )
     standby_frontend_port: Port = Field(
         7243, description="Where the standby Region's frontend is published (PUBLISH_ADDRESS) with STANDBY_REGION."
     )
@@ -516,6 +527,8 @@ class Settings(BaseSettings):
         if self.standby_region is not None and self.standby_region == self.active_region:
             yield (f"STANDBY_REGION={self.standby_region} is the Region the stack serves from (AWS_REGION, or "
                    f"{LOCAL_REGION} locally); a peered cluster's second Region is another, e.g. us-west-2")  # fmt: skip
+        if self.witness_region is not None and self.witness_region in (self.active_region, self.standby_region):
+            yield (f"WITNESS_REGION={self.witness_region} is one of the pair's Regions; the witness is a third one")
         if self.serving_region is not None and self.serving_region not in (self.active_region, self.standby_region):
             regions = " or ".join(region for region in (self.active_region, self.standby_region) if region)
             yield f"SERVING_REGION={self.serving_region} is neither of the stack's Regions: give {regions}"
