@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.kubernetes.chart import chart_values
+from temporal_dsql_deploy.kubernetes.chart import chart_values, region_values
 from temporal_dsql_deploy.kubernetes.render import EXAMPLES, example_values, lint_and_template, render
 from temporal_dsql_deploy.kubernetes.tools import HELM_UNITTEST
 from temporal_dsql_deploy.process import run_program
@@ -331,3 +331,23 @@ def test_the_template_unit_tests_pass(settings: Settings, installer: Installer, 
     passed = re.search(r"Tests:\s+(\d+) passed", result.stdout)
     assert passed is not None, result.stdout[-2000:]
     assert int(passed.group(1)) >= 10, result.stdout[-2000:]
+
+
+def test_a_standby_regions_release_renders_with_no_hosts_and_no_jobs(
+    settings: Settings, installer: Installer, chart: Path, tmp_path: Path
+) -> None:
+    """values-<region>.yaml of a peered pair's standby Region, as `invoke chart` writes it, over the examples."""
+    peer = "zyxwvutsrqponmlkjihgfedcba.dsql.us-west-2.on.aws"
+    pair = settings.model_copy(update={"standby_region": "us-west-2", "serving_region": None, "aws_region": "us-east-1",
+                                       "standby_sql_host": peer})  # fmt: skip
+    standby = _write(tmp_path / "values-us-west-2.yaml", region_values(pair)["us-west-2"])
+    documents = _documents(lint_and_template(settings, chart, installer, (_examples(chart, settings, tmp_path),
+                                                                          standby)))  # fmt: skip
+    assert {role: _named(documents, "Deployment", f"-{role}")["spec"]["replicas"] for role in ROLES} == dict.fromkeys(
+        ROLES, 0)  # fmt: skip
+    assert list(_of_kind(documents, "Job")) == []  # the serving Region's release runs the setup jobs
+    [history] = _named(documents, "Deployment", "-history")["spec"]["template"]["spec"]["containers"]
+    assert _env(history)["TEMPORAL_SQL_HOST"] == peer
+    assert _env(history)["AWS_REGION"] == "us-west-2"
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSIONS[-1], strict=True)
