@@ -177,9 +177,9 @@ def test_a_bad_token_is_refused_without_echo(dsql_settings: Settings) -> None:
     # token; the supervisor writes service logs in 4 KiB blocks, so the log is not read here.)
 
 
-def _stats(admin: httpx.Client) -> tuple[int, int]:
+def _stats(admin: httpx.Client) -> tuple[int, int, dict[str, int]]:
     stats = admin.get("/stats").raise_for_status().json()
-    return int(stats["round_trips"]), int(stats["writing_commits"])
+    return int(stats["round_trips"]), int(stats["writing_commits"]), dict(stats["round_trips_by_kind"])
 
 
 def test_latency_profile_delays_each_round_trip_and_counts_it(dsql_settings: Settings, faults: httpx.Client) -> None:
@@ -207,6 +207,8 @@ def test_latency_profile_delays_each_round_trip_and_counts_it(dsql_settings: Set
         faults.post("/latency", data={"profile": "none"}).raise_for_status()
     assert (after_write[0] - before[0], after_write[1] - before[1]) == (3, 1)
     assert (after_read[0] - after_write[0], after_read[1] - after_write[1]) == (3, 0)
+    by_kind = {kind: after_write[2][kind] - before[2][kind] for kind in ("begin", "write", "commit", "read")}
+    assert by_kind == {"begin": 1, "write": 1, "commit": 1, "read": 0}
     floor = 1 - float(profile["jitter"])  # every delay is drawn within ±jitter of its value
     round_trip_s, commit_s = profile["round_trip_ms"] / 1000 * floor, profile["commit_ms"] / 1000 * floor
     print(f"multi-region: a writing transaction {writing * 1000:.1f} ms, a reading one {reading * 1000:.1f} ms")

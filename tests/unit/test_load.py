@@ -51,7 +51,8 @@ def _result(**overrides: object) -> RunResult:
     measured: dict[str, object] = {
         "shape": "hello", "workflows": 10, "concurrency": 2, "rate": 0.0, "state_transitions": 9,
         "db_transactions_per_workflow": 40.0, "db_transactions_per_s": 400.0, "db_round_trips_per_workflow": 160.0,
-        "db_writing_commits_per_workflow": 20.0, "persistence_requests_per_workflow": 30.0,
+        "db_writing_commits_per_workflow": 20.0, "db_round_trips_by_kind_per_workflow": {"begin": 20.0},
+        "persistence_requests_per_workflow": 30.0,
         "conflicts": 0.0, "replays": 0.0, "shard_loads": 0.0, "chunked_values_per_workflow": 0.0,
         "chunked_kib_per_value": 0.0, "chunk_statements_per_value": 0.0, "server_cpu_s_per_workflow": 0.05,
         "cpu_s_by_process": {"temporal-history": 0.3}, "peak_rss_mib": 900.0,
@@ -82,6 +83,7 @@ RUN_KEYS = {
     "label", "shape", "workflows", "concurrency", "rate", "completed", "failed", "duration_s", "started_per_s",
     "completed_per_s", "p50_ms", "p95_ms", "p99_ms", "state_transitions", "db_transactions_per_workflow",
     "db_transactions_per_s", "db_round_trips_per_workflow", "db_writing_commits_per_workflow",
+    "db_round_trips_by_kind_per_workflow",
     "persistence_requests_per_workflow", "conflicts", "replays", "shard_loads",
     "chunked_values_per_workflow", "chunked_kib_per_value", "chunk_statements_per_value", "server_cpu_s_per_workflow",
     "cpu_s_by_process", "peak_rss_mib", "pss_mib_by_process", "failures", "timeline",

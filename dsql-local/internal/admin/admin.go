@@ -177,11 +177,12 @@ type clusterStats struct {
 	Refused        int64                    `json:"refused_at_authentication"`
 	RoundTrips     int64                    `json:"round_trips"`
 	WritingCommits int64                    `json:"writing_commits"`
+	RoundTripsBy   map[string]int64         `json:"round_trips_by_kind"` // by the kind of each batch's last statement
 	Endpoints      map[string]endpointStats `json:"endpoints"`
 }
 
 func stats(endpoints []*proxy.Server) clusterStats {
-	all := clusterStats{Endpoints: map[string]endpointStats{}}
+	all := clusterStats{Endpoints: map[string]endpointStats{}, RoundTripsBy: map[string]int64{}}
 	for _, endpoint := range endpoints {
 		accepted, refused := endpoint.Authentications()
 		trips, commits := endpoint.Latency.Counts()
@@ -190,6 +191,9 @@ func stats(endpoints []*proxy.Server) clusterStats {
 		all.Endpoints[endpoint.Region()] = one
 		all.Connections, all.Authenticated, all.Refused = all.Connections+one.Connections, all.Authenticated+accepted, all.Refused+refused
 		all.RoundTrips, all.WritingCommits = all.RoundTrips+trips, all.WritingCommits+commits
+		for kind, count := range endpoint.RoundTripsByKind() {
+			all.RoundTripsBy[kind] += count
+		}
 	}
 	return all
 }

@@ -25,6 +25,9 @@ const (
 	KindRollback
 )
 
+// KindNames name the kinds, in their order (the stand-in counts round trips by the kind of statement that ends them).
+var KindNames = [...]string{"neutral", "read", "write", "ddl", "begin", "commit", "rollback"}
+
 // Statement is one classified statement.
 type Statement struct {
 	Kind       Kind

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/temporal-dsql-deploy/dsql-local/internal/backend"
+	"github.com/temporal-dsql-deploy/dsql-local/internal/dialect"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/latency"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/sqlerr"
 	"github.com/temporal-dsql-deploy/dsql-local/internal/token"
@@ -95,6 +96,7 @@ type Server struct {
 	// Counted since start: connections let in (a valid token each) and refused at authentication.
 	authenticated, refused atomic.Int64
 	Latency                *latency.Model
+	tripsByKind            [len(dialect.KindNames)]atomic.Int64 // round trips by the kind of each batch's last statement
 	// Set while this endpoint's Region has lost its peer and the witness: its commits that write fail, counted.
 	isolated      atomic.Bool
 	refusedWrites atomic.Int64
@@ -136,6 +138,16 @@ func (s *Server) isolationRefusal() *sqlerr.Error {
 	}
 	s.refusedWrites.Add(1)
 	return sqlerr.RegionIsolated(s.Region())
+}
+
+// RoundTripsByKind counts the round trips since start by the kind of the statement that ended each (its batch's
+// last): how many were BEGINs, COMMITs, reads and writes.
+func (s *Server) RoundTripsByKind() map[string]int64 {
+	counts := make(map[string]int64, len(dialect.KindNames))
+	for kind, name := range dialect.KindNames {
+		counts[name] = s.tripsByKind[kind].Load()
+	}
+	return counts
 }
 
 // ActiveConnections is how many clients are connected now.

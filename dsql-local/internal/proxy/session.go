@@ -66,7 +66,8 @@ type session struct {
 	statements        map[string]*prepared
 	portals           map[string]*prepared
 	rollbackAfterSync bool
-	committing        bool // the batch being read commits a transaction that wrote (the latency model's commit)
+	committing        bool         // the batch being read commits a transaction that wrote (the latency model's commit)
+	batchKind         dialect.Kind // the kind of the batch's last statement, for the round trips' count by kind
 
 	mu                sync.Mutex // guards the fields below, shared by both loops
 	txn               transaction
@@ -170,7 +171,8 @@ func (s *session) clientToBackend() {
 // as it would on DSQL's network, and a transaction stays open as long.
 func (s *session) roundTrip() {
 	s.server.Latency.Wait(s.committing)
-	s.committing = false
+	s.server.tripsByKind[s.batchKind].Add(1)
+	s.committing, s.batchKind = false, dialect.KindNeutral
 }
 
 func (s *session) marker(refusal *sqlerr.Error) string {
@@ -202,6 +204,7 @@ func (s *session) endImplicit() {
 // admit applies DSQL's transaction rules to a statement about to run; it returns a refusal, or for a
 // COMMIT that must fail, the conflict to report in its place.
 func (s *session) admit(statement dialect.Statement) (refusal, failedCommit *sqlerr.Error) {
+	s.batchKind = statement.Kind
 	if statement.Refusal != nil {
 		return statement.Refusal, nil
 	}

@@ -182,6 +182,9 @@ async def _measure(target: Target, load: Load, task_queue: str, worker_pid: int,
         db_transactions_per_s=None if transactions is None else transactions / summary.duration_s,
         db_round_trips_per_workflow=None if stand_in is None else stand_in.round_trips / completed,
         db_writing_commits_per_workflow=None if stand_in is None else stand_in.writing_commits / completed,
+        db_round_trips_by_kind_per_workflow=None
+        if stand_in is None
+        else {kind: count / completed for kind, count in sorted(stand_in.by_kind.items()) if count},
         persistence_requests_per_workflow=counted["persistence_requests"] / completed,
         conflicts=counted["conflicts"],
         replays=counted["replays"],

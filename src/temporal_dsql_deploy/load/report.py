@@ -55,6 +55,7 @@ class RunResult(Summary):
     # commits of transactions that wrote, which pay DSQL's commit latency on top.
     db_round_trips_per_workflow: float | None
     db_writing_commits_per_workflow: float | None
+    db_round_trips_by_kind_per_workflow: dict[str, float] | None  # begin, commit, read, write, ...: where they go
     persistence_requests_per_workflow: float
     conflicts: float
     replays: float

@@ -28,14 +28,20 @@ class StandInCounts:
 
     round_trips: int
     writing_commits: int
+    by_kind: dict[str, int]  # round trips by the kind of statement that ended each: begin, commit, read, write...
 
     def __sub__(self, earlier: StandInCounts) -> StandInCounts:
-        return StandInCounts(self.round_trips - earlier.round_trips, self.writing_commits - earlier.writing_commits)
+        return StandInCounts(
+            self.round_trips - earlier.round_trips,
+            self.writing_commits - earlier.writing_commits,
+            {kind: count - earlier.by_kind.get(kind, 0) for kind, count in self.by_kind.items()},
+        )
 
 
 def counts(admin: httpx.Client) -> StandInCounts:
     stats = admin.get("/stats").raise_for_status().json()
-    return StandInCounts(int(stats["round_trips"]), int(stats["writing_commits"]))
+    by_kind = {str(kind): int(count) for kind, count in stats["round_trips_by_kind"].items()}
+    return StandInCounts(int(stats["round_trips"]), int(stats["writing_commits"]), by_kind)
 
 
 @contextlib.contextmanager
