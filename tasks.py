@@ -218,7 +218,7 @@ def upgrade(c: Context, to: str | None = None, dry_run: bool = False, runtime: s
 
 @task(
     help={
-        "to": REGION.help("The Region to serve from: the stack's other one (STANDBY_REGION, or back to AWS_REGION's)"),
+        "to": REGION.help("The Region to serve from: the stack's other one", "the Region that does not serve now"),
         "dry_run": "Print the steps, as they run here and with the chart on AWS; change nothing.",
         "runtime": RUNTIME.help(
             "How the stack runs; failover needs docker, as the local runtime runs one Region", "docker"

@@ -132,7 +132,7 @@ def upgrade(settings: Settings, project_root: Path, runtime: Runtime, *, to: str
     stack.check_replaceable()
     database_schema = stack.schema_version()
     hop = plan_hop(record, to or record.moving_to or next_release(current), database_schema)
-    roles = {f"temporal-{role}": settings.hosts(role) for role in hop.roles}
+    roles = {regions.role_service(settings, settings.serving, role): settings.hosts(role) for role in hop.roles}
     for line in plan_lines(hop, runtime.value, database_schema, roles):
         cli.say(line)
     if dry_run:
@@ -168,12 +168,10 @@ def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, i
     stack.finish_release(at_target)
 
 
-FRONTEND_SERVES_WAIT_S = 120
-
-
 def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
-    """Move serving to the stack's other Region (runtime/regions.py: fence the old Region's hosts, start the new
-    Region's, every shard owned, the frontend serving), each step timed; SERVING_REGION pinned in .env after."""
+    """Move serving to the stack's other Region (`to` "": the one not serving), each step timed (runtime/regions.py:
+    fence the old Region's hosts, start the new Region's, every shard owned, the frontend serving)."""
+    to = to or regions.other_region(settings)
     for line in regions.plan_lines(settings, to):
         cli.say(line)
     if dry_run:
@@ -185,24 +183,14 @@ def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: st
             "failover moves Temporal between two Regions' hosts, and the local runtime runs one Region",
             "run it with --runtime docker (on AWS: the Helm steps above)",
         )
-    from temporal_dsql_deploy.temporal.serving import wait_serving  # noqa: PLC0415 (the SDK: seconds to import)
-
     began = time.monotonic()
-    target = settings.model_copy(update={"serving_region": to})
 
-    def say(step: regions.Step) -> None:
-        cli.say(f"{step.what} ({step.seconds:.1f}s)")
+    def record(serving: Settings) -> None:
+        write_compose(serving, host_architecture(), compose_file(project_root))
+        cli.say(pin_setting(project_root, "SERVING_REGION", to))
 
-    regions.failover(stack, to, target, lambda serving: write_compose(serving, host_architecture(),
-                                                                      compose_file(project_root)), say)  # fmt: skip
-    step = time.monotonic()
-    wait_serving(target.frontend_address, settings.temporal_namespace, FRONTEND_SERVES_WAIT_S,
-                 f"see `invoke logs {regions.role_service(settings, to, 'frontend')} --runtime docker`")  # fmt: skip
-    say(regions.Step(f"{to}'s frontend at {target.frontend_address} serves {settings.temporal_namespace!r}",
-                     time.monotonic() - step))  # fmt: skip
-    stack.start_services(["temporal-ui"])  # the UI follows the serving frontend
+    regions.failover(stack, to, record, lambda step: cli.say(f"{step.what} ({step.seconds:.1f}s)"))
     cli.say(f"{to} serves ({time.monotonic() - began:.1f}s in all)")
-    cli.say(pin_setting(project_root, "SERVING_REGION", to))
 
 
 def logs(settings: Settings, project_root: Path, runtime: Runtime, service: str, lines: int) -> None:

@@ -12,6 +12,7 @@ from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime import regions
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
 from temporal_dsql_deploy.settings.config import Settings
+from temporal_dsql_deploy.temporal import serving
 
 MakeSettings = Callable[..., Settings]
 STANDBY = "us-west-2"
@@ -20,10 +21,13 @@ STANDBY = "us-west-2"
 class RecordingRuntime(DockerRuntime):
     """Records what the failover asks of the engine; its history hosts own `owned` shards each."""
 
-    def __init__(self, settings: Settings, owned: int) -> None:
+    def __init__(self, settings: Settings, owned: int, calls: list[tuple[str, ...]] | None = None) -> None:
         super().__init__(settings, Path("/nonexistent"))
-        self.calls: list[tuple[str, ...]] = []
+        self.calls: list[tuple[str, ...]] = [] if calls is None else calls
         self.owned = owned
+
+    def with_settings(self, settings: Settings) -> RecordingRuntime:
+        return RecordingRuntime(settings, self.owned, self.calls)  # one record of the calls
 
     def remove_services(self, services: list[str], grace_s: int) -> None:
         self.calls.append(("remove", *services))
@@ -38,30 +42,42 @@ class RecordingRuntime(DockerRuntime):
 
 def _failover(runtime: RecordingRuntime, to: str) -> list[regions.Step]:
     steps: list[regions.Step] = []
-    target = runtime.settings.model_copy(update={"serving_region": to})
 
-    def write(serving: Settings) -> None:
-        runtime.calls.append(("compose", str(serving.serving_region)))
+    def record(serving: Settings) -> None:
+        runtime.calls.append(("record", str(serving.serving_region)))
 
-    regions.failover(runtime, to, target, write, steps.append)
+    moved = regions.failover(runtime, to, record, steps.append)
+    assert moved.settings.serving == to
     return steps
 
 
-def test_the_old_region_is_fenced_before_the_new_one_starts(make_settings: MakeSettings) -> None:
+@pytest.fixture(autouse=True)
+def frontend_serves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The new Region's frontend, as the SDK would find it: asked once, serving."""
+    asked: list[str] = []
+    monkeypatch.setattr(serving, "wait_serving", lambda address, *_args: asked.append(address))
+    return asked
+
+
+def test_the_old_region_is_fenced_before_the_new_one_starts(make_settings: MakeSettings,
+                                                            frontend_serves: list[str]) -> None:  # fmt: skip
     settings = make_settings(STANDBY_REGION=STANDBY, TEMPORAL_HISTORY_HOSTS="2", TEMPORAL_NUM_HISTORY_SHARDS="8")
     runtime = RecordingRuntime(settings, owned=4)
     steps = _failover(runtime, STANDBY)
-    assert runtime.calls[:3] == [
-        ("remove", "temporal-frontend", "temporal-worker", "temporal-matching", "temporal-history"),
-        ("compose", STANDBY),
+    assert runtime.calls == [
+        ("remove", "temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker"),
+        ("record", STANDBY),  # the move is the stack's own from here: a later `up` does not undo it
         ("start", *(f"temporal-{role}-{STANDBY}" for role in ("history", "matching", "frontend", "worker"))),
+        ("shards", f"temporal-history-{STANDBY}"),
+        ("start", "temporal-ui"),
     ]
-    assert runtime.calls[3:] == [("shards", f"temporal-history-{STANDBY}")]
+    assert frontend_serves == ["127.0.0.1:7243"]
     assert [step.what for step in steps] == [
         "fenced us-east-1: its Temporal hosts stopped and removed",
         f"started {STANDBY}'s hosts (temporal-history-{STANDBY}, temporal-matching-{STANDBY}, "
         f"temporal-frontend-{STANDBY}, temporal-worker-{STANDBY}), all healthy",
         f"{STANDBY}'s history hosts own all 8 shards",
+        f"{STANDBY}'s frontend at 127.0.0.1:7243 serves 'default', the UI with it",
     ]
     assert all(step.seconds >= 0 for step in steps)
 
@@ -70,7 +86,7 @@ def test_failing_back_moves_the_primary_set_back(make_settings: MakeSettings) ->
     settings = make_settings(STANDBY_REGION=STANDBY, SERVING_REGION=STANDBY)
     runtime = RecordingRuntime(settings, owned=4)
     _failover(runtime, "us-east-1")
-    assert runtime.calls[0][1:] == tuple(f"temporal-{role}-{STANDBY}" for role in regions.STOP_ORDER)
+    assert runtime.calls[0][1:] == tuple(f"temporal-{role}-{STANDBY}" for role in regions.ROLES)
     assert runtime.calls[2] == ("start", "temporal-history", "temporal-matching", "temporal-frontend",
                                 "temporal-worker")  # fmt: skip
 
@@ -78,6 +94,9 @@ def test_failing_back_moves_the_primary_set_back(make_settings: MakeSettings) ->
 @pytest.mark.parametrize(
     ("variables", "to", "problem"),
     [({}, STANDBY, "the stack has one Region: there is nowhere to fail over to"),
+     ({"STANDBY_REGION": STANDBY, "TEMPORAL_SQL_PLUGIN": "postgres12_pgx"}, STANDBY,
+      "STANDBY_REGION=us-west-2, but no standby hosts run on this profile: they need DSQL, the local stand-in or the "
+      "peer cluster's endpoint"),
      ({"STANDBY_REGION": STANDBY}, "us-east-1", "us-east-1 serves already"),
      ({"STANDBY_REGION": STANDBY}, "eu-west-1", "--to eu-west-1 is not one of the stack's Regions (us-east-1, "
                                                 "us-west-2)")],

@@ -93,3 +93,20 @@ def test_one_region_renders_as_before(make_settings: MakeSettings) -> None:
     assert not any(name.endswith(STANDBY) for name in services)
     assert "networks" not in services["dsql-local"]
     assert "deploy" not in services["temporal-history"]
+
+
+def test_the_standby_set_needs_dsql_and_the_peers_endpoint(make_settings: MakeSettings) -> None:
+    with pytest.raises(
+        ConfigError, match="SERVING_REGION=us-west-2 needs the standby Region's hosts, which run on DSQL"
+    ):
+        make_settings(STANDBY_REGION=STANDBY, SERVING_REGION=STANDBY, TEMPORAL_SQL_PLUGIN="postgres12_pgx")
+    postgres = make_settings(SERVING_REGION="us-east-1")
+    assert not postgres.has_standby_set
+    assert not any(name.endswith(STANDBY) for name in build_stack(postgres).names)
+    peer = "zyxwvutsrqponmlkjihgfedcba.dsql.us-west-2.on.aws"
+    cluster = make_settings(TEMPORAL_SQL_PLUGIN="dsql", TEMPORAL_SQL_HOST="abc.dsql.us-east-1.on.aws",
+                            TEMPORAL_SQL_PORT="5432", TEMPORAL_SQL_TLS_ENABLED="true", TEMPORAL_SQL_IAM_AUTH="true",
+                            AWS_REGION="us-east-1", STANDBY_SQL_HOST=peer)  # fmt: skip
+    standby = build_stack(cluster).get(f"temporal-history-{STANDBY}")
+    assert (standby.environment["TEMPORAL_SQL_HOST"], standby.environment["AWS_REGION"]) == (peer, STANDBY)
+    assert standby.environment["TEMPORAL_SQL_PORT"] == "5432"

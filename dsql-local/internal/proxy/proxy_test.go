@@ -96,10 +96,16 @@ func TestAnIsolatedRegionRefusesWritesWhileItsPeerServes(t *testing.T) {
 	if failed := sessionOf(a).failedAutocommit(write); failed == nil || failed.Rule != "region_isolated" {
 		t.Fatalf("a write that commits on its own in the isolated Region: %v", failed)
 	}
+	together := sessionOf(a)
+	together.refusals = map[string]*sqlerr.Error{}
+	if sent := together.onQuery("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)"); !strings.HasPrefix(sent, markerPrefix) ||
+		together.refusals[sent].Rule != "region_isolated" {
+		t.Fatalf("two writes sent together outside BEGIN in the isolated Region went to the backend as %q", sent)
+	}
 	if failed := transaction(a, read); failed != nil {
 		t.Fatalf("a transaction that only read has nothing to make durable: %v", failed)
 	}
-	if a.RefusedWrites() != 2 || b.RefusedWrites() != 0 {
+	if a.RefusedWrites() != 3 || b.RefusedWrites() != 0 {
 		t.Fatalf("refused writes counted: %d in the isolated Region, %d in the other", a.RefusedWrites(), b.RefusedWrites())
 	}
 	if failed := transaction(b, read, write); failed != nil {

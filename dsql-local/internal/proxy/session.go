@@ -311,6 +311,9 @@ func (s *session) onQuery(text string) string {
 			break
 		}
 	}
+	if refusal == nil && failedCommit == nil && len(statements) > 1 && !s.txn.explicit && s.txn.wrote {
+		refusal = s.server.isolationRefusal() // statements sent together outside BEGIN commit together, as one write
+	}
 	defer s.endImplicit()
 	switch {
 	case refusal != nil:

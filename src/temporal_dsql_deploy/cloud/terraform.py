@@ -34,7 +34,9 @@ def variables(settings: Settings) -> list[str]:
         raise DeployError("AWS_REGION is not set", "set AWS_REGION (e.g. us-east-1) in .env or the environment")
     given = ["-var", f"project_name={settings.project_name}", "-var", f"region={settings.aws_region}"]
     if settings.standby_region:  # a peered multi-Region pair: the second cluster, and the witness both name
-        given += ["-var", f"peer_region={settings.standby_region}", "-var", f"witness_region={settings.witness_region}"]
+        given += ["-var", f"peer_region={settings.standby_region}"]
+        if settings.witness_region:  # required with a peer: Terraform says so, naming the variable, if it is not set
+            given += ["-var", f"witness_region={settings.witness_region}"]
     return given
 
 

@@ -380,7 +380,7 @@ def region_values(settings: Settings) -> dict[str, dict[str, Any]]:
     and the setup jobs, the other's waits at no hosts until `invoke failover` (whose --dry-run prints the commands)."""
     if settings.standby_region is None:
         return {}
-    serving = settings.serving_region or settings.active_region
+    serving = settings.serving
     local = settings.sql_is_local  # the local stand-in is no cluster: the endpoints are left for the user
     endpoints = {settings.active_region: "" if local else settings.temporal_sql_host,
                  settings.standby_region: settings.standby_sql_host or ""}  # fmt: skip

@@ -32,10 +32,8 @@ from temporal_dsql_deploy.runtime import regions
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, compose_file
 from temporal_dsql_deploy.runtime.render_compose import write_compose
 from temporal_dsql_deploy.settings.config import Settings, host_architecture
-from temporal_dsql_deploy.temporal.serving import wait_serving
 
 SCENARIOS = ("cut", "isolated")
-FRONTEND_SERVES_WAIT_S = 120
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,11 @@ class _Drill:
     completions: dict[str, tuple[str | None, float]] = field(default_factory=dict)  # id: (result, when)
     steps: list[str] = field(default_factory=list)
     began: float = field(default_factory=time.monotonic)
+    # What the drill changed, for putting it back however it ends: the stack as it serves now, the Region cut off,
+    # the hosts taken off the network (until the failover removes them).
+    stack: DockerRuntime | None = None
+    isolated: str | None = None
+    disconnected: list[str] = field(default_factory=list)
 
     def note(self, what: str) -> None:
         self.steps.append(f"{time.monotonic() - self.began:6.1f}s  {what}")
@@ -86,42 +89,49 @@ def _network(settings: Settings) -> str:
     return f"{settings.project_name}_default"
 
 
-def _cut_off(runtime: DockerRuntime, region: str, hosts_too: bool) -> list[str]:
+def _cut_off(runtime: DockerRuntime, region: str, hosts_too: bool, drill: _Drill) -> None:
     """`region`'s endpoint cut off from its peer and the witness; with `hosts_too`, its Temporal hosts off the net."""
     runtime.stand_in_admin("/isolation", {"region": region, "isolated": "true"})
-    done = [f"{region}'s DSQL endpoint cut off from its peer and the witness"]
-    if hosts_too:
-        settings = runtime.settings
-        containers = [container for role in regions.ROLES
-                      for container in runtime.containers(regions.role_service(settings, region, role))]  # fmt: skip
-        for container in containers:
-            run_tool(["docker", "network", "disconnect", _network(settings), container],
-                     what="docker network disconnect", fix="check `docker network ls`", timeout_s=60)  # fmt: skip
-        done.append(f"{region}'s {len(containers)} Temporal hosts off the network")
-    return done
+    drill.isolated = region
+    drill.note(f"{region}'s DSQL endpoint cut off from its peer and the witness")
+    if not hosts_too:
+        return
+    settings = runtime.settings
+    for role in regions.ROLES:
+        for container in runtime.containers(regions.role_service(settings, region, role)):
+            _network_link(settings, "disconnect", container)
+            drill.disconnected.append(container)
+    drill.note(f"{region}'s {len(drill.disconnected)} Temporal hosts off the network")
+
+
+def _network_link(settings: Settings, action: str, container: str) -> None:
+    run_tool(["docker", "network", action, _network(settings), container], what=f"docker network {action}",
+             fix="check `docker network ls`", timeout_s=60)  # fmt: skip
 
 
 def _move(runtime: DockerRuntime, to: str, drill: _Drill) -> DockerRuntime:
     """`invoke failover --to`'s steps, noted in the drill's log; the runtime of the stack with `to` serving."""
-    target = runtime.settings.model_copy(update={"serving_region": to})
 
-    def write(serving: Settings) -> None:
+    def record(serving: Settings) -> None:
         write_compose(serving, host_architecture(), compose_file(runtime.project_root))
+        drill.stack, drill.disconnected = runtime.with_settings(serving), []  # the fence removed them
 
     def note(step: regions.Step) -> None:
         drill.note(f"failover: {step.what} ({step.seconds:.1f}s)")
 
-    regions.failover(runtime, to, target, write, note)
-    wait_serving(target.frontend_address, target.temporal_namespace, FRONTEND_SERVES_WAIT_S,
-                 f"see `invoke logs {regions.role_service(target, to, 'frontend')} --runtime docker`")  # fmt: skip
-    drill.note(f"failover: {to}'s frontend serves")
-    return DockerRuntime(target, runtime.project_root)
+    return regions.failover(runtime, to, record, note)
+
+
+def _reconnect(runtime: DockerRuntime, region: str, drill: _Drill) -> None:
+    runtime.stand_in_admin("/isolation", {"region": region, "isolated": "false"})
+    drill.isolated = None
+    drill.note(f"{region}'s endpoint reaches its peer and the witness again")
 
 
 async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_dir: Path) -> DrillResult:
     plan, settings = drill.plan, runtime.settings
-    first = regions.serving_region(settings)
-    other = next(region for region in regions.regions(settings) if region != first)
+    first = settings.serving
+    other = regions.other_region(settings)
     shape = SHAPES[plan.shape]
     starts: list[asyncio.Task[bool]] = []
     watchers: list[asyncio.Task[None]] = []
@@ -148,8 +158,7 @@ async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_di
     await asyncio.sleep(plan.before_s)
     problems: list[str] = []
     cut = time.monotonic()
-    for done in await asyncio.to_thread(_cut_off, runtime, first, plan.scenario == "cut"):
-        drill.note(done)
+    await asyncio.to_thread(_cut_off, runtime, first, plan.scenario == "cut", drill)
     if plan.scenario == "isolated":
         problems += await _hosts_cannot_write(runtime, drill, first, cut)
     moved = await asyncio.to_thread(_move, runtime, other, drill)
@@ -161,8 +170,7 @@ async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_di
         rto = time.monotonic() - cut
         drill.note(f"a new workflow completed in {other}: RTO {rto:.1f}s")
         await asyncio.sleep(plan.on_other_s)
-        await asyncio.to_thread(moved.stand_in_admin, "/isolation", {"region": first, "isolated": "false"})
-        drill.note(f"{first}'s endpoint reaches its peer and the witness again")
+        await asyncio.to_thread(_reconnect, moved, first, drill)
         failback = time.monotonic()
         back = await asyncio.to_thread(_move, moved, first, drill)
         drill.current = await connect(back.settings.frontend_address, settings.temporal_namespace)
@@ -221,18 +229,39 @@ async def _account(drill: _Drill, acknowledged: list[int], meant: int, rto: floa
 
 
 def run_drill(runtime: DockerRuntime, plan: DrillPlan, work_dir: Path, report: Callable[[str], None]) -> DrillResult:
-    """One scenario, from the stack serving from its primary Region to the same again; the workers stopped after."""
+    """One scenario, from the stack serving from its primary Region to the same again; the workers stopped after, and
+    whatever the drill changed put back however it ends (so the next test finds the stack as it was)."""
     settings = runtime.settings
-    regions.check_failover(settings, settings.standby_region or "")
+    regions.check_failover(settings, regions.other_region(settings))
     task_queue = f"drill-{uuid.uuid4().hex[:8]}"
-    log = work_dir / f"worker-{regions.serving_region(settings)}-{task_queue}.log"
-    with start_worker(settings.frontend_address, settings.temporal_namespace, task_queue, log):
+    drill: _Drill | None = None
+    try:
+        with start_worker(settings.frontend_address, settings.temporal_namespace, task_queue,
+                          work_dir / f"worker-{settings.serving}-{task_queue}.log"):  # fmt: skip
 
-        async def drill() -> DrillResult:
-            client = await connect(settings.frontend_address, settings.temporal_namespace)
-            return await _drive(runtime, _Drill(plan, client), task_queue, work_dir)
+            async def run() -> DrillResult:
+                nonlocal drill
+                drill = _Drill(plan, await connect(settings.frontend_address, settings.temporal_namespace))
+                drill.stack = runtime
+                return await _drive(runtime, drill, task_queue, work_dir)
 
-        result = asyncio.run(drill())
+            result = asyncio.run(run())
+    finally:
+        if drill is not None:
+            _put_back(runtime, drill, report)
     for step in result.steps:
         report(step)
     return result
+
+
+def _put_back(runtime: DockerRuntime, drill: _Drill, report: Callable[[str], None]) -> None:
+    """After a drill that stopped half-way: the Region reconnected, its hosts back on the network or serving again."""
+    first = runtime.settings.serving
+    stack = drill.stack or runtime
+    if drill.isolated:
+        _reconnect(stack, drill.isolated, drill)
+    for container in drill.disconnected:
+        _network_link(runtime.settings, "connect", container)
+    if stack.settings.serving != first:
+        _move(stack, first, drill)
+        report(f"put back: {first} serves again")

@@ -46,10 +46,13 @@ def counts(admin: httpx.Client) -> StandInCounts:
 
 @contextlib.contextmanager
 def latency_profile(admin: httpx.Client, profile: DsqlLatency) -> Iterator[None]:
-    """The stand-in delays as `profile` says while the block runs, and as it did before afterwards."""
-    before = str(admin.get("/latency").raise_for_status().json()["profile"])
+    """Every endpoint of the stand-in delays as `profile` says while the block runs, and each as it did before
+    afterwards (a second Region's endpoint may have had a profile of its own)."""
+    endpoints = admin.get("/stats").raise_for_status().json()["endpoints"]
+    before = {region: str(endpoint["latency"]) for region, endpoint in endpoints.items()}
     admin.post("/latency", data={"profile": profile}).raise_for_status()
     try:
         yield
     finally:
-        admin.post("/latency", data={"profile": before}).raise_for_status()
+        for region, name in before.items():
+            admin.post("/latency", data={"profile": name, "region": region}).raise_for_status()

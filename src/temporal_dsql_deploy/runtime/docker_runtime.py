@@ -387,6 +387,10 @@ class DockerRuntime(StackRuntime):
         # owns its shards, which under load can take longer than its health check's first tries.
         wait_healthy(self.settings, self.project_root, timeout_s)
 
+    def with_settings(self, settings: Settings) -> DockerRuntime:
+        """The same stack as `settings` describe it (another Region serving, say)."""
+        return DockerRuntime(settings, self.project_root)
+
     def remove_services(self, services: list[str], grace_s: int) -> None:
         """Stop every container of `services` (SIGTERM, `grace_s` to finish, then SIGKILL), then remove them."""
         named = ", ".join(services)

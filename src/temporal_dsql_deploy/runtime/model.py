@@ -269,16 +269,19 @@ def standby_endpoint(region: str) -> str:
 
 def serving_frontend(settings: Settings) -> str:
     """The frontend service the stack's own clients (UI, namespace job) use: the serving Region's."""
-    if settings.standby_region is not None and settings.serves_from_standby:
+    if settings.standby_region is not None and settings.serves_from_standby:  # (the first says so to mypy)
         return standby_service("temporal-frontend", settings.standby_region)
     return "temporal-frontend"
 
 
 def standby_persistence_environment(settings: Settings, region: str) -> dict[str, EnvValue]:
     """The Temporal services' persistence variables in the standby Region: that Region's endpoint of the peered
-    cluster (the stand-in's second endpoint), its tokens signed for that Region."""
+    cluster (the stand-in's second endpoint, or the peer cluster's), its tokens signed for that Region."""
     environment = server_persistence_environment(settings)
-    environment["TEMPORAL_SQL_HOST"] = HostOf(standby_endpoint(region))
-    environment["TEMPORAL_SQL_PORT"] = str(settings.dsql_local_standby_port)
+    if settings.local_dsql:
+        environment["TEMPORAL_SQL_HOST"] = HostOf(standby_endpoint(region))
+        environment["TEMPORAL_SQL_PORT"] = str(settings.dsql_local_standby_port)
+    else:
+        environment["TEMPORAL_SQL_HOST"] = str(settings.standby_sql_host)
     environment["AWS_REGION"] = region
     return environment

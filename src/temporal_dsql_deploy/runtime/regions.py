@@ -22,11 +22,12 @@ from temporal_dsql_deploy.runtime.model import standby_service
 from temporal_dsql_deploy.settings.config import Settings
 
 ROLES = ("history", "matching", "frontend", "worker")
-# The old Region stops taking work first (frontend, then the worker's system workflows), and history, which hands
-# its shards over as it stops, last; all of them before any host of the new Region starts.
-STOP_ORDER = ("frontend", "worker", "matching", "history")
-STOP_GRACE_S = 20  # SIGTERM, then this long for a host to hand its shards over, then SIGKILL
+# The old Region's hosts are stopped together (SIGTERM, this long for each to hand its shards over, then SIGKILL),
+# all of them before any host of the new Region starts: one at a time would only make a cut-off Region's fence, whose
+# hosts cannot hand anything over, four times as long.
+STOP_GRACE_S = 20
 SHARDS_OWNED_WAIT_S = 300
+FRONTEND_SERVES_WAIT_S = 120
 POLL_S = 1.0
 
 
@@ -36,10 +37,6 @@ class Step:
 
     what: str
     seconds: float
-
-
-def serving_region(settings: Settings) -> str:
-    return settings.serving_region or settings.active_region
 
 
 def regions(settings: Settings) -> tuple[str, ...]:
@@ -58,19 +55,26 @@ def check_failover(settings: Settings, to: str) -> str:
         raise DeployError("the stack has one Region: there is nowhere to fail over to",
                           "set STANDBY_REGION to the peered cluster's second Region, then `invoke up --runtime "
                           "docker` starts its standby set at no hosts")  # fmt: skip
-    current = serving_region(settings)
+    if not settings.has_standby_set:
+        raise DeployError(f"STANDBY_REGION={settings.standby_region}, but no standby hosts run on this profile: "
+                          "they need DSQL, the local stand-in or the peer cluster's endpoint",
+                          "use TEMPORAL_SQL_PLUGIN=dsql (the local profile), or set STANDBY_SQL_HOST to the peer "
+                          "cluster's endpoint (`invoke deploy` writes it)")  # fmt: skip
+    current = settings.serving
     if to not in regions(settings):
         raise DeployError(
             f"--to {to} is not one of the stack's Regions ({', '.join(regions(settings))})",
             f"give --to {settings.standby_region if current != settings.standby_region else current}",
         )
     if to == current:
-        raise DeployError(f"{to} serves already", f"`invoke failover --to {_other(settings, to)}` moves serving away")
+        raise DeployError(f"{to} serves already", f"`invoke failover --to {other_region(settings, to)}` moves it away")
     return current
 
 
-def _other(settings: Settings, region: str) -> str:
-    return next(each for each in regions(settings) if each != region)
+def other_region(settings: Settings, region: str | None = None) -> str:
+    """The stack's Region that is not `region` (default: the one serving); the primary for a one-Region stack."""
+    avoided = region or settings.serving
+    return next((each for each in regions(settings) if each != avoided), settings.active_region)
 
 
 def plan_lines(settings: Settings, to: str) -> list[str]:
@@ -83,8 +87,8 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
 
     return [
         f"failover from {current} to {to}:",
-        f"  1. fence {current}: stop its Temporal hosts ({', '.join(STOP_ORDER)}; {STOP_GRACE_S}s each to hand its "
-        "shards over), so they cannot take shards back when their Region heals",
+        f"  1. fence {current}: stop its Temporal hosts, together ({STOP_GRACE_S}s for each to hand its shards over), "
+        "so they cannot take shards back when their Region heals",
         f"  2. start {to}'s hosts ({hosts}) on {to}'s endpoint of the cluster, and wait until they are healthy",
         f"  3. wait until {to}'s history hosts own all {settings.temporal_num_history_shards} shards",
         f"  4. wait until {to}'s frontend serves namespace {settings.temporal_namespace!r}; "
@@ -100,24 +104,36 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
     ]
 
 
-def failover(runtime: DockerRuntime, to: str, target: Settings, write_compose: Callable[[Settings], object],
-             report: Callable[[Step], None]) -> None:  # fmt: skip
-    """Move serving from the Region that serves now to `to`; `target` is the stack's settings with `to` serving, which
-    `write_compose` renders for the engine once the old Region is fenced. Each step is reported as it ends."""
+def failover(runtime: DockerRuntime, to: str, record: Callable[[Settings], object],
+             report: Callable[[Step], None]) -> DockerRuntime:  # fmt: skip
+    """Move serving from the Region that serves now to `to`, each step reported as it ends; the runtime of the stack
+    with `to` serving. `record` makes the move the stack's own once the old Region is fenced (the compose file, and
+    for the task SERVING_REGION in .env), so that a later `up` serves from `to` even if a later step fails."""
+    from temporal_dsql_deploy.temporal.serving import wait_serving  # noqa: PLC0415 (the SDK: seconds to import)
+
     settings = runtime.settings
     current = check_failover(settings, to)
     began = time.monotonic()
-    runtime.remove_services([role_service(settings, current, role) for role in STOP_ORDER], STOP_GRACE_S)
+    runtime.remove_services([role_service(settings, current, role) for role in ROLES], STOP_GRACE_S)
     report(Step(f"fenced {current}: its Temporal hosts stopped and removed", time.monotonic() - began))
-    write_compose(target)
+    target = settings.model_copy(update={"serving_region": to})
+    record(target)
+    moved = runtime.with_settings(target)
     step = time.monotonic()
     started = [role_service(settings, to, role) for role in ROLES]
-    runtime.start_services(started)
+    moved.start_services(started)
     report(Step(f"started {to}'s hosts ({', '.join(started)}), all healthy", time.monotonic() - step))
     step = time.monotonic()
-    _wait_shards_owned(runtime, role_service(settings, to, "history"), settings.hosts("history"))
+    _wait_shards_owned(moved, role_service(settings, to, "history"), settings.hosts("history"))
     report(Step(f"{to}'s history hosts own all {settings.temporal_num_history_shards} shards",
                 time.monotonic() - step))  # fmt: skip
+    step = time.monotonic()
+    wait_serving(target.frontend_address, settings.temporal_namespace, FRONTEND_SERVES_WAIT_S,
+                 f"see `invoke logs {role_service(settings, to, 'frontend')} --runtime docker`")  # fmt: skip
+    moved.start_services(["temporal-ui"])  # the UI follows the serving frontend
+    report(Step(f"{to}'s frontend at {target.frontend_address} serves {settings.temporal_namespace!r}, the UI with it",
+                time.monotonic() - step))  # fmt: skip
+    return moved
 
 
 def _wait_shards_owned(runtime: DockerRuntime, history: str, hosts: int) -> None:

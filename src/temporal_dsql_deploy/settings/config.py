@@ -529,14 +529,31 @@ class Settings(BaseSettings):
                    f"{LOCAL_REGION} locally); a peered cluster's second Region is another, e.g. us-west-2")  # fmt: skip
         if self.witness_region is not None and self.witness_region in (self.active_region, self.standby_region):
             yield (f"WITNESS_REGION={self.witness_region} is one of the pair's Regions; the witness is a third one")
-        if self.serving_region is not None and self.serving_region not in (self.active_region, self.standby_region):
+        if self.serving_region is None:
+            return
+        if self.serving_region not in (self.active_region, self.standby_region):
             regions = " or ".join(region for region in (self.active_region, self.standby_region) if region)
             yield f"SERVING_REGION={self.serving_region} is neither of the stack's Regions: give {regions}"
+        elif self.serving_region == self.standby_region and not self.has_standby_set:
+            yield (f"SERVING_REGION={self.serving_region} needs the standby Region's hosts, which run on DSQL only: "
+                   "the local stand-in (TEMPORAL_SQL_PLUGIN=dsql) or the peer cluster's STANDBY_SQL_HOST")  # fmt: skip
+
+    @property
+    def has_standby_set(self) -> bool:
+        """Whether a standby set of Temporal hosts exists: a second Region, and its endpoint of the peered cluster
+        (the local stand-in serves one; a cluster in AWS names it in STANDBY_SQL_HOST)."""
+        return (self.standby_region is not None and self.is_dsql
+                and (self.local_dsql or self.standby_sql_host is not None))  # fmt: skip
+
+    @property
+    def serving(self) -> str:
+        """The Region whose Temporal hosts serve: SERVING_REGION, or the primary Region."""
+        return self.serving_region or self.active_region
 
     @property
     def serves_from_standby(self) -> bool:
         """Whether the standby Region's hosts serve (after `invoke failover`), the primary Region's at none."""
-        return self.standby_region is not None and self.serving_region == self.standby_region
+        return self.has_standby_set and self.serving_region == self.standby_region
 
     @property
     def active_region(self) -> str:

@@ -78,7 +78,7 @@ def services(settings: Settings) -> Iterator[Service]:
         description="creates or updates Temporal's persistence schema",
     )
     yield from _roles(settings, None)
-    if settings.standby_region is not None and settings.local_dsql:
+    if settings.standby_region is not None and settings.has_standby_set:
         yield from _roles(settings, settings.standby_region)
     yield Service(
         name="namespace-setup",
