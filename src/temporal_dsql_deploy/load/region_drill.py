@@ -162,8 +162,10 @@ async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_di
     if plan.scenario == "isolated":
         problems += await _hosts_cannot_write(runtime, drill, first, cut)
     moved = await asyncio.to_thread(_move, runtime, other, drill)
-    with start_worker(moved.settings.frontend_address, settings.temporal_namespace, task_queue,
-                      work_dir / f"worker-{other}-{task_queue}.log"):  # fmt: skip
+    # Started off the event loop (it waits until the worker polls), so that the load goes on meanwhile.
+    worker = await asyncio.to_thread(start_worker, moved.settings.frontend_address, settings.temporal_namespace,
+                                     task_queue, work_dir / f"worker-{other}-{task_queue}.log")  # fmt: skip
+    with worker:
         drill.current = await connect(moved.settings.frontend_address, settings.temporal_namespace)
         drill.note(f"the load goes to {other}'s frontend at {moved.settings.frontend_address}")
         await canary(drill.current, task_queue)
