@@ -53,6 +53,7 @@ AWS_SDK_VARIABLES = frozenset({
 # Ports the stack derives rather than reads: Temporal's membership port is its gRPC port - 300 (7233 -> 6933), and
 # each role's metrics port and the frontend's HTTP port are fixed.
 MEMBERSHIP_PORT_OFFSET = 300
+AWS_REGION_NAME = r"^[a-z]{2}(-[a-z]+)+-\d$"  # us-east-1, ap-southeast-2, us-gov-west-1
 LOCAL_REGION = "us-east-1"  # the Region local IAM tokens are signed for when AWS_REGION is unset
 ROLE_METRICS_PORTS = {"history": 9092, "matching": 9093, "frontend": 9091, "worker": 9094}
 FRONTEND_HTTP_PORT = 8233
@@ -209,13 +210,13 @@ class Settings(BaseSettings):
     )
     aws_region: str | None = Field(
         None,
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        pattern=AWS_REGION_NAME,
         description="AWS Region of the DSQL cluster, e.g. us-east-1. Required when IAM auth is on.",
     )
 
     standby_region: str | None = Field(
         None,
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        pattern=AWS_REGION_NAME,
         description="The second Region of a peered multi-Region DSQL cluster, where a standby set of Temporal hosts "
         "waits, scaled to zero, on that Region's endpoint until `invoke failover --to` it. With the Docker runtime "
         "and the local profile the stand-in serves that Region's endpoint too (DSQL_LOCAL_STANDBY_PORT). Unset: one "
@@ -223,13 +224,13 @@ class Settings(BaseSettings):
     )
     serving_region: str | None = Field(
         None,
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        pattern=AWS_REGION_NAME,
         description="With STANDBY_REGION: the Region whose Temporal hosts serve, AWS_REGION's (unset) or "
         "STANDBY_REGION's; `invoke failover` sets it, and the other Region's hosts are scaled to zero.",
     )
     witness_region: str | None = Field(
         None,
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        pattern=AWS_REGION_NAME,
         description="The witness Region of the peered pair `invoke deploy` creates with STANDBY_REGION (it keeps "
         "a copy of the journal, no endpoint): a third Region, required with STANDBY_REGION for a deploy.",
     )
