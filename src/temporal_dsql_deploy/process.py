@@ -72,7 +72,7 @@ def run_program(
     except OSError as exc:
         raise _cannot_start(argv, what, fix, exc) from None
     try:
-        stdout, stderr = process.communicate(stdin_text, timeout=timeout_s)
+        stdout, stderr = process.communicate(input=stdin_text, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

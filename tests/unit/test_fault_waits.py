@@ -56,7 +56,7 @@ def _client(**calls: object) -> Client:
 
 
 def _start(client: Client) -> bool:
-    return asyncio.run(faults._start(client, SHAPES["hello"], "w-1", 1, "queue"))
+    return asyncio.run(faults.start_once(lambda: client, SHAPES["hello"], "w-1", 1, "queue"))
 
 
 def test_a_start_is_tried_again_until_it_is_accepted() -> None:
@@ -87,7 +87,7 @@ def test_a_start_refused_for_another_reason_is_not_tried_again() -> None:
 def _result(*replies: object) -> tuple[str | None, int]:
     result = _Replies(*replies)
     client = _client(get_workflow_handle=lambda _workflow_id: SimpleNamespace(result=result))
-    return asyncio.run(faults._result(client, "w-1")), result.calls
+    return asyncio.run(faults.result_of(lambda: client, "w-1")), result.calls
 
 
 def test_a_result_is_awaited_through_unavailability() -> None:
@@ -106,7 +106,7 @@ def test_a_result_that_never_comes_is_none_after_its_limit() -> None:
 
 def test_the_canary_times_the_recovery() -> None:
     execute = _Replies(_unavailable(), WorkflowFailureError(cause=RuntimeError("boom")), "Hello, canary")
-    seconds = asyncio.run(faults._canary(_client(execute_workflow=execute), "queue"))
+    seconds = asyncio.run(faults.canary(_client(execute_workflow=execute), "queue"))
     assert 0 < seconds < 0.3
     assert execute.calls == 3
 
@@ -114,7 +114,7 @@ def test_the_canary_times_the_recovery() -> None:
 def test_a_canary_that_never_completes_names_the_wait() -> None:
     execute = _Replies(_unavailable())
     with pytest.raises(DeployError) as caught:
-        asyncio.run(faults._canary(_client(execute_workflow=execute), "queue"))
+        asyncio.run(faults.canary(_client(execute_workflow=execute), "queue"))
     assert caught.value.problem == "no workflow completed within 0.3s of the fault's end"
     assert caught.value.fix == "see `invoke status` and the services' logs"
 
@@ -130,7 +130,7 @@ def _counts(*pairs: tuple[int, int] | RPCError) -> Iterator[object]:
 
 def test_visibility_converges_once_every_workflow_shows_completed_once() -> None:
     count = _Replies(*_counts(_unavailable(), (2, 3), (3, 3)))
-    seconds, runs = asyncio.run(faults._visibility(_client(count_workflows=count), SHAPES["hello"], "p", 3))
+    seconds, runs = asyncio.run(faults.visibility(_client(count_workflows=count), SHAPES["hello"], "p", 3))
     assert seconds is not None
     assert runs == 3
     assert count.calls == 5
@@ -138,7 +138,7 @@ def test_visibility_converges_once_every_workflow_shows_completed_once() -> None
 
 def test_visibility_that_never_converges_gives_the_last_count_of_runs() -> None:
     count = _Replies(*_counts((3, 4)))
-    seconds, runs = asyncio.run(faults._visibility(_client(count_workflows=count), SHAPES["hello"], "p", 3))
+    seconds, runs = asyncio.run(faults.visibility(_client(count_workflows=count), SHAPES["hello"], "p", 3))
     assert seconds is None
     assert runs == 4
 

@@ -37,7 +37,7 @@ class _Hang:
     def __init__(self, argv: list[str], **_kwargs: Any) -> None:
         self.args = argv
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:
         raise subprocess.TimeoutExpired(self.args, timeout or 0)
 
     def kill(self) -> None:
