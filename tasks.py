@@ -199,6 +199,8 @@ def restart(c: Context, service: list[str] | None = None, runtime: str = "local"
 
 RELEASE = flags.Choice("--to", tuple(release.version for release in RELEASES))
 REGION = flags.Text("--to", "an AWS Region, e.g. us-west-2")
+# Temporal's own shutdown gives a host 30 s at most to hand its shards over; more would only delay the failover.
+GRACE = flags.Amount("--grace", 1, 30, "seconds", off=True)
 
 
 @task(
@@ -223,14 +225,21 @@ def upgrade(c: Context, to: str | None = None, dry_run: bool = False, runtime: s
         "runtime": RUNTIME.help(
             "How the stack runs; failover needs docker, as the local runtime runs one Region", "docker"
         ),
+        "grace": GRACE.help(
+            "How long each of the serving Region's hosts has to hand its shards over before it is "
+            "killed; 0 for a Region that is cut off, whose hosts can hand nothing over",
+            "20",
+        ),
     }
 )
 @cli.reported
-def failover(c: Context, to: str | None = None, dry_run: bool = False, runtime: str = "docker") -> None:
+def failover(c: Context, to: str | None = None, dry_run: bool = False, runtime: str = "docker",
+             grace: str = "20") -> None:  # fmt: skip
     """Move serving to the peered cluster's other Region: stop (fence) the serving Region's Temporal hosts, start the
     other Region's on its endpoint, wait until they own every shard and the frontend serves; each step timed."""
     region = REGION.parse(to)
-    operations.failover(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=region, dry_run=dry_run)
+    operations.failover(cli.settings_for(ROOT), ROOT, RUNTIME.parse(runtime), to=region, dry_run=dry_run,
+                        grace_s=round(GRACE.parse(grace)))  # fmt: skip
 
 
 @task(name="test")

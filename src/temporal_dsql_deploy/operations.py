@@ -168,7 +168,8 @@ def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, i
     stack.finish_release(at_target)
 
 
-def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool) -> None:
+def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool,
+             grace_s: int = regions.STOP_GRACE_S) -> None:  # fmt: skip
     """Move serving to the stack's other Region (`to` "": the one not serving), each step timed (runtime/regions.py:
     fence the old Region's hosts, start the new Region's, every shard owned, the frontend serving)."""
     to = to or regions.other_region(settings)
@@ -189,7 +190,7 @@ def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: st
         write_compose(serving, host_architecture(), compose_file(project_root))
         cli.say(pin_setting(project_root, "SERVING_REGION", to))
 
-    regions.failover(stack, to, record, lambda step: cli.say(f"{step.what} ({step.seconds:.1f}s)"))
+    regions.failover(stack, to, record, lambda step: cli.say(f"{step.what} ({step.seconds:.1f}s)"), grace_s)
     cli.say(f"{to} serves ({time.monotonic() - began:.1f}s in all)")
 
 

@@ -31,6 +31,7 @@ class RecordingRuntime(DockerRuntime):
 
     def remove_services(self, services: list[str], grace_s: int) -> None:
         self.calls.append(("remove", *services))
+        self.grace: int | None = grace_s
 
     def start_services(self, services: list[str]) -> None:
         self.calls.append(("start", *services))
@@ -73,7 +74,7 @@ def test_the_old_region_is_fenced_before_the_new_one_starts(make_settings: MakeS
     ]
     assert frontend_serves == ["127.0.0.1:7243"]
     assert [step.what for step in steps] == [
-        "fenced us-east-1: its Temporal hosts stopped and removed",
+        "fenced us-east-1: its Temporal hosts stopped (20s to hand their shards over) and removed",
         f"started {STANDBY}'s hosts (temporal-history-{STANDBY}, temporal-matching-{STANDBY}, "
         f"temporal-frontend-{STANDBY}, temporal-worker-{STANDBY}), all healthy",
         f"{STANDBY}'s history hosts own all 8 shards",
@@ -85,9 +86,12 @@ def test_the_old_region_is_fenced_before_the_new_one_starts(make_settings: MakeS
 def test_failing_back_moves_the_primary_set_back(make_settings: MakeSettings) -> None:
     settings = make_settings(STANDBY_REGION=STANDBY, SERVING_REGION=STANDBY)
     runtime = RecordingRuntime(settings, owned=4)
-    _failover(runtime, "us-east-1")
+    steps: list[regions.Step] = []
+    regions.failover(runtime, "us-east-1", lambda _serving: None, steps.append, grace_s=0)
+    assert steps[0].what == f"fenced {STANDBY}: its Temporal hosts killed and removed"
+    assert runtime.grace == 0
     assert runtime.calls[0][1:] == tuple(f"temporal-{role}-{STANDBY}" for role in regions.ROLES)
-    assert runtime.calls[2] == ("start", "temporal-history", "temporal-matching", "temporal-frontend",
+    assert runtime.calls[1] == ("start", "temporal-history", "temporal-matching", "temporal-frontend",
                                 "temporal-worker")  # fmt: skip
 
 

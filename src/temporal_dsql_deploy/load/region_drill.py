@@ -109,7 +109,7 @@ def _network_link(settings: Settings, action: str, container: str) -> None:
              fix="check `docker network ls`", timeout_s=60)  # fmt: skip
 
 
-def _move(runtime: DockerRuntime, to: str, drill: _Drill) -> DockerRuntime:
+def _move(runtime: DockerRuntime, to: str, drill: _Drill, grace_s: int = regions.STOP_GRACE_S) -> DockerRuntime:
     """`invoke failover --to`'s steps, noted in the drill's log; the runtime of the stack with `to` serving."""
 
     def record(serving: Settings) -> None:
@@ -119,7 +119,7 @@ def _move(runtime: DockerRuntime, to: str, drill: _Drill) -> DockerRuntime:
     def note(step: regions.Step) -> None:
         drill.note(f"failover: {step.what} ({step.seconds:.1f}s)")
 
-    return regions.failover(runtime, to, record, note)
+    return regions.failover(runtime, to, record, note, grace_s)
 
 
 def _reconnect(runtime: DockerRuntime, region: str, drill: _Drill) -> None:
@@ -161,7 +161,10 @@ async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_di
     await asyncio.to_thread(_cut_off, runtime, first, plan.scenario == "cut", drill)
     if plan.scenario == "isolated":
         problems += await _hosts_cannot_write(runtime, drill, first, cut)
-    moved = await asyncio.to_thread(_move, runtime, other, drill)
+    # Hosts off the network reach nobody as they stop: killed at once (`--grace 0`). Live ones, even refused every
+    # write, still leave the ring as they stop, which spares the new Region's hosts waiting for the ring to notice.
+    grace_s = 0 if plan.scenario == "cut" else regions.STOP_GRACE_S
+    moved = await asyncio.to_thread(_move, runtime, other, drill, grace_s)
     # Started off the event loop (it waits until the worker polls), so that the load goes on meanwhile.
     worker = await asyncio.to_thread(start_worker, moved.settings.frontend_address, settings.temporal_namespace,
                                      task_queue, work_dir / f"worker-{other}-{task_queue}.log")  # fmt: skip

@@ -23,8 +23,8 @@ from temporal_dsql_deploy.settings.config import Settings
 
 ROLES = ("history", "matching", "frontend", "worker")
 # The old Region's hosts are stopped together (SIGTERM, this long for each to hand its shards over, then SIGKILL),
-# all of them before any host of the new Region starts: one at a time would only make a cut-off Region's fence, whose
-# hosts cannot hand anything over, four times as long.
+# all of them before any host of the new Region starts. Hosts whose Region is cut off can hand nothing over (the
+# handover is written to the database): `grace_s` 0 kills them at once.
 STOP_GRACE_S = 20
 SHARDS_OWNED_WAIT_S = 300
 FRONTEND_SERVES_WAIT_S = 120
@@ -87,8 +87,8 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
 
     return [
         f"failover from {current} to {to}:",
-        f"  1. fence {current}: stop its Temporal hosts, together ({STOP_GRACE_S}s for each to hand its shards over), "
-        "so they cannot take shards back when their Region heals",
+        f"  1. fence {current}: stop its Temporal hosts, together (--grace, default {STOP_GRACE_S}s, for each to hand "
+        "its shards over; 0 for a Region that is cut off), so they cannot take shards back when their Region heals",
         f"  2. start {to}'s hosts ({hosts}) on {to}'s endpoint of the cluster, and wait until they are healthy",
         f"  3. wait until {to}'s history hosts own all {settings.temporal_num_history_shards} shards",
         f"  4. wait until {to}'s frontend serves namespace {settings.temporal_namespace!r}; "
@@ -104,8 +104,8 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
     ]
 
 
-def failover(runtime: DockerRuntime, to: str, record: Callable[[Settings], object],
-             report: Callable[[Step], None]) -> DockerRuntime:  # fmt: skip
+def failover(runtime: DockerRuntime, to: str, record: Callable[[Settings], object], report: Callable[[Step], None],
+             grace_s: int = STOP_GRACE_S) -> DockerRuntime:  # fmt: skip
     """Move serving from the Region that serves now to `to`, each step reported as it ends; the runtime of the stack
     with `to` serving. `record` makes the move the stack's own once the old Region is fenced (the compose file, and
     for the task SERVING_REGION in .env), so that a later `up` serves from `to` even if a later step fails."""
@@ -114,8 +114,9 @@ def failover(runtime: DockerRuntime, to: str, record: Callable[[Settings], objec
     settings = runtime.settings
     current = check_failover(settings, to)
     began = time.monotonic()
-    runtime.remove_services([role_service(settings, current, role) for role in ROLES], STOP_GRACE_S)
-    report(Step(f"fenced {current}: its Temporal hosts stopped and removed", time.monotonic() - began))
+    runtime.remove_services([role_service(settings, current, role) for role in ROLES], grace_s)
+    stopped = f"stopped ({grace_s}s to hand their shards over)" if grace_s else "killed"
+    report(Step(f"fenced {current}: its Temporal hosts {stopped} and removed", time.monotonic() - began))
     target = settings.model_copy(update={"serving_region": to})
     record(target)
     moved = runtime.with_settings(target)
