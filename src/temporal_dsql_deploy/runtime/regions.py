@@ -88,7 +88,7 @@ def plan_lines(settings: Settings, to: str) -> list[str]:
     return [
         f"failover from {current} to {to}:",
         f"  1. fence {current}: stop its Temporal hosts, together (--grace, default {STOP_GRACE_S}s, for each to hand "
-        "its shards over; 0 for a Region that is cut off), so they cannot take shards back when their Region heals",
+        "its shards over; 0 for hosts off the network), so they cannot take shards back when their Region heals",
         f"  2. start {to}'s hosts ({hosts}) on {to}'s endpoint of the cluster, and wait until they are healthy",
         f"  3. wait until {to}'s history hosts own all {settings.temporal_num_history_shards} shards",
         f"  4. wait until {to}'s frontend serves namespace {settings.temporal_namespace!r}; "
