@@ -257,9 +257,9 @@ def admin_environment(settings: Settings, *groups: dict[str, EnvValue]) -> dict[
     return merged
 
 
-def standby_service(service: str, region: str) -> str:
-    """The name of `service`'s counterpart in the standby Region (`temporal-history-us-west-2`)."""
-    return f"{service}-{region}"
+def regional_service(settings: Settings, region: str, service: str) -> str:
+    """The name of `service` in `region`: the primary Region's own, the standby's suffixed with its Region."""
+    return service if region == settings.active_region else f"{service}-{region}"
 
 
 def standby_endpoint(region: str) -> str:
@@ -269,9 +269,7 @@ def standby_endpoint(region: str) -> str:
 
 def serving_frontend(settings: Settings) -> str:
     """The frontend service the stack's own clients (UI, namespace job) use: the serving Region's."""
-    if settings.standby_region is not None and settings.serves_from_standby:  # (the first says so to mypy)
-        return standby_service("temporal-frontend", settings.standby_region)
-    return "temporal-frontend"
+    return regional_service(settings, settings.serving, "temporal-frontend")
 
 
 def standby_persistence_environment(settings: Settings, region: str) -> dict[str, EnvValue]:

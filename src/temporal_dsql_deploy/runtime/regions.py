@@ -18,7 +18,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime
-from temporal_dsql_deploy.runtime.model import standby_service
+from temporal_dsql_deploy.runtime.model import regional_service
 from temporal_dsql_deploy.settings.config import Settings
 
 ROLES = ("history", "matching", "frontend", "worker")
@@ -45,8 +45,7 @@ def regions(settings: Settings) -> tuple[str, ...]:
 
 def role_service(settings: Settings, region: str, role: str) -> str:
     """The service that runs `role` in `region`: the primary Region's under its own name, the standby's suffixed."""
-    name = f"temporal-{role}"
-    return name if region == settings.active_region else standby_service(name, region)
+    return regional_service(settings, region, f"temporal-{role}")
 
 
 def check_failover(settings: Settings, to: str) -> str:

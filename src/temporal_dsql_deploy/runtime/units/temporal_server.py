@@ -32,10 +32,10 @@ from temporal_dsql_deploy.runtime.model import (
     TemporalRole,
     admin_environment,
     persistence_environment,
+    regional_service,
     server_persistence_environment,
     serving_frontend,
     standby_persistence_environment,
-    standby_service,
     temporal_roles,
     visibility_environment,
 )
@@ -102,7 +102,7 @@ def _roles(settings: Settings, standby: str | None) -> Iterator[Service]:
     roles = temporal_roles(settings)
 
     def name_of(service: str) -> str:
-        return service if standby is None else standby_service(service, standby)
+        return regional_service(settings, standby or settings.active_region, service)
 
     persistence = (server_persistence_environment(settings) if standby is None
                    else standby_persistence_environment(settings, standby))  # fmt: skip
