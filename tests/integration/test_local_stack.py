@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,16 +143,33 @@ def test_restart_brings_the_temporal_services_back_healthy(local_stack: LocalSta
 
 def test_an_interrupted_up_is_finished_by_the_next_with_data_kept(local_stack: LocalStack, settings: Settings,
                                                                    paths: Paths) -> None:  # fmt: skip
-    """Ctrl-C a few seconds into `invoke up` from stopped: it says so; the next `up` finds the half-started stack,
-    restarts it with its data, and the workflow of before is still there."""
+    """Ctrl-C `invoke up` from stopped once its first service is healthy: it says so; the next `up` finds the
+    half-started stack, restarts it with its data, and the workflow of before is still there."""
     before = run_smoke(settings, PROJECT_ROOT).workflow_id
     local_stack.down(paths.process_compose, volumes=False)
     starting = subprocess.Popen([sys.executable, "-m", "invoke", "up"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(6)
+    # Interrupted once the first service reports healthy: the supervisor runs, the rest are still starting.
+    # (A fixed sleep raced a fast start: `up` had finished before the signal.)
+    lines: list[str] = []
+    first_up = threading.Event()
+
+    def read_progress() -> None:
+        assert starting.stdout is not None
+        for line in starting.stdout:
+            lines.append(line)
+            if line.rstrip().endswith((": healthy", ": completed")):
+                first_up.set()
+
+    reader = threading.Thread(target=read_progress, daemon=True)
+    reader.start()
+    assert first_up.wait(timeout=300), "no service reported healthy within 300 s of `invoke up`:\n" + "".join(lines)
     starting.send_signal(signal.SIGINT)
-    _out, err = starting.communicate(timeout=120)
-    assert starting.returncode == 130, err
+    starting.wait(timeout=120)
+    reader.join(timeout=30)
+    assert starting.stderr is not None
+    err = starting.stderr.read()
+    assert starting.returncode == 130, "".join(lines) + err
     assert "error: up was interrupted" in err
     assert "Traceback" not in err
     again = _invoke("up")

@@ -343,15 +343,19 @@ def test_an_interrupted_deploy_lets_terraform_stop_cleanly_and_writes_no_env(
     main = threading.main_thread().ident
     assert main is not None
 
+    applying_seen: list[bool] = []
+
     def interrupt_once_applying() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: a loaded machine starts the stand-in terraform slowly
         while time.monotonic() < deadline and not marker.exists():
             time.sleep(0.05)
+        applying_seen.append(marker.exists())
         signal.pthread_kill(main, signal.SIGINT)  # as Ctrl-C would, to the main thread
 
     threading.Thread(target=interrupt_once_applying, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         _deploy(project, yes=True)
+    assert applying_seen == [True], f"apply did not start within 120 s; terraform calls: {_calls(project)}"
     assert marker.read_text() == "state written\n"  # terraform was not killed mid-apply
     assert not (project / ".env").exists()
     assert [call[0] for call in _calls(project)][-1] == "apply"  # nothing ran after the interrupted apply
