@@ -103,8 +103,9 @@ def kube(session: nox.Session) -> None:
 # Elasticsearch) and PostgreSQL straight with OpenSearch.
 PROFILES = [("elasticsearch", "dsql"), ("opensearch", "postgres12_pgx")]
 # The tests that make their own database or stand-in (the schema applier's, dsql-local's, upstream's suites) do the
-# same whatever the stack's profile: the default profile's run runs them, the other does not repeat them.
-SELECTED = {"dsql": "integration", "postgres12_pgx": "integration and not own_database"}
+# same whatever the stack's profile: the default profile's run runs them, the other does not repeat them. Those
+# about the stack on DSQL have nothing to test on PostgreSQL.
+SELECTED = {"dsql": "integration", "postgres12_pgx": "integration and not own_database and not dsql_profile"}
 
 
 @nox.session

@@ -45,8 +45,9 @@ func (c *replayingConnector) Close() error {
 // using pgx's fast paths (direct Exec and Query, its own argument conversion).
 type replayingConn struct {
 	driver.Conn
-	recorder recorder // the open transaction's statements and results, for replay on a conflict
-	metrics  metrics.Handler
+	recorder  recorder     // the open transaction's statements and results, for replay on a conflict
+	described descriptions // the statements sent with a held-back BEGIN (begin.go)
+	metrics   metrics.Handler
 }
 
 var (
@@ -62,7 +63,7 @@ var (
 func (c *replayingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag(operationOf(query)))
 	execer := c.Conn.(driver.ExecerContext)
-	result, err := execer.ExecContext(ctx, query, args)
+	result, err := c.exec(ctx, query, args)
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
 		// The statement had no effect; outside a transaction it is simply tried again, inside one after the
 		// transaction so far has been replayed unchanged.
@@ -88,7 +89,7 @@ func (c *replayingConn) ExecContext(ctx context.Context, query string, args []dr
 func (c *replayingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag(operationOf(query)))
 	queryer := c.Conn.(driver.QueryerContext)
-	rows, err := queryer.QueryContext(ctx, query, args)
+	rows, err := c.query(ctx, query, args)
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
 		if c.recorder.active && !c.recoverConflict(ctx, err, "statement") {
 			return nil, err
@@ -109,20 +110,58 @@ func (c *replayingConn) QueryContext(ctx context.Context, query string, args []d
 	return &memoryRows{columns: columns, rows: values}, nil
 }
 
+// exec runs a statement once: a transaction's first carries the held-back BEGIN (begin.go).
+func (c *replayingConn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	// Without arguments pgx sends a statement by the simple protocol (several statements in one text among
+	// them), which a pipeline cannot carry: its BEGIN goes first, alone.
+	if conn, ok := c.pgxConn(); ok && c.recorder.beginPending && len(args) > 0 {
+		result, err := c.runWithPendingBegin(ctx, conn, query, args)
+		if err != nil {
+			return nil, err
+		}
+		return result, nil
+	}
+	if err := c.sendPendingBegin(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+}
+
+// query runs a query once: a transaction's first carries the held-back BEGIN (begin.go).
+func (c *replayingConn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if conn, ok := c.pgxConn(); ok && c.recorder.beginPending {
+		result, err := c.runWithPendingBegin(ctx, conn, query, args)
+		if err != nil {
+			return nil, err
+		}
+		return &memoryRows{columns: result.columns, rows: result.rows}, nil
+	}
+	if err := c.sendPendingBegin(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+}
+
 func (c *replayingConn) endTransaction() { c.recorder = recorder{} }
 
 func (c *replayingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.sendPendingBegin(ctx); err != nil { // its statements run in the transaction, not with it
+		return nil, err
+	}
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
 }
 
+// BeginTx sends nothing yet: BEGIN goes with the transaction's first statement.
 func (c *replayingConn) BeginTx(ctx context.Context, options driver.TxOptions) (driver.Tx, error) {
-	defer recordLatency(c.metrics, statementMetric, time.Now(), metrics.OperationTag("begin"))
-	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, options)
+	if conn, ok := c.pgxConn(); ok && conn.IsClosed() {
+		return nil, driver.ErrBadConn // database/sql begins again on another connection
+	}
+	begin, err := beginStatement(options)
 	if err != nil {
 		return nil, err
 	}
-	c.recorder = recorder{active: true}
-	return &replayingTx{conn: c, inner: tx}, nil
+	c.recorder = recorder{active: true, begin: begin, beginPending: true}
+	return &replayingTx{conn: c, ctx: ctx}, nil
 }
 
 func (c *replayingConn) CheckNamedValue(value *driver.NamedValue) error {

@@ -2,8 +2,10 @@ package dsql
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -23,10 +25,6 @@ func (c *echoConn) QueryContext(_ context.Context, query string, args []driver.N
 	c.sent, c.args = append(c.sent, query), append(c.args, args)
 	return &memoryRows{columns: []string{"task_queue_id"}, rows: [][]driver.Value{{"00ff"}}}, nil
 }
-
-func (c *echoConn) BeginTx(context.Context, driver.TxOptions) (driver.Tx, error) { return c, nil }
-func (c *echoConn) Commit() error                                                { return nil }
-func (c *echoConn) Rollback() error                                              { return nil }
 
 // The connection leaves SQL to the plugin's tables: what upstream would have sent DSQL reaches the server as it
 // is, and a transaction's statements are recorded with their results for replay.
@@ -52,7 +50,7 @@ func TestStatementsReachTheServerAsWrittenAndAreRecorded(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, insert, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(server.sent, []string{query, insert}) || !reflect.DeepEqual(server.args[0], args) {
+	if !reflect.DeepEqual(server.sent, []string{"begin", query, insert}) || !reflect.DeepEqual(server.args[1], args) {
 		t.Fatalf("the server got %q with %v", server.sent, server.args)
 	}
 	steps := conn.recorder.steps
@@ -62,5 +60,50 @@ func TestStatementsReachTheServerAsWrittenAndAreRecorded(t *testing.T) {
 	}
 	if err := tx.Commit(); err != nil || conn.recorder.active {
 		t.Fatalf("commit: %v; the record must end with the transaction", err)
+	}
+	if last := server.sent[len(server.sent)-1]; last != "commit" {
+		t.Fatalf("the transaction ended with %q", last)
+	}
+}
+
+// BEGIN waits for the transaction's first statement; a transaction that runs none sends nothing at all.
+func TestATransactionWithoutStatementsSendsNothing(t *testing.T) {
+	server := &echoConn{}
+	conn := &replayingConn{Conn: server}
+	for _, end := range []func(driver.Tx) error{driver.Tx.Commit, driver.Tx.Rollback} {
+		tx, err := conn.BeginTx(context.Background(), driver.TxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := end(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(server.sent) != 0 {
+		t.Fatalf("sent %q for transactions without statements", server.sent)
+	}
+}
+
+// A read-only transaction says so in its BEGIN; an isolation level DSQL does not run is refused at once.
+func TestBeginFollowsTheTransactionsOptions(t *testing.T) {
+	server := &echoConn{}
+	conn := &replayingConn{Conn: server}
+	ctx := context.Background()
+	tx, err := conn.BeginTx(ctx, driver.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.QueryContext(ctx, "SELECT 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(server.sent, []string{"begin read only", "SELECT 1", "rollback"}) {
+		t.Fatalf("sent %q", server.sent)
+	}
+	_, err = conn.BeginTx(ctx, driver.TxOptions{Isolation: driver.IsolationLevel(sql.LevelSerializable)})
+	if err == nil || !strings.Contains(err.Error(), "REPEATABLE READ") {
+		t.Fatalf("a serializable transaction was not refused with DSQL's level named: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/server/common/metrics"
 )
@@ -56,8 +57,10 @@ type step struct {
 }
 
 type recorder struct {
-	active bool
-	steps  []step
+	active       bool
+	begin        string // the transaction's BEGIN
+	beginPending bool   // held back, not sent yet
+	steps        []step
 }
 
 // memoryRows serves a result that was read in full (so it can be compared on replay).
@@ -132,9 +135,10 @@ func sameValue(a, b driver.Value) bool {
 func (c *replayingConn) replay(ctx context.Context) (bool, error) {
 	execer, queryer := c.Conn.(driver.ExecerContext), c.Conn.(driver.QueryerContext)
 	_, _ = execer.ExecContext(ctx, "ROLLBACK", nil) // the failed transaction, if the server kept it open
-	if _, err := execer.ExecContext(ctx, "BEGIN", nil); err != nil {
+	if _, err := execer.ExecContext(ctx, c.recorder.begin, nil); err != nil {
 		return false, err
 	}
+	c.recorder.beginPending = false // a BEGIN held back (begin.go) has now been sent
 	for _, recorded := range c.recorder.steps {
 		if recorded.exec {
 			result, err := execer.ExecContext(ctx, recorded.query, recorded.args)
@@ -206,26 +210,55 @@ func (c *replayingConn) replayUntilSame(ctx context.Context) string {
 
 // replayingTx commits, replaying the transaction on a conflict at COMMIT.
 type replayingTx struct {
-	conn  *replayingConn
-	inner driver.Tx
+	conn *replayingConn
+	ctx  context.Context // BeginTx's, as pgx's own transactions keep it
 }
 
 func (t *replayingTx) Commit() error {
 	defer t.conn.endTransaction()
+	if t.conn.recorder.beginPending { // no statement ran: there is nothing to commit
+		return nil
+	}
 	defer recordLatency(t.conn.metrics, statementMetric, time.Now(), metrics.OperationTag("commit"))
-	err := t.inner.Commit()
-	ctx := context.Background()
+	err := t.conn.endWith(t.ctx, "commit")
 	for attempt := 0; isConflict(err) && attempt < maxReplays; attempt++ {
-		if !t.conn.recoverConflict(ctx, err, "commit") {
+		if !t.conn.recoverConflict(t.ctx, err, "commit") {
 			return err
 		}
-		_, err = t.conn.Conn.(driver.ExecerContext).ExecContext(ctx, "COMMIT", nil)
+		err = t.conn.endWith(t.ctx, "commit")
 	}
 	return err
 }
 
 func (t *replayingTx) Rollback() error {
 	defer t.conn.endTransaction()
+	if t.conn.recorder.beginPending {
+		return nil
+	}
 	defer recordLatency(t.conn.metrics, statementMetric, time.Now(), metrics.OperationTag("rollback"))
-	return t.inner.Rollback()
+	return t.conn.endWith(t.ctx, "rollback")
 }
+
+// endWith sends COMMIT or ROLLBACK. A COMMIT the server answers with ROLLBACK (the transaction had failed)
+// is an error, as in pgx's own transactions.
+func (c *replayingConn) endWith(ctx context.Context, statement string) error {
+	conn, ok := c.pgxConn()
+	if !ok {
+		_, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, statement, nil)
+		return err
+	}
+	tag, err := conn.Exec(ctx, statement)
+	if err == nil && statement == "commit" && tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	if err != nil && conn.PgConn().TxStatus() != 'I' {
+		// As pgx's own transactions do: a connection that may still hold the transaction is not used again.
+		closing, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		_ = conn.Close(closing)
+	}
+	return err
+}
+
+// closeTimeout bounds the goodbye to a server whose transaction could not be ended.
+const closeTimeout = 5 * time.Second
