@@ -7,15 +7,16 @@ owns the console so the rest of the package returns values instead of printing.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ParamSpec, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
-from temporal_dsql_deploy.database.local_postgres import with_local_secrets
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.settings.config import Settings, env_file_warnings, load_settings
 
@@ -40,7 +41,26 @@ def settings_for(project_root: Path) -> Settings:
     settings = load_settings(project_root)  # first: it refuses a .env that cannot be read
     for warning in env_file_warnings(project_root / ".env"):
         error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    # psycopg and the database layer: half of a task's start-up, which a refused argument need not wait for.
+    from temporal_dsql_deploy.database.local_postgres import with_local_secrets  # noqa: PLC0415
+
     return with_local_secrets(settings, create=False)
+
+
+def lazy_module(name: str) -> ModuleType:
+    """The module `name`, loaded at its first attribute access (importlib's LazyLoader): an entry point lists its
+    commands, shows help and refuses a bad argument without loading what only a task's work needs."""
+    if (loaded := sys.modules.get(name)) is not None:
+        return loaded
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
 
 
 def reported(function: Callable[P, R]) -> Callable[P, R]:

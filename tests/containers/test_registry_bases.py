@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -79,15 +80,29 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _publish_debian(registry: str) -> str:
+def _debian_rootfs(cache_dir: Path) -> Path:
+    """Debian's minbase file system, made by mmdebstrap once a week (about 26 s here) and kept in the cache."""
+    kept = cache_dir / "test-debian-rootfs"
+    year, week, _day = date.today().isocalendar()
+    rootfs = kept / f"{DEBIAN_SUITE}-minbase-{year}w{week:02d}.tar"
+    if rootfs.exists():
+        return rootfs
+    kept.mkdir(parents=True, exist_ok=True)
+    for older in kept.glob(f"{DEBIAN_SUITE}-minbase-*.tar"):
+        older.unlink()
+    with tempfile.TemporaryDirectory(prefix="debian-", dir=kept) as scratch:
+        made = Path(scratch) / "rootfs.tar"
+        subprocess.run(["mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", DEBIAN_SUITE, str(made)],
+                       check=True, timeout=900)  # fmt: skip
+        made.rename(rootfs)  # whole or not at all: an interrupted run leaves no half-made file behind
+    return rootfs
+
+
+def _publish_debian(registry: str, cache_dir: Path) -> str:
     """Debian bookworm (minbase, as the official slim image) pushed to `registry`, removed from the engine after;
     its reference by tag and digest."""
     tag = f"{registry}/library/debian:{DEBIAN_SUITE}-slim"
-    with tempfile.TemporaryDirectory(prefix="debian-") as scratch:
-        rootfs = Path(scratch) / "rootfs.tar"
-        subprocess.run(["mmdebstrap", "--mode=root", "--variant=minbase", "--quiet", DEBIAN_SUITE, str(rootfs)],
-                       check=True, timeout=900)  # fmt: skip
-        _docker("import", str(rootfs), tag)
+    _docker("import", str(_debian_rootfs(cache_dir)), tag)
     _docker("push", "--quiet", tag)
     digest = _docker("image", "inspect", "--format", "{{index .RepoDigests 0}}", tag).split("@")[1]
     _docker("image", "rm", tag)
@@ -96,7 +111,7 @@ def _publish_debian(registry: str) -> str:
 
 def test_with_a_registry_the_images_are_built_on_debians_image(docker_stack: DockerRuntime, registry: str) -> None:
     arch = host_architecture()
-    upstream = _publish_debian(registry)
+    upstream = _publish_debian(registry, docker_stack.settings.cache_dir)
     settings = docker_stack.settings.model_copy(update={
         "base_images": "registry", "base_image_upstream": upstream, "runtime_image": "temporal-dsql-registry-test"
     })  # fmt: skip

@@ -195,7 +195,7 @@ def _arrived(task: str, spec: Spec, text: str, call: tuple[str, tuple[Any, ...],
 
 def test_the_recorder_replaces_every_package_call() -> None:
     names = _package_callees()
-    assert {"operations", "infra", "write_compose", "build_runtime", "run_smoke", "check_persistence"} <= set(names)
+    assert {"operations", "infra", "render_compose", "runtime_build", "smoke", "connectivity"} <= set(names)
 
 
 @given(case=st.sampled_from(TYPED_ARGUMENTS), text=TYPED)
