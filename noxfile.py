@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import nox
 
@@ -11,10 +16,13 @@ from temporal_dsql_deploy.settings.releases import RELEASES
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = [
-    "lint", "typecheck", "go", "unit", "chart", "kube", "arch", "integration", "faults", "containers", "multihost",
-    "upgrade",
-]  # fmt: skip
+# `nox` runs these two lanes side by side (the `lanes` session). The stack lane's sessions run stacks, on the stack's
+# fixed ports and the one Docker engine (`arch` builds images where an engine answers), so one after another; the
+# static lane's need none of that and run beside them, at a lower CPU priority so the stack lane keeps its timings.
+STATIC_LANE = ["lint", "typecheck", "go", "unit", "chart", "kube"]
+STACK_LANE = ["arch", "integration", "faults", "containers", "multihost", "upgrade"]
+STATIC_LANE_NICENESS = 10
+nox.options.sessions = ["lanes"]
 
 ARCHITECTURES = ["amd64", "arm64"]
 GO_MODULES = ["dsql-local", "server"]
@@ -26,6 +34,34 @@ GO_ENV = {"GOTOOLCHAIN": "go1.26.10", "CGO_ENABLED": "1"}
 # The build flags each module is checked with: the server module once per supported Temporal release.
 GO_BUILDS = {"dsql-local": [[]], "server": [release.go_flags() for release in RELEASES]}
 SEARCH_ENGINES = ["elasticsearch", "opensearch"]
+
+
+@nox.session(venv_backend="none")
+def lanes(session: nox.Session) -> None:
+    """Every session of `./run nox`: the static lane (lint, typecheck, go, unit, chart, kube) beside the stack lane
+    (arch, integration, faults, containers, multihost, upgrade); the static lane's output follows the stack lane's.
+    Fails if either lane does."""
+    log = Path(session.create_tmp()) / "static-lane.log"
+    began = time.monotonic()
+    with log.open("w", encoding="utf-8") as output:
+        static = subprocess.Popen(["nice", "-n", str(STATIC_LANE_NICENESS), sys.executable, "-m", "nox", "-s",
+                                   *STATIC_LANE], stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+
+        def announce() -> None:  # at once, not after the stack lane: a failure there is worth knowing early
+            code = static.wait()
+            verdict = "passed" if code == 0 else f"FAILED (exit {code})"
+            session.log(f"static lane {verdict} in {time.monotonic() - began:.0f}s; its output follows the stack "
+                        f"lane's, and is in {log}")  # fmt: skip
+
+        watcher = threading.Thread(target=announce, daemon=True)
+        watcher.start()
+        try:
+            session.run(sys.executable, "-m", "nox", "-s", *STACK_LANE, external=True)
+        finally:
+            watcher.join()  # the static lane is never left running, nor its output unseen
+            print(log.read_text(encoding="utf-8"), flush=True)
+    if static.returncode != 0:
+        session.error(f"the static lane failed (exit {static.returncode}); its output is above and in {log}")
 
 
 def install(session: nox.Session, *groups: str) -> None:

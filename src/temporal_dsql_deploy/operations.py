@@ -169,7 +169,7 @@ def _move(stack: StackRuntime, hop: Hop, at_target: Settings, roles: dict[str, i
 
 
 def failover(settings: Settings, project_root: Path, runtime: Runtime, *, to: str, dry_run: bool,
-             grace_s: int = regions.STOP_GRACE_S) -> None:  # fmt: skip
+             grace_s: int) -> None:  # fmt: skip
     """Move serving to the stack's other Region (`to` "": the one not serving), each step timed (runtime/regions.py:
     fence the old Region's hosts, start the new Region's, every shard owned, the frontend serving)."""
     to = to or regions.other_region(settings)

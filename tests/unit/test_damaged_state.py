@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -88,6 +89,38 @@ def test_an_intact_component_is_not_rebuilt(component: tuple[Path, Builds, list[
     assert len(lines) == 2
     recorded = json.loads((target / COMPLETE_MARKER).read_text(encoding="utf-8"))["files"]
     assert sorted(recorded) == ["share/data.txt", "tool"]
+
+
+def test_of_two_installs_at_once_one_builds_and_the_other_waits_for_it(tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "components" / "tool" / "v1"
+    building, release = threading.Event(), threading.Event()
+    builds = Builds()
+
+    def slow_build(staging: Path) -> None:
+        building.set()
+        assert release.wait(30), "the test never let the build end"
+        builds(staging)
+
+    first = threading.Thread(
+        target=lambda: Installer(lambda _line: None, project_root=tmp_path).once(
+            target, "tool v1", slow_build, ("tool",)
+        )
+    )
+    first.start()
+    assert building.wait(30), "the first install never started building"
+    second_lines: list[str] = []
+    second = threading.Thread(
+        target=lambda: Installer(second_lines.append, project_root=tmp_path).once(target, "tool v1", builds, ("tool",))
+    )
+    second.start()
+    second.join(1)
+    assert second.is_alive()  # it waits on the first; it does not build beside it
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert builds.count == 1
+    assert second_lines == [f"waiting for another install of tool v1 into {target} to end"]
+    assert (target / "tool").read_bytes() == PROGRAM
 
 
 def _delete(path: Path) -> None:

@@ -55,6 +55,19 @@ func (c *replayingConn) sendPendingBegin(ctx context.Context) error {
 	return err
 }
 
+// withPendingBegin runs a transaction's first statement together with its held-back BEGIN, in one round trip
+// (ran), where the statement can go in a pipeline (pipelinable) over pgx; otherwise it sends a pending BEGIN
+// alone, and the caller runs the statement.
+func (c *replayingConn) withPendingBegin(ctx context.Context, query string, args []driver.NamedValue,
+	pipelinable bool,
+) (result *pipelinedResult, ran bool, err error) {
+	if conn, ok := c.pgxConn(); ok && c.recorder.beginPending && pipelinable {
+		result, err := c.runWithPendingBegin(ctx, conn, query, args)
+		return result, true, err
+	}
+	return nil, false, c.sendPendingBegin(ctx)
+}
+
 // pipelinedResult is what a statement sent with BEGIN returned, read in full.
 type pipelinedResult struct {
 	columns  []string

@@ -102,42 +102,41 @@ func (c *replayingConn) QueryContext(ctx context.Context, query string, args []d
 	if err != nil || !c.recorder.active {
 		return rows, err
 	}
-	columns, values, err := readAll(rows) // read in full: replay compares it
-	if err != nil {
-		return nil, err
+	held, ok := rows.(*memoryRows) // a first statement's, read in full already
+	if !ok {
+		columns, values, err := readAll(rows) // read in full: replay compares it
+		if err != nil {
+			return nil, err
+		}
+		held = &memoryRows{columns: columns, rows: values}
 	}
-	c.recorder.steps = append(c.recorder.steps, step{query: query, args: args, columns: columns, rows: values})
-	return &memoryRows{columns: columns, rows: values}, nil
+	c.recorder.steps = append(c.recorder.steps, step{query: query, args: args, columns: held.columns, rows: held.rows})
+	return held, nil
 }
 
 // exec runs a statement once: a transaction's first carries the held-back BEGIN (begin.go).
 func (c *replayingConn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	// Without arguments pgx sends a statement by the simple protocol (several statements in one text among
 	// them), which a pipeline cannot carry: its BEGIN goes first, alone.
-	if conn, ok := c.pgxConn(); ok && c.recorder.beginPending && len(args) > 0 {
-		result, err := c.runWithPendingBegin(ctx, conn, query, args)
-		if err != nil {
-			return nil, err
-		}
-		return result, nil
-	}
-	if err := c.sendPendingBegin(ctx); err != nil {
+	result, ran, err := c.withPendingBegin(ctx, query, args, len(args) > 0)
+	switch {
+	case err != nil:
 		return nil, err
+	case ran:
+		return result, nil
 	}
 	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
-// query runs a query once: a transaction's first carries the held-back BEGIN (begin.go).
+// query runs a query once: a transaction's first carries the held-back BEGIN (begin.go), and comes back read
+// in full, as memoryRows.
 func (c *replayingConn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if conn, ok := c.pgxConn(); ok && c.recorder.beginPending {
-		result, err := c.runWithPendingBegin(ctx, conn, query, args)
-		if err != nil {
-			return nil, err
-		}
-		return &memoryRows{columns: result.columns, rows: result.rows}, nil
-	}
-	if err := c.sendPendingBegin(ctx); err != nil {
+	result, ran, err := c.withPendingBegin(ctx, query, args, true)
+	switch {
+	case err != nil:
 		return nil, err
+	case ran:
+		return &memoryRows{columns: result.columns, rows: result.rows}, nil
 	}
 	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
 }

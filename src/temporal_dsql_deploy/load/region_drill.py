@@ -109,7 +109,7 @@ def _network_link(settings: Settings, action: str, container: str) -> None:
              fix="check `docker network ls`", timeout_s=60)  # fmt: skip
 
 
-def _move(runtime: DockerRuntime, to: str, drill: _Drill, grace_s: int = regions.STOP_GRACE_S) -> DockerRuntime:
+def _move(runtime: DockerRuntime, to: str, drill: _Drill, grace_s: int) -> DockerRuntime:
     """`invoke failover --to`'s steps, noted in the drill's log; the runtime of the stack with `to` serving."""
 
     def record(serving: Settings) -> None:
@@ -177,7 +177,7 @@ async def _drive(runtime: DockerRuntime, drill: _Drill, task_queue: str, work_di
         await asyncio.sleep(plan.on_other_s)
         await asyncio.to_thread(_reconnect, moved, first, drill)
         failback = time.monotonic()
-        back = await asyncio.to_thread(_move, moved, first, drill)
+        back = await asyncio.to_thread(_move, moved, first, drill, regions.STOP_GRACE_S)
         drill.current = await connect(back.settings.frontend_address, settings.temporal_namespace)
         await canary(drill.current, task_queue)
         failback_rto = time.monotonic() - failback
@@ -268,5 +268,5 @@ def _put_back(runtime: DockerRuntime, drill: _Drill, report: Callable[[str], Non
     for container in drill.disconnected:
         _network_link(runtime.settings, "connect", container)
     if stack.settings.serving != first:
-        _move(stack, first, drill)
+        _move(stack, first, drill, regions.STOP_GRACE_S)
         report(f"put back: {first} serves again")

@@ -16,9 +16,11 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.owned_paths import MARKER, is_owned, make_owned_dir, remove_owned
@@ -84,6 +86,33 @@ class Installer:
             if installed:
                 raise _damaged(what, target, damage)
             raise DeployError(f"{what} is not installed (no {target})", "run `invoke up`, which installs it")
+        with self._only_install(target, what):
+            if _damage(target, programs) is None:
+                return target  # the other install made it meanwhile
+            self._install(target, what, build, installed, damage)
+        return target
+
+    @contextlib.contextmanager
+    def _only_install(self, target: Path, what: str) -> Iterator[None]:
+        """Hold `target`'s lock: of two installs at once (two `up`s, test lanes side by side) one builds, the other
+        waits for it, at most as long as a build may take."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(target.with_name(target.name + ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            self.report(f"waiting for another install of {what} into {target} to end")
+            try:
+                lock.acquire(timeout=BUILD_TIMEOUT_S)
+            except Timeout:
+                raise DeployError(f"another install of {what} into {target} still runs after {BUILD_TIMEOUT_S}s",
+                                  "stop the other `invoke up` or test run, then run again") from None  # fmt: skip
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _install(self, target: Path, what: str, build: Callable[[Path], None], installed: bool, damage: str) -> None:
         if installed:
             self.report(f"{what} in {target} is damaged: {damage}; rebuilding it")
         else:
@@ -102,7 +131,6 @@ class Installer:
             self._remove_component_dir(target)
             staging.rename(target)
         self.report(f"installed {what} in {time.monotonic() - started:.0f}s")
-        return target
 
     @property
     def _project_root(self) -> Path:
