@@ -17,10 +17,11 @@ nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 # `nox` runs these two lanes side by side (the `lanes` session). The stack lane's sessions run stacks, on the stack's
-# fixed ports and the one Docker engine (`arch` builds images where an engine answers), so one after another; the
-# static lane's need none of that and run beside them, at a lower CPU priority so the stack lane keeps its timings.
-STATIC_LANE = ["lint", "typecheck", "go", "unit", "chart", "kube"]
-STACK_LANE = ["arch", "integration", "faults", "containers", "multihost", "upgrade"]
+# fixed ports and the one Docker engine, so one after another; the static lane's need none of that and run beside
+# them, at a lower CPU priority so the stack lane keeps its timings.
+STATIC_LANE = ["lint", "typecheck", "go", "unit", "chart", "kube", "arch"]
+# The faults session first: its stack mostly waits out held faults, so the static lane's CPU costs it least.
+STACK_LANE = ["faults", "integration", "containers", "multihost", "upgrade"]
 STATIC_LANE_NICENESS = 10
 nox.options.sessions = ["lanes"]
 
@@ -38,8 +39,8 @@ SEARCH_ENGINES = ["elasticsearch", "opensearch"]
 
 @nox.session(venv_backend="none")
 def lanes(session: nox.Session) -> None:
-    """Every session of `./run nox`: the static lane (lint, typecheck, go, unit, chart, kube) beside the stack lane
-    (arch, integration, faults, containers, multihost, upgrade); the static lane's output follows the stack lane's.
+    """Every session of `./run nox`: the static lane (lint, typecheck, go, unit, chart, kube, arch) beside the stack
+    lane (faults, integration, containers, multihost, upgrade); the static lane's output follows the stack lane's.
     Fails if either lane does."""
     log = Path(session.create_tmp()) / "static-lane.log"
     began = time.monotonic()
@@ -139,9 +140,13 @@ def kube(session: nox.Session) -> None:
 # Elasticsearch) and PostgreSQL straight with OpenSearch.
 PROFILES = [("elasticsearch", "dsql"), ("opensearch", "postgres12_pgx")]
 # The tests that make their own database or stand-in (the schema applier's, dsql-local's, upstream's suites) do the
-# same whatever the stack's profile: the default profile's run runs them, the other does not repeat them. Those
-# about the stack on DSQL have nothing to test on PostgreSQL.
-SELECTED = {"dsql": "integration", "postgres12_pgx": "integration and not own_database and not dsql_profile"}
+# same whatever the stack's profile, and so do those about `up` itself and PostgreSQL's supervision: the default
+# profile's run runs them, the other does not repeat them. Those about the stack on DSQL have nothing to test on
+# PostgreSQL.
+SELECTED = {
+    "dsql": "integration",
+    "postgres12_pgx": "integration and not own_database and not dsql_profile and not profile_independent",
+}
 
 
 @nox.session
@@ -197,8 +202,9 @@ def arch(session: nox.Session, arch: str) -> None:
     output = f"{session.create_tmp()}/docker-compose.{arch}.yml"
     session.run("invoke", "compose", "--arch", arch, "--output", output)
     session.run("check-jsonschema", "--builtin-schema", "vendor.compose-spec", output)
-    # `invoke build` fails unless every binary's ELF machine type is `arch`; it prints each one.
-    session.run("invoke", "build", "--arch", arch)
+    # `invoke build` fails unless every binary's ELF machine type is `arch`; it prints each one. No images: the
+    # containers session builds and runs them, in the stack lane, where the engine is its own.
+    session.run("invoke", "build", "--arch", arch, "--no-images")
 
 
 # The short fault pass of `./run nox`: each fault once at a few workflows a second, a lasting fault held 30 s

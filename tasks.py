@@ -88,15 +88,17 @@ def chart(c: Context, output: str | None = None, render: bool = False, workflows
     help={
         "source": SOURCE.help("A temporal-dsql source checkout to build instead of the pinned upstream module"),
         "arch": ARCH_HELP,
+        "images": "Build the stack's images too where a Docker engine answers (the default); --no-images: the "
+        "programs alone, whatever the engine",
     }
 )
 @cli.reported
-def build(c: Context, source: str | None = None, arch: str | None = None) -> None:
+def build(c: Context, source: str | None = None, arch: str | None = None, images: bool = True) -> None:
     """Cross-compile the stack's programs and, where an engine answers, build the stack's images."""
     settings = cli.settings_for(ROOT)
     target = _architecture(arch, settings.docker_arch)
     checkout = SOURCE.parse(source)
-    result = runtime_build.build(settings, ROOT, target, Path(checkout) if checkout else None, cli.say)
+    result = runtime_build.build(settings, ROOT, target, Path(checkout) if checkout else None, cli.say, images=images)
     for binary in result.binaries:
         cli.say(f"built {binary} (linux/{runtime_build.elf_machine(binary)})")
     for image in result.images:

@@ -17,7 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from temporal_dsql_deploy.database.endpoint import DSQL_LOCAL_BACKEND_ROLE, local_ca_file
 from temporal_dsql_deploy.database.local_postgres import ensure_backend_role
 from temporal_dsql_deploy.runtime.components import installed_paths, installed_process_compose
-from temporal_dsql_deploy.runtime.installer import Installer, Paths
+from temporal_dsql_deploy.runtime.installer import Installer, Paths, apt_install, can_install_packages
 from temporal_dsql_deploy.runtime.stack import LocalStack
 from temporal_dsql_deploy.runtime.units.dsql_local import install_dsql_local
 from temporal_dsql_deploy.settings.config import Settings, load_settings
@@ -82,11 +82,8 @@ def paths(settings: Settings, local_stack: LocalStack) -> Paths:
 def chromium() -> str:
     """Debian's chromium, installed on first use where this user may install packages."""
     found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, env=env,
-                       timeout=1200)  # fmt: skip
+    if found is None and can_install_packages():
+        apt_install(("chromium",), recommends=True)  # the product's: it waits its turn for dpkg's lock
         found = shutil.which("chromium")
     require(found is not None, "Debian's chromium is not installed and cannot be installed here")
     assert found is not None

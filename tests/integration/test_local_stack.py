@@ -154,6 +154,7 @@ def test_restart_brings_the_temporal_services_back_healthy(local_stack: LocalSta
     assert "no service no-such-service" in unknown.stderr
 
 
+@pytest.mark.profile_independent
 def test_an_interrupted_up_is_finished_by_the_next_with_data_kept(local_stack: LocalStack, settings: Settings,
                                                                    paths: Paths) -> None:  # fmt: skip
     """Ctrl-C `invoke up` from stopped once its first service is healthy: it says so; the next `up` finds the

@@ -51,6 +51,7 @@ def test_secrets_stay_in_private_files(local_stack: LocalStack, settings: Settin
     assert settings.temporal_sql_password.get_secret_value() not in layout.supervisor_config.read_text()
 
 
+@pytest.mark.profile_independent
 def test_supervised_postgresql_is_the_postmaster_and_its_probe_is_quiet(local_stack: LocalStack, paths: Paths) -> None:
     pid = _pids(local_stack, paths)["postgresql"]
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "postgres", "the supervisor must watch the server itself"

@@ -54,8 +54,8 @@ CANARY_TIMEOUT_S = 10
 @dataclass(frozen=True)
 class FaultPlan:
     rate: float = 4.0  # workflows started per second throughout
-    before_s: float = 3.0  # load before the fault
-    after_s: float = 5.0  # load after the fault is over
+    before_s: float = 2.0  # load before the fault
+    after_s: float = 3.0  # load after the fault is over (the canary meanwhile finds when it recovered)
     hold_s: float = 60.0  # how long a lasting fault lasts (search engine down, short tokens, conflicts)
     shape: str = "transitions"
 

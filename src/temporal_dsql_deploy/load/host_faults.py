@@ -15,6 +15,7 @@ from types import TracebackType
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from temporal_dsql_deploy.errors import DeployError
 from temporal_dsql_deploy.load.faults import RECOVERY_WAIT_S, Fault, FaultContext, Injected
 from temporal_dsql_deploy.process import run_tool
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, container_pid
@@ -47,7 +48,12 @@ class OwnershipWatch:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            now, owned = time.monotonic(), sum(self.runtime.owned_shards(HISTORY).values())
+            now = time.monotonic()
+            try:
+                owned = sum(self.runtime.owned_shards(HISTORY).values())
+            except DeployError:  # a host removed as Compose listed it ("No such container"): the next sample has it
+                self._stop.wait(POLL_S)
+                continue
             if owned < self.shards:
                 self._gap_began = self._gap_began if self._gap_began is not None else now
                 self.longest_gap_s = max(self.longest_gap_s, now - self._gap_began)

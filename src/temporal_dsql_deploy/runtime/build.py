@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -14,7 +13,13 @@ from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime import docker_engine
 from temporal_dsql_deploy.runtime.components import GRPC_HEALTH_PROBE_VERSION
 from temporal_dsql_deploy.runtime.emulation import emulating
-from temporal_dsql_deploy.runtime.installer import GO_TOOLCHAIN, copy_schema, server_module_dir
+from temporal_dsql_deploy.runtime.installer import (
+    GO_TOOLCHAIN,
+    apt_install,
+    can_install_packages,
+    copy_schema,
+    server_module_dir,
+)
 from temporal_dsql_deploy.runtime.stack_images import build_runtime_image, build_stack_images
 from temporal_dsql_deploy.runtime.units.exporters import EXPORTER_PACKAGES, EXPORTERS
 from temporal_dsql_deploy.runtime.units.metrics_store import VICTORIA_METRICS_VERSION
@@ -87,8 +92,8 @@ def _build_from_source(source: Path, arch: Architecture, out: Path) -> None:
 
 # C cross compilers for dsql-local's cgo (PostgreSQL's parser), by target architecture, from Debian.
 CROSS_COMPILERS = {
-    "arm64": ("aarch64-linux-gnu-gcc", ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]),
-    "amd64": ("x86_64-linux-gnu-gcc", ["gcc-x86-64-linux-gnu", "libc6-dev-amd64-cross"]),
+    "arm64": ("aarch64-linux-gnu-gcc", ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross")),
+    "amd64": ("x86_64-linux-gnu-gcc", ("gcc-x86-64-linux-gnu", "libc6-dev-amd64-cross")),
 }
 
 
@@ -98,15 +103,11 @@ def _c_compiler(arch: Architecture, report: Reporter) -> str:
         return "gcc"
     compiler, packages = CROSS_COMPILERS[arch]
     if shutil.which(compiler) is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        if not can_install_packages():
             raise DeployError(f"building dsql-local for {arch} needs the C cross compiler {compiler}",
                               f"install Debian's {' '.join(packages)}")  # fmt: skip
         report(f"installing the C cross compiler for {arch} from Debian (first time only)")
-        env = {"DEBIAN_FRONTEND": "noninteractive"}
-        fix = f"install {' '.join(packages)} by hand"
-        run_tool(["apt-get", "update", "-q"], what="apt-get update", fix=fix, timeout_s=BUILD_TIMEOUT_S, env=env)
-        run_tool(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], what="apt-get install",
-                 fix=fix, timeout_s=BUILD_TIMEOUT_S, env=env)  # fmt: skip
+        apt_install(packages)
     return compiler
 
 
@@ -182,13 +183,15 @@ def lint_dockerfiles(project_root: Path) -> None:
                  timeout_s=120)  # fmt: skip
 
 
-def build(settings: Settings, project_root: Path, arch: Architecture, source: Path | None,
-          report: Reporter) -> BuildResult:  # fmt: skip
-    """The programs for `arch` (each checked for its machine type); the stack's images too where they can be made
-    here: an engine answers, the programs are the product's own (not --source) and `arch` is this machine's."""
+def build(settings: Settings, project_root: Path, arch: Architecture, source: Path | None, report: Reporter, *,
+          images: bool = True) -> BuildResult:  # fmt: skip
+    """The programs for `arch` (each checked for its machine type); unless not `images`, the stack's images too where
+    they can be made here: an engine answers, and the programs are the product's own (not --source)."""
     result = build_binaries(settings, project_root, arch, source, report)
     lint_dockerfiles(project_root)
-    if source is not None:
+    if not images:
+        result.notes.append(f"binaries are in {result.output}; no image was built (--no-images)")
+    elif source is not None:
         result.notes.append(f"binaries are in {result.output}; images are built from the pinned release only")
     elif not docker_engine.engine_answers():
         result.notes.append(f"binaries are in {result.output}; no Docker engine answers here, so no image was built "

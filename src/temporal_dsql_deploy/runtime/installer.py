@@ -218,12 +218,17 @@ def can_install_packages() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
-def apt_install(packages: tuple[str, ...]) -> None:
-    """Debian's `packages` without their recommendations (callers check `can_install_packages` first)."""
+# How long apt-get waits for another apt-get (another install of ours, unattended-upgrades) to release dpkg's lock.
+APT_LOCK_WAIT_S = 600
+
+
+def apt_install(packages: tuple[str, ...], *, recommends: bool = False) -> None:
+    """Debian's `packages`, by default without their recommendations (callers check `can_install_packages` first)."""
     env = {"DEBIAN_FRONTEND": "noninteractive"}
-    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
-    build_step(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-               f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
+    waits = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
+    build_step(["apt-get", *waits, "update", "-q"], "apt-get update", env=env)
+    build_step(["apt-get", *waits, "install", "-y", "-q", *([] if recommends else ["--no-install-recommends"]),
+                *packages], f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
 
 
 def go_env(gobin: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ README's configuration reference speak the operator's language.
 from __future__ import annotations
 
 import difflib
+import functools
 import io
 import ipaddress
 import os
@@ -762,6 +763,7 @@ def _env_file_problems(bindings: Iterable[Any]) -> list[str]:
     return problems
 
 
+@functools.lru_cache(maxsize=4096)  # the same environment is checked at every load (the property tests: thousands)
 def _near_miss(name: str) -> str | None:
     """The setting `name` misspells, if it is one: same words but one, and that one a near miss of its own.
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 from temporal_dsql_deploy.database.local_postgres import as_postgres_user
 from temporal_dsql_deploy.errors import DeployError
-from temporal_dsql_deploy.runtime.installer import Installer, build_step
+from temporal_dsql_deploy.runtime.installer import Installer, apt_install, can_install_packages
 from temporal_dsql_deploy.runtime.model import Component, HealthCheck, Port, PostgresProbe, Service, temporal_roles
 from temporal_dsql_deploy.runtime.units.base import (
     CONTAINER_TMP,
@@ -91,17 +89,13 @@ def install_postgresql(settings: Settings, installer: Installer) -> Path:
     bin_dir = POSTGRES_BIN / settings.postgres_version / "bin"
     if (bin_dir / "postgres").exists():
         return bin_dir
-    if not installer.build or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not installer.build or not can_install_packages():
         raise DeployError(
             f"PostgreSQL {settings.postgres_version} is not installed ({bin_dir} is missing)",
             f"install Debian's postgresql-{settings.postgres_version} package",
         )
     installer.report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    build_step(["apt-get", "update", "-q"], "apt-get update", env=env)
-    build_step(
-        ["apt-get", "install", "-y", "-q", f"postgresql-{settings.postgres_version}"], "apt-get install", env=env
-    )
+    apt_install((f"postgresql-{settings.postgres_version}",), recommends=True)
     return bin_dir
 
 
