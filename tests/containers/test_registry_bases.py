@@ -54,7 +54,7 @@ def registry(docker_stack: DockerRuntime) -> Iterator[str]:
     """A registry on 127.0.0.1 (an engine trusts loopback registries over plain HTTP); its address."""
     if shutil.which("docker-registry") is None:
         require(can_install_packages(), "Debian's docker-registry is not installed and this is not root on Debian")
-        apt_install(("docker-registry",))
+        apt_install(("docker-registry",), print)
     with tempfile.TemporaryDirectory(prefix="registry-") as root:
         port = _free_port()
         config = Path(root) / "config.yml"

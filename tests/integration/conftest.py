@@ -83,7 +83,7 @@ def chromium() -> str:
     """Debian's chromium, installed on first use where this user may install packages."""
     found = shutil.which("chromium")
     if found is None and can_install_packages():
-        apt_install(("chromium",), recommends=True)  # the product's: it waits its turn for dpkg's lock
+        apt_install(("chromium",), print, recommends=True)  # the product's: it takes turns with dpkg's other users
         found = shutil.which("chromium")
     require(found is not None, "Debian's chromium is not installed and cannot be installed here")
     assert found is not None

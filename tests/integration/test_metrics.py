@@ -7,9 +7,12 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -91,12 +94,55 @@ def test_conflicts_are_counted_by_code_and_replayed(store: MetricsStore, local_s
     assert _eventually_present(store, 'sum(dsql_transaction_replays{outcome="replayed"}) > 0'), "no replay counted"
 
 
-@pytest.fixture
-def authenticating_proxy(settings: Settings) -> Iterator[int]:
+@dataclass(frozen=True)
+class RangeQuery:
+    """A range query the dashboard page asked, and how many series the store answered with points."""
+
+    params: dict[str, str]
+    series: int
+
+    @property
+    def expr(self) -> str:
+        return self.params.get("query", "")
+
+
+def _series_with_points(answer: httpx.Response) -> int:
+    if answer.status_code != httpx.codes.OK:
+        return 0
+    return sum(1 for item in answer.json()["data"]["result"] if item.get("values"))
+
+
+@dataclass
+class PageProxy:
     """A port on loopback that forwards requests to the metrics store with its credentials (vmui loads its pages
-    with GET and POSTs its queries)."""
+    with GET and POSTs its queries), and records the range queries the page asks."""
+
+    port: int
+    store: str
+    auth: tuple[str, str]
+    asked: list[RangeQuery] = field(default_factory=list)
+
+    def until_answered(self, queries: list[RangeQuery], wait_s: float) -> None:
+        """Ask `queries` again, each over a window of its own length ending now, until each has points or `wait_s`
+        ran out (the next try of the page tells which)."""
+        deadline = time.monotonic() + wait_s
+        for query in queries:
+            length = float(query.params.get("end", "0")) - float(query.params.get("start", "0"))
+            while time.monotonic() < deadline:
+                now = time.time()
+                params = query.params | {"start": f"{now - length:.3f}", "end": f"{now:.3f}"}
+                answer = httpx.post(f"{self.store}/api/v1/query_range", data=params, auth=self.auth, timeout=30)
+                if _series_with_points(answer):
+                    break
+                time.sleep(3)
+
+
+@pytest.fixture
+def page_proxy(settings: Settings) -> Iterator[PageProxy]:
     store = f"http://127.0.0.1:{settings.metrics_port}"
     auth = read_control_keys(settings.stack_dir, f"the metrics store at {store}").metrics_auth
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    proxy = PageProxy(int(server.server_address[1]), store, auth)
 
     class Forward(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -109,6 +155,10 @@ def authenticating_proxy(settings: Settings) -> Iterator[int]:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {"content-type": self.headers["content-type"]} if "content-type" in self.headers else {}
             answer = httpx.request(method, store + self.path, auth=auth, content=body, headers=headers, timeout=30)
+            target = urlsplit(self.path)
+            if target.path.endswith("/api/v1/query_range"):
+                params = dict(parse_qsl(target.query)) | dict(parse_qsl(body.decode("utf-8", "replace")))
+                proxy.asked.append(RangeQuery(params, _series_with_points(answer)))
             self.send_response(answer.status_code)
             for name in ("content-type", "cache-control"):
                 if name in answer.headers:
@@ -120,16 +170,16 @@ def authenticating_proxy(settings: Settings) -> Iterator[int]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.RequestHandlerClass = Forward
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield int(server.server_address[1])
+    yield proxy
     server.shutdown()
     server.server_close()
 
 
 def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings: Settings, chromium: str,
-                                                   tmp_path: Path, authenticating_proxy: int) -> None:  # fmt: skip
+                                                   tmp_path: Path, page_proxy: PageProxy) -> None:  # fmt: skip
     # Every key figure of the first dashboard (persistence) has data once a workflow has run; on the PostgreSQL
     # profile those of the dsql plugin have none unless they fall back to zero.
     first = load_dashboards()[0]
@@ -145,21 +195,29 @@ def test_the_dashboard_page_shows_data_in_chromium(store: MetricsStore, settings
         figure.title for figure in first.figures if figure.title in expected_empty and store.query(figure.expr)
     ] == []
     # The store asks for its key; the browser goes through a local proxy that adds it, so no command line holds it.
-    url = f"http://127.0.0.1:{authenticating_proxy}/vmui/#/dashboards"
+    url = f"http://127.0.0.1:{page_proxy.port}/vmui/#/dashboards"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
              "--window-size=1400,1000"]  # fmt: skip
     # A panel with data draws a legend entry for its series; one per key figure. The page draws its panels as
-    # their queries answer, so a busy machine gets a longer (virtual) time to draw them, up to three tries.
-    legends = 0
-    for budget in (15_000, 30_000, 60_000):
+    # their queries answer, so a busy machine gets a longer (virtual) time to draw them, up to three tries. A range
+    # query sees a sample later than an instant one (the store's latency offset): before another try, the page's
+    # own range queries are asked again until each has points.
+    legends, asked = 0, []
+    budgets = (15_000, 30_000, 60_000)
+    for budget in budgets:
+        page_proxy.asked.clear()
         dom = subprocess.run([chromium, *flags, f"--virtual-time-budget={budget}", "--dump-dom", url],
                              capture_output=True, text=True, check=False, timeout=180).stdout  # fmt: skip
-        legends = dom.count('class="vm-legend-item ')
+        legends, asked = dom.count('class="vm-legend-item '), list(page_proxy.asked)
         if first.figures[0].title in dom and legends >= len(with_data):
             break
+        if budget != budgets[-1]:
+            page_proxy.until_answered(asked, WAIT_S)
     assert first.figures[0].title in dom, "the dashboard page did not render its first panel"
-    assert legends >= len(with_data), f"{legends} legend entries for {len(with_data)} key figures with data"
+    answers = "; ".join(f"{query.expr!r}: {query.series} series with points" for query in asked)
+    assert legends >= len(with_data), f"{legends} legend entries for {len(with_data)} key figures with data; " \
+        f"the page's range queries, as answered: {answers or 'none asked'}"  # fmt: skip
     screenshot = tmp_path / "dashboard.png"
     subprocess.run([chromium, *flags, f"--virtual-time-budget={budget}", f"--screenshot={screenshot}", url],
                    capture_output=True, check=False, timeout=180)  # fmt: skip

@@ -17,7 +17,7 @@ from tests.multihost.conftest import DRILLS, STANDBY
 
 pytestmark = [pytest.mark.multihost, pytest.mark.regions]
 FORMS = {
-    "short": {"rate": 2.0, "before_s": 8.0, "isolated_s": 8.0, "on_other_s": 10.0, "after_s": 5.0},
+    "short": {"rate": 2.0, "before_s": 5.0, "isolated_s": 8.0, "on_other_s": 5.0, "after_s": 3.0},
     "long": {"rate": 4.0, "before_s": 30.0, "isolated_s": 30.0, "on_other_s": 60.0, "after_s": 30.0},
 }
 

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.runtime import build as building
 from temporal_dsql_deploy.runtime import stack_images
-from temporal_dsql_deploy.runtime.build import elf_machine, lint_dockerfiles
+from temporal_dsql_deploy.runtime.build import BuildResult, elf_machine, lint_dockerfiles
 from temporal_dsql_deploy.runtime.images import IMAGE_UID, ImageRecipe
 from temporal_dsql_deploy.runtime.render_compose import render_compose
 from temporal_dsql_deploy.runtime.units import build_stack
@@ -173,6 +174,25 @@ def test_another_architectures_programs_come_from_the_cross_build(make_settings:
     assert {name for name in programs if name.startswith("tools/")} == {f"tools/{tool}" for tool in stack_images.TOOLS}
     assert all(path.is_relative_to(tmp_path) for path in programs.values())
     assert programs["temporal-server/server"] == tmp_path / "temporal-server" / "server"
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_build_without_images_makes_none_where_an_engine_answers(monkeypatch: pytest.MonkeyPatch, arch: Architecture,
+                                                                 make_settings: MakeSettings,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """`invoke build --no-images` (the static test lane's): the programs only, though an engine answers here."""
+
+    def no_image(*_args: object) -> None:
+        raise AssertionError("an image was built")
+
+    monkeypatch.setattr(building, "build_binaries", lambda *_args: BuildResult(arch=arch, output=tmp_path))
+    monkeypatch.setattr(building, "lint_dockerfiles", lambda _root: None)
+    monkeypatch.setattr(building.docker_engine, "engine_answers", lambda: True)
+    monkeypatch.setattr(building, "build_stack_images", no_image)
+    monkeypatch.setattr(building, "_build_foreign", no_image)
+    result = building.build(make_settings(), PROJECT_ROOT, arch, None, lambda _line: None, images=False)
+    assert result.images == []
+    assert result.notes == [f"binaries are in {tmp_path}; no image was built (--no-images)"]
 
 
 def test_run_bootstraps_the_uv_that_installs_the_images_python() -> None:

@@ -109,18 +109,39 @@ def test_of_two_installs_at_once_one_builds_and_the_other_waits_for_it(tmp_path:
     first.start()
     assert building.wait(30), "the first install never started building"
     second_lines: list[str] = []
+    waiting = threading.Event()
+
+    def second_report(line: str) -> None:
+        second_lines.append(line)
+        waiting.set()
+
     second = threading.Thread(
-        target=lambda: Installer(second_lines.append, project_root=tmp_path).once(target, "tool v1", builds, ("tool",))
+        target=lambda: Installer(second_report, project_root=tmp_path).once(target, "tool v1", builds, ("tool",))
     )
     second.start()
-    second.join(1)
+    assert waiting.wait(30), "the second install never said it waits"
     assert second.is_alive()  # it waits on the first; it does not build beside it
+    assert builds.count == 0
     release.set()
     first.join(30)
     second.join(30)
     assert builds.count == 1
     assert second_lines == [f"waiting for another install of tool v1 into {target} to end"]
     assert (target / "tool").read_bytes() == PROGRAM
+
+
+def test_a_cache_that_refuses_the_install_lock_is_named(tmp_path: Path) -> None:
+    # A file where a directory of the cache must be: refused even to root, before any build or lock.
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "components").write_text("not a directory", encoding="utf-8")
+    target = tmp_path / "cache" / "components" / "tool" / "v1"
+    builds = Builds()
+    with pytest.raises(DeployError) as refused:
+        Installer(lambda _line: None, project_root=tmp_path).once(target, "tool v1", builds, ("tool",))
+    assert str(refused.value).startswith(f"cannot write {tmp_path / 'cache' / 'components'}")
+    assert "a file stands where a directory must be" in refused.value.problem
+    assert "CACHE_DIR" in str(refused.value.fix)
+    assert builds.count == 0
 
 
 def _delete(path: Path) -> None:

@@ -165,7 +165,26 @@ def test_a_killed_service_is_seen_restarted_under_a_new_pid(monkeypatch: pytest.
     context, killed = _kill_context(monkeypatch, [100, 0, 200])
     injected = faults._kill_hard("temporal-history")(context)
     assert killed == [100]
-    assert injected.notes == ["pid 100 killed; the supervisor restarted it as pid 200"]
+    assert injected.notes == ["temporal-history: pid 100 killed; the supervisor restarted it as pid 200"]
+    assert not injected.problems
+
+
+def test_services_killed_at_once_are_each_seen_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    killed: list[int] = []
+    monkeypatch.setattr(psutil, "Process", lambda pid: SimpleNamespace(pid=pid, children=lambda recursive: []))
+    monkeypatch.setattr(os, "kill", lambda pid, _signal: killed.append(pid))
+    pids = {"temporal-history": iter([100, 0, 0, 101]), "temporal-matching": iter([200, 200, 201])}
+    last: dict[str, int] = {}
+
+    def main_pid(service: str) -> int:
+        last[service] = next(pids[service], last.get(service, 0))
+        return last[service]
+
+    context = cast("faults.FaultContext", SimpleNamespace(stack=SimpleNamespace(main_pid=main_pid)))
+    injected = faults._kill_hard("temporal-history", "temporal-matching")(context)
+    assert killed == [100, 200]  # both before either is waited on
+    assert injected.notes == ["temporal-history: pid 100 killed; the supervisor restarted it as pid 101",
+                              "temporal-matching: pid 200 killed; the supervisor restarted it as pid 201"]  # fmt: skip
     assert not injected.problems
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
 
-from temporal_dsql_deploy.load.host_faults import HOST_FAULTS
-from temporal_dsql_deploy.runtime.docker_runtime import shards_in
+from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load.host_faults import HOST_FAULTS, OwnershipWatch
+from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, shards_in
 from temporal_dsql_deploy.runtime.model import Runtime
 
 METRICS = """# HELP numshards_gauge numshards_gauge
@@ -35,3 +40,34 @@ def test_shards_owned_are_read_from_the_hosts_own_gauge(metrics: str, owned: int
 def test_host_faults_run_only_where_hosts_are_containers() -> None:
     assert len(HOST_FAULTS) == 4
     assert all(fault.runtimes == frozenset({Runtime.DOCKER}) for fault in HOST_FAULTS)
+
+
+class Owners:
+    """A runtime's owner reads: each answers `owned` (or fails, with None); `asked` is set on the first."""
+
+    def __init__(self, owned: dict[str, int] | None) -> None:
+        self.owned = owned
+        self.asked = threading.Event()
+        self.settings = SimpleNamespace(temporal_num_history_shards=4)
+
+    def owned_shards(self, _role: str) -> dict[str, int]:
+        self.asked.set()
+        if self.owned is None:
+            raise DeployError("No such container")
+        return self.owned
+
+
+@pytest.mark.parametrize(
+    ("owned", "problems"),
+    [
+        ({"a": 2, "b": 2}, []),
+        (None, ["the shards' owners were never read while the fault ran (every sample failed)"]),
+    ],
+    ids=["every-shard-owned", "never-read"],
+)
+def test_a_shard_watch_that_never_read_the_owners_says_so(owned: dict[str, int] | None, problems: list[str]) -> None:
+    owners = Owners(owned)
+    with OwnershipWatch(cast(DockerRuntime, owners)) as watch:
+        assert owners.asked.wait(10), "the watch never asked for the owners"
+    assert watch.problems() == problems
+    assert watch.longest_gap_s == 0.0

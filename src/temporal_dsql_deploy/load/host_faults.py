@@ -33,6 +33,7 @@ class OwnershipWatch:
         self.runtime = runtime
         self.shards = runtime.settings.temporal_num_history_shards
         self.longest_gap_s = 0.0
+        self.samples = 0  # reads of the owners that answered: a watch with none saw nothing, not no gap
         self._gap_began: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="shard-owners", daemon=True)
@@ -54,6 +55,7 @@ class OwnershipWatch:
             except DeployError:  # a host removed as Compose listed it ("No such container"): the next sample has it
                 self._stop.wait(POLL_S)
                 continue
+            self.samples += 1
             if owned < self.shards:
                 self._gap_began = self._gap_began if self._gap_began is not None else now
                 self.longest_gap_s = max(self.longest_gap_s, now - self._gap_began)
@@ -62,6 +64,8 @@ class OwnershipWatch:
             self._stop.wait(POLL_S)
 
     def problems(self) -> list[str]:
+        if self.samples == 0:
+            return ["the shards' owners were never read while the fault ran (every sample failed)"]
         if self.longest_gap_s > UNOWNED_LIMIT_S:
             return [f"shards were left unowned for {self.longest_gap_s:.0f}s (limit {UNOWNED_LIMIT_S:g}s)"]
         return []

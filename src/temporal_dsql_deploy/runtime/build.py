@@ -107,7 +107,7 @@ def _c_compiler(arch: Architecture, report: Reporter) -> str:
             raise DeployError(f"building dsql-local for {arch} needs the C cross compiler {compiler}",
                               f"install Debian's {' '.join(packages)}")  # fmt: skip
         report(f"installing the C cross compiler for {arch} from Debian (first time only)")
-        apt_install(packages)
+        apt_install(packages, report)
     return compiler
 
 

@@ -143,7 +143,7 @@ def ensure_engine(settings: Settings, report: Reporter) -> None:
         STANDARD_SOCKET.unlink(missing_ok=True)
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         report(f"installing Debian's {ENGINE_PACKAGE} (first time only)")
-        apt_install((ENGINE_PACKAGE,))
+        apt_install((ENGINE_PACKAGE,), report)
     _start_dockerd(files, report)
 
 

@@ -40,7 +40,7 @@ def emulating(arch: Architecture, report: Reporter) -> Iterator[str | None]:
     try:
         if shutil.which("update-binfmts") is None or shutil.which("arch-test") is None:
             report(f"installing Debian's {', '.join(PACKAGES)} to run {arch} programs (first time only)")
-            apt_install(PACKAGES)
+            apt_install(PACKAGES, report)
         if not (BINFMT / "register").exists():
             _run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
         enabled = _run(["update-binfmts", "--enable", fmt])

@@ -160,7 +160,7 @@ def _require_mmdebstrap(report: Reporter) -> str:
         raise DeployError("making a base image here needs mmdebstrap (no image registry is used), and it is missing",
                           "install Debian's mmdebstrap package, then run again")  # fmt: skip
     report("installing Debian's mmdebstrap (first time only)")
-    apt_install(("mmdebstrap",))
+    apt_install(("mmdebstrap",), report)
     return shutil.which("mmdebstrap") or "mmdebstrap"
 
 

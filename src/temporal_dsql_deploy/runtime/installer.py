@@ -92,25 +92,13 @@ class Installer:
             self._install(target, what, build, installed, damage)
         return target
 
-    @contextlib.contextmanager
-    def _only_install(self, target: Path, what: str) -> Iterator[None]:
-        """Hold `target`'s lock: of two installs at once (two `up`s, test lanes side by side) one builds, the other
-        waits for it, at most as long as a build may take."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(target.with_name(target.name + ".lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self.report(f"waiting for another install of {what} into {target} to end")
-            try:
-                lock.acquire(timeout=BUILD_TIMEOUT_S)
-            except Timeout:
-                raise DeployError(f"another install of {what} into {target} still runs after {BUILD_TIMEOUT_S}s",
-                                  "stop the other `invoke up` or test run, then run again") from None  # fmt: skip
-        try:
-            yield
-        finally:
-            lock.release()
+    def _only_install(self, target: Path, what: str) -> contextlib.AbstractContextManager[None]:
+        """Of two installs of `target` at once (two `up`s, test lanes side by side) one builds, the other waits."""
+        with state_writes("CACHE_DIR", target.parent):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = target.with_name(target.name + ".lock")
+            lock_file.touch()  # made here, where a refused write is named; the lock only opens it
+        return taking_turns(lock_file, f"install of {what} into {target}", self.report)
 
     def _install(self, target: Path, what: str, build: Callable[[Path], None], installed: bool, damage: str) -> None:
         if installed:
@@ -218,17 +206,41 @@ def can_install_packages() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
-# How long apt-get waits for another apt-get (another install of ours, unattended-upgrades) to release dpkg's lock.
+# The project's own apt-get runs take turns (`apt-get update` takes its lock without waiting); DPkg::Lock::Timeout
+# makes them wait for anyone else's (unattended-upgrades) too.
+APT_TURNS = Path("/run/lock/temporal-dsql-deploy-apt.lock")
 APT_LOCK_WAIT_S = 600
 
 
-def apt_install(packages: tuple[str, ...], *, recommends: bool = False) -> None:
+@contextlib.contextmanager
+def taking_turns(lock_file: Path, what: str, report: Reporter, wait_s: float = BUILD_TIMEOUT_S) -> Iterator[None]:
+    """Hold `lock_file`'s lock, waiting for another holder (another process doing `what`) at most `wait_s`, and
+    saying so. Hand-written over filelock only for the report and the error."""
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        report(f"waiting for another {what} to end")
+        try:
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise DeployError(f"another {what} still runs after {wait_s:.0f}s",
+                              "stop the other `invoke up` or test run, then run again") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def apt_install(packages: tuple[str, ...], report: Reporter, *, recommends: bool = False) -> None:
     """Debian's `packages`, by default without their recommendations (callers check `can_install_packages` first)."""
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     waits = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
-    build_step(["apt-get", *waits, "update", "-q"], "apt-get update", env=env)
-    build_step(["apt-get", *waits, "install", "-y", "-q", *([] if recommends else ["--no-install-recommends"]),
-                *packages], f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
+    APT_TURNS.parent.mkdir(parents=True, exist_ok=True)  # a container's /run may lack it
+    with taking_turns(APT_TURNS, "apt-get run of this project", report, APT_LOCK_WAIT_S):
+        build_step(["apt-get", *waits, "update", "-q"], "apt-get update", env=env)
+        build_step(["apt-get", *waits, "install", "-y", "-q", *([] if recommends else ["--no-install-recommends"]),
+                    *packages], f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
 
 
 def go_env(gobin: Path) -> dict[str, str]:

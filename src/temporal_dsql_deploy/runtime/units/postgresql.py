@@ -95,7 +95,7 @@ def install_postgresql(settings: Settings, installer: Installer) -> Path:
             f"install Debian's postgresql-{settings.postgres_version} package",
         )
     installer.report(f"installing PostgreSQL {settings.postgres_version} from Debian (first time only)")
-    apt_install((f"postgresql-{settings.postgres_version}",), recommends=True)
+    apt_install((f"postgresql-{settings.postgres_version}",), installer.report, recommends=True)
     return bin_dir
 
 
