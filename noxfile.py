@@ -215,20 +215,20 @@ def arch(session: nox.Session, arch: str) -> None:
     session.run("invoke", "build", "--arch", arch, "--no-images")
 
 
-# The short fault pass of `./run nox`: each fault once at a few workflows a second, a lasting fault held 30 s
-# (longer than a 20 s pool connection and a 30 s token live); the long form loads harder and holds them longer.
+# The short fault pass of `./run nox`: each fault once at a few workflows a second, a lasting fault held 15 s (the
+# IAM-token fault holds a token's lifetime, 30 s); the long form loads harder and holds them longer. Several hosts:
+# the history host cut off 30 s, longer than the ring takes to see it gone.
 FAULT_PASSES = {
-    "short": {"FAULTS_RATE": "3", "FAULTS_HOLD_S": "30"},
+    "short": {"FAULTS_RATE": "3", "FAULTS_HOLD_S": "15"},
     "long": {"FAULTS_RATE": "8", "FAULTS_HOLD_S": "180"},
+    "multihost": {"FAULTS_RATE": "3", "FAULTS_HOLD_S": "30"},
 }
-# The containers' pass holds its one lasting fault (the search engine down) 15 s: no token or pool lifetime to outlast.
-CONTAINERS_FAULT_PASS = {"FAULTS_RATE": "3", "FAULTS_HOLD_S": "15"}
 
 
 @nox.session
 def faults(session: nox.Session) -> None:
     """Faults under load, each once (kill -9 each Temporal service, PostgreSQL and dsql-local restarts, the search
-    engine down 30 s, 30 s IAM tokens, 10% conflicts): nothing lost or duplicated; prints the table."""
+    engine down 15 s, 30 s IAM tokens, 10% conflicts): nothing lost or duplicated; prints the table."""
     install(session, "test")
     session.run("pytest", "-m", "faults", "tests/faults", *session.posargs, env=FAULT_PASSES["short"])
 
@@ -238,7 +238,7 @@ def containers(session: nox.Session) -> None:
     """The stack in containers on a real Docker engine (the project's own where none answers): images built here,
     the integration checks through the published ports, and the fault pass on containers; all stopped after."""
     install(session, "test")
-    session.run("pytest", "-m", "containers", "tests/containers", *session.posargs, env=CONTAINERS_FAULT_PASS)
+    session.run("pytest", "-m", "containers", "tests/containers", *session.posargs, env=FAULT_PASSES["short"])
 
 
 @nox.session
@@ -248,7 +248,7 @@ def multihost(session: nox.Session) -> None:
     under load; the Region drill's short form on the same stack; all stopped after."""
     install(session, "test")
     session.run("pytest", "-m", "multihost", "tests/multihost", *session.posargs,
-                env={**FAULT_PASSES["short"], "DRILL_FORM": "short"})  # fmt: skip
+                env={**FAULT_PASSES["multihost"], "DRILL_FORM": "short"})  # fmt: skip
 
 
 @nox.session(name="multihost_long")

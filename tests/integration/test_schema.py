@@ -315,7 +315,8 @@ def test_shipped_dsql_schema_is_the_translation_of_the_supported_releases(tmp_pa
 
 @pytest.mark.parametrize("chosen", RELEASES, ids=[chosen.version for chosen in RELEASES])
 def test_each_release_is_listed_with_its_upstreams_schema_and_template_versions(chosen: Release) -> None:
-    """The release table says what upstream's module of that release holds (downloaded by `nox -s go`)."""
+    """The release table says what upstream's module of that release holds (downloaded into the module cache here
+    if no build has fetched it yet)."""
     root = server_module_dir(f"v{chosen.version}")
     assert SchemaSource(root / "schema" / UPSTREAM).latest_version == chosen.schema_version
     embedded = (root / "schema" / "embed.go").read_text(encoding="utf-8")

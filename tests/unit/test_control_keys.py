@@ -256,6 +256,23 @@ def test_fault_injection_carries_the_admin_key(protected: tuple[int, type[_Prote
         faults._conflicts(cast("faults.FaultContext", context))
 
 
+@pytest.mark.parametrize(("hold_s", "held_s"), [(15.0, 30.0), (45.0, 45.0)])
+def test_the_token_fault_holds_at_least_a_tokens_lifetime(protected: tuple[int, type[_Protected]], hold_s: float,
+                                                          held_s: float, make_settings: MakeSettings, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    port, handler = protected
+    settings = make_settings(DSQL_LOCAL_ADMIN_PORT=str(port), STACK_DIR=str(tmp_path / "stack"),
+                             TEMPORAL_SQL_TOKEN_LIFETIME="30s")  # fmt: skip
+    handler.expected = f"Bearer {ensure_control_keys(settings.stack_dir).dsql_local_admin}"
+    slept: list[float] = []
+    monkeypatch.setattr(faults.time, "sleep", slept.append)
+    context = SimpleNamespace(stack=SimpleNamespace(settings=settings), plan=SimpleNamespace(hold_s=hold_s))
+    injected = faults._short_tokens(cast("faults.FaultContext", context))
+    assert slept == [held_s]
+    assert handler.seen == ["GET /stats", "GET /stats"]
+    assert injected.notes == [f"0 connections made with fresh tokens, 0 refused, in {held_s:g}s"]
+
+
 # --- the frontend's HTTP API ---------------------------------------------------------------------------------------
 def _temporal_host_pattern(patterns: list[str]) -> re.Pattern[str]:
     """The regular expression Temporal builds from a wildcard list (common/util/wildcard.go): each pattern quoted,

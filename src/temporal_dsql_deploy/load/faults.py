@@ -150,14 +150,16 @@ def _stop_for_a_while(service: str) -> Callable[[FaultContext], Injected]:
 
 
 def _short_tokens(context: FaultContext) -> Injected:
-    """The connections Temporal renews while tokens live 30 s must each be let in with a fresh token."""
+    """The connections Temporal renews while tokens live 30 s must each be let in with a fresh token. Held at least
+    a token's lifetime, so the tokens minted as the fault began have run out before it ends."""
+    hold_s = max(context.plan.hold_s, context.stack.settings.temporal_sql_token_lifetime.total_seconds())
     with admin_client(context.stack.settings) as admin:
         before = admin.get("/stats").raise_for_status().json()
-        time.sleep(context.plan.hold_s)
+        time.sleep(hold_s)
         after = admin.get("/stats").raise_for_status().json()
     accepted = after["authenticated"] - before["authenticated"]
     refused = after["refused_at_authentication"] - before["refused_at_authentication"]
-    injected = Injected(notes=[f"{accepted} connections made with fresh tokens, {refused} refused"])
+    injected = Injected(notes=[f"{accepted} connections made with fresh tokens, {refused} refused, in {hold_s:g}s"])
     if refused:
         injected.problems.append(f"dsql-local refused {refused} connections at authentication (an expired token?)")
     if not accepted:

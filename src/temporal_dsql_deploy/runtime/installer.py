@@ -255,9 +255,16 @@ def go_install(packages: list[str], staging: Path, what: str, tags: str = "") ->
 
 
 def module_dir(module: str, version: str) -> Path:
-    output = run_tool(["go", "list", "-m", "-f", "{{.Dir}}", f"{module}@{version}"], what=f"locating {module}",
-                      fix="check Go module proxy access", timeout_s=300, env=go_env(Path()))  # fmt: skip
-    return Path(output.strip().splitlines()[-1])
+    """Where the Go module cache holds `module` at `version`, downloaded first if it is not there yet (`go list -m`
+    would name no directory for a module it has not downloaded)."""
+    what = f"downloading {module}@{version}"
+    fix = "check access to the Go module proxy (GOPROXY), then run again"
+    output = run_tool(["go", "mod", "download", "-json", f"{module}@{version}"], what=what, fix=fix, timeout_s=600,
+                      env=go_env(Path()))  # fmt: skip
+    directory = json.loads(output).get("Dir") if output.strip().startswith("{") else None
+    if not directory:
+        raise DeployError(f"{what} named no directory in the module cache: {output.strip()[-300:]}", fix)
+    return Path(directory)
 
 
 def copy_schema(source: Path, destination: Path) -> None:
