@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT
+from tests.unit.task_runs import run_invoke
 
 
 @pytest.fixture
@@ -32,8 +32,7 @@ def run_task(
     variables = {**clean, "CACHE_DIR": str(project.parent / "cache"), "AWS_EC2_METADATA_DISABLED": "true",
                  "AWS_CONFIG_FILE": str(project / "no-aws-config"),
                  "AWS_SHARED_CREDENTIALS_FILE": str(project / "no-aws-credentials"), **env}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(project), *args], cwd=project, env=variables,
-                          capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    return run_invoke(["-r", str(project), *args], env=variables, cwd=project, timeout_s=120)
 
 
 def assert_clear_error(result: subprocess.CompletedProcess[str], *named: str) -> None:

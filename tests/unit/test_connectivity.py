@@ -118,12 +118,13 @@ def test_token_never_reaches_output_or_files(
 
 def _checkout_logs() -> list[Path]:
     """The checkout's logs this command could have written: not those of the test sessions (`.nox`) or stacks
-    (`.stack*`) that the other test lane runs meanwhile, which write and delete theirs as it goes."""
-    return [
-        path
-        for path in PROJECT_ROOT.rglob("*.log")
-        if not any(part == ".nox" or part.startswith(".stack") for part in path.relative_to(PROJECT_ROOT).parts)
-    ]
+    (`.stack*`) that the other test lane runs meanwhile, which write and delete theirs as it goes (nor `.git`)."""
+    logs = []
+    for directory, subdirectories, files in os.walk(PROJECT_ROOT):
+        subdirectories[:] = [name for name in subdirectories if name not in {".nox", ".git"}
+                             and not name.startswith(".stack")]  # fmt: skip
+        logs += [Path(directory, name) for name in files if name.endswith(".log")]
+    return logs
 
 
 def _text(path: Path) -> str:
