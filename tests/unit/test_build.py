@@ -29,6 +29,7 @@ from temporal_dsql_deploy.runtime.units.base import runtime_image
 from temporal_dsql_deploy.runtime.units.search_engine import search_engine_artifact
 from temporal_dsql_deploy.settings.config import Architecture, Settings, host_architecture
 from tests.conftest import PROJECT_ROOT
+from tests.unit.task_runs import run_invoke
 
 MakeSettings = Callable[..., Settings]
 Recipes = tuple[Settings, list[ImageRecipe]]
@@ -209,8 +210,8 @@ def test_server_module_pins_the_configured_temporal_release() -> None:
 
 def test_build_rejects_a_source_that_is_not_temporal(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SEARCH_"))}
-    argv = [sys.executable, "-m", "invoke", "build", "--source", str(tmp_path), "--arch", "arm64"]
-    result = subprocess.run(argv, cwd=PROJECT_ROOT, env=clean, capture_output=True, text=True, check=False, timeout=120)
+    result = run_invoke(["build", "--source", str(tmp_path), "--arch", "arm64"], env=clean, cwd=PROJECT_ROOT,
+                        timeout_s=120)  # fmt: skip
     assert result.returncode != 0
     assert "is not a Temporal server checkout" in result.stderr
 

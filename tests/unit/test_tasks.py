@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import yaml
 
 from temporal_dsql_deploy.settings.config import Settings
 from tests.conftest import PROJECT_ROOT, load_tasks
+from tests.unit.task_runs import run_invoke
 
 GUIDE_TASKS = [
     "build",
@@ -32,15 +32,7 @@ GUIDE_TASKS = [
 
 def _invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=PROJECT_ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_invoke(list(args), env={**clean, **env}, cwd=PROJECT_ROOT, timeout_s=120)
 
 
 def test_list_shows_every_guide_task() -> None:
