@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -25,6 +25,7 @@ STATIC_LANE = ["lint", "typecheck", "go", "unit", "chart", "kube", "arch"]
 # The faults session first: its stack mostly waits out held faults, so the static lane's CPU costs it least.
 STACK_LANE = ["faults", "integration", "containers", "multihost", "upgrade"]
 STATIC_LANE_NICENESS = 10
+STOP_WAIT_S = 60  # for an interrupted lane to stop what it started
 nox.options.sessions = ["lanes"]
 
 ARCHITECTURES = ["amd64", "arm64"]
@@ -49,9 +50,9 @@ def lanes(session: nox.Session) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     with log.open("w", encoding="utf-8") as output:
+        # In this process group: a Ctrl-C, or a CI's stop sent to the group, reaches both lanes, each stopping its own.
         static = subprocess.Popen(["nice", "-n", str(STATIC_LANE_NICENESS), sys.executable, "-m", "nox", "-s",
-                                   *STATIC_LANE], stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
+                                   *STATIC_LANE], stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
 
         def announce() -> None:  # at once, not after the stack lane: a failure there is worth knowing early
             code = static.wait()
@@ -61,16 +62,34 @@ def lanes(session: nox.Session) -> None:
 
         watcher = threading.Thread(target=announce, daemon=True)
         watcher.start()
+        # A SIGTERM to this process alone (a CI's cancel) stops both lanes as a Ctrl-C does, not this one only.
+        previous = signal.signal(signal.SIGTERM, _as_interrupt)
         try:
             session.run(sys.executable, "-m", "nox", "-s", *STACK_LANE, external=True)
-        except (KeyboardInterrupt, SystemExit):  # an interrupted run stops its static lane, sessions and all
-            os.killpg(static.pid, signal.SIGTERM)
+        except (KeyboardInterrupt, SystemExit):  # stopped: the static lane too, as nox stops a session (SIGINT first)
+            _stop(static)
             raise
         finally:
+            signal.signal(signal.SIGTERM, previous)
             watcher.join()  # the static lane is never left running, nor its output unseen
             print(log.read_text(encoding="utf-8"), flush=True)
     if static.returncode != 0:
         session.error(f"the static lane failed (exit {static.returncode}); its output is above and in {log}")
+
+
+def _as_interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(lane: subprocess.Popen[bytes]) -> None:
+    """Interrupt `lane` (nox passes it on to its session, whose fixtures stop what they started), then end it if it
+    has not ended within STOP_WAIT_S."""
+    with contextlib.suppress(ProcessLookupError):
+        lane.send_signal(signal.SIGINT)
+        try:
+            lane.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            lane.kill()
 
 
 def install(session: nox.Session, *groups: str) -> None:

@@ -9,6 +9,7 @@ from typing import cast
 import pytest
 
 from temporal_dsql_deploy.errors import DeployError
+from temporal_dsql_deploy.load import host_faults
 from temporal_dsql_deploy.load.host_faults import HOST_FAULTS, OwnershipWatch
 from temporal_dsql_deploy.runtime.docker_runtime import DockerRuntime, shards_in
 from temporal_dsql_deploy.runtime.model import Runtime
@@ -71,3 +72,27 @@ def test_a_shard_watch_that_never_read_the_owners_says_so(owned: dict[str, int] 
         assert owners.asked.wait(10), "the watch never asked for the owners"
     assert watch.problems() == problems
     assert watch.longest_gap_s == 0.0
+
+
+def test_a_shard_watch_that_lost_sight_of_the_owners_too_long_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read once, then never again: a gap meanwhile would go unseen, so the stretch unread is a problem too."""
+    monkeypatch.setattr(host_faults, "POLL_S", 0.01)
+    monkeypatch.setattr(host_faults, "UNOWNED_LIMIT_S", 0.2)
+    answers = iter([{"a": 2, "b": 2}])
+    failed = threading.Event()
+
+    class Once(Owners):
+        def owned_shards(self, _role: str) -> dict[str, int]:
+            if (owned := next(answers, None)) is not None:
+                return owned
+            if host_faults.time.monotonic() - began > 0.5:
+                failed.set()
+            raise DeployError("No such container")
+
+    owners = Once(None)
+    began = host_faults.time.monotonic()
+    with OwnershipWatch(cast(DockerRuntime, owners)) as watch:
+        assert failed.wait(10), "the watch stopped reading"
+    assert watch.samples == 1
+    (problem,) = watch.problems()
+    assert problem.startswith("the shards' owners went unread for ")

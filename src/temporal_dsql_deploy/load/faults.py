@@ -110,9 +110,12 @@ def _kill_hard(*services: str) -> Callable[[FaultContext], Injected]:
                 problems=[f"{service} was not running when the fault was to be injected" for service in absent]
             )
         for pid in before.values():
-            root = psutil.Process(pid)
-            for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
-                os.kill(process.pid, signal.SIGKILL)
+            # A process that ended since it was looked up is gone already, as the fault means; its restart is awaited.
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                root = psutil.Process(pid)
+                for process in [*root.children(recursive=True), root]:  # the supervisor may have a shell in between
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
         waiting = Retrying(stop=stop_after_delay(RECOVERY_WAIT_S), wait=wait_fixed(0.2), retry=retry_if_result(bool))
         try:
             waiting(_not_restarted, context.stack, before)

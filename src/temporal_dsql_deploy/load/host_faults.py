@@ -34,7 +34,9 @@ class OwnershipWatch:
         self.shards = runtime.settings.temporal_num_history_shards
         self.longest_gap_s = 0.0
         self.samples = 0  # reads of the owners that answered: a watch with none saw nothing, not no gap
+        self.longest_unread_s = 0.0  # the longest stretch without an answered read: a gap there is not seen
         self._gap_began: float | None = None
+        self._unread_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="shard-owners", daemon=True)
 
@@ -53,9 +55,12 @@ class OwnershipWatch:
             try:
                 owned = sum(self.runtime.owned_shards(HISTORY).values())
             except DeployError:  # a host removed as Compose listed it ("No such container"): the next sample has it
+                self._unread_since = self._unread_since if self._unread_since is not None else now
+                self.longest_unread_s = max(self.longest_unread_s, now - self._unread_since)
                 self._stop.wait(POLL_S)
                 continue
             self.samples += 1
+            self._unread_since = None
             if owned < self.shards:
                 self._gap_began = self._gap_began if self._gap_began is not None else now
                 self.longest_gap_s = max(self.longest_gap_s, now - self._gap_began)
@@ -66,6 +71,9 @@ class OwnershipWatch:
     def problems(self) -> list[str]:
         if self.samples == 0:
             return ["the shards' owners were never read while the fault ran (every sample failed)"]
+        if self.longest_unread_s > UNOWNED_LIMIT_S:
+            return [f"the shards' owners went unread for {self.longest_unread_s:.0f}s (limit {UNOWNED_LIMIT_S:g}s), "
+                    "so a gap in their ownership then was not seen"]  # fmt: skip
         if self.longest_gap_s > UNOWNED_LIMIT_S:
             return [f"shards were left unowned for {self.longest_gap_s:.0f}s (limit {UNOWNED_LIMIT_S:g}s)"]
         return []

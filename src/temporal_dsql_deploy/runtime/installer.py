@@ -237,7 +237,8 @@ def apt_install(packages: tuple[str, ...], report: Reporter, *, recommends: bool
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     waits = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
     APT_TURNS.parent.mkdir(parents=True, exist_ok=True)  # a container's /run may lack it
-    with taking_turns(APT_TURNS, "apt-get run of this project", report, APT_LOCK_WAIT_S):
+    # Waits as long as the other run may take (its update and its install, each up to BUILD_TIMEOUT_S).
+    with taking_turns(APT_TURNS, "apt-get run of this project", report, 2 * BUILD_TIMEOUT_S):
         build_step(["apt-get", *waits, "update", "-q"], "apt-get update", env=env)
         build_step(["apt-get", *waits, "install", "-y", "-q", *([] if recommends else ["--no-install-recommends"]),
                     *packages], f"apt-get install {' '.join(packages)}", env=env)  # fmt: skip
