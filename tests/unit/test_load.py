@@ -30,8 +30,9 @@ from temporal_dsql_deploy.load.report import (
     write_json,
     write_plot,
 )
+from temporal_dsql_deploy.owned_paths import check_claimable, is_owned
 from temporal_dsql_deploy.settings.config import Settings
-from tests.conftest import load_tasks
+from tests.conftest import PROJECT_ROOT, load_tasks
 
 
 def test_percentiles_interpolate_between_samples() -> None:
@@ -131,6 +132,21 @@ def test_json_and_png_are_written(tmp_path: Path) -> None:
     assert data["machine"] == "test"
     png = write_plot(tmp_path / "run.png", [result], {"limit: DSQL profile": 12.0}, "test run")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_benchs_default_output_makes_the_stack_dir_the_products(make_settings: Callable[..., Settings],
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """`invoke bench` before a first `up`: its output (STACK_DIR/bench) must not leave a STACK_DIR that the stack it
+    starts then refuses as holding files the product did not make."""
+    stack = tmp_path / "fresh-stack"
+    settings = make_settings(STACK_DIR=str(stack))
+    output = command.bench_output_dir(settings, PROJECT_ROOT, stack / "bench")
+    assert output.is_dir()
+    assert is_owned(stack)
+    check_claimable(stack, project_root=PROJECT_ROOT)  # the stack's own check, before it makes anything
+    elsewhere = command.bench_output_dir(settings, PROJECT_ROOT, tmp_path / "results")
+    assert elsewhere.is_dir()
+    assert not is_owned(elsewhere)
 
 
 @pytest.mark.parametrize(

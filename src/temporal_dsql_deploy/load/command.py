@@ -23,6 +23,7 @@ from temporal_dsql_deploy.load.compare import DEV_SERVER_IN_MEMORY, PROFILES, Co
 from temporal_dsql_deploy.load.report import RunResult, missed_thresholds, write_json, write_plot
 from temporal_dsql_deploy.load.shapes import SHAPES
 from temporal_dsql_deploy.load.stand_in import admin_client, latency_profile
+from temporal_dsql_deploy.owned_paths import make_owned_dir
 from temporal_dsql_deploy.reporting import Reporter
 from temporal_dsql_deploy.runtime.components import installed_process_compose
 from temporal_dsql_deploy.runtime.stack import LocalStack
@@ -138,6 +139,15 @@ def _single(settings: Settings, project_root: Path, request: BenchRequest,
     return results
 
 
+def bench_output_dir(settings: Settings, project_root: Path, output: Path) -> Path:
+    """`output`, made. Inside a STACK_DIR not made yet (the default, STACK_DIR/bench, before a first `up`): that
+    STACK_DIR is made first as the product's, which the stack the bench then starts claims as its own."""
+    if output.resolve().is_relative_to(settings.stack_dir.resolve()) and not settings.stack_dir.exists():
+        make_owned_dir(settings.stack_dir, project_root=project_root)
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
 def run_bench(settings: Settings, project_root: Path, request: BenchRequest, report: Reporter,
               console: Console) -> BenchOutcome:  # fmt: skip
     if request.compare and request.dsql_latency:
@@ -146,8 +156,7 @@ def run_bench(settings: Settings, project_root: Path, request: BenchRequest, rep
             "use --compare for the stores side by side, --dsql-latency for the stack under DSQL's latency",
         )
     load = load_of(request)
-    work_dir = request.output
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = bench_output_dir(settings, project_root, request.output)
     comparison = Comparison()
     with progress_bars(console) as bar:
         if request.compare:
